@@ -1,0 +1,169 @@
+"""Scoring with onnxruntime only: :class:`Detector` loads ``model.onnx`` and scores rows.
+
+    >>> det = Detector.load("runs/demo/model.onnx")            # doctest: +SKIP
+    >>> out = det.score_series(values)                         # doctest: +SKIP
+    >>> out.normalised(det.threshold) > 1                      # doctest: +SKIP
+
+``load`` validates the model card and the graph's inputs and outputs and fails with a
+:class:`DetectorError` that names the file on anything wrong or damaged. Host code ships
+raw rows; windowing, scaling and scoring happen in the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anomae.graph import INPUT, OUTPUTS
+from anomae.spec import CARD_KEY, ModelCard, ModelCardError
+
+
+class DetectorError(ValueError):
+    """The model file cannot be used for scoring; the message says why and what to do."""
+
+
+CUDA_HELP = (
+    "onnxruntime here has no CUDA execution provider. Install the GPU build in place of the "
+    "CPU one: `pip uninstall -y onnxruntime && pip install onnxruntime-gpu` (it needs an "
+    "NVIDIA driver and the CUDA/cuDNN libraries its release notes list), or score with "
+    "--device cpu"
+)
+
+
+@dataclass
+class Scores:
+    """Scores of consecutive windows: ``score [n]``, ``feature_error [n, F]``, ``coverage [n]``."""
+
+    score: np.ndarray
+    feature_error: np.ndarray
+    coverage: np.ndarray
+
+    def normalised(self, threshold: float) -> np.ndarray:
+        """``score / threshold``: above 1 is anomalous (NaN where nothing was observed)."""
+        return self.score / np.float32(threshold)
+
+
+def providers_for(device: str) -> list[str]:
+    """onnxruntime execution providers for ``device`` (``cpu``, ``cuda`` or ``cuda:N``)."""
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise DetectorError(CUDA_HELP)
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise DetectorError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
+
+
+class Detector:
+    """An exported anomae model ready to score (onnxruntime session + model card)."""
+
+    def __init__(self, session: object, card: ModelCard, path: str, sha256: str) -> None:
+        self.session = session
+        self.card = card
+        self.path = path
+        self.sha256 = sha256
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.card.threshold is None else self.card.threshold.value
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> Detector:
+        """Open ``path`` for scoring; ``threads`` = onnxruntime intra-op threads (0 = all cores)."""
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise DetectorError(f"{path}: model file does not exist")
+        data = path.read_bytes()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        providers = providers_for(device)
+        provider_options: list[dict[str, str]] = [{} for _ in providers]
+        if device.startswith("cuda:"):
+            provider_options[0] = {"device_id": device.split(":", 1)[1]}
+        try:
+            sess = ort.InferenceSession(
+                data, opts, providers=providers, provider_options=provider_options
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(
+                f"{path}: onnxruntime cannot load this file ({type(exc).__name__}: "
+                f"{str(exc)[:300]}); it is damaged or not an ONNX model"
+            ) from exc
+        meta = sess.get_modelmeta().custom_metadata_map
+        if CARD_KEY not in meta:
+            raise DetectorError(
+                f"{path}: has no '{CARD_KEY}' metadata; it was not exported by anomae "
+                f"(export with `anomae train` or `anomae run`)"
+            )
+        try:
+            card = ModelCard.from_json(meta[CARD_KEY])
+        except ModelCardError as exc:
+            raise DetectorError(f"{path}: {exc}") from exc
+        inputs = sess.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT or len(inputs[0].shape) != 3:
+            raise DetectorError(
+                f"{path}: expected one input '{INPUT}' [batch, time, features]; the graph has "
+                f"{[(i.name, i.shape) for i in inputs]}"
+            )
+        if inputs[0].shape[2] != len(card.features):
+            raise DetectorError(
+                f"{path}: graph takes {inputs[0].shape[2]} features but the model card lists "
+                f"{len(card.features)}; the file was altered"
+            )
+        names = [o.name for o in sess.get_outputs()]
+        if any(o not in names for o in OUTPUTS):
+            raise DetectorError(f"{path}: graph outputs {names}, expected {list(OUTPUTS)}")
+        return cls(sess, card, str(path), hashlib.sha256(data).hexdigest())
+
+    def run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw graph call on ``rows`` ``[batch, time, F]`` float32."""
+        return tuple(self.session.run(OUTPUTS, {INPUT: rows}))  # type: ignore[attr-defined,return-value]
+
+    def score_series(self, values: np.ndarray, chunk_windows: int = 4096) -> Scores:
+        """Score every window of one series ``values`` ``[rows, F]``.
+
+        Long series are cut into chunks of ``chunk_windows`` windows (overlapping by
+        ``length - stride`` rows so no window is lost) and scored in one batched call per
+        group of chunks, keeping memory bounded whatever the length."""
+        spec = self.card.window
+        n_f = len(self.card.features)
+        if values.ndim != 2 or values.shape[1] != n_f:
+            raise ValueError(f"values must be [rows, {n_f}], got {values.shape}")
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        n = spec.count(values.shape[0])
+        if n == 0:
+            return Scores(
+                np.empty(0, np.float32), np.empty((0, n_f), np.float32), np.empty(0, np.float32)
+            )
+        step = chunk_windows * spec.stride
+        if n <= chunk_windows:
+            s, fe, cov = self.run(values[None, : (n - 1) * spec.stride + spec.length])
+            return Scores(s[0], fe[0], cov[0])
+        n_chunks = -(-n // chunk_windows)
+        chunk_rows = (chunk_windows - 1) * spec.stride + spec.length
+        need = (n_chunks - 1) * step + chunk_rows
+        padded = values
+        if need > values.shape[0]:
+            pad = np.full((need - values.shape[0], n_f), np.nan, dtype=np.float32)
+            padded = np.concatenate([values, pad])
+        view = np.lib.stride_tricks.as_strided(
+            padded,
+            shape=(n_chunks, chunk_rows, n_f),
+            strides=(step * padded.strides[0], padded.strides[0], padded.strides[1]),
+            writeable=False,
+        )
+        per_call = max(1, 16384 // chunk_windows)
+        parts = [self.run(np.ascontiguousarray(view[i : i + per_call]))
+                 for i in range(0, n_chunks, per_call)]
+        score = np.concatenate([p[0] for p in parts]).reshape(-1)[:n]
+        fe = np.concatenate([p[1] for p in parts]).reshape(-1, n_f)[:n]
+        cov = np.concatenate([p[2] for p in parts]).reshape(-1)[:n]
+        return Scores(score, fe, cov)

@@ -1,0 +1,114 @@
+"""Detection metrics of scored windows against labels (first version; see issue 3 for more).
+
+A window is labelled anomalous when any of its rows is (:func:`anomae.score.window_labels`),
+so a labelled segment is a run of label-1 windows. It is *detected* when an event covers
+one of its windows; an event that covers none is a *false event*.
+
+    >>> import numpy as np
+    >>> auc_roc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    0.75
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+
+def point_metrics(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    pred, label = pred.astype(bool), label.astype(bool)
+    tp = int((pred & label).sum())
+    fp = int((pred & ~label).sum())
+    fn = int((~pred & label).sum())
+    tn = int((~pred & ~label).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    far = fp / (fp + tn) if fp + tn else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "far": far, "mar": 1 - recall}
+
+
+def auc_roc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged."""
+    ok = np.isfinite(score)
+    s, y = score[ok], label[ok].astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pl.Series(s).rank("average").to_numpy()
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the precision-recall curve as average precision (step-wise)."""
+    ok = np.isfinite(score)
+    s, y = score[ok], label[ok].astype(bool)
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    y = y[order]
+    tp = np.cumsum(y)
+    precision = tp / np.arange(1, y.size + 1)
+    return float(precision[y].sum() / y.sum())
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
+
+
+def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:
+    """Segment recall, false events and (with ``kind_column``) recall per anomaly kind.
+
+    ``windows`` is one series' or many series' scored windows with ``label`` and
+    ``in_event`` columns, in window order within each series."""
+    detected = total = false_events = n_events = 0
+    by_kind: dict[str, list[int]] = {}
+    for _, w in windows.group_by("series", maintain_order=True):
+        label = w["label"].to_numpy().astype(bool)
+        ev = w["in_event"].to_numpy().astype(bool)
+        covered = np.zeros(label.size, dtype=bool)  # windows overlapping some segment
+        for a, b in _runs(label):
+            covered[a : b + 1] = True
+            hit = bool(ev[a : b + 1].any())
+            total += 1
+            detected += hit
+            if kind_column is not None:
+                kinds = w[kind_column][a : b + 1].drop_nulls()
+                kinds = kinds.filter(kinds != "")
+                kind = str(kinds[-1]) if kinds.len() else "?"
+                by_kind.setdefault(kind, [0, 0])
+                by_kind[kind][0] += hit
+                by_kind[kind][1] += 1
+        for a, b in _runs(ev):
+            n_events += 1
+            false_events += not covered[a : b + 1].any()
+    out: dict[str, Any] = {
+        "segments": total,
+        "segments_detected": detected,
+        "segment_recall": detected / total if total else float("nan"),
+        "events": n_events,
+        "false_events": false_events,
+        "event_precision": (n_events - false_events) / n_events if n_events else float("nan"),
+    }
+    if kind_column is not None:
+        out["recall_by_kind"] = {k: v[0] / v[1] for k, v in sorted(by_kind.items())}
+    return out
+
+
+def evaluate_windows(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:
+    """All metrics for scored windows that carry a ``label`` column."""
+    label = windows["label"].to_numpy().astype(bool)
+    score = windows["score"].to_numpy().astype(np.float64)
+    out: dict[str, Any] = {
+        "windows": windows.height,
+        "anomalous_windows_labelled": int(label.sum()),
+        "auc_roc": auc_roc(score, label),
+        "auc_pr": average_precision(score, label),
+        "point": point_metrics(windows["is_anomaly"].to_numpy(), label),
+        "point_after_post_rule": point_metrics(windows["in_event"].to_numpy(), label),
+    }
+    out.update(event_metrics(windows, kind_column))
+    return out

@@ -1,0 +1,543 @@
+"""Read and validate sensor series from CSV and Parquet files with polars.
+
+Bad input raises :class:`InputError` whose message names the file, the column and the row
+(1-based data row, plus the line for CSV, where line 1 is the header) and says how to fix it.
+Empty cells, ``NaN``, ``NA`` and ``null`` in feature columns are missing readings, not errors.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "pump.csv"
+    >>> _ = path.write_text("timestamp,temp,flow,label\\n"
+    ...                     "2026-01-01T01:00:00+01:00,20.5,1,0\\n"
+    ...                     "2026-01-01T00:01:00Z,,2,1\\n")
+    >>> [pump], features = read_series(path)
+    >>> pump.name, features, pump.values.tolist(), pump.labels.tolist()
+    ('pump', ('temp', 'flow'), [[20.5, 1.0], [nan, 2.0]], [0, 1])
+    >>> read_series(path, features=["temp", "pressure"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    anomae.io.InputError: ...pump.csv: the model needs feature column(s) 'pressure' ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+__all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series", "read_table"]
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Cells that mean "no reading" in numeric and label columns (compared lower-cased, stripped).
+MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none")
+# Formats tried in order for timestamp strings, after "Z" -> "+00:00" and "date time" ->
+# "dateTtime". Only ISO-8601 shapes: polars' format inference would also accept 01/02/2026,
+# silently guessing day or month first.
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+_ISO_SHAPE = re.compile(
+    r"\d{4}-\d\d-\d\d(?:([Tt ])\d\d:\d\d(:\d\d(\.\d+)?)?(Z|z|[+-]\d\d:?\d\d)?)?"
+)
+# Epoch seconds whose nanoseconds fit int64 (years 1677..2262).
+_MAX_EPOCH_S = 9.2e9
+_NUMERIC_HINT = "empty, NaN, NA and null count as missing"
+
+
+class InputError(ValueError):
+    """Raised for any bad input; ``str(err)`` is the full user-facing message."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Which columns of a table mean what.
+
+    ``series`` names the column holding the series id. When that column is absent the whole
+    file is one series named after the file stem, unless ``series_required`` is true; by
+    default a series column is required exactly when its name differs from ``"series"``.
+    ``features=None`` takes every numeric (or boolean) column except the timestamp, series,
+    label and ``exclude`` columns.
+    """
+
+    timestamp: str = "timestamp"
+    series: str | None = "series"
+    features: tuple[str, ...] | None = None
+    label: str | None = "label"
+    exclude: tuple[str, ...] = ("anomaly",)
+    series_required: bool | None = None
+
+    def __post_init__(self) -> None:
+        # Accept lists from callers while keeping the spec hashable.
+        if self.features is not None:
+            object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+    @property
+    def needs_series(self) -> bool:
+        if self.series is None:
+            return False
+        return self.series_required if self.series_required is not None else self.series != "series"
+
+
+@dataclass
+class SeriesData:
+    """One series: rows strictly increasing in time, ``row_offset`` pointing into its file."""
+
+    name: str
+    source: str
+    timestamps: np.ndarray  # int64 ns since epoch, UTC
+    values: np.ndarray  # float32 [rows, features], C-contiguous, NaN = missing
+    labels: np.ndarray | None  # int8 [rows]: 1 anomaly, 0 normal, -1 unlabelled
+    row_offset: np.ndarray  # int64 [rows], 0-based data row in the source file
+
+
+def read_table(path: str | Path, spec: TableSpec = TableSpec()) -> pl.DataFrame:
+    """Read one file, check its timestamp and series columns, parse timestamps.
+
+    Returns the table as read, except that the timestamp column is ``Datetime("ns", "UTC")``.
+    """
+    frame, is_csv = _read(path, spec, None, "")
+    ts = _timestamps(frame[spec.timestamp], str(path), is_csv)
+    return frame.with_columns(pl.Series(spec.timestamp, ts).cast(pl.Datetime("ns", "UTC")))
+
+
+def read_series(
+    paths: Sequence[str | Path] | str | Path,
+    spec: TableSpec = TableSpec(),
+    features: Sequence[str] | None = None,
+) -> tuple[list[SeriesData], tuple[str, ...]]:
+    """Read one or many files into series, in file order then first-appearance order.
+
+    ``features`` (e.g. a model's feature names) fixes which columns are used and their order;
+    extra columns are ignored. Otherwise ``spec.features`` or the first file's numeric columns
+    decide, and later files must have exactly those.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    if not paths:
+        raise InputError("no input files given")
+    fixed = tuple(features) if features is not None else spec.features
+    if fixed is not None and not fixed:
+        raise InputError("no feature columns given; name at least one")
+    need = "the model needs" if features is not None else "requested"
+    names, first = fixed, ""
+    owner: dict[str, str] = {}
+    out: list[SeriesData] = []
+    for path in paths:
+        source = str(path)
+        frame, is_csv = _read(path, spec, fixed, need)
+        if fixed is None:
+            found = _default_features(frame, spec, source, is_csv)
+            if names is None:
+                names, first = found, source
+            elif set(found) != set(names):
+                raise InputError(_mismatch(source, first, found, names))
+        assert names is not None
+        for s in _split(frame, spec, source, is_csv, names):
+            if s.name in owner:
+                raise InputError(
+                    f"series '{s.name}' appears in both {owner[s.name]} and {source}; a series "
+                    "must come from one file because windows never cross files (rename the "
+                    "series in one file, or merge the files into one)"
+                )
+            owner[s.name] = source
+            out.append(s)
+    assert names is not None
+    return out, names
+
+
+def fingerprint(series: Sequence[SeriesData], features: Sequence[str]) -> str:
+    """``sha256:`` + 16 hex digits over feature names, series names and values (NaN-stable)."""
+    h = hashlib.sha256(json.dumps(list(features)).encode())
+    for s in series:
+        # Name and shape delimit each series, so moving rows between series changes the hash.
+        h.update(json.dumps([s.name, *s.values.shape]).encode())
+        values = np.ascontiguousarray(s.values, dtype="<f4")
+        missing = np.isnan(values)
+        if missing.any():
+            # NaNs from different readers may carry different payload bits.
+            values = np.where(missing, np.float32(np.nan), values)
+        h.update(values.tobytes())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def _row(row: int, is_csv: bool) -> str:
+    return f"row {row + 1}" + (f" (line {row + 2})" if is_csv else "")
+
+
+def _cell(source: str, column: str, row: int, is_csv: bool) -> str:
+    return f"{source}: column '{column}', {_row(row, is_csv)}"
+
+
+def _show(value: object) -> str:
+    text = str(value)
+    return json.dumps(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _names(columns: Sequence[str]) -> str:
+    shown = ", ".join(f"'{c}'" for c in columns[:30])
+    return shown + (f" and {len(columns) - 30} more" if len(columns) > 30 else "")
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise InputError(
+        f"{path}: unsupported file type '{path.suffix or path.name}'; supported: "
+        + ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
+    )
+
+
+def _read(
+    path: str | Path, spec: TableSpec, features: Sequence[str] | None, need: str
+) -> tuple[pl.DataFrame, bool]:
+    """Check the file and its header, then read the columns needed (all if no ``features``)."""
+    p, source = Path(path), str(path)
+    if p.is_dir():
+        raise InputError(f"{source}: is a directory, not a file")
+    if not p.is_file():
+        raise InputError(f"{source}: file does not exist (check the path)")
+    kind = _kind(p)
+    if p.stat().st_size == 0:
+        raise InputError(f"{source}: the file is empty (0 bytes); it needs a header and rows")
+    try:
+        if kind == "csv":
+            with p.open("rb") as fh:
+                head = fh.read(4096)
+            if b"\0" in head and not head.startswith(b"\x1f\x8b"):  # gzip is fine
+                raise InputError(f"{source}: not a text CSV file (NUL bytes); save it as UTF-8 CSV")
+            columns = pl.read_csv(p, n_rows=0, infer_schema=False).columns
+        else:
+            columns = list(pl.read_parquet_schema(p))
+    except pl.exceptions.NoDataError as err:
+        raise InputError(f"{source}: the file is empty; it needs a header and rows") from err
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise InputError(f"{source}: cannot read as {kind.upper()}: {_first_line(err)}") from err
+    # Structural checks use the header alone, so a 10M-row file fails fast.
+    if spec.timestamp not in columns:
+        raise InputError(
+            f"{source}: no timestamp column '{spec.timestamp}'; columns are: {_names(columns)} "
+            "(name the right one with --timestamp-column)"
+        )
+    if spec.needs_series and spec.series not in columns:
+        raise InputError(
+            f"{source}: no series column '{spec.series}'; columns are: {_names(columns)} (name "
+            "the right one, or leave it unset to read the file as one series)"
+        )
+    wanted = None
+    if features is not None:
+        missing = [f for f in features if f not in columns]
+        if missing:
+            lacks = "that the file lacks" if need == "the model needs" else "not found"
+            raise InputError(
+                f"{source}: {need} feature column(s) {_names(missing)} {lacks}; the file has: "
+                f"{_names(columns)}"
+            )
+        keys = [spec.timestamp, spec.series, spec.label, *features]
+        wanted = list(dict.fromkeys(c for c in keys if c is not None and c in columns))
+    frame = _read_frame(p, kind, columns, spec, wanted)
+    if frame.height == 0:
+        raise InputError(f"{source}: no data rows (only a header); the file needs at least one row")
+    return frame, kind == "csv"
+
+
+def _read_frame(
+    p: Path, kind: str, columns: list[str], spec: TableSpec, wanted: list[str] | None
+) -> pl.DataFrame:
+    try:
+        if kind == "parquet":
+            return pl.read_parquet(p, columns=wanted)
+        # Ids like "007" must stay strings, and we parse timestamps ourselves.
+        keys = (spec.timestamp, spec.series)
+        strings = {c: pl.String for c in keys if c in columns and (wanted is None or c in wanted)}
+        try:
+            return pl.read_csv(
+                p, columns=wanted, schema_overrides=strings, infer_schema_length=10_000
+            )
+        except pl.exceptions.ComputeError:
+            # A bad value after the rows used for type inference stops the typed parse; read
+            # strings so that _numeric can name the row and value.
+            return pl.read_csv(p, columns=wanted, infer_schema=False)
+    except pl.exceptions.PolarsError as err:
+        raise InputError(f"{p}: cannot read as {kind.upper()}: {_first_line(err)}") from err
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _mismatch(source: str, first: str, names: tuple[str, ...], chosen: tuple[str, ...]) -> str:
+    extra = [n for n in names if n not in chosen]
+    lacking = [n for n in chosen if n not in names]
+    parts = ([f"lacks {_names(lacking)}"] if lacking else []) + (
+        [f"has extra {_names(extra)}"] if extra else []
+    )
+    return (
+        f"{source}: numeric columns differ from {first}: {source} {' and '.join(parts)} "
+        "(all files must have the same feature columns; exclude or list features explicitly)"
+    )
+
+
+def _numeric(col: pl.Series) -> tuple[pl.Series, pl.Series] | None:
+    """Float64 copy of ``col`` (null = missing) and a mask of cells that are not numbers."""
+    if col.dtype.is_numeric() or col.dtype in (pl.Boolean, pl.Null):
+        values = col.cast(pl.Float64)
+        return values, pl.repeat(False, len(col), eager=True)
+    if col.dtype != pl.String:
+        return None
+    text = col.str.strip_chars()
+    missing = text.is_null() | text.str.to_lowercase().is_in(MISSING_TOKENS)
+    values = text.cast(pl.Float64, strict=False)
+    return values, values.is_null() & ~missing
+
+
+def _default_features(
+    frame: pl.DataFrame, spec: TableSpec, source: str, is_csv: bool
+) -> tuple[str, ...]:
+    skip = {spec.timestamp, spec.series, spec.label, *spec.exclude}
+    names = []
+    for name in frame.columns:
+        parsed = _numeric(frame[name]) if name not in skip else None
+        if parsed is None:
+            continue
+        values, bad = parsed
+        n_bad = int(bad.sum())
+        if n_bad:
+            # A mostly-numeric text column is a sensor with typos ("1,5", "err"): report it
+            # rather than silently drop the sensor. Mostly-text columns are ids or notes.
+            if values.count() >= n_bad:
+                raise InputError(_not_a_number(source, frame[name], bad, is_csv))
+            continue
+        names.append(name)
+    if not names:
+        raise InputError(
+            f"{source}: no numeric feature columns; columns are: {_names(frame.columns)} "
+            "(timestamp, series, label and excluded columns are never features)"
+        )
+    return tuple(names)
+
+
+def _not_a_number(source: str, col: pl.Series, bad: pl.Series, is_csv: bool) -> str:
+    row = int(bad.arg_true()[0])
+    return (
+        f"{_cell(source, col.name, row, is_csv)}: value {_show(col[row])} is not a number "
+        f"(feature columns must be numeric; {_NUMERIC_HINT})"
+    )
+
+
+def _values(frame: pl.DataFrame, features: Sequence[str], source: str, is_csv: bool) -> np.ndarray:
+    cols = []
+    for name in features:
+        parsed = _numeric(frame[name])
+        if parsed is None:
+            raise InputError(
+                f"{source}: column '{name}' has type {frame[name].dtype}; feature columns must "
+                "be numeric"
+            )
+        values, bad = parsed
+        if bad.any():
+            raise InputError(_not_a_number(source, frame[name], bad, is_csv))
+        cols.append(values.fill_null(float("nan")).cast(pl.Float32).alias(name))
+    out = np.ascontiguousarray(pl.DataFrame(cols).to_numpy(order="c"), dtype=np.float32)
+    infinite = np.isinf(out)
+    if infinite.any():
+        row, j = (int(i) for i in np.unravel_index(int(np.argmax(infinite)), out.shape))
+        raise InputError(
+            f"{_cell(source, features[j], row, is_csv)}: value {out[row, j]} is not finite "
+            "(leave the cell empty for a missing reading)"
+        )
+    return out
+
+
+def _timestamps(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
+    """Int64 nanoseconds since epoch (UTC) for a timestamp column of any supported type."""
+    if col.dtype == pl.String:
+        head = [v.strip() for v in col.head(1000).drop_nulls().to_list()]
+        first = next((v for v in head if v), "")
+        try:
+            float(first)
+        except ValueError:
+            parsed = _parse_iso(col, first)
+        else:
+            text = col.str.strip_chars()
+            epoch = text.cast(pl.Int64, strict=False)
+            if (epoch.is_null() & (text.str.len_chars() > 0)).any():
+                epoch = text.cast(pl.Float64, strict=False)
+            return _epoch(epoch, text, source, is_csv)
+    elif isinstance(col.dtype, pl.Datetime):
+        zoned = col.dt.convert_time_zone("UTC") if col.dtype.time_zone else col
+        parsed = zoned.dt.replace_time_zone(None).cast(pl.Datetime("ns"))
+    elif col.dtype == pl.Date:
+        parsed = col.cast(pl.Datetime("ns"))
+    elif col.dtype.is_numeric():
+        return _epoch(col, col, source, is_csv)
+    else:
+        raise InputError(
+            f"{source}: column '{col.name}' has type {col.dtype}; timestamps must be datetimes, "
+            "ISO-8601 strings or epoch seconds"
+        )
+    _check_parsed(parsed, col, source, is_csv)
+    return parsed.to_physical().to_numpy()
+
+
+def _format_like(value: str) -> str | None:
+    """The strptime format of one ISO-8601 value, or None if it is not ISO-8601."""
+    match = _ISO_SHAPE.fullmatch(value)
+    if match is None:
+        return None
+    sep, seconds, fraction, zone = match.groups()
+    if sep is None:
+        return "%Y-%m-%d"
+    fmt = f"%Y-%m-%d{sep}%H:%M" + (":%S" if seconds else "") + ("%.f" if fraction else "")
+    return fmt + ("" if zone is None else zone if zone in ("Z", "z") else "%z")
+
+
+def _parse_iso(col: pl.Series, first: str) -> pl.Series:
+    """Datetime("ns", "UTC") for ISO-8601 strings; null where a value does not parse."""
+    # One exact format guessed from the first value parses a uniform column in one pass, and
+    # polars is ~3x faster on formats without %.f; mixed columns fall back to the list below.
+    fmt = _format_like(first)
+    parsed = None
+    if fmt is not None:
+        parsed = col.str.to_datetime(fmt, time_unit="ns", time_zone="UTC", strict=False)
+        if not (parsed.is_null() & col.is_not_null()).any():
+            return parsed
+    text = col.str.strip_chars()
+    iso = text.str.replace(r"[Zz]$", "+00:00").str.replace(r"^(\d{4}-\d\d-\d\d)[ t]", "${1}T")
+    filled = text.str.len_chars() > 0
+    for fmt in _TIME_FORMATS:
+        if parsed is not None and not (parsed.is_null() & filled).any():
+            break
+        attempt = iso.str.to_datetime(fmt, time_unit="ns", time_zone="UTC", strict=False)
+        parsed = attempt if parsed is None else parsed.fill_null(attempt)
+    assert parsed is not None
+    return parsed
+
+
+def _epoch(seconds: pl.Series, original: pl.Series, source: str, is_csv: bool) -> np.ndarray:
+    if seconds.dtype.is_float():
+        seconds = seconds.fill_nan(None)
+    _check_parsed(seconds, original, source, is_csv)
+    big = seconds.abs() > _MAX_EPOCH_S
+    if big.any():
+        row = int(big.arg_true()[0])
+        raise InputError(
+            f"{_cell(source, original.name, row, is_csv)}: {_show(original[row])} is out of "
+            "range for epoch seconds (years 1677-2262); if it is milliseconds, divide by 1000"
+        )
+    if seconds.dtype.is_integer():
+        return seconds.cast(pl.Int64).to_numpy() * np.int64(1_000_000_000)
+    # Whole and fractional seconds apart: x * 1e9 in float64 would round away nanoseconds.
+    floats = seconds.cast(pl.Float64).to_numpy()
+    whole = np.floor(floats)
+    return whole.astype(np.int64) * np.int64(1_000_000_000) + np.round(
+        (floats - whole) * 1e9
+    ).astype(np.int64)
+
+
+def _check_parsed(parsed: pl.Series, original: pl.Series, source: str, is_csv: bool) -> None:
+    if not parsed.has_nulls():
+        return
+    row = int(parsed.is_null().arg_true()[0])
+    value = original[row]
+    where = _cell(source, original.name, row, is_csv)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError(f"{where}: timestamp is empty (every row needs a timestamp)")
+    raise InputError(
+        f"{where}: cannot parse {_show(value)} as a timestamp; use ISO-8601/RFC 3339 "
+        "(2026-01-01T00:00:00Z, 2026-01-01 00:00:00+02:00) or epoch seconds"
+    )
+
+
+def _labels(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
+    if col.dtype in (pl.Boolean, pl.Null):
+        return col.cast(pl.Int8).fill_null(-1).to_numpy()
+    if col.dtype == pl.String:
+        text = col.str.strip_chars().str.to_lowercase()
+        mapping = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
+        mapping |= {t: -1 for t in MISSING_TOKENS}
+        labels = text.replace_strict(mapping, default=None, return_dtype=pl.Int8).fill_null(-1)
+        bad = text.is_not_null() & ~text.is_in(list(mapping))
+    elif col.dtype.is_numeric():
+        clean = col.fill_nan(None) if col.dtype.is_float() else col
+        labels = clean.cast(pl.Int8, strict=False).fill_null(-1)
+        bad = clean.is_not_null() & ~clean.is_in([0, 1])
+    else:
+        raise InputError(f"{source}: label column '{col.name}' has type {col.dtype}; use 0/1")
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise InputError(
+            f"{_cell(source, col.name, row, is_csv)}: label {_show(col[row])} is not 0/1 or "
+            "true/false (1 marks an anomaly; leave the cell empty if unknown)"
+        )
+    return labels.to_numpy()
+
+
+def _split(
+    frame: pl.DataFrame, spec: TableSpec, source: str, is_csv: bool, features: Sequence[str]
+) -> list[SeriesData]:
+    ts = _timestamps(frame[spec.timestamp], source, is_csv)
+    values = _values(frame, features, source, is_csv)
+    labels = None
+    if spec.label is not None and spec.label in frame.columns:
+        labels = _labels(frame[spec.label], source, is_csv)
+    if spec.series is not None and spec.series in frame.columns:
+        ids = frame[spec.series].cast(pl.String)
+        if ids.has_nulls():
+            row = int(ids.is_null().arg_true()[0])
+            raise InputError(
+                f"{_cell(source, spec.series, row, is_csv)}: series id is empty "
+                "(every row needs one, or drop the column to read the file as one series)"
+            )
+        groups = (
+            ids.to_frame("id")
+            .with_row_index("row")
+            .group_by("id", maintain_order=True)
+            .agg(pl.col("row"))
+        )
+        order = groups["row"].explode().to_numpy().astype(np.int64)
+        bounds = np.cumsum(groups["row"].list.len().to_numpy())[:-1]
+        parts = list(zip(groups["id"].to_list(), np.split(order, bounds), strict=True))
+    else:
+        name = Path(source).name.removesuffix(".gz")
+        parts = [(Path(name).stem, None)]
+    out = []
+    for name, rows in parts:
+        if rows is None or len(parts) == 1:
+            rows = np.arange(frame.height, dtype=np.int64)
+            s_ts, s_values, s_labels = ts, values, labels
+        else:
+            s_ts, s_values = ts[rows], values[rows]
+            s_labels = labels[rows] if labels is not None else None
+        _check_order(name, s_ts, rows, source, is_csv)
+        out.append(SeriesData(name, source, s_ts, s_values, s_labels, rows))
+    return out
+
+
+def _check_order(name: str, ts: np.ndarray, rows: np.ndarray, source: str, is_csv: bool) -> None:
+    bad = np.flatnonzero(np.diff(ts) <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise InputError(
+            f"{source}: series '{name}': timestamp {_iso(ts[i])} at "
+            f"{_row(int(rows[i]), is_csv)} is not after {_iso(ts[i - 1])} at "
+            f"{_row(int(rows[i - 1]), is_csv)} (timestamps must be strictly "
+            "increasing within a series; sort the file or drop duplicates)"
+        )
+
+
+def _iso(ns: np.int64) -> str:
+    return (datetime(1970, 1, 1) + timedelta(microseconds=int(ns) // 1000)).isoformat()

@@ -1,0 +1,419 @@
+"""Pipelines: one TOML file describes an experiment; :func:`run_pipeline` carries it out.
+
+train → export (parity-checked) → calibrate → score → report. Each step is a function the
+CLI's single commands (``train``, ``calibrate``, ``score``) call too, so the pipeline and the
+commands cannot drift apart. Sections and keys (all optional but ``data.train``)::
+
+    [data]      train, test, calibration, timestamp, series, label, features, exclude,
+                generate ("demo": write the demo data if the files are missing), seed
+    [window]    length, stride (scoring), train_stride (training windows)
+    [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel
+    [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
+    [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
+    [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
+    [calibrate] method, q, holdout (last fraction of each training series, never trained on)
+    [score]     min_windows, max_gap, top_k
+
+Unknown sections or keys, and values of the wrong type, are errors naming file and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import platform
+import time
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anomae.io import SeriesData, TableSpec, fingerprint, read_series
+from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+
+
+class PipelineError(ValueError):
+    """A pipeline file or option is invalid; the message names file, section and key."""
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+    calibration: tuple[str, ...] = ()
+    timestamp: str = "timestamp"
+    series: str = "series"
+    label: str = "label"
+    features: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ("anomaly",)
+    generate: str = ""
+    seed: int = 7
+
+    def table(self) -> TableSpec:
+        return TableSpec(
+            timestamp=self.timestamp,
+            series=self.series,
+            features=self.features or None,
+            label=self.label or None,
+            exclude=self.exclude,
+        )
+
+
+@dataclass(frozen=True)
+class WindowSection:
+    length: int = 32
+    stride: int = 1
+    train_stride: int = 1
+
+
+@dataclass(frozen=True)
+class CalibrateSection:
+    method: str = "quantile"
+    q: float = 0.995
+    holdout: float = 0.2
+
+
+@dataclass(frozen=True)
+class ScoreSection:
+    min_windows: int = 3
+    max_gap: int = 0
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    data: DataSection = field(default_factory=DataSection)
+    window: WindowSection = field(default_factory=WindowSection)
+    model: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+    sparsity: dict[str, Any] = field(default_factory=dict)
+    train: TrainSection = field(default_factory=TrainSection)
+    calibrate: CalibrateSection = field(default_factory=CalibrateSection)
+    score: ScoreSection = field(default_factory=ScoreSection)
+    source: str = "<options>"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+
+def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build dataclass ``cls`` from TOML values, checking keys and simple types."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise PipelineError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        hint = hints[key]
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list):
+                raise PipelineError(f"{where}: key '{key}' must be a list, got {value!r}")
+            value = tuple(value)
+        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif hint in (int, float, str, bool) and not isinstance(value, hint):
+            raise PipelineError(
+                f"{where}: key '{key}' must be {hint.__name__}, got {type(value).__name__} "
+                f"{value!r}"
+            )
+        if hint is int and isinstance(value, bool):
+            raise PipelineError(f"{where}: key '{key}' must be int, got {value!r}")
+        out[key] = value
+    try:
+        return cls(**out)
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(f"{where}: {exc}") from exc
+
+
+SECTIONS: dict[str, type | None] = {
+    "data": DataSection,
+    "window": WindowSection,
+    "model": None,
+    "noise": None,
+    "sparsity": None,
+    "train": TrainSection,
+    "calibrate": CalibrateSection,
+    "score": ScoreSection,
+}
+
+
+def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
+    """A :class:`Pipeline` from a TOML document (already parsed); paths stay as written."""
+    unknown = sorted(set(doc) - set(SECTIONS))
+    if unknown:
+        raise PipelineError(f"{source}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
+    kw: dict[str, Any] = {"source": source}
+    for name, cls in SECTIONS.items():
+        table = doc.get(name, {})
+        if not isinstance(table, dict):
+            raise PipelineError(f"{source}: [{name}] must be a table")
+        kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
+    pipe = Pipeline(**kw)
+    train_config(pipe)  # validates [model], [noise], [sparsity] now, not after minutes of work
+    if not pipe.data.train:
+        raise PipelineError(f"{source} [data]: 'train' (file or list of files) is required")
+    return pipe
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: pipeline file does not exist")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: not valid TOML: {exc}") from exc
+    pipe = parse_pipeline(doc, str(path))
+    # data paths are relative to the working directory, as on the command line
+    return pipe
+
+
+def train_config(pipe: Pipeline) -> Any:
+    """The :class:`anomae.train.fit.TrainConfig` a pipeline describes (imports torch)."""
+    from anomae.train.fit import SparsityConfig, TrainConfig
+    from anomae.train.model import ArchConfig
+    from anomae.train.noise import NoiseConfig
+
+    where = pipe.source
+    arch = _coerce(ArchConfig, pipe.model, f"{where} [model]")
+    noise = _coerce(NoiseConfig, pipe.noise, f"{where} [noise]")
+    sparsity = _coerce(SparsityConfig, pipe.sparsity, f"{where} [sparsity]")
+    if sparsity.kind == "kl" and arch.code_activation != "sigmoid":
+        raise PipelineError(
+            f"{where}: sparsity 'kl' needs code activations in (0, 1); set [model] "
+            f"code_activation = \"sigmoid\""
+        )
+    t = pipe.train
+    return TrainConfig(
+        arch=arch, noise=noise, sparsity=sparsity, epochs=t.epochs, batch_size=t.batch_size,
+        lr=t.lr, weight_decay=t.weight_decay, val_fraction=t.val_fraction,
+        patience=t.patience, seed=t.seed, device=t.device, progress=t.progress,
+    )
+
+
+def split_holdout(
+    series: list[SeriesData], holdout: float, length: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per series: the first ``1 - holdout`` rows to fit, the rest to calibrate."""
+    if not 0.0 <= holdout < 1.0:
+        raise PipelineError(f"calibrate.holdout must be in [0, 1), got {holdout}")
+    fit_rows, cal_rows = [], []
+    for s in series:
+        cut = int(round(s.values.shape[0] * (1.0 - holdout)))
+        fit_rows.append(s.values[:cut])
+        if holdout > 0:
+            cal_rows.append(s.values[cut:])
+    return fit_rows, cal_rows
+
+
+def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
+    rows = np.concatenate(blocks) if blocks else np.empty((0, len(features)), np.float32)
+    with np.errstate(all="ignore"):
+        center = np.nanmean(rows.astype(np.float64), axis=0)
+        scale = np.nanstd(rows.astype(np.float64), axis=0)
+    empty = [f for f, c in zip(features, center, strict=True) if not np.isfinite(c)]
+    if empty:
+        raise PipelineError(f"features {empty} have no observed value in the training data")
+    # a constant sensor would divide by zero; 1.0 keeps its (zero) deviations unscaled
+    scale = np.where(scale > 1e-12 * np.maximum(np.abs(center), 1.0), scale, 1.0)
+    return Scaler(tuple(center.tolist()), tuple(scale.tolist()))
+
+
+def versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import polars
+
+    import anomae
+
+    out = {
+        "anomae": anomae.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "polars": polars.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def train_step(
+    pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], out: Path
+) -> tuple[ModelCard, dict[str, Any], list[np.ndarray]]:
+    """Fit on the non-held-out rows, export to ``out`` with parity check.
+
+    Returns (card as written, training summary, calibration row blocks)."""
+    from anomae.train.export import export_model
+    from anomae.train.fit import fit
+    from anomae.windows import sliding_windows
+
+    cfg = train_config(pipe)
+    length = pipe.window.length
+    fit_rows, cal_rows = split_holdout(series, pipe.calibrate.holdout, length)
+    scaler = fit_scaler(fit_rows, features)
+    center = np.asarray(scaler.center, np.float32)
+    scale = np.asarray(scaler.scale, np.float32)
+    train_spec = WindowSpec(length, pipe.window.train_stride)
+    windows = [sliding_windows((r - center) / scale, train_spec) for r in fit_rows]
+    windows_arr = np.ascontiguousarray(np.concatenate(windows), dtype=np.float32)
+    if windows_arr.shape[0] < 2:
+        raise PipelineError(
+            f"training data gives {windows_arr.shape[0]} windows of {length} rows; need more "
+            f"rows per series or a shorter window"
+        )
+    t0 = time.perf_counter()
+    result = fit(windows_arr, cfg)
+    seconds = time.perf_counter() - t0
+    card = ModelCard(
+        features=features,
+        window=WindowSpec(length, pipe.window.stride),
+        scaler=scaler,
+        architecture={"layout": result.model.layout, **dataclasses.asdict(cfg.arch)},
+        training={
+            "noise": dataclasses.asdict(cfg.noise),
+            "sparsity": dataclasses.asdict(cfg.sparsity),
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "n_train_windows": result.n_train,
+            "n_val_windows": result.n_val,
+            "train_stride": pipe.window.train_stride,
+            "device": result.device,
+            "seconds": round(seconds, 2),
+            "config": {k: v for k, v in dataclasses.asdict(pipe.train).items() if k != "progress"},
+        },
+        data_fingerprint=fingerprint(series, features),
+        versions=versions(),
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    )
+    parity_src = cal_rows[0] if cal_rows and cal_rows[0].shape[0] >= length else fit_rows[0]
+    parity_rows = np.ascontiguousarray(parity_src[:4096][None], dtype=np.float32)
+    card = export_model(result.model, card, out, parity_rows)
+    summary = {k: card.training[k] for k in ("epochs_run", "best_epoch", "best_val_loss",
+                                             "n_train_windows", "seconds", "device")}
+    return card, summary, cal_rows
+
+
+def report_path(out_dir: Path) -> Path:
+    return out_dir / "report.json"
+
+
+def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
+    from anomae.calibrate import calibrate_rows
+    from anomae.detector import Detector
+    from anomae.evaluate import evaluate_windows
+    from anomae.events import PostRule
+    from anomae.modelfile import atomic_write_bytes, rewrite_card
+    from anomae.score import ScoreOptions, score_all, write_table
+
+    t_start = time.perf_counter()
+    pipe = load_pipeline(path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    d = pipe.data
+    if d.generate:
+        _generate_if_missing(pipe)
+    table = d.table()
+    series, features = read_series(list(d.train), table)
+    model_path = out / "model.onnx"
+    card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    if d.calibration:
+        cal_series, _ = read_series(list(d.calibration), table, features=features)
+        cal_rows = [s.values for s in cal_series]
+    if not cal_rows:
+        raise PipelineError(
+            f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] "
+            f"calibration"
+        )
+    det = Detector.load(model_path)
+    threshold = calibrate_rows(det, cal_rows, pipe.calibrate.method, q=pipe.calibrate.q)
+    card = card.with_threshold(threshold)
+    rewrite_card(model_path, card)
+    report: dict[str, Any] = {
+        "pipeline": str(path),
+        "config": pipe.to_dict(),
+        "model": {"path": str(model_path), "features": list(features),
+                  "window": dataclasses.asdict(card.window), "parity": card.parity},
+        "training": train_summary,
+        "threshold": dataclasses.asdict(threshold),
+    }
+    if d.test:
+        det = Detector.load(model_path)
+        test_series, _ = read_series(list(d.test), table, features=features)
+        opts = ScoreOptions(
+            rule=PostRule(pipe.score.min_windows, pipe.score.max_gap), top_k=pipe.score.top_k
+        )
+        windows, events, summary = score_all(det, test_series, opts)
+        write_table(windows, out / "scores.parquet")
+        write_table(events, out / "events.csv")
+        report["scoring"] = dataclasses.asdict(summary)
+        if "label" in windows.columns:
+            kinds = _anomaly_kinds(list(d.test), table, windows)
+            report["metrics"] = evaluate_windows(
+                kinds if kinds is not None else windows, "anomaly" if kinds is not None else None
+            )
+    report["seconds_total"] = round(time.perf_counter() - t_start, 2)
+    atomic_write_bytes(report_path(out), json.dumps(report, indent=2, default=str).encode())
+    return report
+
+
+def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:
+    """Join the test files' ``anomaly`` kind column (if any) onto the windows by end time."""
+    import polars as pl
+
+    frames = []
+    for p in paths:
+        df = pl.read_parquet(p) if str(p).endswith((".parquet", ".pq")) else pl.read_csv(p)
+        if "anomaly" not in df.columns or table.series not in df.columns:
+            return None
+        frames.append(
+            df.select(
+                pl.col(table.series).cast(pl.Utf8).alias("series"),
+                pl.col(table.timestamp).cast(pl.Datetime("ns")).alias("timestamp"),
+                pl.col("anomaly").fill_null(""),
+            )
+        )
+    kinds = pl.concat(frames)
+    return windows.join(kinds, on=["series", "timestamp"], how="left", maintain_order="left")
+
+
+def _generate_if_missing(pipe: Pipeline) -> None:
+    d = pipe.data
+    if d.generate != "demo":
+        raise PipelineError(f"{pipe.source} [data]: generate must be \"demo\" or absent")
+    paths = [Path(p) for p in (*d.train, *d.test)]
+    if all(p.exists() for p in paths):
+        return
+    from anomae.synth import SynthConfig, write_demo
+
+    write_demo(paths[0].parent, SynthConfig(seed=d.seed))

@@ -1,0 +1,75 @@
+"""Human-readable summaries of a pipeline report and of a model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anomae.spec import ModelCard
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def summary_text(r: dict[str, Any]) -> str:
+    cfg, tr, th = r["config"], r["training"], r["threshold"]
+    m = cfg["model"]
+    lines = [
+        f"anomae run {r['pipeline']}",
+        f"  model      {m.get('kind', 'dense')} AE hidden={m.get('hidden')} on "
+        f"{len(r['model']['features'])} features, window {r['model']['window']['length']} rows; "
+        f"noise={cfg['noise'].get('kind', 'none')} sparsity={cfg['sparsity'].get('kind', 'none')}",
+        f"  training   {tr['n_train_windows']:,} windows, {tr['epochs_run']} epochs (best "
+        f"{tr['best_epoch']}), val loss {tr['best_val_loss']:.4g}, {tr['seconds']:.1f}s on "
+        f"{tr['device']}",
+        f"  export     {r['model']['path']} (onnx vs torch max rel diff "
+        f"{r['model']['parity']['max_rel_diff']:.1e})",
+        f"  threshold  {th['value']:.5g} by {th['method']} {th['params']} on "
+        f"{th['n_calibration']:,} held-out normal windows (expected false-alarm rate "
+        f"{th['expected_far']})",
+    ]
+    if "scoring" in r:
+        s = r["scoring"]
+        lines.append(
+            f"  scoring    {s['n_series']} series, {s['n_windows']:,} windows in "
+            f"{s['seconds']:.2f}s: {s['n_anomalous']:,} anomalous windows, {s['n_events']} events"
+        )
+    if "metrics" in r:
+        mt = r["metrics"]
+        p = mt["point"]
+        lines.append(
+            f"  metrics    AUC-ROC {mt['auc_roc']:.3f}  AUC-PR {mt['auc_pr']:.3f}  "
+            f"point P/R/F1 {p['precision']:.2f}/{p['recall']:.2f}/{p['f1']:.2f}  "
+            f"FAR {_pct(p['far'])}"
+        )
+        lines.append(
+            f"  events     {mt['segments_detected']}/{mt['segments']} labelled anomalies "
+            f"detected, {mt['false_events']} of {mt['events']} events false"
+        )
+        if "recall_by_kind" in mt:
+            kinds = "  ".join(f"{k} {_pct(v)}" for k, v in mt["recall_by_kind"].items())
+            lines.append(f"  by kind    {kinds}")
+    lines.append(f"  total      {r['seconds_total']:.1f}s")
+    return "\n".join(lines)
+
+
+def card_text(card: ModelCard, path: str) -> str:
+    th = card.threshold
+    lines = [
+        f"{path}",
+        f"  format       {card.format_version}, created {card.created_at}",
+        f"  features     {', '.join(card.features)}",
+        f"  window       {card.window.length} rows, stride {card.window.stride}",
+        f"  architecture {card.architecture}",
+        f"  threshold    "
+        + ("none (run `anomae calibrate`)" if th is None else
+           f"{th.value:.6g} by {th.method} {th.params}, {th.n_calibration:,} calibration "
+           f"windows, expected false-alarm rate {th.expected_far}"),
+        f"  training     {card.training.get('n_train_windows', '?')} windows, "
+        f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
+        f"sparsity {card.training.get('sparsity')}",
+        f"  parity       {card.parity}",
+        f"  data         {card.data_fingerprint}",
+        f"  versions     {card.versions}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+"""Frozen descriptions of a model: window, scaler, threshold and the model card.
+
+The model card is the JSON stored in ``model.onnx``'s ``metadata_props`` under the key
+``anomae.card``. It is data, never pickle, and it round-trips exactly::
+
+    >>> card = ModelCard(features=("a", "b"), window=WindowSpec(4, 1),
+    ...                  scaler=Scaler(center=(0.0, 1.0), scale=(1.0, 2.0)))
+    >>> ModelCard.from_json(card.to_json()) == card
+    True
+    >>> WindowSpec(4, 2).count(9)
+    3
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+FORMAT_VERSION = 1
+CARD_KEY = "anomae.card"
+
+
+class ModelCardError(ValueError):
+    """The model card is missing, malformed, or of an unsupported format."""
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Sliding windows of ``length`` rows, one every ``stride`` rows, within one series."""
+
+    length: int
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        if int(self.length) < 1:
+            raise ValueError(f"window length must be >= 1, got {self.length}")
+        if int(self.stride) < 1:
+            raise ValueError(f"window stride must be >= 1, got {self.stride}")
+
+    def count(self, n_rows: int) -> int:
+        """How many complete windows ``n_rows`` rows hold."""
+        if n_rows < self.length:
+            return 0
+        return (n_rows - self.length) // self.stride + 1
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-feature standardisation ``(x - center) / scale`` applied inside the graph."""
+
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.center) != len(self.scale):
+            raise ValueError("scaler center and scale differ in length")
+        if any(not math.isfinite(s) or s <= 0 for s in self.scale):
+            raise ValueError("scaler scale must be finite and > 0")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A score threshold and how it was obtained; ``score / value > 1`` is anomalous."""
+
+    value: float
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    n_calibration: int = 0
+    expected_far: float | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value) or self.value <= 0:
+            raise ValueError(f"threshold must be finite and > 0, got {self.value}")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything scoring needs to know about a model, stored inside the ONNX file."""
+
+    features: tuple[str, ...]
+    window: WindowSpec
+    scaler: Scaler
+    threshold: Threshold | None = None
+    architecture: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    parity: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if len(self.features) == 0:
+            raise ValueError("a model needs at least one feature")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError(f"duplicate feature names: {list(self.features)}")
+        if len(self.scaler.center) != len(self.features):
+            raise ValueError("scaler size differs from the number of features")
+
+    def with_threshold(self, threshold: Threshold) -> ModelCard:
+        return replace(self, threshold=threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["features"] = list(self.features)
+        d["scaler"] = {"center": list(self.scaler.center), "scale": list(self.scaler.scale)}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        if not isinstance(d, dict):
+            raise ModelCardError("model card is not a JSON object")
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelCardError(
+                f"model card format_version {version!r} is not supported (this anomae reads "
+                f"{FORMAT_VERSION}); re-export the model with this version of anomae"
+            )
+        try:
+            th = d.get("threshold")
+            return cls(
+                features=tuple(str(f) for f in d["features"]),
+                window=WindowSpec(int(d["window"]["length"]), int(d["window"]["stride"])),
+                scaler=Scaler(
+                    center=tuple(float(v) for v in d["scaler"]["center"]),
+                    scale=tuple(float(v) for v in d["scaler"]["scale"]),
+                ),
+                threshold=None
+                if th is None
+                else Threshold(
+                    value=float(th["value"]),
+                    method=str(th["method"]),
+                    params=dict(th.get("params") or {}),
+                    n_calibration=int(th.get("n_calibration", 0)),
+                    expected_far=None
+                    if th.get("expected_far") is None
+                    else float(th["expected_far"]),
+                ),
+                architecture=dict(d.get("architecture") or {}),
+                training=dict(d.get("training") or {}),
+                data_fingerprint=str(d.get("data_fingerprint", "")),
+                versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
+                created_at=str(d.get("created_at", "")),
+                parity=dict(d.get("parity") or {}),
+                format_version=int(version),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelCardError(f"model card is malformed: {type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelCardError(f"model card is not valid JSON: {exc}") from exc
+        return cls.from_dict(d)

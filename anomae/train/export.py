@@ -1,0 +1,156 @@
+"""Export a trained AE to one self-describing ONNX file, refusing it unless scores match.
+
+The network is walked layer by layer (``encoder`` then ``decoder``) into
+:class:`anomae.graph.Layer` records; :func:`anomae.graph.build_graph` wraps them with the
+scaler, windowing and scoring. :class:`TorchScorer` computes the very same outputs in torch
+eager; every export compares the two on held-out rows and raises
+:class:`ExportParityError` instead of writing a model whose scores differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from anomae.graph import Layer, build_graph
+from anomae.modelfile import write_model
+from anomae.spec import ModelCard
+
+RTOL = 1e-4
+ATOL = 1e-6
+
+
+class ExportParityError(RuntimeError):
+    """onnxruntime's scores differ from PyTorch's beyond the stated tolerance."""
+
+
+def torch_layers(model: nn.Module) -> list[Layer]:
+    """The network's layers as ONNX ops with their weights."""
+    out: list[Layer] = []
+    for mod in [*model.encoder, *model.decoder]:  # type: ignore[attr-defined]
+        out.extend(_convert(mod))
+    return out
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def _convert(mod: nn.Module) -> list[Layer]:
+    simple = {nn.ReLU: "Relu", nn.Tanh: "Tanh", nn.Sigmoid: "Sigmoid", nn.GELU: "Gelu"}
+    for cls, op in simple.items():
+        if isinstance(mod, cls):
+            return [Layer(op)]
+    if isinstance(mod, nn.Identity):
+        return []
+    if isinstance(mod, nn.ELU):
+        return [Layer("Elu", attrs={"alpha": float(mod.alpha)})]
+    if isinstance(mod, nn.Linear):
+        bias = _np(mod.bias) if mod.bias is not None else np.zeros(mod.out_features, np.float32)
+        return [Layer("Gemm", [_np(mod.weight), bias], {"transB": 1})]
+    if isinstance(mod, nn.Flatten):
+        return [Layer("Flatten", attrs={"axis": int(mod.start_dim)})]
+    if isinstance(mod, nn.Unflatten):
+        return [Layer("Reshape", attrs={"shape": [-1, *mod.unflattened_size]})]
+    if isinstance(mod, (nn.Conv1d, nn.ConvTranspose1d)):
+        attrs = {
+            "kernel_shape": list(mod.kernel_size),
+            "strides": list(mod.stride),
+            "pads": [int(mod.padding[0])] * 2,  # type: ignore[index]
+            "dilations": list(mod.dilation),
+            "group": int(mod.groups),
+        }
+        weights = [_np(mod.weight)]
+        if mod.bias is not None:
+            weights.append(_np(mod.bias))
+        if isinstance(mod, nn.ConvTranspose1d):
+            attrs["output_padding"] = list(mod.output_padding)
+            return [Layer("ConvTranspose", weights, attrs)]
+        return [Layer("Conv", weights, attrs)]
+    raise TypeError(f"cannot export layer {type(mod).__name__} to ONNX")
+
+
+@dataclass
+class TorchScorer:
+    """The ONNX graph's computation in torch eager: the parity reference (and the bench's)."""
+
+    model: nn.Module
+    card: ModelCard
+
+    def __post_init__(self) -> None:
+        self.center = torch.tensor(self.card.scaler.center, dtype=torch.float32)
+        self.scale = torch.tensor(self.card.scaler.scale, dtype=torch.float32)
+        self.model.eval()
+
+    @torch.no_grad()
+    def __call__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        spec = self.card.window
+        scaled = (rows - self.center) / self.scale
+        missing = torch.isnan(scaled)
+        filled = torch.where(missing, torch.zeros((), dtype=scaled.dtype), scaled)
+        observed = (~missing).to(scaled.dtype)
+        # unfold gives [B, n, F, L]; the graph's windows are [B, n, L, F]
+        win = filled.unfold(1, spec.length, spec.stride).transpose(2, 3)
+        obs = observed.unfold(1, spec.length, spec.stride).transpose(2, 3)
+        b, n = win.shape[:2]
+        recon, _ = self.model(win.reshape(b * n, spec.length, -1))
+        sq = (recon.reshape(win.shape) - win) ** 2 * obs
+        f_sum, f_cnt = sq.sum(2), obs.sum(2)
+        score = f_sum.sum(2) / f_cnt.sum(2)
+        coverage = f_cnt.sum(2) / (spec.length * win.shape[-1])
+        return score, f_sum / f_cnt.clamp(min=1.0), coverage
+
+
+def check_parity(
+    onnx_model: onnx.ModelProto, scorer: TorchScorer, rows: np.ndarray
+) -> dict[str, float]:
+    """Compare onnxruntime and torch on ``rows`` ``[batch, time, F]``; raise if they differ."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(["score", "feature_error", "coverage"], {"rows": rows.astype(np.float32)})
+    want = [t.numpy() for t in scorer(torch.from_numpy(rows.astype(np.float32)))]
+    worst = 0.0
+    for name, g, w in zip(("score", "feature_error", "coverage"), got, want, strict=True):
+        if g.shape != w.shape:
+            raise ExportParityError(f"{name}: onnx shape {g.shape} != torch shape {w.shape}")
+        if not np.array_equal(np.isnan(g), np.isnan(w)):
+            raise ExportParityError(f"{name}: onnx and torch disagree on which windows are NaN")
+        ok = ~np.isnan(w)
+        err = np.abs(g[ok] - w[ok])
+        bad = err > ATOL + RTOL * np.abs(w[ok])
+        if bad.any():
+            raise ExportParityError(
+                f"{name}: {int(bad.sum())} of {bad.size} values differ beyond "
+                f"|onnx - torch| <= {ATOL} + {RTOL}*|torch| (worst {float(err.max()):.3g}); "
+                f"the model was not written"
+            )
+        rel = err / np.maximum(np.abs(w[ok]), ATOL)
+        worst = max(worst, float(rel.max(initial=0.0)))
+    n_windows = int(got[0].size)
+    return {"rtol": RTOL, "atol": ATOL, "max_rel_diff": worst, "n_windows": n_windows}
+
+
+def export_model(
+    model: nn.Module, card: ModelCard, path: str | Path, parity_rows: np.ndarray
+) -> ModelCard:
+    """Build the ONNX model, check parity on ``parity_rows`` and write it atomically.
+
+    Returns the card as written (with its ``parity`` record)."""
+    model = model.cpu().eval()
+    layers = torch_layers(model)
+    onnx_model = build_graph(
+        layers, model.layout, card.features, card.window, card.scaler  # type: ignore[arg-type]
+    )
+    onnx.checker.check_model(onnx_model, full_check=True)
+    parity = check_parity(onnx_model, TorchScorer(model, card), parity_rows)
+    from dataclasses import replace
+
+    card = replace(card, parity=parity)
+    write_model(onnx_model, card, path)
+    return card

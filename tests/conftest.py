@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):  # type: ignore[no-untyped-def]
+    """Run ``python -m anomae.cli ARGS`` in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "anomae.cli", *args],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small generated dataset: 2 machines, 6 sensors, 2 days normal, 1 day test."""
+    from anomae.synth import SynthConfig, write_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    return write_demo(out, SynthConfig(seed=3, n_series=2, n_features=6, train_days=2.0,
+                                       test_days=1.0))
