@@ -127,43 +127,26 @@ class Detector:
         """Raw graph call on ``rows`` ``[batch, time, F]`` float32."""
         return tuple(self.session.run(OUTPUTS, {INPUT: rows}))  # type: ignore[attr-defined,return-value]
 
-    def score_series(self, values: np.ndarray, chunk_windows: int = 4096) -> Scores:
+    def score_series(self, values: np.ndarray, chunk_windows: int = 2048) -> Scores:
         """Score every window of one series ``values`` ``[rows, F]``.
 
-        Long series are cut into chunks of ``chunk_windows`` windows (overlapping by
-        ``length - stride`` rows so no window is lost) and scored in one batched call per
-        group of chunks, keeping memory bounded whatever the length."""
+        Long series go through in chunks of ``chunk_windows`` windows, each a zero-copy view
+        of the rows that overlaps the next by ``length - stride`` rows so no window is lost.
+        About 2k windows per call keeps the graph's intermediates in cache: measured on the
+        reference model, 16k windows per call ran ~15 % slower than 1-4k."""
         spec = self.card.window
         n_f = len(self.card.features)
         if values.ndim != 2 or values.shape[1] != n_f:
             raise ValueError(f"values must be [rows, {n_f}], got {values.shape}")
         values = np.ascontiguousarray(values, dtype=np.float32)
         n = spec.count(values.shape[0])
-        if n == 0:
-            return Scores(
-                np.empty(0, np.float32), np.empty((0, n_f), np.float32), np.empty(0, np.float32)
-            )
-        step = chunk_windows * spec.stride
-        if n <= chunk_windows:
-            s, fe, cov = self.run(values[None, : (n - 1) * spec.stride + spec.length])
-            return Scores(s[0], fe[0], cov[0])
-        n_chunks = -(-n // chunk_windows)
-        chunk_rows = (chunk_windows - 1) * spec.stride + spec.length
-        need = (n_chunks - 1) * step + chunk_rows
-        padded = values
-        if need > values.shape[0]:
-            pad = np.full((need - values.shape[0], n_f), np.nan, dtype=np.float32)
-            padded = np.concatenate([values, pad])
-        view = np.lib.stride_tricks.as_strided(
-            padded,
-            shape=(n_chunks, chunk_rows, n_f),
-            strides=(step * padded.strides[0], padded.strides[0], padded.strides[1]),
-            writeable=False,
-        )
-        per_call = max(1, 16384 // chunk_windows)
-        parts = [self.run(np.ascontiguousarray(view[i : i + per_call]))
-                 for i in range(0, n_chunks, per_call)]
-        score = np.concatenate([p[0] for p in parts]).reshape(-1)[:n]
-        fe = np.concatenate([p[1] for p in parts]).reshape(-1, n_f)[:n]
-        cov = np.concatenate([p[2] for p in parts]).reshape(-1)[:n]
+        score = np.empty(n, np.float32)
+        fe = np.empty((n, n_f), np.float32)
+        cov = np.empty(n, np.float32)
+        for first in range(0, n, chunk_windows):
+            k = min(chunk_windows, n - first)
+            lo = first * spec.stride
+            rows = values[lo : lo + (k - 1) * spec.stride + spec.length]
+            s, f, c = self.run(rows[None])
+            score[first : first + k], fe[first : first + k], cov[first : first + k] = s[0], f[0], c[0]
         return Scores(score, fe, cov)

@@ -44,22 +44,31 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
 
 
-def find_events(normalised: np.ndarray, rule: PostRule = PostRule()) -> list[Span]:
+def event_bounds(normalised: np.ndarray, rule: PostRule = PostRule()) -> tuple[np.ndarray, np.ndarray]:
+    """First and last window index (inclusive) of each event, as two int arrays."""
     starts, ends = _runs(is_anomalous(normalised))
     keep = (ends - starts + 1) >= rule.min_windows
     starts, ends = starts[keep], ends[keep]
-    spans: list[Span] = []
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if spans and s - spans[-1].last - 1 <= rule.max_gap:
-            spans[-1] = Span(spans[-1].first, e)
-        else:
-            spans.append(Span(s, e))
-    return spans
+    if starts.size == 0:
+        return starts, ends
+    opens = np.concatenate([[True], starts[1:] - ends[:-1] - 1 > rule.max_gap])
+    closes = np.concatenate([opens[1:], [True]])
+    return starts[opens], ends[closes]
 
 
-def event_mask(n: int, spans: list[Span]) -> np.ndarray:
+def find_events(normalised: np.ndarray, rule: PostRule = PostRule()) -> list[Span]:
+    first, last = event_bounds(normalised, rule)
+    return [Span(a, b) for a, b in zip(first.tolist(), last.tolist(), strict=True)]
+
+
+def event_mask(n: int, spans: list[Span] | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Boolean ``[n]``: windows inside an event."""
-    mask = np.zeros(n, dtype=bool)
-    for sp in spans:
-        mask[sp.first : sp.last + 1] = True
-    return mask
+    if isinstance(spans, tuple):
+        first, last = spans
+    else:
+        first = np.array([sp.first for sp in spans], dtype=np.int64)
+        last = np.array([sp.last for sp in spans], dtype=np.int64)
+    d = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(d, first, 1)
+    np.add.at(d, last + 1, -1)
+    return np.cumsum(d[:n]) > 0

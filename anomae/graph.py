@@ -11,10 +11,16 @@ the network given as a list of :class:`Layer`, and returns
 
 Window ``w`` of an input ends at row ``w * stride + length - 1``. This module needs only
 numpy and onnx, so the torch side (:mod:`anomae.train.export`) just lists its layers.
+
+How windows are cut is the graph's main cost after the matrix products, so it picks one of
+three equivalent paths at run time (an ``If`` on the input): few windows are gathered row by
+row (cheap when small, no per-window node overhead); many windows are cut as static block
+slices; and when the input holds no NaN the missing-value mask is skipped altogether.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,38 +45,147 @@ class Layer:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+_names = itertools.count()
+# Below this many windows the row Gather is cheaper than the block slices' fixed node cost.
+SMALL_WINDOWS = 192
+
+
 class _Builder:
+    """Collects nodes and initializers of one graph (the main graph or an If branch)."""
+
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
-        self._n = 0
 
     def name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
+        return f"{prefix}_{next(_names)}"  # unique across branches: subgraphs see outer names
 
-    def const(self, value: np.ndarray, prefix: str = "c") -> str:
+    def const(self, value: object, prefix: str = "c") -> str:
         name = self.name(prefix)
         self.inits.append(numpy_helper.from_array(np.asarray(value), name))
         return name
+
+    def i64(self, value: object) -> str:
+        return self.const(np.asarray(value, dtype=np.int64), "i")
+
+    def f32(self, value: float) -> str:
+        return self.const(np.float32(value), "f")
 
     def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
         out = out or self.name(op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
         return out
 
+    def branch(self, out: str) -> onnx.GraphProto:
+        value = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
+        return helper.make_graph(self.nodes, self.name("branch"), [], [value], self.inits)
 
-def _layer(b: _Builder, x: str, layer: Layer) -> str:
-    w = [b.const(a.astype(np.float32), "w") for a in layer.weights]
+
+def _layer(b: _Builder, x: str, layer: Layer, weights: list[str]) -> str:
     if layer.op == "Gelu":
         # Gelu is opset 20; spell it out with Erf to stay on opset 18.
-        half = b.op("Mul", [x, b.const(np.float32(0.5))])
-        erf = b.op("Erf", [b.op("Mul", [x, b.const(np.float32(1 / np.sqrt(2.0)))])])
-        return b.op("Mul", [half, b.op("Add", [erf, b.const(np.float32(1.0))])])
+        half = b.op("Mul", [x, b.f32(0.5)])
+        erf = b.op("Erf", [b.op("Mul", [x, b.f32(1 / np.sqrt(2.0))])])
+        return b.op("Mul", [half, b.op("Add", [erf, b.f32(1.0)])])
     if layer.op == "Reshape":
-        shape = b.const(np.asarray(layer.attrs["shape"], dtype=np.int64), "shape")
-        return b.op("Reshape", [x, shape])
-    return b.op(layer.op, [x, *w], **layer.attrs)
+        return b.op("Reshape", [x, b.i64(layer.attrs["shape"])])
+    return b.op(layer.op, [x, *weights], **layer.attrs)
+
+
+@dataclass
+class _Spec:
+    """What every branch needs: shapes, the network, and the outer tensors it reads."""
+
+    n_f: int
+    length: int
+    stride: int
+    layout: str
+    layers: list[tuple[Layer, list[str]]]
+    filled_rows: str  # [B, T, F], NaN replaced by 0
+    observed: str  # [B, T, F], 1.0 where observed
+    n: str  # windows (int64 scalar)
+
+    @property
+    def period(self) -> int:
+        return self.length * self.stride // math.gcd(self.length, self.stride)
+
+    @property
+    def classes(self) -> int:
+        return self.period // self.stride
+
+
+def _sse(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
+    """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``."""
+    lf = sp.length * sp.n_f
+    if sp.layout == "flat":
+        x = b.op("Reshape", [filled, b.i64([-1, lf])])
+    elif sp.layout == "channels":
+        x = b.op("Reshape", [filled, b.i64([-1, sp.length, sp.n_f])])
+        x = b.op("Transpose", [x], perm=[0, 2, 1])
+    else:
+        raise ValueError(f"unknown layout {sp.layout!r}")
+    for layer, weights in sp.layers:
+        x = _layer(b, x, layer, weights)
+    if sp.layout == "channels":
+        x = b.op("Transpose", [x], perm=[0, 2, 1])
+    # allowzero: with no complete window the shape holds a 0 that must stay 0, not "copy"
+    recon = b.op("Reshape", [x, b.op("Shape", [filled])], allowzero=1)
+    diff = b.op("Sub", [recon, filled])
+    sq = b.op("Mul", [diff, diff])
+    if obs is not None:
+        sq = b.op("Mul", [sq, obs])
+    sq = b.op("Reshape", [sq, b.i64([0, 0, sp.length, sp.n_f])])
+    return b.op("ReduceSum", [sq, b.i64([2])], keepdims=0)
+
+
+def _gathered(sp: _Spec) -> onnx.GraphProto:
+    """Few windows: gather their rows by index (cost grows with windows x length)."""
+    b = _Builder()
+    starts = b.op("Mul", [b.op("Range", [b.i64(0), sp.n, b.i64(1)]), b.i64(sp.stride)])
+    idx = b.op("Add", [b.op("Unsqueeze", [starts, b.i64([1])]),
+                       b.i64(np.arange(sp.length)[None, :])])  # [n, L]
+    lf = b.i64([0, -1, sp.length * sp.n_f])
+    filled = b.op("Reshape", [b.op("Gather", [sp.filled_rows, idx], axis=1), lf])
+    obs = b.op("Reshape", [b.op("Gather", [sp.observed, idx], axis=1), lf])
+    return b.branch(_sse(b, sp, filled, obs))
+
+
+def _sliced(sp: _Spec, masked: bool) -> onnx.GraphProto:
+    """Many windows: static block slices, a few large copies whatever their number.
+
+    With period = lcm(length, stride) rows, each period holds ``classes`` window starts.
+    View the rows as blocks of one period, pair each block with the next
+    (``[.., q, 2 * period * F]``): window j of block q is the static column slice
+    ``[j * stride * F, + length * F)`` of pair q. Concatenating the slices of all j along
+    the last axis leaves every window in its natural order, i = q * classes + j."""
+    b = _Builder()
+    n_f, period, classes = sp.n_f, sp.period, sp.classes
+    m = b.op("Div", [b.op("Add", [sp.n, b.i64(classes - 1)]), b.i64(classes)])
+    need = b.op("Unsqueeze", [b.op("Mul", [b.op("Add", [m, b.i64(1)]), b.i64(period)]),
+                              b.i64([0])])
+    t = b.op("Shape", [sp.filled_rows], start=1, end=2)
+    pad = b.op("Max", [b.op("Sub", [need, t]), b.i64([0])])
+    if masked:  # values and mask stacked on a leading axis: one set of slices cuts both
+        rows = b.op("Concat", [b.op("Unsqueeze", [r, b.i64([0])])
+                               for r in (sp.filled_rows, sp.observed)], axis=0)
+    else:
+        rows = b.op("Unsqueeze", [sp.filled_rows, b.i64([0])])
+    pads = b.op("Concat", [b.i64([0, 0, 0, 0, 0, 0]), pad, b.i64([0])], axis=0)
+    rows = b.op("Pad", [rows, pads, b.f32(0.0)], mode="constant")
+    rows = b.op("Slice", [rows, b.i64([0]), need, b.i64([2])])  # (m + 1) * period rows
+    blocks = b.op("Reshape", [rows, b.i64([0, 0, -1, period * n_f])])
+    pairs = b.op("Concat", [b.op("Slice", [blocks, b.i64([0]), b.i64([-1]), b.i64([2])]),
+                            b.op("Slice", [blocks, b.i64([1]), b.i64([2**62]), b.i64([2])])],
+                 axis=3)
+    lf = sp.length * n_f
+    cuts = [b.op("Slice", [pairs, b.i64([j * sp.stride * n_f]),
+                           b.i64([j * sp.stride * n_f + lf]), b.i64([3])])
+            for j in range(classes)]
+    win = b.op("Concat", cuts, axis=3) if classes > 1 else cuts[0]
+    win = b.op("Reshape", [win, b.i64([0, 0, -1, lf])])  # [1 or 2, B, m * classes, L*F]
+    halves = [b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]),
+                               b.i64([0])]) for k in range(2 if masked else 1)]
+    return b.branch(_sse(b, sp, halves[0], halves[1] if masked else None))
 
 
 def build_graph(
@@ -83,87 +198,44 @@ def build_graph(
     """The full scoring model. ``layout`` is ``"flat"`` (network sees ``[N, length*F]``) or
     ``"channels"`` (network sees ``[N, F, length]``)."""
     n_f, length, stride = len(features), window.length, window.stride
-    # Windows are cut with static slices of whole blocks, never gathered row by row (a
-    # Gather of [windows, length] row indices cost 25 % of a call). With
-    # period = lcm(length, stride) rows and classes = period / stride windows starting in
-    # each period: view the rows as blocks of `period` rows, pair each block with the next
-    # ([.., q, 2 * period * F]), and window j of block q is the static column slice
-    # [j * stride * F, + length * F) of pair q. Concatenating the slices of all j along the
-    # last axis puts every window in its natural order, i = q * classes + j.
-    period = length * stride // math.gcd(length, stride)
-    classes = period // stride
     b = _Builder()
-
-    def i64(v: object) -> str:
-        return b.const(np.asarray(v, dtype=np.int64), "i")
-
     center = b.const(np.asarray(scaler.center, dtype=np.float32), "center")
     scale = b.const(np.asarray(scaler.scale, dtype=np.float32), "scale")
     scaled = b.op("Div", [b.op("Sub", [INPUT, center]), scale], "scaled")
-
-    t = b.op("Squeeze", [b.op("Shape", [INPUT], start=1, end=2)])
-    # windows n = ceil(max(time - length + 1, 0) / stride); blocks m = ceil(n / classes)
-    avail = b.op("Max", [b.op("Sub", [t, i64(length - 1)]), i64(0)])
-    n = b.op("Div", [b.op("Add", [avail, i64(stride - 1)]), i64(stride)], "n_windows")
-    m = b.op("Div", [b.op("Add", [n, i64(classes - 1)]), i64(classes)], "n_blocks")
-    need = b.op("Unsqueeze", [b.op("Mul", [b.op("Add", [m, i64(1)]), i64(period)]), i64([0])])
-    pad = b.op("Max", [b.op("Sub", [need, b.op("Unsqueeze", [t, i64([0])])]), i64([0])])
-
-    # Missing cells: zero in the network's input, excluded from the error. Where() on rows is
-    # cheap, on windows it cost as much as a Gemm: so the mask is windowed too, as floats,
-    # stacked with the values on a leading axis so one set of slices cuts both.
-    missing = b.op("IsNaN", [scaled])
+    missing = b.op("IsNaN", [scaled], "missing")
     observed = b.op("Cast", [b.op("Not", [missing])], "observed", to=TensorProto.FLOAT)
-    filled_rows = b.op("Where", [missing, b.const(np.float32(0.0)), scaled])
-    both = b.op("Concat", [b.op("Unsqueeze", [r, i64([0])]) for r in (filled_rows, observed)],
-                axis=0)  # [2, B, T, F]
-    pads = b.op("Concat", [i64([0, 0, 0, 0, 0, 0]), pad, i64([0])], axis=0)
-    both = b.op("Pad", [both, pads, b.const(np.float32(0.0))], mode="constant")
-    both = b.op("Slice", [both, i64([0]), need, i64([2])])  # exactly (m + 1) * period rows
-    blocks = b.op("Reshape", [both, i64([0, 0, -1, period * n_f])])  # [2, B, m + 1, P*F]
-    pairs = b.op("Concat", [b.op("Slice", [blocks, i64([0]), i64([-1]), i64([2])]),
-                            b.op("Slice", [blocks, i64([1]), i64([2**62]), i64([2])])], axis=3)
-    cuts = [b.op("Slice", [pairs, i64([j * stride * n_f]), i64([j * stride * n_f + length * n_f]),
-                           i64([3])]) for j in range(classes)]
-    win = b.op("Concat", cuts, axis=3) if classes > 1 else cuts[0]
-    win = b.op("Reshape", [win, i64([2, 0, -1, length * n_f])])  # [2, B, m * classes, L*F]
-    filled, obs = (b.op("Squeeze", [half, i64([0])]) for half in
-                   (b.op("Slice", [win, i64([k]), i64([k + 1]), i64([0])]) for k in (0, 1)))
+    filled_rows = b.op("Where", [missing, b.f32(0.0), scaled], "filled_rows")
+    t = b.op("Squeeze", [b.op("Shape", [INPUT], start=1, end=2)])
+    # windows n = ceil(max(time - length + 1, 0) / stride)
+    avail = b.op("Max", [b.op("Sub", [t, b.i64(length - 1)]), b.i64(0)])
+    n = b.op("Div", [b.op("Add", [avail, b.i64(stride - 1)]), b.i64(stride)], "n_windows")
+    weighted = [(layer, [b.const(w.astype(np.float32), "w") for w in layer.weights])
+                for layer in layers]
+    sp = _Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n)
 
-    if layout == "flat":
-        x = b.op("Reshape", [filled, i64([-1, length * n_f])])
-    elif layout == "channels":
-        x = b.op("Reshape", [filled, i64([-1, length, n_f])])
-        x = b.op("Transpose", [x], perm=[0, 2, 1])
-    else:
-        raise ValueError(f"unknown layout {layout!r}")
-    for layer in layers:
-        x = _layer(b, x, layer)
-    if layout == "channels":
-        x = b.op("Transpose", [x], perm=[0, 2, 1])
-    # allowzero: with no complete window the shape holds a 0 that must stay 0, not "copy"
-    recon = b.op("Reshape", [x, b.op("Shape", [filled])], "reconstruction", allowzero=1)
-
-    diff = b.op("Sub", [recon, filled])
-    sq = b.op("Mul", [b.op("Mul", [diff, diff]), obs])
-    sq = b.op("Reshape", [sq, i64([0, 0, length, n_f])])
-    f_sum = b.op("ReduceSum", [sq, i64([2])], keepdims=0)  # [B, m * classes, F]
-    n1 = b.op("Unsqueeze", [n, i64([0])])
-    f_sum = b.op("Slice", [f_sum, i64([0]), n1, i64([1])], "feature_sse")  # [B, n, F]
+    # no NaN anywhere: ReduceMin of `observed` is 1 (an empty input counts as complete)
+    complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])
+    large = _Builder()
+    big = large.op("If", [complete], then_branch=_sliced(sp, masked=False),
+                   else_branch=_sliced(sp, masked=True))
+    small = b.op("Less", [n, b.i64(SMALL_WINDOWS)])
+    f_sum = b.op("If", [small], then_branch=_gathered(sp), else_branch=large.branch(big))
+    f_sum = b.op("Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])],
+                 "feature_sse")  # [B, n, F]
 
     # observed cells per window and feature from a running count over rows (exact in int64)
-    run = b.op("CumSum", [b.op("Cast", [observed], to=TensorProto.INT64), i64(1)])
-    run = b.op("Pad", [run, i64([0, 1, 0, 0, 0, 0]), i64(0)], mode="constant")  # [B, T+1, F]
-    starts = b.op("Mul", [b.op("Range", [i64(0), n, i64(1)]), i64(stride)])
-    seen = b.op("Sub", [b.op("Gather", [run, b.op("Add", [starts, i64(length)])], axis=1),
+    run = b.op("CumSum", [b.op("Cast", [observed], to=TensorProto.INT64), b.i64(1)])
+    run = b.op("Pad", [run, b.i64([0, 1, 0, 0, 0, 0]), b.i64(0)], mode="constant")
+    starts = b.op("Mul", [b.op("Range", [b.i64(0), n, b.i64(1)]), b.i64(stride)])
+    seen = b.op("Sub", [b.op("Gather", [run, b.op("Add", [starts, b.i64(length)])], axis=1),
                         b.op("Gather", [run, starts], axis=1)])
     f_cnt = b.op("Cast", [seen], "feature_observed", to=TensorProto.FLOAT)  # [B, n, F]
 
-    b.op("Div", [f_sum, b.op("Max", [f_cnt, b.const(np.float32(1.0))])], "feature_error")
-    total = b.op("ReduceSum", [f_sum, i64([2])], keepdims=0)  # [B, n]
-    count = b.op("ReduceSum", [f_cnt, i64([2])], keepdims=0)
+    b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")
+    total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
+    count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
     b.op("Div", [total, count], "score")  # 0/0 = NaN: nothing observed, nothing to score
-    b.op("Mul", [count, b.const(np.float32(1.0 / (length * n_f)))], "coverage")
+    b.op("Mul", [count, b.f32(1.0 / (length * n_f))], "coverage")
 
     f32 = TensorProto.FLOAT
     graph = helper.make_graph(

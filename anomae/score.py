@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from anomae.detector import Detector, DetectorError, Scores
-from anomae.events import PostRule, event_mask, find_events, is_anomalous
+from anomae.events import PostRule, event_bounds, event_mask, is_anomalous
 from anomae.io import SeriesData, TableSpec, read_series
 from anomae.modelfile import atomic_write_bytes
 from anomae.progress import Progress
@@ -43,7 +43,7 @@ class ScoreOptions:
     rule: PostRule = PostRule(min_windows=3)
     top_k: int = 3
     threshold: float | None = None  # overrides the model card's
-    chunk_windows: int = 4096
+    chunk_windows: int = 2048
     progress: bool | None = None  # None: a bar when stderr is a terminal
 
 
@@ -57,6 +57,13 @@ class ScoreSummary:
     threshold: float = 0.0
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
+
+
+def _span_indices(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """All window indices inside the spans, concatenated, without a Python loop."""
+    lengths = last - first + 1
+    offsets = np.repeat(first - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(int(lengths.sum())) + offsets
 
 
 def top_features(fe: np.ndarray, k: int) -> np.ndarray:
@@ -84,7 +91,7 @@ def score_table(
     ends = window_ends(s.values.shape[0], window)
     ts = s.timestamps[ends]
     norm = scores.normalised(threshold)
-    spans = find_events(norm, opts.rule)
+    spans = event_bounds(norm, opts.rule)
     top = top_features(scores.feature_error, opts.top_k)
     names = pl.Series(list(features), dtype=pl.Enum(list(features)))
     cols = [
@@ -100,26 +107,37 @@ def score_table(
         cols.append(names.gather(top[:, j]).alias(f"top_feature_{j + 1}"))
     if s.labels is not None:
         cols.append(pl.Series("label", window_labels(s.labels, ends, window.length)))
-    rows = []
-    for sp in spans:
-        seg = slice(sp.first, sp.last + 1)
-        peak = sp.first + int(np.nanargmax(norm[seg]))
-        contrib = scores.feature_error[seg].sum(axis=0)
-        order = np.argsort(-contrib, kind="stable")[: opts.top_k]
-        rows.append(
-            {
-                "series": s.name,
-                "start": int(ts[sp.first]),
-                "end": int(ts[sp.last]),
-                "peak": int(ts[peak]),
-                "peak_score_normalised": float(norm[peak]),
-                "duration_s": (int(ts[sp.last]) - int(ts[sp.first])) / 1e9,
-                "n_windows": sp.last - sp.first + 1,
-                "top_features": ";".join(features[i] for i in order),
-            }
-        )
-    int_schema = {k: (pl.Int64 if v == pl.Datetime("ns") else v) for k, v in EVENT_SCHEMA.items()}
-    events = pl.DataFrame(rows, schema=int_schema, orient="row").cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    first, last = spans
+    if first.size:
+        # per event: peak window, and features ranked by their summed error over the event
+        bounds = np.stack([first, last + 1], axis=1).ravel()
+        if bounds[-1] == n:
+            bounds = bounds[:-1]  # reduceat cannot take n; the last segment runs to the end
+        peak_val = np.fmax.reduceat(norm, bounds)[::2]
+        contrib = np.add.reduceat(scores.feature_error, bounds, axis=0)[::2]
+        seg = np.repeat(np.arange(first.size), last - first + 1)
+        idx = _span_indices(first, last)
+        at_peak = norm[idx] == peak_val[seg]
+        _, where = np.unique(seg[at_peak], return_index=True)
+        peak = idx[at_peak][where]
+        order = np.argsort(-contrib, axis=1, kind="stable")[:, : opts.top_k]
+        names = np.asarray(features, dtype=object)[order]
+        top = [";".join(r) for r in names]
+    else:
+        peak, peak_val, top = first, np.empty(0), []
+    events = pl.DataFrame(
+        {
+            "series": [s.name] * first.size,
+            "start": ts[first],
+            "end": ts[last],
+            "peak": ts[peak],
+            "peak_score_normalised": peak_val.astype(np.float64),
+            "duration_s": (ts[last] - ts[first]) / 1e9,
+            "n_windows": (last - first + 1).astype(np.int64),
+            "top_features": top,
+        },
+        schema_overrides={"series": pl.Utf8, "top_features": pl.Utf8},
+    ).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     return pl.DataFrame(cols), events
 
 

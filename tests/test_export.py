@@ -92,17 +92,23 @@ def test_dynamic_axes_and_short_input(tmp_path: Path) -> None:
         assert s.shape == (batch, WindowSpec(8, 2).count(time))
 
 
-def test_chunked_series_scoring_equals_one_call(tmp_path: Path) -> None:
-    model = build_model(ArchConfig(hidden=(8, 4)), 8, F)
+@pytest.mark.parametrize("with_nan", [True, False])
+@pytest.mark.parametrize(("length", "stride"), [(8, 3), (12, 1), (5, 7)])
+def test_graph_paths_agree(tmp_path: Path, with_nan: bool, length: int, stride: int) -> None:
+    """Few windows (row gather), many windows (block slices, with or without the NaN
+    mask): chunk sizes below and above the switch must give the same scores."""
+    model = build_model(ArchConfig(hidden=(8, 4)), length, F)
     path = tmp_path / "m.onnx"
-    export_model(model, _card(8, 3), path, _rows())
+    export_model(model, _card(length, stride), path, _rows())
     det = Detector.load(path)
-    values = _rows(1, 2000)[0]
+    values = _rows(1, 4000)[0]
+    if not with_nan:
+        values = np.nan_to_num(values)
     whole = det.score_series(values, chunk_windows=10_000)
     parts = det.score_series(values, chunk_windows=37)
     np.testing.assert_allclose(parts.score, whole.score, rtol=1e-6)
     np.testing.assert_allclose(parts.feature_error, whole.feature_error, rtol=1e-6)
-    assert parts.score.shape == (WindowSpec(8, 3).count(2000),)
+    assert parts.score.shape == (WindowSpec(length, stride).count(4000),)
 
 
 def test_parity_failure_refuses_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

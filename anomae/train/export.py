@@ -106,33 +106,59 @@ class TorchScorer:
         return score, f_sum / f_cnt.clamp(min=1.0), coverage
 
 
+def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
+    """Variants of ``rows`` that take each of the graph's run-time paths (see
+    :mod:`anomae.graph`): few windows; many windows with NaN; many windows without."""
+    from anomae.graph import SMALL_WINDOWS
+
+    spec = card.window
+    rows = np.asarray(rows, dtype=np.float32)
+    long = rows
+    while spec.count(long.shape[1]) < SMALL_WINDOWS + 1:
+        long = np.concatenate([long, rows], axis=1)
+    holes = long.copy()
+    rng = np.random.default_rng(0)
+    holes[rng.random(holes.shape) < 0.01] = np.nan
+    holes[:, spec.length : 3 * spec.length, :] = np.nan  # an outage: NaN scores
+    short = holes[:, : spec.length + spec.stride * (SMALL_WINDOWS // 2)]
+    return {
+        "given": rows,
+        "many windows, no NaN": np.nan_to_num(long, nan=0.0),
+        "many windows, NaN": holes,
+        "few windows": short,
+    }
+
+
 def check_parity(
     onnx_model: onnx.ModelProto, scorer: TorchScorer, rows: np.ndarray
 ) -> dict[str, float]:
-    """Compare onnxruntime and torch on ``rows`` ``[batch, time, F]``; raise if they differ."""
+    """Compare onnxruntime and torch on variants of ``rows`` ``[batch, time, F]`` that cover
+    every path through the graph; raise :class:`ExportParityError` if they differ."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(["score", "feature_error", "coverage"], {"rows": rows.astype(np.float32)})
-    want = [t.numpy() for t in scorer(torch.from_numpy(rows.astype(np.float32)))]
-    worst = 0.0
-    for name, g, w in zip(("score", "feature_error", "coverage"), got, want, strict=True):
-        if g.shape != w.shape:
-            raise ExportParityError(f"{name}: onnx shape {g.shape} != torch shape {w.shape}")
-        if not np.array_equal(np.isnan(g), np.isnan(w)):
-            raise ExportParityError(f"{name}: onnx and torch disagree on which windows are NaN")
-        ok = ~np.isnan(w)
-        err = np.abs(g[ok] - w[ok])
-        bad = err > ATOL + RTOL * np.abs(w[ok])
-        if bad.any():
-            raise ExportParityError(
-                f"{name}: {int(bad.sum())} of {bad.size} values differ beyond "
-                f"|onnx - torch| <= {ATOL} + {RTOL}*|torch| (worst {float(err.max()):.3g}); "
-                f"the model was not written"
-            )
-        rel = err / np.maximum(np.abs(w[ok]), ATOL)
-        worst = max(worst, float(rel.max(initial=0.0)))
-    n_windows = int(got[0].size)
+    worst, n_windows = 0.0, 0
+    for case, x in parity_inputs(rows, scorer.card).items():
+        got = sess.run(["score", "feature_error", "coverage"], {"rows": x})
+        want = [t.numpy() for t in scorer(torch.from_numpy(x))]
+        for name, g, w in zip(("score", "feature_error", "coverage"), got, want, strict=True):
+            where = f"{name} ({case})"
+            if g.shape != w.shape:
+                raise ExportParityError(f"{where}: onnx shape {g.shape} != torch {w.shape}")
+            if not np.array_equal(np.isnan(g), np.isnan(w)):
+                raise ExportParityError(f"{where}: onnx and torch disagree on NaN windows")
+            ok = ~np.isnan(w)
+            err = np.abs(g[ok] - w[ok])
+            bad = err > ATOL + RTOL * np.abs(w[ok])
+            if bad.any():
+                raise ExportParityError(
+                    f"{where}: {int(bad.sum())} of {bad.size} values differ beyond "
+                    f"|onnx - torch| <= {ATOL} + {RTOL}*|torch| (worst {float(err.max()):.3g}); "
+                    f"the model was not written"
+                )
+            rel = err / np.maximum(np.abs(w[ok]), ATOL)
+            worst = max(worst, float(rel.max(initial=0.0)))
+        n_windows += int(got[0].size)
     return {"rtol": RTOL, "atol": ATOL, "max_rel_diff": worst, "n_windows": n_windows}
 
 

@@ -1,0 +1,94 @@
+"""score_table: the windows and events tables of one series, against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anomae.detector import Scores
+from anomae.events import PostRule, find_events
+from anomae.io import SeriesData
+from anomae.score import ScoreOptions, score_table, write_table
+from anomae.spec import WindowSpec
+
+FEATURES = ("a", "b", "c", "d")
+
+
+def _series(n_rows: int, rng: np.random.Generator) -> SeriesData:
+    return SeriesData(
+        name="m1", source="x.parquet",
+        timestamps=np.arange(n_rows, dtype=np.int64) * 60_000_000_000,
+        values=np.zeros((n_rows, 4), np.float32),
+        labels=(rng.random(n_rows) < 0.05).astype(np.int8),
+        row_offset=np.arange(n_rows, dtype=np.int64),
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("rule", [PostRule(1), PostRule(3), PostRule(2, max_gap=2)])
+def test_events_match_brute_force(seed: int, rule: PostRule) -> None:
+    rng = np.random.default_rng(seed)
+    window = WindowSpec(5, 2)
+    s = _series(400, rng)
+    n = window.count(400)
+    score = rng.gamma(1.0, 1.0, n).astype(np.float32)
+    score[rng.random(n) < 0.03] = np.nan
+    fe = rng.random((n, 4)).astype(np.float32)
+    sc = Scores(score, fe, np.ones(n, np.float32))
+    windows, events = score_table(s, sc, window, 1.5, FEATURES, ScoreOptions(rule=rule, top_k=2))
+
+    ends = np.arange(n) * 2 + 4
+    assert windows["timestamp"].cast(int).to_list() == (ends * 60_000_000_000).tolist()
+    norm = score / np.float32(1.5)
+    assert windows["is_anomaly"].to_list() == [bool(v > 1) for v in norm]
+    top1 = [FEATURES[int(np.argmax(r))] for r in fe]
+    assert windows["top_feature_1"].cast(str).to_list() == top1
+    # window label: any labelled row among the window's 5 rows
+    want_label = [int(s.labels[e - 4 : e + 1].any()) for e in ends]  # type: ignore[index]
+    assert windows["label"].to_list() == want_label
+
+    spans = find_events(norm, rule)
+    assert events.height == len(spans)
+    in_event = np.zeros(n, bool)
+    for row, sp in zip(events.iter_rows(named=True), spans, strict=True):
+        seg = slice(sp.first, sp.last + 1)
+        in_event[seg] = True
+        peak = sp.first + int(np.nanargmax(norm[seg]))
+        order = np.argsort(-fe[seg].sum(axis=0), kind="stable")[:2]
+        assert row["n_windows"] == sp.last - sp.first + 1
+        assert row["peak_score_normalised"] == pytest.approx(float(norm[peak]))
+        assert int(row["peak"].timestamp()) == int(ends[peak]) * 60
+        assert row["top_features"] == ";".join(FEATURES[i] for i in order)
+        assert row["duration_s"] == (ends[sp.last] - ends[sp.first]) * 60.0
+    assert windows["in_event"].to_list() == in_event.tolist()
+
+
+def test_event_running_to_the_last_window() -> None:
+    rng = np.random.default_rng(0)
+    s = _series(20, rng)
+    window = WindowSpec(4, 1)
+    n = window.count(20)
+    score = np.zeros(n, np.float32)
+    score[-3:] = [3.0, 5.0, 4.0]
+    fe = np.tile(np.array([0.1, 0.9, 0.2, 0.3], np.float32), (n, 1))
+    _, events = score_table(s, Scores(score, fe, np.ones(n, np.float32)), window, 1.0, FEATURES)
+    assert events.height == 1
+    assert events["peak_score_normalised"][0] == 5.0
+    assert events["top_features"][0] == "b;d;c"
+
+
+def test_write_table_is_atomic_and_keeps_old_output_on_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    out = tmp_path / "s.parquet"
+    write_table(pl.DataFrame({"x": [1, 2]}), out)
+    assert pl.read_parquet(out)["x"].to_list() == [1, 2]
+
+    class Boom(pl.DataFrame):
+        def write_parquet(self, *a, **k):  # type: ignore[no-untyped-def,override]
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_table(Boom({"x": [3]}), out)
+    assert pl.read_parquet(out)["x"].to_list() == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]
