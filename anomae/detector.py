@@ -127,13 +127,20 @@ class Detector:
         """Raw graph call on ``rows`` ``[batch, time, F]`` float32."""
         return tuple(self.session.run(OUTPUTS, {INPUT: rows}))  # type: ignore[attr-defined,return-value]
 
-    def score_series(self, values: np.ndarray, chunk_windows: int = 2048) -> Scores:
+    @property
+    def on_gpu(self) -> bool:
+        return "CUDAExecutionProvider" in self.session.get_providers()  # type: ignore[attr-defined]
+
+    def score_series(self, values: np.ndarray, chunk_windows: int | None = None) -> Scores:
         """Score every window of one series ``values`` ``[rows, F]``.
 
         Long series go through in chunks of ``chunk_windows`` windows, each a zero-copy view
         of the rows that overlaps the next by ``length - stride`` rows so no window is lost.
         About 2k windows per call keeps the graph's intermediates in cache: measured on the
-        reference model, 16k windows per call ran ~15 % slower than 1-4k."""
+        reference model, 16k windows per call ran ~15 % slower than 1-4k. On a GPU the
+        default is 256k windows per call, to amortise the launch and copy overheads."""
+        if chunk_windows is None:
+            chunk_windows = 262_144 if self.on_gpu else 2048
         spec = self.card.window
         n_f = len(self.card.features)
         if values.ndim != 2 or values.shape[1] != n_f:

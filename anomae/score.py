@@ -43,7 +43,7 @@ class ScoreOptions:
     rule: PostRule = PostRule(min_windows=3)
     top_k: int = 3
     threshold: float | None = None  # overrides the model card's
-    chunk_windows: int = 2048
+    chunk_windows: int | None = None  # None: the detector's default for its device
     progress: bool | None = None  # None: a bar when stderr is a terminal
 
 

@@ -83,6 +83,11 @@ def test_score_works_with_torch_blocked(trained: Path, small_demo: dict[str, Pat
     r = run_cli(["score", str(trained), str(small_demo["test"]), "-o", str(out)], env=env)
     assert r.returncode == 0, r.stderr
     assert out.is_file()
+    r = run_cli(["calibrate", str(trained), str(small_demo["train"]), "--q", "0.99",
+                 "-o", str(tmp_path / "recal.onnx")], env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli(["inspect", str(tmp_path / "recal.onnx")], env=env)
+    assert r.returncode == 0 and "quantile" in r.stdout, r.stderr
     import subprocess
 
     probe = subprocess.run(
