@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(BIN)/anomae run pipelines/demo.toml --out runs/demo
 
 test: $(STAMP)
+	$(BIN)/ruff check anomae tests bench
+	$(BIN)/mypy anomae
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

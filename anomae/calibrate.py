@@ -60,7 +60,9 @@ METHODS: dict[str, Callable[..., Threshold]] = {"quantile": calibrate_quantile}
 def calibrate(scores: np.ndarray, method: str = "quantile", **params: Any) -> Threshold:
     """Dispatch to a calibration method by name (``anomae calibrate --method``)."""
     if method not in METHODS:
-        raise CalibrationError(f"unknown calibration method {method!r}; choose from {sorted(METHODS)}")
+        raise CalibrationError(
+            f"unknown calibration method {method!r}; choose from {sorted(METHODS)}"
+        )
     try:
         return METHODS[method](scores, **params)
     except TypeError as exc:

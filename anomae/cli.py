@@ -26,7 +26,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from anomae.spec import ModelCardError
 
     errs: list[type[BaseException]] = [
-        InputError, DetectorError, ModelCardError, PipelineError, CalibrationError
+        InputError,
+        DetectorError,
+        ModelCardError,
+        PipelineError,
+        CalibrationError,
     ]
     if "anomae.train.export" in sys.modules:
         errs.append(sys.modules["anomae.train.export"].ExportParityError)
@@ -46,7 +50,8 @@ class _Group(click.Group):
             if getattr(exc, "name", "") == "torch":
                 click.echo(
                     "error: training needs PyTorch: pip install 'anomae[train]' "
-                    "(or pip install torch)", err=True,
+                    "(or pip install torch)",
+                    err=True,
                 )
                 ctx.exit(EXIT_BAD_INPUT)
             raise
@@ -54,14 +59,29 @@ class _Group(click.Group):
 
 def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--timestamp-column", default="timestamp", show_default=True,
-                     help="Column with the time of each row (datetime, RFC 3339 or epoch s)."),
-        click.option("--series-column", default="series", show_default=True,
-                     help="Column naming the series (machine); absent: one series per file."),
-        click.option("--label-column", default="label", show_default=True,
-                     help="Optional 0/1 label column, never used as a feature."),
-        click.option("--features", default="",
-                     help="Comma-separated feature columns (default: all numeric columns)."),
+        click.option(
+            "--timestamp-column",
+            default="timestamp",
+            show_default=True,
+            help="Column with the time of each row (datetime, RFC 3339 or epoch s).",
+        ),
+        click.option(
+            "--series-column",
+            default="series",
+            show_default=True,
+            help="Column naming the series (machine); absent: one series per file.",
+        ),
+        click.option(
+            "--label-column",
+            default="label",
+            show_default=True,
+            help="Optional 0/1 label column, never used as a feature.",
+        ),
+        click.option(
+            "--features",
+            default="",
+            help="Comma-separated feature columns (default: all numeric columns).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -72,8 +92,12 @@ def _table(timestamp_column: str, series_column: str, label_column: str, feature
     from anomae.io import TableSpec
 
     feats = tuple(x.strip() for x in features.split(",") if x.strip())
-    return TableSpec(timestamp=timestamp_column, series=series_column,
-                     features=feats or None, label=label_column or None)
+    return TableSpec(
+        timestamp=timestamp_column,
+        series=series_column,
+        features=feats or None,
+        label=label_column or None,
+    )
 
 
 def _ints(text: str) -> list[int]:
@@ -83,8 +107,10 @@ def _ints(text: str) -> list[int]:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from exc
 
 
-@click.group(cls=_Group, context_settings={"auto_envvar_prefix": "ANOMAE",
-                                           "help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    context_settings={"auto_envvar_prefix": "ANOMAE", "help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="anomae")
 def main() -> None:
     """anomae: autoencoder anomaly detection for sensor and metrics time series.
@@ -101,12 +127,19 @@ def main() -> None:
 
 
 @main.command("demo-data")
-@click.option("--out", "out_dir", default="data/demo", show_default=True,
-              type=click.Path(file_okay=False), help="Folder for train/test files.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="data/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for train/test files.",
+)
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")
 @click.option("--series", "n_series", default=4, show_default=True, help="Number of machines.")
-@click.option("--features", "n_features", default=8, show_default=True,
-              help="Sensors per machine (6-12).")
+@click.option(
+    "--features", "n_features", default=8, show_default=True, help="Sensors per machine (6-12)."
+)
 def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
     """Generate the demo dataset: normal training period and a labelled test period."""
     from anomae.synth import SynthConfig, write_demo
@@ -118,8 +151,13 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: model.onnx, scores.parquet, events.csv, report.json.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder: model.onnx, scores.parquet, events.csv, report.json.",
+)
 def run(pipeline: str, out_dir: str) -> None:
     """Run a pipeline file: train → export → calibrate → score → report."""
     from anomae.pipeline import run_pipeline
@@ -131,55 +169,125 @@ def run(pipeline: str, out_dir: str) -> None:
 
 @main.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
-              help="Where to write model.onnx.")
+@click.option(
+    "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
+)
 @table_options
 @click.option("--window", default=32, show_default=True, help="Window length in rows.")
 @click.option("--stride", default=1, show_default=True, help="Scoring stride in rows.")
-@click.option("--train-stride", default=1, show_default=True,
-              help="Stride of the training windows (larger: faster, fewer windows).")
-@click.option("--arch", type=click.Choice(["dense", "conv"]), default="dense", show_default=True,
-              help="Dense (stacked) or 1-D convolutional autoencoder.")
-@click.option("--hidden", default="256,64", show_default=True,
-              help="Encoder widths, last is the code; wider than the input = over-complete.")
-@click.option("--channels", default="32,64", show_default=True,
-              help="Conv AE: channels of the stride-2 convolutions.")
+@click.option(
+    "--train-stride",
+    default=1,
+    show_default=True,
+    help="Stride of the training windows (larger: faster, fewer windows).",
+)
+@click.option(
+    "--arch",
+    type=click.Choice(["dense", "conv"]),
+    default="dense",
+    show_default=True,
+    help="Dense (stacked) or 1-D convolutional autoencoder.",
+)
+@click.option(
+    "--hidden",
+    default="256,64",
+    show_default=True,
+    help="Encoder widths, last is the code; wider than the input = over-complete.",
+)
+@click.option(
+    "--channels",
+    default="32,64",
+    show_default=True,
+    help="Conv AE: channels of the stride-2 convolutions.",
+)
 @click.option("--kernel", default=5, show_default=True, help="Conv AE kernel size.")
-@click.option("--activation", default="relu", show_default=True,
-              type=click.Choice(["relu", "tanh", "elu", "gelu"]))
-@click.option("--code-activation", default=None,
-              type=click.Choice(["linear", "sigmoid", "relu"]),
-              help="Bottleneck activation (default linear; sigmoid with --sparsity kl).")
-@click.option("--noise", default="none", show_default=True,
-              type=click.Choice(["none", "gaussian", "salt_pepper", "masking"]),
-              help="Denoising corruption applied to training inputs only.")
+@click.option(
+    "--activation",
+    default="relu",
+    show_default=True,
+    type=click.Choice(["relu", "tanh", "elu", "gelu"]),
+)
+@click.option(
+    "--code-activation",
+    default=None,
+    type=click.Choice(["linear", "sigmoid", "relu"]),
+    help="Bottleneck activation (default linear; sigmoid with --sparsity kl).",
+)
+@click.option(
+    "--noise",
+    default="none",
+    show_default=True,
+    type=click.Choice(["none", "gaussian", "salt_pepper", "masking"]),
+    help="Denoising corruption applied to training inputs only.",
+)
 @click.option("--sigma", default=0.1, show_default=True, help="Gaussian noise std (scaled units).")
-@click.option("--noise-p", default=0.1, show_default=True,
-              help="Salt-and-pepper / masking probability.")
-@click.option("--sparsity", default="none", show_default=True,
-              type=click.Choice(["none", "kl", "l1"]), help="Sparsity penalty on the code.")
+@click.option(
+    "--noise-p", default=0.1, show_default=True, help="Salt-and-pepper / masking probability."
+)
+@click.option(
+    "--sparsity",
+    default="none",
+    show_default=True,
+    type=click.Choice(["none", "kl", "l1"]),
+    help="Sparsity penalty on the code.",
+)
 @click.option("--rho", default=0.05, show_default=True, help="KL target mean activation.")
 @click.option("--beta", default=1e-3, show_default=True, help="Sparsity penalty weight.")
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", default=0.0, show_default=True)
-@click.option("--val-fraction", default=0.1, show_default=True,
-              help="Training windows held out for early stopping.")
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    show_default=True,
+    help="Training windows held out for early stopping.",
+)
 @click.option("--patience", default=5, show_default=True, help="Early-stopping patience (epochs).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--holdout", default=0.2, show_default=True,
-              help="Last fraction of each series held out to calibrate (0: no threshold).")
+@click.option(
+    "--holdout",
+    default=0.2,
+    show_default=True,
+    help="Last fraction of each series held out to calibrate (0: no threshold).",
+)
 @click.option("--q", default=0.995, show_default=True, help="Calibration quantile.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(data: tuple[str, ...], out: str, timestamp_column: str, series_column: str,
-          label_column: str, features: str, window: int, stride: int, train_stride: int,
-          arch: str, hidden: str, channels: str, kernel: int, activation: str,
-          code_activation: str | None, noise: str, sigma: float, noise_p: float,
-          sparsity: str, rho: float, beta: float, epochs: int, batch_size: int, lr: float,
-          weight_decay: float, val_fraction: float, patience: int, seed: int, device: str,
-          holdout: float, q: float, progress: bool) -> None:
+def train(
+    data: tuple[str, ...],
+    out: str,
+    timestamp_column: str,
+    series_column: str,
+    label_column: str,
+    features: str,
+    window: int,
+    stride: int,
+    train_stride: int,
+    arch: str,
+    hidden: str,
+    channels: str,
+    kernel: int,
+    activation: str,
+    code_activation: str | None,
+    noise: str,
+    sigma: float,
+    noise_p: float,
+    sparsity: str,
+    rho: float,
+    beta: float,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    val_fraction: float,
+    patience: int,
+    seed: int,
+    device: str,
+    holdout: float,
+    q: float,
+    progress: bool,
+) -> None:
     """Train an autoencoder on normal DATA files and export one calibrated ONNX model."""
     from anomae.calibrate import calibrate_rows
     from anomae.detector import Detector
@@ -189,32 +297,52 @@ def train(data: tuple[str, ...], out: str, timestamp_column: str, series_column:
 
     feats = [x.strip() for x in features.split(",") if x.strip()]
     doc = {
-        "data": {"train": list(data), "timestamp": timestamp_column, "series": series_column,
-                 "label": label_column, "features": feats},
+        "data": {
+            "train": list(data),
+            "timestamp": timestamp_column,
+            "series": series_column,
+            "label": label_column,
+            "features": feats,
+        },
         "window": {"length": window, "stride": stride, "train_stride": train_stride},
-        "model": {"kind": arch, "hidden": _ints(hidden), "channels": _ints(channels),
-                  "kernel": kernel, "activation": activation,
-                  "code_activation": code_activation
-                  or ("sigmoid" if sparsity == "kl" else "linear")},
+        "model": {
+            "kind": arch,
+            "hidden": _ints(hidden),
+            "channels": _ints(channels),
+            "kernel": kernel,
+            "activation": activation,
+            "code_activation": code_activation or ("sigmoid" if sparsity == "kl" else "linear"),
+        },
         "noise": {"kind": noise, "sigma": sigma, "p": noise_p},
         "sparsity": {"kind": sparsity, "rho": rho, "beta": beta},
-        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
-                  "weight_decay": weight_decay, "val_fraction": val_fraction,
-                  "patience": patience, "seed": seed, "device": device, "progress": progress},
+        "train": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "val_fraction": val_fraction,
+            "patience": patience,
+            "seed": seed,
+            "device": device,
+            "progress": progress,
+        },
         "calibrate": {"q": q, "holdout": holdout},
     }
     pipe = parse_pipeline(doc, "anomae train")
     series, feats_t = read_series(list(data), pipe.data.table())
     card, summary, cal_rows = train_step(pipe, series, feats_t, Path(out))
-    click.echo(f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
-               f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
-               f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
-               f"{card.parity['max_rel_diff']:.2g}")
+    click.echo(
+        f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
+        f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
+        f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
+        f"{card.parity['max_rel_diff']:.2g}"
+    )
     if cal_rows:
         th = calibrate_rows(Detector.load(out), cal_rows, "quantile", q=q)
         rewrite_card(out, card.with_threshold(th))
-        click.echo(f"threshold {th.value:.6g} (quantile {q} of {th.n_calibration:,} "
-                   f"held-out windows)")
+        click.echo(
+            f"threshold {th.value:.6g} (quantile {q} of {th.n_calibration:,} held-out windows)"
+        )
     click.echo(f"wrote {out}")
 
 
@@ -224,10 +352,24 @@ def train(data: tuple[str, ...], out: str, timestamp_column: str, series_column:
 @table_options
 @click.option("--method", default="quantile", show_default=True, help="Calibration method.")
 @click.option("--q", default=0.995, show_default=True, help="Quantile of normal scores.")
-@click.option("-o", "--out", default=None, type=click.Path(dir_okay=False),
-              help="Write the calibrated model here instead of rewriting MODEL in place.")
-def calibrate(model: str, data: tuple[str, ...], timestamp_column: str, series_column: str,
-              label_column: str, features: str, method: str, q: float, out: str | None) -> None:
+@click.option(
+    "-o",
+    "--out",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the calibrated model here instead of rewriting MODEL in place.",
+)
+def calibrate(
+    model: str,
+    data: tuple[str, ...],
+    timestamp_column: str,
+    series_column: str,
+    label_column: str,
+    features: str,
+    method: str,
+    q: float,
+    out: str | None,
+) -> None:
     """Set MODEL's threshold from held-out *normal* DATA (no labels, no torch)."""
     from anomae.calibrate import calibrate_rows
     from anomae.detector import Detector
@@ -239,39 +381,77 @@ def calibrate(model: str, data: tuple[str, ...], timestamp_column: str, series_c
     series, _ = read_series(list(data), table, features=det.card.features)
     th = calibrate_rows(det, [s.values for s in series], method, q=q)
     rewrite_card(model, det.card.with_threshold(th), out)
-    click.echo(f"threshold {th.value:.6g} ({method}, q={q}, {th.n_calibration:,} windows, "
-               f"expected false-alarm rate {th.expected_far}) -> {out or model}")
+    click.echo(
+        f"threshold {th.value:.6g} ({method}, q={q}, {th.n_calibration:,} windows, "
+        f"expected false-alarm rate {th.expected_far}) -> {out or model}"
+    )
 
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Scores file: .parquet (default) or .csv; written atomically.")
-@click.option("--events", default=None, type=click.Path(dir_okay=False),
-              help="Also write the event table (.csv or .parquet).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Scores file: .parquet (default) or .csv; written atomically.",
+)
+@click.option(
+    "--events",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the event table (.csv or .parquet).",
+)
 @table_options
-@click.option("--min-windows", default=3, show_default=True,
-              help="Consecutive anomalous windows needed to open an event.")
-@click.option("--max-gap", default=0, show_default=True,
-              help="Merge events separated by at most this many windows.")
+@click.option(
+    "--min-windows",
+    default=3,
+    show_default=True,
+    help="Consecutive anomalous windows needed to open an event.",
+)
+@click.option(
+    "--max-gap",
+    default=0,
+    show_default=True,
+    help="Merge events separated by at most this many windows.",
+)
 @click.option("--top-k", default=3, show_default=True, help="Top contributing features to list.")
-@click.option("--threshold", default=None, type=float,
-              help="Override the model's calibrated threshold.")
-@click.option("--device", default="cpu", show_default=True,
-              help="cpu, or cuda / cuda:N with onnxruntime-gpu installed.")
+@click.option(
+    "--threshold", default=None, type=float, help="Override the model's calibrated threshold."
+)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu, or cuda / cuda:N with onnxruntime-gpu installed.",
+)
 @click.option("--threads", default=0, show_default=True, help="onnxruntime threads (0 = all).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
-def score(model: str, inputs: tuple[str, ...], output: str, events: str | None,
-          timestamp_column: str, series_column: str, label_column: str, features: str,
-          min_windows: int, max_gap: int, top_k: int, threshold: float | None, device: str,
-          threads: int, progress: bool | None) -> None:
+def score(
+    model: str,
+    inputs: tuple[str, ...],
+    output: str,
+    events: str | None,
+    timestamp_column: str,
+    series_column: str,
+    label_column: str,
+    features: str,
+    min_windows: int,
+    max_gap: int,
+    top_k: int,
+    threshold: float | None,
+    device: str,
+    threads: int,
+    progress: bool | None,
+) -> None:
     """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events."""
     from anomae.events import PostRule
     from anomae.score import ScoreOptions, score_files
 
-    opts = ScoreOptions(rule=PostRule(min_windows, max_gap), top_k=top_k, threshold=threshold,
-                        progress=progress)
+    opts = ScoreOptions(
+        rule=PostRule(min_windows, max_gap), top_k=top_k, threshold=threshold, progress=progress
+    )
     table = _table(timestamp_column, series_column, label_column, features)
     s = score_files(model, inputs, output, events, table, opts, device=device, threads=threads)
     click.echo(

@@ -155,5 +155,9 @@ class Detector:
             lo = first * spec.stride
             rows = values[lo : lo + (k - 1) * spec.stride + spec.length]
             s, f, c = self.run(rows[None])
-            score[first : first + k], fe[first : first + k], cov[first : first + k] = s[0], f[0], c[0]
+            score[first : first + k], fe[first : first + k], cov[first : first + k] = (
+                s[0],
+                f[0],
+                c[0],
+            )
         return Scores(score, fe, cov)

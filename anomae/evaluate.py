@@ -56,7 +56,9 @@ def average_precision(score: np.ndarray, label: np.ndarray) -> float:
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
+    return list(
+        zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True)
+    )
 
 
 def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:

@@ -36,7 +36,9 @@ class Span:
 
 def is_anomalous(normalised: np.ndarray) -> np.ndarray:
     """The one place a label is decided: normalised score above 1 (NaN is not anomalous)."""
-    return np.greater(normalised, 1.0, where=~np.isnan(normalised), out=np.zeros(normalised.shape, bool))
+    return np.greater(
+        normalised, 1.0, where=~np.isnan(normalised), out=np.zeros(normalised.shape, bool)
+    )
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +46,9 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
 
 
-def event_bounds(normalised: np.ndarray, rule: PostRule = PostRule()) -> tuple[np.ndarray, np.ndarray]:
+def event_bounds(
+    normalised: np.ndarray, rule: PostRule = PostRule()
+) -> tuple[np.ndarray, np.ndarray]:
     """First and last window index (inclusive) of each event, as two int arrays."""
     starts, ends = _runs(is_anomalous(normalised))
     keep = (ends - starts + 1) >= rule.min_windows

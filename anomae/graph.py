@@ -142,8 +142,9 @@ def _gathered(sp: _Spec) -> onnx.GraphProto:
     """Few windows: gather their rows by index (cost grows with windows x length)."""
     b = _Builder()
     starts = b.op("Mul", [b.op("Range", [b.i64(0), sp.n, b.i64(1)]), b.i64(sp.stride)])
-    idx = b.op("Add", [b.op("Unsqueeze", [starts, b.i64([1])]),
-                       b.i64(np.arange(sp.length)[None, :])])  # [n, L]
+    idx = b.op(
+        "Add", [b.op("Unsqueeze", [starts, b.i64([1])]), b.i64(np.arange(sp.length)[None, :])]
+    )  # [n, L]
     lf = b.i64([0, -1, sp.length * sp.n_f])
     filled = b.op("Reshape", [b.op("Gather", [sp.filled_rows, idx], axis=1), lf])
     obs = b.op("Reshape", [b.op("Gather", [sp.observed, idx], axis=1), lf])
@@ -161,30 +162,43 @@ def _sliced(sp: _Spec, masked: bool) -> onnx.GraphProto:
     b = _Builder()
     n_f, period, classes = sp.n_f, sp.period, sp.classes
     m = b.op("Div", [b.op("Add", [sp.n, b.i64(classes - 1)]), b.i64(classes)])
-    need = b.op("Unsqueeze", [b.op("Mul", [b.op("Add", [m, b.i64(1)]), b.i64(period)]),
-                              b.i64([0])])
+    need = b.op("Unsqueeze", [b.op("Mul", [b.op("Add", [m, b.i64(1)]), b.i64(period)]), b.i64([0])])
     t = b.op("Shape", [sp.filled_rows], start=1, end=2)
     pad = b.op("Max", [b.op("Sub", [need, t]), b.i64([0])])
     if masked:  # values and mask stacked on a leading axis: one set of slices cuts both
-        rows = b.op("Concat", [b.op("Unsqueeze", [r, b.i64([0])])
-                               for r in (sp.filled_rows, sp.observed)], axis=0)
+        rows = b.op(
+            "Concat",
+            [b.op("Unsqueeze", [r, b.i64([0])]) for r in (sp.filled_rows, sp.observed)],
+            axis=0,
+        )
     else:
         rows = b.op("Unsqueeze", [sp.filled_rows, b.i64([0])])
     pads = b.op("Concat", [b.i64([0, 0, 0, 0, 0, 0]), pad, b.i64([0])], axis=0)
     rows = b.op("Pad", [rows, pads, b.f32(0.0)], mode="constant")
     rows = b.op("Slice", [rows, b.i64([0]), need, b.i64([2])])  # (m + 1) * period rows
     blocks = b.op("Reshape", [rows, b.i64([0, 0, -1, period * n_f])])
-    pairs = b.op("Concat", [b.op("Slice", [blocks, b.i64([0]), b.i64([-1]), b.i64([2])]),
-                            b.op("Slice", [blocks, b.i64([1]), b.i64([2**62]), b.i64([2])])],
-                 axis=3)
+    pairs = b.op(
+        "Concat",
+        [
+            b.op("Slice", [blocks, b.i64([0]), b.i64([-1]), b.i64([2])]),
+            b.op("Slice", [blocks, b.i64([1]), b.i64([2**62]), b.i64([2])]),
+        ],
+        axis=3,
+    )
     lf = sp.length * n_f
-    cuts = [b.op("Slice", [pairs, b.i64([j * sp.stride * n_f]),
-                           b.i64([j * sp.stride * n_f + lf]), b.i64([3])])
-            for j in range(classes)]
+    cuts = [
+        b.op(
+            "Slice",
+            [pairs, b.i64([j * sp.stride * n_f]), b.i64([j * sp.stride * n_f + lf]), b.i64([3])],
+        )
+        for j in range(classes)
+    ]
     win = b.op("Concat", cuts, axis=3) if classes > 1 else cuts[0]
     win = b.op("Reshape", [win, b.i64([0, 0, -1, lf])])  # [1 or 2, B, m * classes, L*F]
-    halves = [b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]),
-                               b.i64([0])]) for k in range(2 if masked else 1)]
+    halves = [
+        b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]), b.i64([0])])
+        for k in range(2 if masked else 1)
+    ]
     return b.branch(_sse(b, sp, halves[0], halves[1] if masked else None))
 
 
@@ -209,26 +223,37 @@ def build_graph(
     # windows n = ceil(max(time - length + 1, 0) / stride)
     avail = b.op("Max", [b.op("Sub", [t, b.i64(length - 1)]), b.i64(0)])
     n = b.op("Div", [b.op("Add", [avail, b.i64(stride - 1)]), b.i64(stride)], "n_windows")
-    weighted = [(layer, [b.const(w.astype(np.float32), "w") for w in layer.weights])
-                for layer in layers]
+    weighted = [
+        (layer, [b.const(w.astype(np.float32), "w") for w in layer.weights]) for layer in layers
+    ]
     sp = _Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n)
 
     # no NaN anywhere: ReduceMin of `observed` is 1 (an empty input counts as complete)
     complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])
     large = _Builder()
-    big = large.op("If", [complete], then_branch=_sliced(sp, masked=False),
-                   else_branch=_sliced(sp, masked=True))
+    big = large.op(
+        "If",
+        [complete],
+        then_branch=_sliced(sp, masked=False),
+        else_branch=_sliced(sp, masked=True),
+    )
     small = b.op("Less", [n, b.i64(SMALL_WINDOWS)])
     f_sum = b.op("If", [small], then_branch=_gathered(sp), else_branch=large.branch(big))
-    f_sum = b.op("Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])],
-                 "feature_sse")  # [B, n, F]
+    f_sum = b.op(
+        "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
+    )  # [B, n, F]
 
     # observed cells per window and feature from a running count over rows (exact in int64)
     run = b.op("CumSum", [b.op("Cast", [observed], to=TensorProto.INT64), b.i64(1)])
     run = b.op("Pad", [run, b.i64([0, 1, 0, 0, 0, 0]), b.i64(0)], mode="constant")
     starts = b.op("Mul", [b.op("Range", [b.i64(0), n, b.i64(1)]), b.i64(stride)])
-    seen = b.op("Sub", [b.op("Gather", [run, b.op("Add", [starts, b.i64(length)])], axis=1),
-                        b.op("Gather", [run, starts], axis=1)])
+    seen = b.op(
+        "Sub",
+        [
+            b.op("Gather", [run, b.op("Add", [starts, b.i64(length)])], axis=1),
+            b.op("Gather", [run, starts], axis=1),
+        ],
+    )
     f_cnt = b.op("Cast", [seen], "feature_observed", to=TensorProto.FLOAT)  # [B, n, F]
 
     b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")

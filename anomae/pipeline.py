@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from anomae.io import SeriesData, TableSpec, fingerprint, read_series
-from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+from anomae.spec import ModelCard, Scaler, WindowSpec
 
 
 class PipelineError(ValueError):
@@ -204,13 +204,22 @@ def train_config(pipe: Pipeline) -> Any:
     if sparsity.kind == "kl" and arch.code_activation != "sigmoid":
         raise PipelineError(
             f"{where}: sparsity 'kl' needs code activations in (0, 1); set [model] "
-            f"code_activation = \"sigmoid\""
+            f'code_activation = "sigmoid"'
         )
     t = pipe.train
     return TrainConfig(
-        arch=arch, noise=noise, sparsity=sparsity, epochs=t.epochs, batch_size=t.batch_size,
-        lr=t.lr, weight_decay=t.weight_decay, val_fraction=t.val_fraction,
-        patience=t.patience, seed=t.seed, device=t.device, progress=t.progress,
+        arch=arch,
+        noise=noise,
+        sparsity=sparsity,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        val_fraction=t.val_fraction,
+        patience=t.patience,
+        seed=t.seed,
+        device=t.device,
+        progress=t.progress,
     )
 
 
@@ -318,8 +327,17 @@ def train_step(
     parity_src = cal_rows[0] if cal_rows and cal_rows[0].shape[0] >= length else fit_rows[0]
     parity_rows = np.ascontiguousarray(parity_src[:4096][None], dtype=np.float32)
     card = export_model(result.model, card, out, parity_rows)
-    summary = {k: card.training[k] for k in ("epochs_run", "best_epoch", "best_val_loss",
-                                             "n_train_windows", "seconds", "device")}
+    summary = {
+        k: card.training[k]
+        for k in (
+            "epochs_run",
+            "best_epoch",
+            "best_val_loss",
+            "n_train_windows",
+            "seconds",
+            "device",
+        )
+    }
     return card, summary, cal_rows
 
 
@@ -352,8 +370,7 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
         cal_rows = [s.values for s in cal_series]
     if not cal_rows:
         raise PipelineError(
-            f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] "
-            f"calibration"
+            f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
     det = Detector.load(model_path)
     threshold = calibrate_rows(det, cal_rows, pipe.calibrate.method, q=pipe.calibrate.q)
@@ -362,8 +379,12 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "pipeline": str(path),
         "config": pipe.to_dict(),
-        "model": {"path": str(model_path), "features": list(features),
-                  "window": dataclasses.asdict(card.window), "parity": card.parity},
+        "model": {
+            "path": str(model_path),
+            "features": list(features),
+            "window": dataclasses.asdict(card.window),
+            "parity": card.parity,
+        },
         "training": train_summary,
         "threshold": dataclasses.asdict(threshold),
     }
@@ -410,7 +431,7 @@ def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:
 def _generate_if_missing(pipe: Pipeline) -> None:
     d = pipe.data
     if d.generate != "demo":
-        raise PipelineError(f"{pipe.source} [data]: generate must be \"demo\" or absent")
+        raise PipelineError(f'{pipe.source} [data]: generate must be "demo" or absent')
     paths = [Path(p) for p in (*d.train, *d.test)]
     if all(p.exists() for p in paths):
         return

@@ -12,7 +12,11 @@ class Progress:
     """``with Progress(total, "scoring", "windows") as p: p.update(n)``."""
 
     def __init__(
-        self, total: int, label: str, unit: str = "", enabled: bool | None = None,
+        self,
+        total: int,
+        label: str,
+        unit: str = "",
+        enabled: bool | None = None,
         stream: TextIO | None = None,
     ) -> None:
         self.total, self.label, self.unit = max(int(total), 0), label, unit

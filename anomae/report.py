@@ -61,10 +61,13 @@ def card_text(card: ModelCard, path: str) -> str:
         f"  features     {', '.join(card.features)}",
         f"  window       {card.window.length} rows, stride {card.window.stride}",
         f"  architecture {card.architecture}",
-        f"  threshold    "
-        + ("none (run `anomae calibrate`)" if th is None else
-           f"{th.value:.6g} by {th.method} {th.params}, {th.n_calibration:,} calibration "
-           f"windows, expected false-alarm rate {th.expected_far}"),
+        "  threshold    "
+        + (
+            "none (run `anomae calibrate`)"
+            if th is None
+            else f"{th.value:.6g} by {th.method} {th.params}, {th.n_calibration:,} calibration "
+            f"windows, expected false-alarm rate {th.expected_far}"
+        ),
         f"  training     {card.training.get('n_train_windows', '?')} windows, "
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
         f"sparsity {card.training.get('sparsity')}",

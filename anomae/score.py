@@ -26,15 +26,15 @@ from anomae.progress import Progress
 from anomae.spec import WindowSpec
 from anomae.windows import window_ends
 
-EVENT_SCHEMA = {
-    "series": pl.Utf8,
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "series": pl.Utf8(),
     "start": pl.Datetime("ns"),
     "end": pl.Datetime("ns"),
     "peak": pl.Datetime("ns"),
-    "peak_score_normalised": pl.Float64,
-    "duration_s": pl.Float64,
-    "n_windows": pl.Int64,
-    "top_features": pl.Utf8,
+    "peak_score_normalised": pl.Float64(),
+    "duration_s": pl.Float64(),
+    "n_windows": pl.Int64(),
+    "top_features": pl.Utf8(),
 }
 
 
@@ -121,10 +121,9 @@ def score_table(
         _, where = np.unique(seg[at_peak], return_index=True)
         peak = idx[at_peak][where]
         order = np.argsort(-contrib, axis=1, kind="stable")[:, : opts.top_k]
-        names = np.asarray(features, dtype=object)[order]
-        top = [";".join(r) for r in names]
+        event_top = [";".join(r) for r in np.asarray(features, dtype=object)[order]]
     else:
-        peak, peak_val, top = first, np.empty(0), []
+        peak, peak_val, event_top = first, np.empty(0), []
     events = pl.DataFrame(
         {
             "series": [s.name] * first.size,
@@ -134,7 +133,7 @@ def score_table(
             "peak_score_normalised": peak_val.astype(np.float64),
             "duration_s": (ts[last] - ts[first]) / 1e9,
             "n_windows": (last - first + 1).astype(np.int64),
-            "top_features": top,
+            "top_features": event_top,
         },
         schema_overrides={"series": pl.Utf8, "top_features": pl.Utf8},
     ).cast(EVENT_SCHEMA)  # type: ignore[arg-type]

@@ -70,8 +70,11 @@ def main() -> None:
         assert np.array_equal(ok, ~np.isnan(b.score)), "NaN windows differ"
         rel = np.abs(b.score[ok] - a.score[ok]) / np.abs(a.score[ok])
         fe = np.abs(b.feature_error[ok] - a.feature_error[ok]).max()
-        parity[name] = {"windows": int(ok.size), "max_rel_err": float(rel.max()),
-                        "feature_error_max_abs": float(fe)}
+        parity[name] = {
+            "windows": int(ok.size),
+            "max_rel_err": float(rel.max()),
+            "feature_error_max_abs": float(fe),
+        }
         print(f"parity {name:15s} windows {ok.size:,} max rel err {rel.max():.2e}")
     report["parity"] = parity
 
@@ -83,8 +86,10 @@ def main() -> None:
         print(f"cuda from host rows: {n:>10,} windows/call  {n / t:>14,.0f} windows/s")
     rows = rng.normal(size=(1, 2**14 + LENGTH - 1, N_F)).astype(np.float32)
     t_cpu = _median_time(lambda: cpu.run(rows))
-    print(f"cpu ({len(__import__('os').sched_getaffinity(0))} cores) 16k windows/call: "
-          f"{2**14 / t_cpu:,.0f} windows/s")
+    print(
+        f"cpu ({len(__import__('os').sched_getaffinity(0))} cores) 16k windows/call: "
+        f"{2**14 / t_cpu:,.0f} windows/s"
+    )
     report["cuda_windows_per_s"] = speed
     report["cpu_windows_per_s_16k"] = 2**14 / t_cpu
 
@@ -92,21 +97,44 @@ def main() -> None:
 
     n_series, per = 4, args.rows // 4
     ts = np.arange(per, dtype=np.int64) * 60_000_000_000
-    pl.concat([
-        pl.DataFrame({"timestamp": pl.Series(ts).cast(pl.Datetime("ns")), "series": [f"m{k}"] * per,
-                      **{f"s{i}": rng.normal(size=per).astype(np.float32) for i in range(N_F)}})
-        for k in range(n_series)
-    ]).write_parquet(args.out / "rows.parquet")
+    pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "timestamp": pl.Series(ts).cast(pl.Datetime("ns")),
+                    "series": [f"m{k}"] * per,
+                    **{f"s{i}": rng.normal(size=per).astype(np.float32) for i in range(N_F)},
+                }
+            )
+            for k in range(n_series)
+        ]
+    ).write_parquet(args.out / "rows.parquet")
     e2e = {}
     for device in ("cpu", "cuda"):
         out = args.out / f"scores_{device}.parquet"
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "anomae.cli", "score", str(model),
-                            str(args.out / "rows.parquet"), "-o", str(out), "--device", device,
-                            "--no-progress"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "anomae.cli",
+                "score",
+                str(model),
+                str(args.out / "rows.parquet"),
+                "-o",
+                str(out),
+                "--device",
+                device,
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+        )
         el = time.perf_counter() - t0
-        print(f"anomae score --device {device}: rc={r.returncode} {el:.2f}s wall "
-              f"({args.rows / el:,.0f} rows/s incl. start-up) {r.stdout.strip()} {r.stderr[-300:]}")
+        print(
+            f"anomae score --device {device}: rc={r.returncode} {el:.2f}s wall "
+            f"({args.rows / el:,.0f} rows/s incl. start-up) {r.stdout.strip()} {r.stderr[-300:]}"
+        )
         e2e[device] = {"rc": r.returncode, "seconds": el, "stdout": r.stdout.strip()}
     a = pl.read_parquet(args.out / "scores_cpu.parquet")["score"].to_numpy()
     b = pl.read_parquet(args.out / "scores_cuda.parquet")["score"].to_numpy()

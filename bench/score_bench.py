@@ -40,9 +40,12 @@ def reference_model(path: Path) -> None:
 
     torch.manual_seed(0)
     model = build_model(ArchConfig(hidden=(256, 64)), LENGTH, N_F).eval()
-    card = ModelCard(features=tuple(f"s{i}" for i in range(N_F)), window=WindowSpec(LENGTH, 1),
-                     scaler=Scaler((0.0,) * N_F, (1.0,) * N_F),
-                     threshold=Threshold(1.0, "quantile", {"q": 0.99}, 1000, 0.01))
+    card = ModelCard(
+        features=tuple(f"s{i}" for i in range(N_F)),
+        window=WindowSpec(LENGTH, 1),
+        scaler=Scaler((0.0,) * N_F, (1.0,) * N_F),
+        threshold=Threshold(1.0, "quantile", {"q": 0.99}, 1000, 0.01),
+    )
     rows = np.random.default_rng(0).normal(size=(1, 500, N_F)).astype(np.float32)
     export_model(model, card, path, rows)
 
@@ -99,8 +102,13 @@ def end_to_end(model: Path, tmp: Path, n_rows: int, threads: int, device: str) -
     per = n_rows // n_series
     ts = np.arange(per, dtype=np.int64) * 60_000_000_000
     frames = [
-        pl.DataFrame({"timestamp": pl.Series(ts).cast(pl.Datetime("ns")), "series": [f"m{k}"] * per,
-                      **{f"s{i}": rng.normal(size=per).astype(np.float32) for i in range(N_F)}})
+        pl.DataFrame(
+            {
+                "timestamp": pl.Series(ts).cast(pl.Datetime("ns")),
+                "series": [f"m{k}"] * per,
+                **{f"s{i}": rng.normal(size=per).astype(np.float32) for i in range(N_F)},
+            }
+        )
         for k in range(n_series)
     ]
     src = tmp / "rows.parquet"
@@ -113,8 +121,15 @@ def end_to_end(model: Path, tmp: Path, n_rows: int, threads: int, device: str) -
     n_windows = sum(det.score_series(v).score.size for v in values)
     pure = n_windows / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    s = score_files(model, [src], tmp / "scores.parquet", table=TableSpec(),
-                    opts=ScoreOptions(progress=False), device=device, threads=threads)
+    s = score_files(
+        model,
+        [src],
+        tmp / "scores.parquet",
+        table=TableSpec(),
+        opts=ScoreOptions(progress=False),
+        device=device,
+        threads=threads,
+    )
     e2e = s.n_rows / (time.perf_counter() - t0)
     return {"rows": s.n_rows, "pure": pure, "e2e": e2e}
 
@@ -143,9 +158,22 @@ def main() -> None:
     reference_model(model)
 
     def run(kind: str) -> dict:
-        cmd = [sys.executable, __file__, "--worker", kind, "--model", str(model),
-               "--threads", str(args.threads), "--seconds", str(args.seconds),
-               "--rows", str(args.rows), "--device", args.device]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            kind,
+            "--model",
+            str(model),
+            "--threads",
+            str(args.threads),
+            "--seconds",
+            str(args.seconds),
+            "--rows",
+            str(args.rows),
+            "--device",
+            args.device,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -157,22 +185,30 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    print(f"reference AE 64x8, 512-256-64-256-512; threads={args.threads}; device={args.device}; "
-          f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}; "
-          f"median of {args.rounds} alternating rounds")
-    print(f"{'batch (windows)':>16} {'onnxruntime w/s':>16} {'torch eager w/s':>16} "
-          f"{'ort/torch':>10} {'ort us/call':>12} {'torch us/call':>14}")
+    print(
+        f"reference AE 64x8, 512-256-64-256-512; threads={args.threads}; device={args.device}; "
+        f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}; "
+        f"median of {args.rounds} alternating rounds"
+    )
+    print(
+        f"{'batch (windows)':>16} {'onnxruntime w/s':>16} {'torch eager w/s':>16} "
+        f"{'ort/torch':>10} {'ort us/call':>12} {'torch us/call':>14}"
+    )
     for b in BATCHES:
         t_ort = float(np.median([r[str(b)] for r in results["ort"]]))
         t_pt = float(np.median([r[str(b)] for r in results["torch"]]))
-        print(f"{b:>16,} {b / t_ort:>16,.0f} {b / t_pt:>16,.0f} {t_pt / t_ort:>10.2f} "
-              f"{t_ort * 1e6:>12,.0f} {t_pt * 1e6:>14,.0f}")
+        print(
+            f"{b:>16,} {b / t_ort:>16,.0f} {b / t_pt:>16,.0f} {t_pt / t_ort:>10.2f} "
+            f"{t_ort * 1e6:>12,.0f} {t_pt * 1e6:>14,.0f}"
+        )
 
     e = run("e2e")
     print()
     print(f"{'end to end':>18} {'rows':>12} {'rows/s':>12} {'pure scoring w/s':>17} {'ratio':>7}")
-    print(f"{'parquet->parquet':>18} {e['rows']:>12,} {e['e2e']:>12,.0f} {e['pure']:>17,.0f} "
-          f"{e['e2e'] / e['pure']:>7.2f}")
+    print(
+        f"{'parquet->parquet':>18} {e['rows']:>12,} {e['e2e']:>12,.0f} {e['pure']:>17,.0f} "
+        f"{e['e2e'] / e['pure']:>7.2f}"
+    )
     print("(pure scoring: Detector.score_series over the same rows, same process)")
 
 

@@ -15,7 +15,11 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
 
     return subprocess.run(
         [sys.executable, "-m", "anomae.cli", *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
     )
 
 
@@ -25,5 +29,6 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from anomae.synth import SynthConfig, write_demo
 
     out = tmp_path_factory.mktemp("demo")
-    return write_demo(out, SynthConfig(seed=3, n_series=2, n_features=6, train_days=2.0,
-                                       test_days=1.0))
+    return write_demo(
+        out, SynthConfig(seed=3, n_series=2, n_features=6, train_days=2.0, test_days=1.0)
+    )

@@ -13,8 +13,21 @@ import pytest
 from conftest import run_cli
 
 pytestmark = pytest.mark.slow
-TRAIN_FLAGS = ["--window", "16", "--hidden", "32,8", "--epochs", "12", "--lr", "0.003", "--train-stride", "2",
-               "--noise", "masking", "--no-progress"]
+TRAIN_FLAGS = [
+    "--window",
+    "16",
+    "--hidden",
+    "32,8",
+    "--epochs",
+    "12",
+    "--lr",
+    "0.003",
+    "--train-stride",
+    "2",
+    "--noise",
+    "masking",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +39,9 @@ def trained(small_demo: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     return model
 
 
-def test_train_calibrate_score_inspect(trained: Path, small_demo: dict[str, Path],
-                                       tmp_path: Path) -> None:
+def test_train_calibrate_score_inspect(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
     card = json.loads(run_cli(["inspect", str(trained), "--json"]).stdout)
     assert card["threshold"]["method"] == "quantile"
     assert card["window"] == {"length": 16, "stride": 1}
@@ -35,20 +49,29 @@ def test_train_calibrate_score_inspect(trained: Path, small_demo: dict[str, Path
     assert card["parity"]["max_rel_diff"] < 1e-4
 
     recal = tmp_path / "recal.onnx"
-    r = run_cli(["calibrate", str(trained), str(small_demo["train"]), "--q", "0.9",
-                 "-o", str(recal)])
+    r = run_cli(
+        ["calibrate", str(trained), str(small_demo["train"]), "--q", "0.9", "-o", str(recal)]
+    )
     assert r.returncode == 0, r.stderr
     card2 = json.loads(run_cli(["inspect", str(recal), "--json"]).stdout)
     assert card2["threshold"]["params"] == {"q": 0.9}
     assert card2["threshold"]["value"] < card["threshold"]["value"]
 
     out, events = tmp_path / "scores.parquet", tmp_path / "events.csv"
-    r = run_cli(["score", str(trained), str(small_demo["test"]), "-o", str(out),
-                 "--events", str(events)])
+    r = run_cli(
+        ["score", str(trained), str(small_demo["test"]), "-o", str(out), "--events", str(events)]
+    )
     assert r.returncode == 0, r.stderr
     df = pl.read_parquet(out)
-    assert df.columns[:7] == ["series", "timestamp", "score", "score_normalised", "is_anomaly",
-                              "in_event", "coverage"]
+    assert df.columns[:7] == [
+        "series",
+        "timestamp",
+        "score",
+        "score_normalised",
+        "is_anomaly",
+        "in_event",
+        "coverage",
+    ]
     assert set(df["series"].unique()) == {"m1", "m2"}
     test = pl.read_parquet(small_demo["test"])
     per_series = test.group_by("series").len()
@@ -56,8 +79,16 @@ def test_train_calibrate_score_inspect(trained: Path, small_demo: dict[str, Path
     th = card["threshold"]["value"]
     assert (df["is_anomaly"] == (df["score"] / th > 1)).all()
     ev = pl.read_csv(events)
-    assert ev.columns == ["series", "start", "end", "peak", "peak_score_normalised",
-                          "duration_s", "n_windows", "top_features"]
+    assert ev.columns == [
+        "series",
+        "start",
+        "end",
+        "peak",
+        "peak_score_normalised",
+        "duration_s",
+        "n_windows",
+        "top_features",
+    ]
     assert ev.height >= 1 and (ev["n_windows"] >= 3).all()
     # the anomalies are where the labels are: scores rank labelled windows higher
     from anomae.evaluate import auc_roc
@@ -65,36 +96,55 @@ def test_train_calibrate_score_inspect(trained: Path, small_demo: dict[str, Path
     assert auc_roc(df["score"].to_numpy(), df["label"].to_numpy()) > 0.7
 
 
-def test_score_works_with_torch_blocked(trained: Path, small_demo: dict[str, Path],
-                                        tmp_path: Path) -> None:
+def test_score_works_with_torch_blocked(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
     blocker = tmp_path / "block"
     blocker.mkdir()
     # sitecustomize runs before anything else: any attempt to import torch fails
-    (blocker / "sitecustomize.py").write_text(textwrap.dedent("""
+    (blocker / "sitecustomize.py").write_text(
+        textwrap.dedent("""
         import sys
         class _Block:
             def find_spec(self, name, path=None, target=None):
                 if name == "torch" or name.startswith("torch."):
                     raise ModuleNotFoundError("torch is blocked in this test", name=name)
         sys.meta_path.insert(0, _Block())
-    """))
+    """)
+    )
     env = {"PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     out = tmp_path / "s.parquet"
     r = run_cli(["score", str(trained), str(small_demo["test"]), "-o", str(out)], env=env)
     assert r.returncode == 0, r.stderr
     assert out.is_file()
-    r = run_cli(["calibrate", str(trained), str(small_demo["train"]), "--q", "0.99",
-                 "-o", str(tmp_path / "recal.onnx")], env=env)
+    r = run_cli(
+        [
+            "calibrate",
+            str(trained),
+            str(small_demo["train"]),
+            "--q",
+            "0.99",
+            "-o",
+            str(tmp_path / "recal.onnx"),
+        ],
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     r = run_cli(["inspect", str(tmp_path / "recal.onnx")], env=env)
     assert r.returncode == 0 and "quantile" in r.stdout, r.stderr
     import subprocess
 
     probe = subprocess.run(
-        [sys.executable, "-c", "import anomae, anomae.cli, anomae.detector, anomae.score, "
-         "anomae.calibrate, anomae.io, anomae.windows, anomae.events, anomae.evaluate, sys; "
-         "import torch"],
-        capture_output=True, text=True, env={**os.environ, **env},
+        [
+            sys.executable,
+            "-c",
+            "import anomae, anomae.cli, anomae.detector, anomae.score, "
+            "anomae.calibrate, anomae.io, anomae.windows, anomae.events, anomae.evaluate, sys; "
+            "import torch",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
     )
     assert "torch is blocked" in probe.stderr  # the block works, and only torch tripped it
     r = run_cli(["train", str(small_demo["train"]), "-o", str(tmp_path / "x.onnx")], env=env)
@@ -123,16 +173,22 @@ def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
         (["run", "{bad_toml}", "--out", "{outdir}"], "unknown key(s) ['hiden']"),
     ],
 )
-def test_cli_errors_are_one_clear_line(args: list[str], message: str, trained: Path,
-                                       small_demo: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_errors_are_one_clear_line(
+    args: list[str], message: str, trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
     bad_toml = tmp_path / "p.toml"
     bad_toml.write_text('[data]\ntrain = "x.parquet"\n[model]\nhiden = [4]\n')
-    fill = {"missing_model": str(tmp_path / "nope.onnx"), "garbage": str(garbage),
-            "model": str(trained), "test": str(small_demo["test"]),
-            "out": str(tmp_path / "o.parquet"), "bad_toml": str(bad_toml),
-            "outdir": str(tmp_path / "run")}
+    fill = {
+        "missing_model": str(tmp_path / "nope.onnx"),
+        "garbage": str(garbage),
+        "model": str(trained),
+        "test": str(small_demo["test"]),
+        "out": str(tmp_path / "o.parquet"),
+        "bad_toml": str(bad_toml),
+        "outdir": str(tmp_path / "run"),
+    }
     r = run_cli([a.format(**fill) for a in args])
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
@@ -141,10 +197,11 @@ def test_cli_errors_are_one_clear_line(args: list[str], message: str, trained: P
 
 def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) -> None:
     pipe = tmp_path / "p.toml"
-    pipe.write_text(textwrap.dedent(f"""
+    pipe.write_text(
+        textwrap.dedent(f"""
         [data]
-        train = "{small_demo['train']}"
-        test = "{small_demo['test']}"
+        train = "{small_demo["train"]}"
+        test = "{small_demo["test"]}"
         [window]
         length = 16
         train_stride = 2
@@ -163,7 +220,8 @@ def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) ->
         progress = false
         [calibrate]
         q = 0.99
-    """))
+    """)
+    )
     out = tmp_path / "run"
     r = run_cli(["run", str(pipe), "--out", str(out)])
     assert r.returncode == 0, r.stderr

@@ -48,7 +48,9 @@ ARCHS = [
 
 
 @pytest.mark.parametrize(("arch", "length", "stride"), ARCHS)
-def test_export_parity_and_contract(tmp_path: Path, arch: ArchConfig, length: int, stride: int) -> None:
+def test_export_parity_and_contract(
+    tmp_path: Path, arch: ArchConfig, length: int, stride: int
+) -> None:
     torch.manual_seed(0)
     model = build_model(arch, length, F)
     card = _card(length, stride)

@@ -113,9 +113,11 @@ def test_best_weights_are_restored() -> None:
         {},
         {"noise": NoiseConfig("gaussian", sigma=0.2)},
         {"noise": NoiseConfig("salt_pepper", p=0.2), "arch": TINY_CONV},
-        {"noise": NoiseConfig("masking", p=0.2),
-         "sparsity": SparsityConfig("kl", rho=0.1, beta=0.1),
-         "arch": ArchConfig(hidden=(32, 4), code_activation="sigmoid")},
+        {
+            "noise": NoiseConfig("masking", p=0.2),
+            "sparsity": SparsityConfig("kl", rho=0.1, beta=0.1),
+            "arch": ArchConfig(hidden=(32, 4), code_activation="sigmoid"),
+        },
     ],
     ids=["plain", "gaussian", "salt_pepper-conv", "masking-kl"],
 )
@@ -159,8 +161,10 @@ def test_sparsity_penalty_is_reported_in_training_only() -> None:
 
 @pytest.mark.parametrize("code_activation", ["linear", "relu"])
 def test_kl_without_sigmoid_code_raises(code_activation: str) -> None:
-    cfg = quick(arch=ArchConfig(hidden=(8, 2), code_activation=code_activation),  # type: ignore[arg-type]
-                sparsity=SparsityConfig("kl"))
+    cfg = quick(
+        arch=ArchConfig(hidden=(8, 2), code_activation=code_activation),  # type: ignore[arg-type]
+        sparsity=SparsityConfig("kl"),
+    )
     with pytest.raises(ValueError, match="sparsity 'kl' needs code_activation = 'sigmoid'"):
         fit(sine_windows(32), cfg)
 
@@ -218,8 +222,14 @@ def test_auto_device_and_bad_device_name() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"epochs": 0}, {"batch_size": 0}, {"lr": -1.0}, {"val_fraction": 1.0},
-     {"patience": 0}, {"weight_decay": -0.1}],
+    [
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"lr": -1.0},
+        {"val_fraction": 1.0},
+        {"patience": 0},
+        {"weight_decay": -0.1},
+    ],
 )
 def test_invalid_train_config_raises(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):

@@ -70,8 +70,12 @@ def test_masking_zeroes_fraction_p_and_keeps_the_rest(x: torch.Tensor, p: float)
 
 @pytest.mark.parametrize(
     "cfg",
-    [NoiseConfig("none"), NoiseConfig("gaussian"), NoiseConfig("salt_pepper", p=0.3),
-     NoiseConfig("masking", p=0.3)],
+    [
+        NoiseConfig("none"),
+        NoiseConfig("gaussian"),
+        NoiseConfig("salt_pepper", p=0.3),
+        NoiseConfig("masking", p=0.3),
+    ],
 )
 def test_input_is_not_modified(x: torch.Tensor, cfg: NoiseConfig) -> None:
     before = x.clone()

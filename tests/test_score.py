@@ -16,7 +16,8 @@ FEATURES = ("a", "b", "c", "d")
 
 def _series(n_rows: int, rng: np.random.Generator) -> SeriesData:
     return SeriesData(
-        name="m1", source="x.parquet",
+        name="m1",
+        source="x.parquet",
         timestamps=np.arange(n_rows, dtype=np.int64) * 60_000_000_000,
         values=np.zeros((n_rows, 4), np.float32),
         labels=(rng.random(n_rows) < 0.05).astype(np.int8),

@@ -11,7 +11,9 @@ from anomae.windows import RingBuffer, sliding_windows, window_ends
     ("n_rows", "length", "stride"),
     [(100, 8, 1), (100, 8, 3), (64, 64, 1), (63, 64, 1), (50, 1, 1), (97, 10, 10), (30, 7, 4)],
 )
-def test_ring_buffer_yields_exactly_the_batch_windows(n_rows: int, length: int, stride: int) -> None:
+def test_ring_buffer_yields_exactly_the_batch_windows(
+    n_rows: int, length: int, stride: int
+) -> None:
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(n_rows, 3)).astype(np.float32)
     rows[rng.random(rows.shape) < 0.05] = np.nan  # missing readings travel unchanged

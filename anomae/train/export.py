@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,8 +35,9 @@ class ExportParityError(RuntimeError):
 def torch_layers(model: nn.Module) -> list[Layer]:
     """The network's layers as ONNX ops with their weights."""
     out: list[Layer] = []
-    for mod in [*model.encoder, *model.decoder]:  # type: ignore[attr-defined]
-        out.extend(_convert(mod))
+    for part in (model.encoder, model.decoder):
+        for mod in part.children():  # type: ignore[union-attr]
+            out.extend(_convert(mod))
     return out
 
 
@@ -133,7 +135,7 @@ def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
 
 def check_parity(
     onnx_model: onnx.ModelProto, scorer: TorchScorer, rows: np.ndarray
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Compare onnxruntime and torch on variants of ``rows`` ``[batch, time, F]`` that cover
     every path through the graph; raise :class:`ExportParityError` if they differ."""
     import onnxruntime as ort
@@ -168,8 +170,13 @@ def check_parity(
                 rel = err / np.maximum(ref, ATOL)
                 worst = max(worst, float(rel.max(initial=0.0)))
         n_windows += int(got[0].size)
-    return {"rtol": RTOL, "atol": ATOL, "max_rel_diff": worst, "n_windows": n_windows,
-            "cases": list(cases)}
+    return {
+        "rtol": RTOL,
+        "atol": ATOL,
+        "max_rel_diff": worst,
+        "n_windows": n_windows,
+        "cases": list(cases),
+    }
 
 
 def export_model(
@@ -181,7 +188,11 @@ def export_model(
     model = model.cpu().eval()
     layers = torch_layers(model)
     onnx_model = build_graph(
-        layers, model.layout, card.features, card.window, card.scaler  # type: ignore[arg-type]
+        layers,
+        str(model.layout),
+        card.features,
+        card.window,
+        card.scaler,  # type: ignore[arg-type]
     )
     onnx.checker.check_model(onnx_model, full_check=True)
     parity = check_parity(onnx_model, TorchScorer(model, card), parity_rows)

@@ -161,8 +161,10 @@ class _Progress:
         if not self.enabled:
             return
         i = int(row["epoch"])
-        text = (f"epoch {i}/{self.epochs} train {row['train_loss']:.4g} "
-                f"val {row['val_loss']:.4g} {time.perf_counter() - self.start:.1f}s")
+        text = (
+            f"epoch {i}/{self.epochs} train {row['train_loss']:.4g} "
+            f"val {row['val_loss']:.4g} {time.perf_counter() - self.start:.1f}s"
+        )
         if self.tty:
             done = round(20 * i / self.epochs)
             sys.stderr.write(f"\r[{'#' * done}{'.' * (20 - done)}] {text}\x1b[K")
@@ -178,8 +180,9 @@ class _Progress:
 
 def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if n < 2:
-        raise ValueError(f"need at least 2 windows to hold one out for validation, got {n}; "
-                         "more data is needed")
+        raise ValueError(
+            f"need at least 2 windows to hold one out for validation, got {n}; more data is needed"
+        )
     n_val = min(max(1, round(n * val_fraction)), n - 1)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
@@ -253,7 +256,7 @@ def fit(
             pen_sum = torch.zeros((), device=device)
             order = torch.randperm(n_train, generator=gen, device=device)
             for start in range(0, n_train, cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
+                idx = order[start : start + cfg.batch_size]
                 x0 = x_train[idx]
                 mask = m_train[idx] if m_train is not None else None
                 x_in = x0
@@ -303,9 +306,15 @@ def fit(
 
     model.load_state_dict(best_state)
     model.eval().cpu()
-    return FitResult(model=model, history=history, best_epoch=best_epoch,
-                     best_val_loss=best_val, device=str(device), n_train=n_train,
-                     n_val=len(val_idx))
+    return FitResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val,
+        device=str(device),
+        n_train=n_train,
+        n_val=len(val_idx),
+    )
 
 
 @torch.no_grad()
@@ -315,8 +324,8 @@ def _evaluate(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> f
     sse = torch.zeros((), device=x.device)
     count = torch.zeros((), device=x.device)
     for start in range(0, x.shape[0], _EVAL_BATCH):
-        xb = x[start:start + _EVAL_BATCH]
-        mb = mask[start:start + _EVAL_BATCH] if mask is not None else None
+        xb = x[start : start + _EVAL_BATCH]
+        mb = mask[start : start + _EVAL_BATCH] if mask is not None else None
         recon, _ = model(xb)
         s, c = _masked_sse(recon, xb, mb)
         sse += s

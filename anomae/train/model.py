@@ -104,8 +104,10 @@ class ConvAE(nn.Module):
         enc: list[nn.Module] = []
         chans = [n_features, *cfg.channels]
         for i in range(len(cfg.channels)):
-            enc += [nn.Conv1d(chans[i], chans[i + 1], k, stride=2, padding=pad),
-                    _activation(cfg.activation)]
+            enc += [
+                nn.Conv1d(chans[i], chans[i + 1], k, stride=2, padding=pad),
+                _activation(cfg.activation),
+            ]
             lengths.append((lengths[-1] + 2 * pad - k) // 2 + 1)
         if lengths[-1] < 1:
             raise ValueError(
@@ -123,8 +125,11 @@ class ConvAE(nn.Module):
             out_pad = l_want - ((l_in - 1) * 2 - 2 * pad + k)
             if not 0 <= out_pad < 2:
                 raise ValueError(f"cannot restore length {l_want} from {l_in} with kernel {k}")
-            dec.append(nn.ConvTranspose1d(chans[i], chans[i - 1], k, stride=2, padding=pad,
-                                          output_padding=out_pad))
+            dec.append(
+                nn.ConvTranspose1d(
+                    chans[i], chans[i - 1], k, stride=2, padding=pad, output_padding=out_pad
+                )
+            )
             if i > 1:
                 dec.append(_activation(cfg.activation))
         self.encoder = nn.Sequential(*enc)
