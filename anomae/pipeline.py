@@ -69,12 +69,22 @@ class WindowSection:
     stride: int = 1
     train_stride: int = 1
 
+    def __post_init__(self) -> None:
+        WindowSpec(self.length, self.stride)
+        WindowSpec(self.length, self.train_stride)
+
 
 @dataclass(frozen=True)
 class CalibrateSection:
     method: str = "quantile"
     q: float = 0.995
     holdout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.q < 1.0:
+            raise ValueError(f"q must be in (0, 1), got {self.q}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
 
 
 @dataclass(frozen=True)
@@ -85,26 +95,13 @@ class ScoreSection:
 
 
 @dataclass(frozen=True)
-class TrainSection:
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    val_fraction: float = 0.1
-    patience: int = 5
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
-
-
-@dataclass(frozen=True)
 class Pipeline:
     data: DataSection = field(default_factory=DataSection)
     window: WindowSection = field(default_factory=WindowSection)
     model: dict[str, Any] = field(default_factory=dict)
     noise: dict[str, Any] = field(default_factory=dict)
     sparsity: dict[str, Any] = field(default_factory=dict)
-    train: TrainSection = field(default_factory=TrainSection)
+    train: dict[str, Any] = field(default_factory=dict)
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     score: ScoreSection = field(default_factory=ScoreSection)
     source: str = "<options>"
@@ -154,7 +151,7 @@ SECTIONS: dict[str, type | None] = {
     "model": None,
     "noise": None,
     "sparsity": None,
-    "train": TrainSection,
+    "train": None,
     "calibrate": CalibrateSection,
     "score": ScoreSection,
 }
@@ -206,21 +203,11 @@ def train_config(pipe: Pipeline) -> Any:
             f"{where}: sparsity 'kl' needs code activations in (0, 1); set [model] "
             f'code_activation = "sigmoid"'
         )
-    t = pipe.train
-    return TrainConfig(
-        arch=arch,
-        noise=noise,
-        sparsity=sparsity,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        val_fraction=t.val_fraction,
-        patience=t.patience,
-        seed=t.seed,
-        device=t.device,
-        progress=t.progress,
-    )
+    nested = sorted({"arch", "noise", "sparsity"} & set(pipe.train))
+    if nested:
+        raise PipelineError(f"{where} [train]: {nested} have sections of their own")
+    kw = {**pipe.train, "arch": arch, "noise": noise, "sparsity": sparsity}
+    return _coerce(TrainConfig, kw, f"{where} [train]")
 
 
 def split_holdout(
@@ -318,7 +305,11 @@ def train_step(
             "train_stride": pipe.window.train_stride,
             "device": result.device,
             "seconds": round(seconds, 2),
-            "config": {k: v for k, v in dataclasses.asdict(pipe.train).items() if k != "progress"},
+            "config": {
+                k: v
+                for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("arch", "noise", "sparsity", "progress")
+            },
         },
         data_fingerprint=fingerprint(series, features),
         versions=versions(),
