@@ -100,6 +100,15 @@ def _table(timestamp_column: str, series_column: str, label_column: str, feature
     )
 
 
+def _rule(min_windows: int, max_gap: int, off: float, cooldown: int) -> Any:
+    from anomae.events import PostRule
+
+    try:
+        return PostRule(min_windows, max_gap, off, cooldown)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -416,6 +425,19 @@ def calibrate(
     show_default=True,
     help="Merge events separated by at most this many windows.",
 )
+@click.option(
+    "--off",
+    default=1.0,
+    show_default=True,
+    help="Hysteresis: an open event holds while the normalised score stays above this "
+    "level (0-1; 1 = no hysteresis).",
+)
+@click.option(
+    "--cooldown",
+    default=0,
+    show_default=True,
+    help="Suppress events that start within this many windows after the previous one.",
+)
 @click.option("--top-k", default=3, show_default=True, help="Top contributing features to list.")
 @click.option(
     "--threshold", default=None, type=float, help="Override the model's calibrated threshold."
@@ -439,6 +461,8 @@ def score(
     features: str,
     min_windows: int,
     max_gap: int,
+    off: float,
+    cooldown: int,
     top_k: int,
     threshold: float | None,
     device: str,
@@ -446,11 +470,13 @@ def score(
     progress: bool | None,
 ) -> None:
     """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events."""
-    from anomae.events import PostRule
     from anomae.score import ScoreOptions, score_files
 
     opts = ScoreOptions(
-        rule=PostRule(min_windows, max_gap), top_k=top_k, threshold=threshold, progress=progress
+        rule=_rule(min_windows, max_gap, off, cooldown),
+        top_k=top_k,
+        threshold=threshold,
+        progress=progress,
     )
     table = _table(timestamp_column, series_column, label_column, features)
     s = score_files(model, inputs, output, events, table, opts, device=device, threads=threads)

@@ -1,12 +1,20 @@
-"""Post-rules: normalised scores of one series → anomaly flags → events.
+"""Post-rules: normalised scores of one series → events, the same in batch and in a stream.
 
-An event opens when at least ``min_windows`` consecutive windows score above 1 and is
-merged with the next one when fewer than ``max_gap`` + 1 windows separate them.
+A *hold* level ``off`` ≤ 1 gives hysteresis: an event **opens** when ``min_windows``
+consecutive windows score above 1 (it starts at the first of them), **stays open** while
+the score stays above ``off``, and closes at the first window that does not (NaN, an
+unscorable window, closes it too). Events less than ``max_gap`` + 1 windows apart are
+**merged**. After an event, a new one that starts within ``cooldown`` windows of its end is
+**suppressed** (dropped). :func:`event_bounds` does this for a whole series at once;
+:class:`EventTracker` does it one window at a time for the streaming monitor, and a test
+proves both give the same events.
 
     >>> import numpy as np
     >>> norm = np.array([0.5, 1.2, 1.5, 0.9, 2.0, 0.1, 1.1, 1.3, 1.4])
     >>> [(e.first, e.last) for e in find_events(norm, PostRule(min_windows=2))]
     [(1, 2), (6, 8)]
+    >>> [(e.first, e.last) for e in find_events(norm, PostRule(min_windows=2, off=0.8))]
+    [(1, 4), (6, 8)]
 """
 
 from __future__ import annotations
@@ -18,12 +26,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class PostRule:
+    """``min_windows`` to open, ``off`` to hold (hysteresis), ``max_gap`` to merge,
+    ``cooldown`` windows of suppression after an event."""
+
     min_windows: int = 1
     max_gap: int = 0
+    off: float = 1.0
+    cooldown: int = 0
 
     def __post_init__(self) -> None:
-        if self.min_windows < 1 or self.max_gap < 0:
-            raise ValueError("min_windows must be >= 1 and max_gap >= 0")
+        if self.min_windows < 1:
+            raise ValueError(f"min_windows must be >= 1, got {self.min_windows}")
+        if self.max_gap < 0 or self.cooldown < 0:
+            raise ValueError("max_gap and cooldown must be >= 0")
+        if not 0.0 <= self.off <= 1.0:
+            raise ValueError(f"off (hold level, normalised) must be in [0, 1], got {self.off}")
 
 
 @dataclass(frozen=True)
@@ -36,9 +53,11 @@ class Span:
 
 def is_anomalous(normalised: np.ndarray) -> np.ndarray:
     """The one place a label is decided: normalised score above 1 (NaN is not anomalous)."""
-    return np.greater(
-        normalised, 1.0, where=~np.isnan(normalised), out=np.zeros(normalised.shape, bool)
-    )
+    return _above(normalised, 1.0)
+
+
+def _above(x: np.ndarray, level: float) -> np.ndarray:
+    return np.greater(x, level, where=~np.isnan(x), out=np.zeros(x.shape, bool))
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,14 +69,29 @@ def event_bounds(
     normalised: np.ndarray, rule: PostRule = PostRule()
 ) -> tuple[np.ndarray, np.ndarray]:
     """First and last window index (inclusive) of each event, as two int arrays."""
-    starts, ends = _runs(is_anomalous(normalised))
-    keep = (ends - starts + 1) >= rule.min_windows
-    starts, ends = starts[keep], ends[keep]
-    if starts.size == 0:
-        return starts, ends
+    on_s, on_e = _runs(is_anomalous(normalised))
+    keep = (on_e - on_s + 1) >= rule.min_windows
+    on_s = on_s[keep]
+    if on_s.size == 0:
+        return on_s, on_s.copy()
+    hold_s, hold_e = (
+        _runs(_above(normalised, rule.off)) if rule.off < 1.0 else _runs(is_anomalous(normalised))
+    )
+    # each qualifying run above 1 lies inside one run above `off`; the first one opens it
+    run = np.searchsorted(hold_s, on_s, side="right") - 1
+    runs, first = np.unique(run, return_index=True)
+    starts, ends = on_s[first], hold_e[runs]
     opens = np.concatenate([[True], starts[1:] - ends[:-1] - 1 > rule.max_gap])
     closes = np.concatenate([opens[1:], [True]])
-    return starts[opens], ends[closes]
+    starts, ends = starts[opens], ends[closes]
+    if rule.cooldown and starts.size > 1:
+        kept = np.zeros(starts.size, bool)
+        last_end = -(10**18)
+        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            if a > last_end + rule.cooldown:
+                kept[i], last_end = True, b
+        starts, ends = starts[kept], ends[kept]
+    return starts, ends
 
 
 def find_events(normalised: np.ndarray, rule: PostRule = PostRule()) -> list[Span]:
@@ -76,3 +110,77 @@ def event_mask(n: int, spans: list[Span] | tuple[np.ndarray, np.ndarray]) -> np.
     np.add.at(d, first, 1)
     np.add.at(d, last + 1, -1)
     return np.cumsum(d[:n]) > 0
+
+
+class EventTracker:
+    """:func:`event_bounds` one window at a time, for streams (one tracker per series).
+
+    ``step(v)`` takes the next normalised score and returns the events that became final
+    (a merge can no longer extend them); ``active`` says whether an unsuppressed event is
+    open now (the monitor's 0/1 anomaly state); ``flush()`` ends the stream.
+
+        >>> tr = EventTracker(PostRule(min_windows=2))
+        >>> [tr.step(v) for v in [0.5, 1.2, 1.5, 0.9, 0.2]], tr.flush()
+        ([[], [], [], [], [Span(first=1, last=2)]], [])
+    """
+
+    def __init__(self, rule: PostRule = PostRule()) -> None:
+        self.rule = rule
+        self.t = -1
+        self._on_run = 0
+        self._open: int | None = None  # start of the open event
+        self._open_suppressed = False
+        self._pending: tuple[int, int, bool] | None = None  # closed, may still merge
+        self._last_kept_end = -(10**18)
+
+    @property
+    def active(self) -> bool:
+        return self._open is not None and not self._open_suppressed
+
+    def step(self, v: float) -> list[Span]:
+        r = self.rule
+        self.t += 1
+        t = self.t
+        done: list[Span] = []
+        finite = v == v  # NaN is neither above 1 nor above `off`
+        on = finite and v > 1.0
+        held = finite and v > r.off
+        if self._open is not None and not held:
+            self._pending = (self._open, t - 1, self._open_suppressed)
+            self._open = None
+        self._on_run = self._on_run + 1 if on else 0
+        if self._open is None and self._on_run >= r.min_windows:
+            start = t - r.min_windows + 1
+            p = self._pending
+            if p is not None and start - p[1] - 1 <= r.max_gap:
+                self._open, self._open_suppressed = p[0], p[2]  # merge: reopen the last one
+            else:
+                if p is not None:
+                    self._finalise(p, done)
+                self._open = start
+                self._open_suppressed = start <= self._last_kept_end + r.cooldown
+            self._pending = None
+        p = self._pending
+        # no event detected by now can start within max_gap of the pending one's end
+        if p is not None and t >= p[1] + r.max_gap + r.min_windows:
+            self._finalise(p, done)
+            self._pending = None
+        return done
+
+    def _finalise(self, ev: tuple[int, int, bool], done: list[Span]) -> None:
+        if not ev[2]:
+            done.append(Span(ev[0], ev[1]))
+            self._last_kept_end = ev[1]
+
+    def flush(self) -> list[Span]:
+        """End of stream: close and report whatever is still open or pending."""
+        done: list[Span] = []
+        if self._open is not None:
+            if self._pending is not None:
+                self._finalise(self._pending, done)
+            self._pending = (self._open, self.t, self._open_suppressed)
+            self._open = None
+        if self._pending is not None:
+            self._finalise(self._pending, done)
+            self._pending = None
+        return done

@@ -12,7 +12,7 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
     [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
     [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
     [calibrate] method, q, holdout (last fraction of each training series, never trained on)
-    [score]     min_windows, max_gap, top_k
+    [score]     min_windows, max_gap, off (hysteresis hold level), cooldown, top_k
 
 Unknown sections or keys, and values of the wrong type, are errors naming file and key.
 """
@@ -91,6 +91,8 @@ class CalibrateSection:
 class ScoreSection:
     min_windows: int = 3
     max_gap: int = 0
+    off: float = 1.0
+    cooldown: int = 0
     top_k: int = 3
 
 
@@ -332,6 +334,15 @@ def train_step(
     return card, summary, cal_rows
 
 
+def post_rule(section: ScoreSection) -> Any:
+    from anomae.events import PostRule
+
+    try:
+        return PostRule(section.min_windows, section.max_gap, section.off, section.cooldown)
+    except ValueError as exc:
+        raise PipelineError(f"[score]: {exc}") from exc
+
+
 def report_path(out_dir: Path) -> Path:
     return out_dir / "report.json"
 
@@ -341,7 +352,6 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     from anomae.calibrate import calibrate_rows
     from anomae.detector import Detector
     from anomae.evaluate import evaluate_windows
-    from anomae.events import PostRule
     from anomae.modelfile import atomic_write_bytes, rewrite_card
     from anomae.score import ScoreOptions, score_all, write_table
 
@@ -382,9 +392,7 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     if d.test:
         det = Detector.load(model_path)
         test_series, _ = read_series(list(d.test), table, features=features)
-        opts = ScoreOptions(
-            rule=PostRule(pipe.score.min_windows, pipe.score.max_gap), top_k=pipe.score.top_k
-        )
+        opts = ScoreOptions(rule=post_rule(pipe.score), top_k=pipe.score.top_k)
         windows, events, summary = score_all(det, test_series, opts)
         write_table(windows, out / "scores.parquet")
         write_table(events, out / "events.csv")

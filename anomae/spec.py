@@ -62,17 +62,42 @@ class Scaler:
 
 @dataclass(frozen=True)
 class Threshold:
-    """A score threshold and how it was obtained; ``score / value > 1`` is anomalous."""
+    """A score threshold and how it was obtained; ``score / value > 1`` is anomalous.
+
+    ``expected_far`` is the false-alarm rate per window the method promises on data like the
+    calibration set, ``expected_far_ci`` a 95 % interval for it (block bootstrap, see
+    :mod:`anomae.calibrate`), and ``per_feature`` optional thresholds of the per-feature
+    errors, by feature name, to tell which sensors are out of their normal range.
+    """
 
     value: float
     method: str
     params: dict[str, Any] = field(default_factory=dict)
     n_calibration: int = 0
     expected_far: float | None = None
+    expected_far_ci: tuple[float, float] | None = None
+    per_feature: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.value) or self.value <= 0:
             raise ValueError(f"threshold must be finite and > 0, got {self.value}")
+        if self.expected_far_ci is not None:
+            if len(self.expected_far_ci) != 2:
+                raise ValueError(f"expected_far_ci must be (lo, hi), got {self.expected_far_ci}")
+            lo, hi = self.expected_far_ci
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"expected_far_ci must be 0 <= lo <= hi <= 1, got ({lo}, {hi})")
+        for name, v in self.per_feature.items():
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(
+                    f"per-feature threshold of {name!r} must be finite and > 0, got {v}"
+                )
+
+
+def _pair(v: Any) -> tuple[float, float]:
+    """A JSON list ``[lo, hi]`` back to the tuple the dataclass holds."""
+    lo, hi = v  # anything else raises ValueError/TypeError, reported as a malformed card
+    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
@@ -140,6 +165,13 @@ class ModelCard:
                     expected_far=None
                     if th.get("expected_far") is None
                     else float(th["expected_far"]),
+                    # cards written before these keys existed load with the defaults
+                    expected_far_ci=None
+                    if th.get("expected_far_ci") is None
+                    else _pair(th["expected_far_ci"]),
+                    per_feature={
+                        str(k): float(v) for k, v in (th.get("per_feature") or {}).items()
+                    },
                 ),
                 architecture=dict(d.get("architecture") or {}),
                 training=dict(d.get("training") or {}),

@@ -170,6 +170,7 @@ def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
         (["score", "{garbage}", "{test}", "-o", "{out}"], "cannot load this file"),
         (["score", "{model}", "{test}", "-o", "{out}", "--device", "tpu"], "unknown device"),
         (["calibrate", "{model}", "{test}", "--q", "1.5"], "must be in (0, 1)"),
+        (["score", "{model}", "{test}", "-o", "{out}", "--off", "2"], "must be in [0, 1]"),
         (["run", "{bad_toml}", "--out", "{outdir}"], "unknown key(s) ['hiden']"),
     ],
 )

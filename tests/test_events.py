@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomae.events import PostRule, event_mask, find_events, is_anomalous
+from anomae.events import EventTracker, PostRule, Span, event_mask, find_events, is_anomalous
 
 N = np.nan
 
@@ -36,3 +36,54 @@ def test_is_anomalous_handles_nan() -> None:
 def test_rule_validation() -> None:
     with pytest.raises(ValueError):
         PostRule(0)
+
+
+@pytest.mark.parametrize(
+    ("norm", "rule", "spans"),
+    [
+        # hysteresis: opens above 1, holds above `off`
+        ([0.5, 1.2, 0.9, 0.85, 0.7, 1.1], PostRule(1, off=0.8), [(1, 3), (5, 5)]),
+        ([0.9, 0.95, 1.2, 1.3, 0.95, 0.5], PostRule(2, off=0.9), [(2, 4)]),
+        ([1.2, 0.95, 1.2, 0.5], PostRule(2, off=0.9), []),  # holding never opens
+        ([2, N, 2, 2], PostRule(1, off=0.5), [(0, 0), (2, 3)]),  # NaN closes
+        # cool-down suppresses events starting within `cooldown` windows of the last end
+        ([2, 0, 0, 2, 0, 0, 0, 0, 2], PostRule(1, cooldown=3), [(0, 0), (8, 8)]),
+        ([2, 0, 0, 2, 0, 0, 0, 0, 2], PostRule(1, cooldown=2), [(0, 0), (3, 3), (8, 8)]),
+        # merging happens before suppression
+        ([2, 0, 2, 0, 0, 2], PostRule(1, max_gap=1, cooldown=3), [(0, 2)]),
+        ([2, 0, 2, 0, 0, 2], PostRule(1, max_gap=1, cooldown=2), [(0, 2), (5, 5)]),
+    ],
+)
+def test_hysteresis_and_cooldown_table(
+    norm: list[float], rule: PostRule, spans: list[tuple[int, int]]
+) -> None:
+    got = find_events(np.asarray(norm, dtype=np.float64), rule)
+    assert [(s.first, s.last) for s in got] == spans
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stream_tracker_equals_batch(seed: int) -> None:
+    """The monitor's per-window tracker and the batch scorer give the same events."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    # bursty scores: long quiet stretches, anomalies, values near both levels, NaN
+    norm = rng.choice(
+        [0.2, 0.7, 0.95, 1.05, 1.5, 3.0, np.nan], size=n, p=[0.4, 0.15, 0.1, 0.1, 0.15, 0.08, 0.02]
+    )
+    rule = PostRule(
+        min_windows=int(rng.integers(1, 4)),
+        max_gap=int(rng.integers(0, 5)),
+        off=float(rng.choice([1.0, 0.9, 0.6])),
+        cooldown=int(rng.choice([0, 0, 3, 10])),
+    )
+    tracker = EventTracker(rule)
+    streamed: list[Span] = []
+    active = []
+    for v in norm:
+        streamed += tracker.step(float(v))
+        active.append(tracker.active)
+    streamed += tracker.flush()
+    assert streamed == find_events(norm, rule)
+    # while live, the tracker is active only inside events that survive suppression
+    mask = event_mask(n, streamed)
+    assert not (np.array(active) & ~mask).any()
