@@ -52,3 +52,49 @@ def test_bad_cards_are_rejected(mutate, message: str) -> None:  # type: ignore[n
 def test_not_json() -> None:
     with pytest.raises(ModelCardError, match="not valid JSON"):
         ModelCard.from_json("{nope")
+
+
+def test_threshold_interval_and_per_feature_round_trip() -> None:
+    th = Threshold(
+        0.25,
+        "pot",
+        {"q": 1e-3, "init_quantile": 0.98, "gamma": 0.1, "sigma": 0.3, "n_peaks": 40},
+        2000,
+        1e-3,
+        expected_far_ci=(0.00061, 0.0014),
+        per_feature={"temp": 0.5, "rpm": 1.0 / 3.0, "flow": 2e-9},
+    )
+    card = _card(threshold=th)
+    d = json.loads(card.to_json())
+    assert d["threshold"]["expected_far_ci"] == [0.00061, 0.0014]  # a JSON list ...
+    back = ModelCard.from_json(card.to_json())
+    assert back == card
+    assert back.threshold is not None and back.threshold.expected_far_ci == (0.00061, 0.0014)
+    assert isinstance(back.threshold.expected_far_ci, tuple)  # ... back to the tuple
+
+
+def test_old_card_without_the_new_threshold_keys_loads() -> None:
+    d = json.loads(_card().to_json())
+    for key in ("expected_far_ci", "per_feature"):
+        d["threshold"].pop(key)
+    th = ModelCard.from_json(json.dumps(d)).threshold
+    assert th == Threshold(0.25, "quantile", {"q": 0.99}, 1234, 0.01)
+    assert th.expected_far_ci is None and th.per_feature == {}
+
+
+@pytest.mark.parametrize(
+    ("threshold", "message"),
+    [
+        ({"expected_far_ci": [0.1]}, "malformed"),
+        ({"expected_far_ci": [0.1, 0.2, 0.3]}, "malformed"),
+        ({"expected_far_ci": [0.2, 0.1]}, r"0 <= lo <= hi <= 1"),
+        ({"expected_far_ci": [0.1, 1.5]}, r"0 <= lo <= hi <= 1"),
+        ({"per_feature": {"temp": 0.0}}, "per-feature threshold of 'temp' must be finite and > 0"),
+        ({"per_feature": {"temp": "x"}}, "malformed"),
+    ],
+)
+def test_bad_threshold_fields_are_rejected(threshold: dict, message: str) -> None:
+    d = json.loads(_card().to_json())
+    d["threshold"].update(threshold)
+    with pytest.raises(ModelCardError, match=message):
+        ModelCard.from_json(json.dumps(d))
