@@ -176,6 +176,74 @@ def run(pipeline: str, out_dir: str) -> None:
     click.echo(summary_text(report))
 
 
+def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option(
+            "--method",
+            default="quantile",
+            show_default=True,
+            type=click.Choice(["quantile", "ksigma", "mad", "pot", "fpr", "f1"]),
+            help="quantile: q-quantile of normal scores; ksigma: mean+k*std; mad: "
+            "median+k*MAD; pot: extreme-value tail fit (SPOT), risk q; fpr: target "
+            "false-alarm rate (--rate, or --alarms-per-day); f1: F1-optimal on LABELLED data.",
+        ),
+        click.option(
+            "--q",
+            type=float,
+            default=None,
+            help="quantile: the quantile (default 0.995); pot: the risk (1e-3).",
+        ),
+        click.option("--k", type=float, default=None, help="ksigma/mad multiplier (default 3)."),
+        click.option("--rate", type=float, default=None, help="fpr: false-alarm rate per window."),
+        click.option(
+            "--alarms-per-day",
+            type=float,
+            default=None,
+            help="fpr: expected false alarms per day per series.",
+        ),
+        click.option(
+            "--interval-s",
+            type=float,
+            default=None,
+            help="fpr: sampling interval in seconds (default: from the data).",
+        ),
+        click.option(
+            "--init-quantile",
+            type=float,
+            default=None,
+            help="pot: quantile where the tail starts (default 0.98).",
+        ),
+        click.option(
+            "--per-feature/--no-per-feature",
+            default=False,
+            show_default=True,
+            help="Also store a threshold per feature, for attribution.",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _calibration(method: str, holdout: float = 0.2, **kw: Any) -> Any:
+    from anomae.pipeline import CalibrateSection
+
+    try:
+        return CalibrateSection(method=method, holdout=holdout, **kw)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _threshold_text(th: Any) -> str:
+    ci = th.expected_far_ci
+    far = f"{th.expected_far:.3g}" if th.expected_far is not None else "?"
+    ci_text = f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
+    return (
+        f"threshold {th.value:.6g} by {th.method} {th.params} on {th.n_calibration:,} "
+        f"windows; expected false-alarm rate {far}{ci_text} per window"
+    )
+
+
 @main.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -261,7 +329,7 @@ def run(pipeline: str, out_dir: str) -> None:
     show_default=True,
     help="Last fraction of each series held out to calibrate (0: no threshold).",
 )
-@click.option("--q", default=0.995, show_default=True, help="Calibration quantile.")
+@calibration_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(
     data: tuple[str, ...],
@@ -294,15 +362,36 @@ def train(
     seed: int,
     device: str,
     holdout: float,
-    q: float,
+    method: str,
+    q: float | None,
+    k: float | None,
+    rate: float | None,
+    alarms_per_day: float | None,
+    interval_s: float | None,
+    init_quantile: float | None,
+    per_feature: bool,
     progress: bool,
 ) -> None:
-    """Train an autoencoder on normal DATA files and export one calibrated ONNX model."""
-    from anomae.calibrate import calibrate_rows
+    """Train an autoencoder on normal DATA files and export one calibrated ONNX model.
+
+    The last --holdout of each series is never trained on; the threshold is calibrated on
+    it by --method (f1 needs labels: calibrate later with `anomae calibrate`)."""
     from anomae.detector import Detector
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import parse_pipeline, train_step
+    from anomae.pipeline import calibrate_blocks, parse_pipeline, sampling_interval, train_step
+
+    section = _calibration(
+        method,
+        holdout,
+        q=q,
+        k=k,
+        rate=rate,
+        alarms_per_day=alarms_per_day,
+        interval_s=interval_s,
+        init_quantile=init_quantile,
+        per_feature=per_feature,
+    )
 
     feats = [x.strip() for x in features.split(",") if x.strip()]
     doc = {
@@ -335,7 +424,12 @@ def train(
             "device": device,
             "progress": progress,
         },
-        "calibrate": {"q": q, "holdout": holdout},
+        "calibrate": {
+            "method": method,
+            "holdout": holdout,
+            "per_feature": per_feature,
+            **section.params(),
+        },
     }
     pipe = parse_pipeline(doc, "anomae train")
     series, feats_t = read_series(list(data), pipe.data.table())
@@ -347,11 +441,11 @@ def train(
         f"{card.parity['max_rel_diff']:.2g}"
     )
     if cal_rows:
-        th = calibrate_rows(Detector.load(out), cal_rows, "quantile", q=q)
-        rewrite_card(out, card.with_threshold(th))
-        click.echo(
-            f"threshold {th.value:.6g} (quantile {q} of {th.n_calibration:,} held-out windows)"
+        th = calibrate_blocks(
+            Detector.load(out), cal_rows, pipe.calibrate, interval_s=sampling_interval(series)
         )
+        rewrite_card(out, card.with_threshold(th))
+        click.echo(_threshold_text(th))
     click.echo(f"wrote {out}")
 
 
@@ -359,8 +453,7 @@ def train(
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @table_options
-@click.option("--method", default="quantile", show_default=True, help="Calibration method.")
-@click.option("--q", default=0.995, show_default=True, help="Quantile of normal scores.")
+@calibration_options
 @click.option(
     "-o",
     "--out",
@@ -376,24 +469,46 @@ def calibrate(
     label_column: str,
     features: str,
     method: str,
-    q: float,
+    q: float | None,
+    k: float | None,
+    rate: float | None,
+    alarms_per_day: float | None,
+    interval_s: float | None,
+    init_quantile: float | None,
+    per_feature: bool,
     out: str | None,
 ) -> None:
-    """Set MODEL's threshold from held-out *normal* DATA (no labels, no torch)."""
-    from anomae.calibrate import calibrate_rows
+    """Set MODEL's threshold from held-out DATA (no torch).
+
+    DATA must be normal for every method but f1, which needs a label column with both
+    normal and anomalous windows. Only the model card changes; the graph is kept."""
     from anomae.detector import Detector
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
+    from anomae.pipeline import calibrate_blocks, sampling_interval
 
+    section = _calibration(
+        method,
+        q=q,
+        k=k,
+        rate=rate,
+        alarms_per_day=alarms_per_day,
+        interval_s=interval_s,
+        init_quantile=init_quantile,
+        per_feature=per_feature,
+    )
     det = Detector.load(model)
     table = _table(timestamp_column, series_column, label_column, features)
     series, _ = read_series(list(data), table, features=det.card.features)
-    th = calibrate_rows(det, [s.values for s in series], method, q=q)
-    rewrite_card(model, det.card.with_threshold(th), out)
-    click.echo(
-        f"threshold {th.value:.6g} ({method}, q={q}, {th.n_calibration:,} windows, "
-        f"expected false-alarm rate {th.expected_far}) -> {out or model}"
+    th = calibrate_blocks(
+        det,
+        [s.values for s in series],
+        section,
+        interval_s=sampling_interval(series),
+        labels=[s.labels for s in series],
     )
+    rewrite_card(model, det.card.with_threshold(th), out)
+    click.echo(f"{_threshold_text(th)} -> {out or model}")
 
 
 @main.command()

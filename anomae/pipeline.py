@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from anomae.io import SeriesData, TableSpec, fingerprint, read_series
-from anomae.spec import ModelCard, Scaler, WindowSpec
+from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
 
 
 class PipelineError(ValueError):
@@ -76,15 +76,34 @@ class WindowSection:
 
 @dataclass(frozen=True)
 class CalibrateSection:
+    """How the threshold is set. Parameters left unset take the method's defaults (see
+    :mod:`anomae.calibrate`): quantile q=0.995; ksigma/mad k=3; pot q=1e-3,
+    init_quantile=0.98; fpr rate, or alarms_per_day with interval_s (inferred from the
+    data's timestamps when unset)."""
+
     method: str = "quantile"
-    q: float = 0.995
     holdout: float = 0.2
+    per_feature: bool = False
+    q: float | None = None
+    k: float | None = None
+    rate: float | None = None
+    alarms_per_day: float | None = None
+    interval_s: float | None = None
+    init_quantile: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.q < 1.0:
+        from anomae.calibrate import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
+        if self.q is not None and not 0.0 < self.q < 1.0:
             raise ValueError(f"q must be in (0, 1), got {self.q}")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+
+    def params(self) -> dict[str, float]:
+        names = ("q", "k", "rate", "alarms_per_day", "interval_s", "init_quantile")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,9 @@ def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
             if not isinstance(value, list):
                 raise PipelineError(f"{where}: key '{key}' must be a list, got {value!r}")
             value = tuple(value)
-        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
+        elif (
+            hint in (float, float | None) and isinstance(value, int) and not isinstance(value, bool)
+        ):
             value = float(value)
         elif hint in (int, float, str, bool) and not isinstance(value, hint):
             raise PipelineError(
@@ -334,6 +355,52 @@ def train_step(
     return card, summary, cal_rows
 
 
+def sampling_interval(series: list[SeriesData]) -> float | None:
+    """Median seconds between rows over all series (None when it cannot be told)."""
+    diffs = [np.diff(s.timestamps) for s in series if s.timestamps.size > 1]
+    if not diffs:
+        return None
+    return float(np.median(np.concatenate(diffs))) / 1e9
+
+
+def calibrate_blocks(
+    det: Any,
+    blocks: list[np.ndarray],
+    section: CalibrateSection,
+    interval_s: float | None = None,
+    labels: list[np.ndarray | None] | None = None,
+) -> Threshold:
+    """Threshold for ``det`` from held-out row blocks, as ``section`` says (torch-free).
+
+    ``labels`` (row labels per block) are needed by, and only by, the ``f1`` method."""
+    from anomae.calibrate import CalibrationError, calibrate_rows
+    from anomae.score import window_labels
+    from anomae.windows import window_ends
+
+    params: dict[str, Any] = section.params()
+    if section.method == "fpr":
+        params.setdefault("stride", det.card.window.stride)
+        if "alarms_per_day" in params and "interval_s" not in params:
+            if interval_s is None:
+                raise CalibrationError(
+                    "fpr with alarms_per_day needs the sampling interval: set interval_s"
+                )
+            params["interval_s"] = interval_s
+    if section.method == "f1":
+        if labels is None or any(lb is None for lb in labels):
+            raise CalibrationError(
+                "method 'f1' needs labelled calibration data (a label column); without "
+                "labels use a label-free method: quantile, pot, fpr, ksigma or mad"
+            )
+        spec = det.card.window
+        params["labels"] = [
+            window_labels(lb, window_ends(b.shape[0], spec), spec.length)
+            for b, lb in zip(blocks, labels, strict=True)
+            if lb is not None
+        ]
+    return calibrate_rows(det, blocks, section.method, per_feature=section.per_feature, **params)
+
+
 def post_rule(section: ScoreSection) -> Any:
     from anomae.events import PostRule
 
@@ -349,7 +416,6 @@ def report_path(out_dir: Path) -> Path:
 
 def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
-    from anomae.calibrate import calibrate_rows
     from anomae.detector import Detector
     from anomae.evaluate import evaluate_windows
     from anomae.modelfile import atomic_write_bytes, rewrite_card
@@ -366,15 +432,19 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     series, features = read_series(list(d.train), table)
     model_path = out / "model.onnx"
     card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    cal_labels = None
     if d.calibration:
         cal_series, _ = read_series(list(d.calibration), table, features=features)
         cal_rows = [s.values for s in cal_series]
+        cal_labels = [s.labels for s in cal_series] if pipe.calibrate.method == "f1" else None
     if not cal_rows:
         raise PipelineError(
             f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
     det = Detector.load(model_path)
-    threshold = calibrate_rows(det, cal_rows, pipe.calibrate.method, q=pipe.calibrate.q)
+    threshold = calibrate_blocks(
+        det, cal_rows, pipe.calibrate, interval_s=sampling_interval(series), labels=cal_labels
+    )
     card = card.with_threshold(threshold)
     rewrite_card(model_path, card)
     report: dict[str, Any] = {

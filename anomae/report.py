@@ -11,6 +11,21 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _params(p: dict[str, Any]) -> str:
+    return (
+        "{"
+        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
+        + "}"
+    )
+
+
+def _far(far: float | None, ci: Any) -> str:
+    if far is None:
+        return "unknown"
+    text = f"{far:.3g} per window"
+    return text + (f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else "")
+
+
 def summary_text(r: dict[str, Any]) -> str:
     cfg, tr, th = r["config"], r["training"], r["threshold"]
     m = cfg["model"]
@@ -24,9 +39,9 @@ def summary_text(r: dict[str, Any]) -> str:
         f"{tr['device']}",
         f"  export     {r['model']['path']} (onnx vs torch max rel diff "
         f"{r['model']['parity']['max_rel_diff']:.1e})",
-        f"  threshold  {th['value']:.5g} by {th['method']} {th['params']} on "
-        f"{th['n_calibration']:,} held-out normal windows (expected false-alarm rate "
-        f"{th['expected_far']})",
+        f"  threshold  {th['value']:.5g} by {th['method']} {_params(th['params'])} on "
+        f"{th['n_calibration']:,} held-out normal windows; expected false-alarm rate "
+        f"{_far(th['expected_far'], th.get('expected_far_ci'))}",
     ]
     if "scoring" in r:
         s = r["scoring"]

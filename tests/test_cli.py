@@ -233,3 +233,57 @@ def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) ->
     assert report["model"]["parity"]["max_rel_diff"] < 1e-4
     assert set(report["metrics"]["recall_by_kind"]) >= {"spike", "stuck", "drift"}
     assert "labelled anomalies detected" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "method", "check"),
+    [
+        (
+            ["--method", "pot", "--q", "0.01", "--init-quantile", "0.9"],
+            "pot",
+            lambda th: th["params"]["q"] == 0.01 and "gamma" in th["params"],
+        ),
+        (["--method", "ksigma", "--k", "4"], "ksigma", lambda th: th["params"]["k"] == 4),
+        (["--method", "mad"], "mad", lambda th: th["expected_far"] is not None),
+        # 1 false alarm per day at 1-minute sampling and stride 1: rate 1/1440 per window
+        (
+            ["--method", "fpr", "--alarms-per-day", "1"],
+            "fpr",
+            lambda th: abs(th["expected_far"] - 1 / 1440) < 1e-9,
+        ),
+        (
+            ["--method", "quantile", "--q", "0.99", "--per-feature"],
+            "quantile",
+            lambda th: len(th["per_feature"]) == 6,
+        ),
+    ],
+)
+def test_calibration_methods(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path, args: list[str], method: str, check
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "m.onnx"
+    r = run_cli(["calibrate", str(trained), str(small_demo["train"]), "-o", str(out), *args])
+    assert r.returncode == 0, r.stderr
+    assert "expected false-alarm rate" in r.stdout
+    th = json.loads(run_cli(["inspect", str(out), "--json"]).stdout)["threshold"]
+    assert th["method"] == method
+    lo, hi = th["expected_far_ci"]
+    assert lo <= hi
+    assert check(th)
+
+
+def test_f1_calibration_needs_anomalies(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "m.onnx"
+    r = run_cli(
+        ["calibrate", str(trained), str(small_demo["train"]), "--method", "f1", "-o", str(out)]
+    )
+    assert r.returncode == 2 and "label-free method" in r.stderr
+    assert not out.exists()
+    r = run_cli(
+        ["calibrate", str(trained), str(small_demo["test"]), "--method", "f1", "-o", str(out)]
+    )
+    assert r.returncode == 0, r.stderr
+    th = json.loads(run_cli(["inspect", str(out), "--json"]).stdout)["threshold"]
+    assert th["method"] == "f1" and 0 < th["params"]["f1"] <= 1
