@@ -80,8 +80,10 @@ def card_text(card: ModelCard, path: str) -> str:
         + (
             "none (run `anomae calibrate`)"
             if th is None
-            else f"{th.value:.6g} by {th.method} {th.params}, {th.n_calibration:,} calibration "
-            f"windows, expected false-alarm rate {th.expected_far}"
+            else f"{th.value:.6g} by {th.method} {_params(th.params)}, {th.n_calibration:,} "
+            f"calibration windows, expected false-alarm rate "
+            f"{_far(th.expected_far, th.expected_far_ci)}"
+            + (f"; per feature {_params(th.per_feature)}" if th.per_feature else "")
         ),
         f"  training     {card.training.get('n_train_windows', '?')} windows, "
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
