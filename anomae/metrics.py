@@ -1,0 +1,387 @@
+"""Anomaly-detection metrics, computed the way TSB-AD (NeurIPS 2024) and NAB define them.
+
+Inputs are 1-D numpy arrays of equal length: ``score`` (float, higher is more anomalous; NaN
+counts as the lowest score), ``label`` (0/1) and ``pred`` (bool or 0/1). Where a metric is
+undefined (no anomalies for recall or AUC, no predictions for precision, a single class for
+ROC) it is NaN, never a silent 0. Empty input and a length mismatch raise ``ValueError``.
+
+Headline numbers are the threshold-free VUS-PR and AUC-PR. Point-adjusted F1 is kept only for
+comparison with older papers: one hit anywhere in a long segment marks all of it detected, so
+even random alarms score high on it.
+
+    >>> import numpy as np
+    >>> label = np.array([0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
+    >>> score = np.array([0.1, 0.2, 0.1, 0.9, 0.4, 0.5, 0.1, np.nan, 0.0, 0.2])
+    >>> auc_roc(score, label), auc_pr(score, label)
+    (0.9375, 0.8333333333333333)
+    >>> round(vus_pr(score, label, sliding_window=4), 4)
+    0.908
+    >>> point_metrics(score > 0.45, label)["f1"], event_f1(score > 0.45, label)["f1"]
+    (0.5, 0.6666666666666666)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+NAB_PROFILES: Final[dict[str, dict[str, float]]] = {
+    "standard": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0},
+    "reward_low_FP_rate": {"tpWeight": 1.0, "fpWeight": 0.22, "fnWeight": 1.0},
+    "reward_low_FN_rate": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 2.0},
+}
+NAN: Final = float("nan")
+_COUNTS: Final = ("tp", "fp", "fn", "tn")
+
+
+def _check(a: Any, b: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"{names[0]} and {names[1]} must be 1-D, got {a.ndim}-D and {b.ndim}-D")
+    if a.size != b.size:
+        raise ValueError(
+            f"length mismatch: {names[0]} has {a.size} rows, {names[1]} has {b.size} rows"
+        )
+    if a.size == 0:
+        raise ValueError(f"{names[0]} and {names[1]} are empty")
+    return a, b
+
+
+def _as_bool(x: np.ndarray, name: str) -> np.ndarray:
+    if x.dtype != bool and not np.isin(x, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1 (or booleans)")
+    return x.astype(bool)
+
+
+def _scored(score: ArrayLike, label: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ranks of ``score`` (equal scores share a rank) and ``label`` as bool.
+
+    Every metric here depends on the scores only through comparisons, so ranks change no
+    result, and mapping NaN to -inf before ranking makes NaN the lowest score, tied with -inf."""
+    s, y = _check(score, label, ("score", "label"))
+    s = s.astype(np.float64)
+    _, ranks = np.unique(np.where(np.isnan(s), -np.inf, s), return_inverse=True)
+    return ranks.reshape(-1).astype(np.int64), _as_bool(y, "label")
+
+
+def _segments(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and inclusive ends of the runs of True in ``mask``."""
+    d = np.diff(mask.astype(np.int8), prepend=0, append=0)
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else NAN
+
+
+# -- threshold-free ---------------------------------------------------------------------------
+
+
+def _curve(ranks: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positive counts at each distinct threshold, highest first."""
+    order = np.argsort(-ranks, kind="stable")
+    last = np.r_[np.flatnonzero(np.diff(ranks[order])), ranks.size - 1]
+    tps = np.cumsum(y[order])[last]
+    return tps, last + 1 - tps
+
+
+def auc_roc(score: ArrayLike, label: ArrayLike) -> float:
+    """Area under the ROC curve (ties as in sklearn); NaN unless both classes are present."""
+    r, y = _scored(score, label)
+    pos = int(y.sum())
+    if pos in (0, y.size):
+        return NAN
+    tps, fps = _curve(r, y)
+    tpr, fpr = np.r_[0.0, tps / pos], np.r_[0.0, fps / (y.size - pos)]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def auc_pr(score: ArrayLike, label: ArrayLike) -> float:
+    """Average precision, as sklearn's ``average_precision_score``; NaN without anomalies."""
+    r, y = _scored(score, label)
+    pos = int(y.sum())
+    if pos == 0:
+        return NAN
+    tps, fps = _curve(r, y)
+    return float(np.sum(np.diff(np.r_[0.0, tps / pos]) * tps / (tps + fps)))
+
+
+def vus(
+    score: ArrayLike, label: ArrayLike, sliding_window: int = 100, *, n_thresholds: int = 250
+) -> tuple[float, float]:
+    """``(VUS-ROC, VUS-PR)``: TSB-AD 1.5's ``RangeAUC_volume_opt`` without its loops.
+
+    For each buffer width ``w`` in ``0..sliding_window`` every labelled segment gets soft
+    margins of ``w // 2`` rows weighted ``sqrt(1 - d / w)``, a range-aware ROC and PR curve is
+    traced over ``n_thresholds`` score quantiles, and the areas are averaged over ``w``.
+    Both are NaN when ``label`` has no anomalies or is all anomalous (TSB-AD raises there)."""
+    if sliding_window < 0 or n_thresholds < 1:
+        raise ValueError("sliding_window must be >= 0 and n_thresholds >= 1")
+    r, y = _scored(score, label)
+    n, pos = y.size, int(y.sum())
+    if pos in (0, n):
+        return NAN, NAN
+    n_t = n_thresholds
+    thr = np.sort(r)[::-1][np.linspace(0, n - 1, n_t).astype(int)]
+    # Predictions only grow as the threshold falls, so each row is summarised by the first
+    # threshold index that flags it (n_t: never), and any sum over flagged rows becomes a
+    # cumulative histogram over threshold indices.
+    first = np.searchsorted(-thr, -r, side="left")
+
+    def flagged(idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.cumsum(np.bincount(idx, weights=weights, minlength=n_t + 1))[:n_t]
+
+    n_pred, hit = flagged(first), flagged(first[y])
+    starts, ends = _segments(y)
+    # Normal rows near a segment, with distances to the two nearest segment ends on the left
+    # and starts on the right: two or more margins on a row sum past 1 (each is >= sqrt(1/2))
+    # and TSB-AD clips that to 1, so nothing farther matters.
+    far = n + sliding_window + 1
+    i = np.flatnonzero(~y)
+    k, m = np.searchsorted(ends, i), np.searchsorted(starts, i)
+    ends_p, starts_p = np.r_[-far, -far, ends], np.r_[starts, 2 * far, 2 * far]
+    dt1, dt2, dh1, dh2 = i - ends_p[k + 1], i - ends_p[k], starts_p[m] - i, starts_p[m + 1] - i
+    near = np.minimum(dt1, dh1) <= sliding_window // 2
+    i, dt1, dt2, dh1, dh2 = i[near], dt1[near], dt2[near], dh1[near], dh2[near]
+    first_near = first[i]
+    first_end = np.r_[first, n_t]  # so reduceat may index one past the last row
+
+    shape = (sliding_window + 1, n_t)
+    margin, exist, n_ranges = np.zeros(shape), np.zeros(shape), np.zeros(shape[0])
+    for w in range(sliding_window + 1):
+        h = w // 2
+        if h:
+            touched = (dt1 <= h) | (dh1 <= h)
+            d = np.where(dt1 <= h, dt1, dh1)[touched]
+            val = np.zeros(i.size)
+            val[touched] = np.sqrt(1 - d / w)
+            val[(dt2 <= h) | (dh2 <= h) | ((dt1 <= h) & (dh1 <= h))] = 1.0
+            margin[w] = flagged(first_near, val)
+        # Segments whose margins touch merge into one range; a range "exists" at a threshold
+        # once any of its rows is flagged.
+        gap = ends[:-1] + h < starts[1:] - h
+        lo = np.maximum(np.r_[starts[0], starts[1:][gap]] - h, 0)
+        hi = np.minimum(np.r_[ends[:-1][gap], ends[-1]] + h, n - 1)
+        bounds = np.column_stack([lo, hi + 1]).reshape(-1)
+        exist[w] = flagged(np.minimum.reduceat(first_end, bounds)[0::2])
+        n_ranges[w] = lo.size
+
+    tp = hit + margin
+    # TSB-AD's recall denominator, halfway between the labelled rows and those plus the
+    # flagged margin mass; kept as it is, since matching TSB-AD is the point
+    p_new = (pos + pos + margin) / 2
+    tpr = np.minimum(tp / p_new, 1) * exist / n_ranges[:, None]
+    fpr = (n_pred - tp) / (n - p_new)
+    zero, one = np.zeros((shape[0], 1)), np.ones((shape[0], 1))
+    tpr, fpr = np.hstack([zero, tpr, one]), np.hstack([zero, fpr, one])
+    roc = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2, axis=1)
+    pr = np.sum(np.diff(tpr[:, :-1], axis=1) * tp / n_pred, axis=1)
+    return float(roc.mean()), float(pr.mean())
+
+
+def vus_roc(
+    score: ArrayLike, label: ArrayLike, sliding_window: int = 100, *, n_thresholds: int = 250
+) -> float:
+    """VUS-ROC as TSB-AD's ``get_metrics(..., slidingWindow)``; see :func:`vus`."""
+    return vus(score, label, sliding_window, n_thresholds=n_thresholds)[0]
+
+
+def vus_pr(
+    score: ArrayLike, label: ArrayLike, sliding_window: int = 100, *, n_thresholds: int = 250
+) -> float:
+    """VUS-PR as TSB-AD's ``get_metrics(..., slidingWindow)``; see :func:`vus`."""
+    return vus(score, label, sliding_window, n_thresholds=n_thresholds)[1]
+
+
+# -- thresholded ------------------------------------------------------------------------------
+
+
+def _from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    return {
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        # SKAB's form; equal to 2PR/(P+R), and still 0 (not NaN) when nothing is predicted
+        "f1": _ratio(tp, tp + (fp + fn) / 2),
+        "far": _ratio(fp, fp + tn),
+        "mar": _ratio(fn, fn + tp),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def point_metrics(pred: ArrayLike, label: ArrayLike) -> dict[str, float]:
+    """Per-row precision, recall, F1, SKAB's FAR = FP/(FP+TN) and MAR = FN/(FN+TP) (fractions,
+    not SKAB's percent), and the raw ``tp``/``fp``/``fn``/``tn`` counts for :func:`pooled`.
+    A ratio with a zero denominator is NaN."""
+    p, y = _check(pred, label, ("pred", "label"))
+    p, y = _as_bool(p, "pred"), _as_bool(y, "label")
+    tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
+    return _from_counts(tp, fp, fn, y.size - tp - fp - fn)
+
+
+def pooled(counts_list: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """:func:`point_metrics` of counts summed over files (SKAB pools, it does not average)."""
+    rows = list(counts_list)
+    if not rows:
+        raise ValueError("pooled() needs at least one counts dict")
+    tp, fp, fn, tn = (int(sum(r[c] for r in rows)) for c in _COUNTS)
+    return _from_counts(tp, fp, fn, tn)
+
+
+def point_adjust(pred: ArrayLike, label: ArrayLike) -> NDArray[np.bool_]:
+    """``pred`` with every labelled segment that holds at least one hit marked in full."""
+    p, y = _check(pred, label, ("pred", "label"))
+    p, y = _as_bool(p, "pred"), _as_bool(y, "label")
+    seg = np.cumsum(np.diff(y.astype(np.int8), prepend=0) == 1)  # segment number on label rows
+    hit = np.bincount(seg[p & y], minlength=seg[-1] + 1) > 0
+    return p | (y & hit[seg])
+
+
+def point_adjusted_f1(pred: ArrayLike, label: ArrayLike) -> float:
+    """F1 after :func:`point_adjust`. Inflated by construction: report it beside VUS-PR and
+    event F1, never alone. Unlike TSB-AD's loop, a segment starting at row 0 is adjusted too."""
+    return point_metrics(point_adjust(pred, label), label)["f1"]
+
+
+def event_f1(pred: ArrayLike, label: ArrayLike) -> dict[str, float]:
+    """Event-wise scores: precision is the share of predicted segments that overlap a labelled
+    one, recall the share of labelled segments overlapped by a prediction.
+
+    ``f1`` is their harmonic mean; 0 when exactly one side has no segments, NaN when neither
+    has any (precision alone is NaN without predictions, recall alone without anomalies)."""
+    p, y = _check(pred, label, ("pred", "label"))
+    p, y = _as_bool(p, "pred"), _as_bool(y, "label")
+    cp, cy = np.r_[0, np.cumsum(p)], np.r_[0, np.cumsum(y)]
+    ts, te = _segments(y)
+    ps, pe = _segments(p)
+    found = int(np.count_nonzero(cp[te + 1] > cp[ts]))
+    correct = int(np.count_nonzero(cy[pe + 1] > cy[ps]))
+    precision, recall = _ratio(correct, ps.size), _ratio(found, ts.size)
+    if not ts.size and not ps.size:
+        f1 = NAN
+    elif not ts.size or not ps.size or precision + recall == 0:
+        f1 = 0.0
+    else:
+        f1 = 2 * precision * recall / (precision + recall)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "events": ts.size,
+        "events_found": found,
+        "predicted": ps.size,
+        "predicted_correct": correct,
+    }
+
+
+# -- NAB --------------------------------------------------------------------------------------
+
+
+def nab_probationary_length(n_rows: int, percent: float = 0.15) -> int:
+    """NAB's unscored lead-in, ``min(floor(percent * n_rows), percent * 5000)`` rows."""
+    return math.ceil(min(math.floor(percent * n_rows), percent * 5000))
+
+
+def _scaled_sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        val = 2 * (1 / (1 + np.exp(5 * x))) - 1
+    return np.where(x > 3.0, -1.0, val)
+
+
+def nab_score(
+    detections: ArrayLike,
+    windows: Sequence[tuple[int, int]],
+    probationary: int | None = None,
+    profile: str | Mapping[str, float] = "standard",
+) -> dict[str, float]:
+    """One file's NAB score, as NAB v1.1's ``Sweeper`` computes it at a fixed threshold.
+
+    ``detections`` flags rows (``score >= threshold``; NAB counts every flagged row, so pass
+    alarm onsets if alarms are held), ``windows`` are sorted, disjoint ``(start, end)`` row
+    pairs, inclusive, and rows before ``probationary`` (default
+    :func:`nab_probationary_length`) are ignored, as is a window lying wholly inside them.
+
+    Only the earliest scored detection in a window counts, worth
+    ``tpWeight * S(-(end - row + 1) / width) / S(-1)`` with ``S(x) = 2 sigmoid(-5x) - 1``.
+    A missed window costs ``fnWeight``. A detection outside windows costs
+    ``fpWeight * S((row - prev_end) / (prev_width - 1))``, the full ``fpWeight`` before the
+    first window (and, where NAB would divide by zero, after a 1-row window).
+
+    Returns ``score`` with the file's ``null`` (no detections) and ``perfect`` (NAB's
+    ``windows * tpWeight``) scores for :func:`nab_normalised`, and event counts."""
+    det = np.asarray(detections)
+    if det.ndim != 1 or det.size == 0:
+        raise ValueError("detections must be a non-empty 1-D array")
+    det, n = _as_bool(det, "detections"), det.size
+    if isinstance(profile, str):
+        if profile not in NAB_PROFILES:
+            raise ValueError(f"unknown NAB profile {profile!r}; known: {sorted(NAB_PROFILES)}")
+        profile = NAB_PROFILES[profile]
+    tp_w, fp_w, fn_w = (float(profile[k]) for k in ("tpWeight", "fpWeight", "fnWeight"))
+    win = np.asarray(windows, dtype=np.int64).reshape(-1, 2)
+    starts, ends = win[:, 0], win[:, 1]
+    if win.size and (
+        starts[0] < 0 or ends[-1] >= n or (ends < starts).any() or (starts[1:] <= ends[:-1]).any()
+    ):
+        raise ValueError(f"windows must be sorted, disjoint (start, end) rows within 0..{n - 1}")
+    prob = nab_probationary_length(n) if probationary is None else int(probationary)
+    if prob < 0:
+        raise ValueError(f"probationary must be >= 0, got {prob}")
+    width = ends - starts + 1
+
+    rows = np.flatnonzero(det)
+    rows = rows[rows >= prob]
+    k = np.searchsorted(ends, rows)  # first window ending at or after the row
+    inside = k < ends.size
+    inside[inside] = starts[k[inside]] <= rows[inside]
+    # rows are ascending, so np.unique's first index is the window's earliest detection
+    hit, first = np.unique(k[inside], return_index=True)
+    row = rows[inside][first]
+    tp_score = _scaled_sigmoid(-(ends[hit] - row + 1) / width[hit]) * tp_w
+    tp_score /= _scaled_sigmoid(np.array(-1.0))
+    scorable = ends >= prob
+    scorable[hit] = False
+    n_missed = int(scorable.sum())
+
+    fp_rows = rows[~inside]
+    prev = np.searchsorted(ends, fp_rows) - 1  # last window that ended before the row
+    x = np.full(fp_rows.size, np.inf)  # no window before: as far from one as can be
+    after = prev >= 0
+    with np.errstate(divide="ignore"):
+        x[after] = (fp_rows[after] - ends[prev[after]]) / (width[prev[after]] - 1.0)
+    fp_score = _scaled_sigmoid(x) * fp_w
+    return {
+        "score": float(tp_score.sum() + fp_score.sum() - fn_w * n_missed),
+        "null": 0.0 - fn_w * (n_missed + hit.size),  # 0.0 - : no "-0.0" in reports
+        "perfect": tp_w * ends.size,
+        "tp": hit.size,
+        "fn": n_missed,
+        "fp": fp_rows.size,
+        "windows": ends.size,
+        "probationary": prob,
+    }
+
+
+def nab_window_rows(
+    timestamps: ArrayLike, limits: Iterable[Sequence[Any]]
+) -> list[tuple[int, int]]:
+    """NAB's ``combined_windows.json`` limits, ``[start, end]`` timestamps, as inclusive row
+    pairs for :func:`nab_score`; ``timestamps`` are the file's, ascending."""
+    ts = np.asarray(timestamps, dtype="datetime64[us]")
+    lim = np.asarray(list(limits), dtype="datetime64[us]").reshape(-1, 2)
+    lo, hi = np.searchsorted(ts, lim[:, 0]), np.searchsorted(ts, lim[:, 1], side="right") - 1
+    return list(zip(lo.tolist(), hi.tolist(), strict=True))
+
+
+def nab_normalised(results: Iterable[Mapping[str, float]]) -> float:
+    """Corpus score ``100 (S - S_null) / (S_perfect - S_null)`` over :func:`nab_score` dicts,
+    each term summed over files first (as NAB does); NaN if the corpus has no windows."""
+    rows = list(results)
+    s, null, perfect = (sum(float(r[c]) for r in rows) for c in ("score", "null", "perfect"))
+    return 100 * (s - null) / (perfect - null) if perfect != null else NAN

@@ -1,0 +1,423 @@
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+import anomae
+from anomae.metrics import (
+    NAB_PROFILES,
+    auc_pr,
+    auc_roc,
+    event_f1,
+    nab_normalised,
+    nab_probationary_length,
+    nab_score,
+    nab_window_rows,
+    point_adjust,
+    point_adjusted_f1,
+    point_metrics,
+    pooled,
+    vus,
+    vus_pr,
+    vus_roc,
+)
+
+NAN = float("nan")
+NAB_DIR = Path(anomae.__file__).resolve().parents[1].parent / "shared" / "datasets" / "nab"
+
+
+def same(a: float, b: float, tol: float = 1e-12) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol
+
+
+# --- input checks ----------------------------------------------------------------------------
+
+PAIRED: list[Callable[[Any, Any], Any]] = [
+    auc_roc,
+    auc_pr,
+    vus_roc,
+    vus_pr,
+    point_metrics,
+    point_adjusted_f1,
+    event_f1,
+]
+
+
+@pytest.mark.parametrize("fn", PAIRED)
+def test_empty_and_mismatched_inputs_raise(fn: Callable[[Any, Any], Any]) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        fn(np.array([]), np.array([], int))
+    with pytest.raises(ValueError, match="has 3 rows, label has 2 rows"):
+        fn(np.array([0.1, 0.2, 0.3]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        fn(np.array([0, 1, 0]), np.array([0, 2, 1]))
+
+
+@pytest.mark.parametrize("fn", PAIRED)
+@pytest.mark.parametrize("label", [[0, 0, 0, 0], [1, 1, 1, 1]])
+def test_single_class_labels_do_not_raise(fn: Callable[[Any, Any], Any], label: list[int]) -> None:
+    fn(np.array([0, 1, 1, 0]), np.array(label))
+
+
+# --- AUC and VUS by hand ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("score", "label", "roc", "pr"),
+    [
+        ([0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1], 1.0, 1.0),
+        ([0.4, 0.3, 0.2, 0.1], [0, 0, 1, 1], 0.0, (1 / 3 + 2 / 4) / 2),
+        ([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1], 0.5, 0.5),  # one tie: one point on both curves
+        ([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], 0.75, (1 + 2 / 3) / 2),
+        ([0.9, 0.8, 0.8, 0.1], [1, 0, 1, 0], 0.875, (1 + 2 / 3) / 2),  # tied pair enters together
+        ([NAN, 0.2, 0.1, 0.3], [1, 0, 0, 1], 0.5, (1 + 2 / 4) / 2),  # NaN ranks lowest
+        ([0.3, 0.1], [0, 0], NAN, NAN),
+        ([0.3, 0.1], [1, 1], NAN, 1.0),
+    ],
+)
+def test_auc_by_hand(score: list[float], label: list[int], roc: float, pr: float) -> None:
+    s, y = np.array(score), np.array(label)
+    assert same(auc_roc(s, y), roc) and same(auc_pr(s, y), pr)
+
+
+def test_vus_of_a_constant_score_by_hand() -> None:
+    # Every threshold flags every row, so TPR = 1 and AP is one step at precision
+    # (P + B) / n, where B is the margin mass: rows 3 and 6 get sqrt(1 - 1/2) at w = 2 and
+    # nothing at w = 0, 1. FPR = (n - P - B) / (n - P - B/2) and ROC = 1 - FPR / 2.
+    label = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0])
+    b = 2 * math.sqrt(0.5)
+    roc = (0.5 + 0.5 + (1 - (8 - b) / (8 - b / 2) / 2)) / 3
+    pr = (0.2 + 0.2 + (2 + b) / 10) / 3
+    got = vus(np.full(10, 0.3), label, sliding_window=2)
+    assert got == pytest.approx((roc, pr), abs=1e-12)
+
+
+@pytest.mark.parametrize("window", [0, 1, 2, 10, 100])
+def test_vus_of_a_perfect_score_is_one(window: int) -> None:
+    label = np.zeros(300, int)
+    label[[5, 6, 7, 120, 250, 251]] = 1
+    assert vus(label * 2.0 + 1, label, window) == pytest.approx((1.0, 1.0), abs=1e-12)
+
+
+@pytest.mark.parametrize("label", [np.zeros(20, int), np.ones(20, int)])
+def test_vus_is_nan_for_a_single_class(label: np.ndarray) -> None:
+    assert all(math.isnan(v) for v in vus(np.linspace(0, 1, 20), label, 4))
+
+
+def test_vus_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="sliding_window"):
+        vus(np.zeros(4), np.array([0, 1, 0, 0]), -1)
+
+
+def test_vus_is_fast() -> None:
+    import time
+
+    rng = np.random.default_rng(1)
+    label = (rng.random(100_000) < 0.05).astype(int)  # 4,700 segments: the costly kind
+    t = time.perf_counter()
+    vus(rng.random(label.size), label, 100)
+    assert time.perf_counter() - t < 2.0
+
+
+# --- the TSB-AD reference --------------------------------------------------------------------
+
+
+def _labels(n: int, segments: list[tuple[int, int]]) -> np.ndarray:
+    y = np.zeros(n, int)
+    for a, b in segments:
+        y[a : b + 1] = 1
+    return y
+
+
+def _reference_cases() -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+    rng = np.random.default_rng(7)
+    multi = _labels(1500, [(100, 101), (300, 420), (430, 431), (900, 900), (1200, 1260)])
+    edges = _labels(400, [(0, 9), (200, 230), (390, 399)])  # segments at both ends
+    dense = (rng.random(300) < 0.15).astype(int)  # many short, touching margins
+    noisy = multi + rng.normal(0, 0.8, multi.size)
+    return [
+        ("random", rng.random(600), _labels(600, [(50, 52), (200, 290), (500, 501)]), 100),
+        ("noisy", noisy, multi, 37),
+        ("perfect", multi * 1.0, multi, 20),
+        ("constant", np.full(1500, 0.5), multi, 20),
+        ("ties", np.round(noisy, 0), multi, 9),
+        ("edges", rng.random(400) + edges, edges, 16),
+        ("dense", rng.random(300) + 0.5 * dense, dense, 11),
+        ("short", np.array([0.1, 0.9, 0.3, 0.2, 0.4]), np.array([0, 1, 0, 0, 1]), 4),
+        ("window0", rng.random(300) + _labels(300, [(50, 80)]), _labels(300, [(50, 80)]), 0),
+        ("window1", rng.random(300), _labels(300, [(50, 80), (82, 83)]), 1),
+    ]
+
+
+@pytest.mark.parametrize(("case", "score", "label", "window"), _reference_cases())
+def test_matches_tsb_ad(case: str, score: np.ndarray, label: np.ndarray, window: int) -> None:
+    pytest.importorskip("TSB_AD")
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    from TSB_AD.evaluation.basic_metrics import generate_curve  # the get_metrics VUS path
+
+    ref = generate_curve(label, score, window, "opt", 250)
+    assert vus_roc(score, label, window) == pytest.approx(ref[6], abs=1e-9)
+    assert vus_pr(score, label, window) == pytest.approx(ref[7], abs=1e-9)
+    assert auc_roc(score, label) == pytest.approx(
+        sklearn_metrics.roc_auc_score(label, score), abs=1e-9
+    )
+    assert auc_pr(score, label) == pytest.approx(
+        sklearn_metrics.average_precision_score(label, score), abs=1e-9
+    )
+
+
+def test_nan_scores_match_tsb_ad_given_the_lowest_score() -> None:
+    pytest.importorskip("TSB_AD")
+    from TSB_AD.evaluation.basic_metrics import generate_curve
+
+    rng = np.random.default_rng(3)
+    label = _labels(500, [(100, 140), (300, 302)])
+    score = rng.random(500) + label
+    score[rng.choice(500, 60, replace=False)] = np.nan
+    ref = generate_curve(label, np.nan_to_num(score, nan=-1.0), 30, "opt", 250)
+    assert vus(score, label, 30) == pytest.approx((ref[6], ref[7]), abs=1e-9)
+
+
+def test_point_adjust_matches_tsb_ad() -> None:
+    pytest.importorskip("TSB_AD")
+    from TSB_AD.evaluation.basic_metrics import basic_metricor
+
+    rng = np.random.default_rng(4)
+    # TSB-AD's loop never adjusts row 0, so no segment starts there
+    label = _labels(400, [(10, 40), (100, 101), (200, 290), (395, 399)])
+    for p in (0.01, 0.05, 0.3):
+        pred = rng.random(400) < p
+        ref = basic_metricor().metric_PointF1PA(label, np.zeros(400), preds=pred)
+        assert point_adjusted_f1(pred, label) == pytest.approx(ref, abs=1e-12)
+
+
+# --- thresholded metrics by hand -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pred", "label", "expected"),
+    [
+        # tp=2 fp=1 fn=1 tn=2
+        ([1, 1, 0, 0, 1, 0], [1, 0, 1, 0, 1, 0], (2 / 3, 2 / 3, 2 / 3, 1 / 3, 1 / 3)),
+        ([0, 0, 0, 0], [0, 1, 1, 0], (NAN, 0.0, 0.0, 0.0, 1.0)),  # nothing predicted
+        ([1, 0, 0, 0], [0, 0, 0, 0], (0.0, NAN, 0.0, 0.25, NAN)),  # no anomalies
+        ([0, 0, 0, 0], [0, 0, 0, 0], (NAN, NAN, NAN, 0.0, NAN)),
+        ([1, 1, 0, 0], [1, 1, 1, 1], (1.0, 0.5, 2 / 3, NAN, 0.5)),  # all anomalous
+    ],
+)
+def test_point_metrics_by_hand(
+    pred: list[int], label: list[int], expected: tuple[float, ...]
+) -> None:
+    m = point_metrics(np.array(pred, bool), np.array(label))
+    got = (m["precision"], m["recall"], m["f1"], m["far"], m["mar"])
+    assert all(same(g, e) for g, e in zip(got, expected, strict=True)), got
+    assert m["tp"] + m["fp"] + m["fn"] + m["tn"] == len(pred)
+
+
+def test_pooled_sums_counts_then_recomputes() -> None:
+    a = point_metrics(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]))  # tp1 fp1 tn2
+    b = point_metrics(np.array([0, 0, 0, 1]), np.array([1, 1, 0, 1]))  # tp1 fn2 tn1
+    m = pooled([a, b])
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 2, 3)
+    assert m["f1"] == pytest.approx(2 / (2 + 3 / 2))  # SKAB: TP / (TP + (FP + FN) / 2)
+    assert m["far"] == pytest.approx(1 / 4) and m["mar"] == pytest.approx(2 / 4)
+    with pytest.raises(ValueError, match="at least one"):
+        pooled([])
+
+
+@pytest.mark.parametrize(
+    ("pred", "label", "adjusted", "f1"),
+    [
+        ("0010000100", "0111000110", "0111000110", 1.0),
+        ("1000000000", "1110000000", "1110000000", 1.0),  # a segment at row 0 counts too
+        ("0000100000", "0111000110", "0000100000", 0.0),  # a miss stays a miss
+        ("0000000000", "0000000000", "0000000000", NAN),
+        ("1100000001", "0000011000", "1100000001", 0.0),
+    ],
+)
+def test_point_adjust_by_hand(pred: str, label: str, adjusted: str, f1: float) -> None:
+    p, y = (np.array([int(c) for c in s]) for s in (pred, label))
+    assert "".join(str(int(v)) for v in point_adjust(p, y)) == adjusted
+    assert same(point_adjusted_f1(p, y), f1)
+
+
+@pytest.mark.parametrize(
+    ("pred", "label", "precision", "recall", "f1"),
+    [
+        ("0110000011", "0011100000", 1 / 2, 1.0, 2 / 3),
+        ("0010000100", "0111000110", 1.0, 1.0, 1.0),
+        ("1010101010", "0111111100", 3 / 5, 1.0, 0.75),  # 5 alarms, 3 inside the one event
+        ("0000000000", "0110000110", NAN, 0.0, 0.0),
+        ("0100000000", "0000000000", 0.0, NAN, 0.0),
+        ("0000000000", "0000000000", NAN, NAN, NAN),
+    ],
+)
+def test_event_f1_by_hand(
+    pred: str, label: str, precision: float, recall: float, f1: float
+) -> None:
+    p, y = (np.array([int(c) for c in s]) for s in (pred, label))
+    m = event_f1(p, y)
+    assert same(m["precision"], precision) and same(m["recall"], recall) and same(m["f1"], f1)
+
+
+# --- NAB -------------------------------------------------------------------------------------
+
+
+def S(x: float) -> float:
+    """NAB's scaled sigmoid, 2 sigmoid(-5x) - 1, which is tanh(-5x/2)."""
+    return -1.0 if x > 3 else math.tanh(-2.5 * x)
+
+
+def _det(n: int, rows: list[int]) -> np.ndarray:
+    d = np.zeros(n, bool)
+    d[rows] = True
+    return d
+
+
+W = [(40, 49)]  # one window, 10 rows wide, in a 100-row file scored from row 0
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([40], 1.0),  # the window's first row earns the whole tpWeight
+        ([45], S(-0.5) / S(-1)),
+        ([49], S(-0.1) / S(-1)),  # the last row: -(49 - 49 + 1) / 10
+        ([45, 46, 49], S(-0.5) / S(-1)),  # only the first detection counts
+        ([10], -0.11 - 1.0),  # before any window: the full fpWeight, plus the miss
+        ([50], 0.11 * S(1 / 9) - 1.0),  # just after: (50 - 49) / (10 - 1)
+        ([76], 0.11 * S(3.0) - 1.0),  # 27/9 = 3 is still on the curve
+        ([90], -0.11 - 1.0),  # far after: the full fpWeight
+        ([], -1.0),
+        ([40, 90], 1.0 - 0.11),
+    ],
+)
+def test_nab_by_hand(rows: list[int], expected: float) -> None:
+    r = nab_score(_det(100, rows), W, probationary=0)
+    assert r["score"] == pytest.approx(expected, abs=1e-12)
+    assert (r["null"], r["perfect"], r["windows"]) == (-1.0, 1.0, 1)
+
+
+@pytest.mark.parametrize("profile", sorted(NAB_PROFILES))
+def test_nab_profiles_weigh_the_parts(profile: str) -> None:
+    w = NAB_PROFILES[profile]
+    r = nab_score(_det(100, [45, 99]), [(40, 49), (60, 69)], probationary=0, profile=profile)
+    expected = w["tpWeight"] * S(-0.5) / S(-1) - w["fpWeight"] - w["fnWeight"]
+    assert r["score"] == pytest.approx(expected, abs=1e-12)
+    assert (r["tp"], r["fp"], r["fn"]) == (1, 1, 1)
+    assert r["null"] == -2 * w["fnWeight"] and r["perfect"] == 2 * w["tpWeight"]
+
+
+def test_nab_early_beats_late() -> None:
+    scores = [nab_score(_det(100, [row]), W, probationary=0)["score"] for row in range(40, 50)]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 10
+
+
+def test_nab_probationary_rows_are_ignored() -> None:
+    windows = [(5, 14), (40, 49)]
+    base = nab_score(_det(100, [41]), windows, probationary=20)
+    noisy = nab_score(_det(100, [0, 3, 7, 19, 41]), windows, probationary=20)
+    assert noisy["score"] == base["score"] == pytest.approx(S(-0.9) / S(-1))
+    # a window wholly inside the probation is neither missed nor in the null score
+    assert base["null"] == -1.0 and base["fn"] == 0 and base["perfect"] == 2.0
+    # a window straddling it is scored from the first scored row, by its full width
+    r = nab_score(_det(100, [18, 20]), [(15, 24)], probationary=20)
+    assert r["score"] == pytest.approx(S(-0.5) / S(-1))
+    assert nab_probationary_length(4032) == 604 and nab_probationary_length(22695) == 750
+
+
+def test_nab_input_checks() -> None:
+    with pytest.raises(ValueError, match="unknown NAB profile"):
+        nab_score(_det(10, []), [], profile="lenient")
+    for bad in ([(5, 3)], [(0, 4), (4, 6)], [(6, 8), (0, 2)], [(8, 10)], [(-1, 2)]):
+        with pytest.raises(ValueError, match="sorted, disjoint"):
+            nab_score(_det(10, []), bad, probationary=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        nab_score(np.array([], bool), [])
+    r = nab_score(_det(10, [3]), [], probationary=0)  # no windows: only the FP
+    assert (r["score"], r["null"], r["perfect"]) == (-0.11, 0.0, 0.0)
+    assert math.isnan(nab_normalised([r]))
+
+
+def _nab_by_rows(det: np.ndarray, windows: list[tuple[int, int]], prob: int) -> float:
+    """The standard profile walked row by row, as NAB's Sweeper walks a file."""
+    best: dict[int, float] = {}
+    seen: set[int] = set()
+    score, prev = 0.0, None
+    for i in range(det.size):
+        cur = next((k for k, (a, b) in enumerate(windows) if a <= i <= b), None)
+        if i >= prob and cur is not None:
+            seen.add(cur)
+        if det[i] and i >= prob:
+            if cur is not None:
+                a, b = windows[cur]
+                best[cur] = max(best.get(cur, -9.0), S(-(b - i + 1) / (b - a + 1)) / S(-1))
+            elif prev is None:
+                score -= 0.11
+            else:
+                a, b = windows[prev]
+                score += 0.11 * S((i - b) / (b - a))
+        if cur is not None and i == windows[cur][1]:
+            prev = cur
+    return score + sum(best.values()) - len(seen - best.keys())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_nab_matches_a_row_by_row_walk(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 600
+    edges = np.sort(rng.choice(np.arange(0, n, 2), 8, replace=False))
+    windows = [(int(a), int(b) + 1) for a, b in edges.reshape(-1, 2)]  # widths >= 2
+    det = rng.random(n) < rng.choice([0.005, 0.02, 0.1])
+    prob = int(rng.integers(0, 200))
+    r = nab_score(det, windows, probationary=prob)
+    assert r["score"] == pytest.approx(_nab_by_rows(det, windows, prob), abs=1e-9)
+
+
+def test_nab_window_rows_maps_timestamps_to_rows() -> None:
+    ts = np.arange("2024-01-01T00:00", "2024-01-01T01:00", 5, dtype="datetime64[m]")
+    limits = [["2024-01-01 00:10:00.000000", "2024-01-01 00:20:00.000000"]]
+    assert nab_window_rows(ts, limits) == [(2, 4)]
+    assert nab_window_rows(ts, []) == []
+
+
+def test_nab_normalised_perfect_is_100_and_none_is_0() -> None:
+    files = [(300, [(100, 119), (200, 229)]), (500, [(400, 449)]), (200, [])]
+    for profile in NAB_PROFILES:
+        perfect = [nab_score(_det(n, [a for a, _ in w]), w, None, profile) for n, w in files]
+        none = [nab_score(_det(n, []), w, None, profile) for n, w in files]
+        assert nab_normalised(perfect) == pytest.approx(100.0, abs=1e-9)
+        assert nab_normalised(none) == pytest.approx(0.0, abs=1e-9)
+        half = [nab_score(_det(n, [b for _, b in w]), w, None, profile) for n, w in files]
+        assert 0 < nab_normalised(half) < 100
+
+
+def test_nab_on_the_real_windows() -> None:
+    if not NAB_DIR.is_dir():
+        pytest.skip("nab not found in shared/datasets/nab beside the repository")
+    limits = json.loads((NAB_DIR / "labels" / "combined_windows.json").read_text())
+    files = sorted(p for p in NAB_DIR.glob("real*/*.csv"))
+    assert len(files) == 24
+    for profile in NAB_PROFILES:
+        perfect, none, early_fp = [], [], []
+        for path in files:
+            ts = pl.read_csv(path)["timestamp"].str.to_datetime().to_numpy()
+            windows = nab_window_rows(ts, limits[f"{path.parent.name}/{path.name}"])
+            assert all(ts.size > b >= a >= nab_probationary_length(ts.size) for a, b in windows)
+            starts = [a for a, _ in windows]
+            perfect.append(nab_score(_det(ts.size, starts), windows, profile=profile))
+            none.append(nab_score(_det(ts.size, []), windows, profile=profile))
+            early_fp.append(
+                nab_score(_det(ts.size, [*starts, ts.size - 1]), windows, profile=profile)
+            )
+        assert nab_normalised(perfect) == pytest.approx(100.0, abs=1e-9)
+        assert nab_normalised(none) == pytest.approx(0.0, abs=1e-9)
+        assert nab_normalised(early_fp) < 100.0
+    assert sum(r["windows"] for r in none) == 49  # of NAB's 116 windows over 58 files
