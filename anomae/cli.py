@@ -604,6 +604,52 @@ def score(
 
 
 @main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder: report.json and report.md.",
+)
+@click.option(
+    "--data",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Benchmark data folder (default: ../shared/datasets/<dataset>).",
+)
+@click.option("--limit", default=0, show_default=True, help="Only the first N cases (0: all).")
+def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int) -> None:
+    """Evaluate anomae and baselines on a public benchmark, as PIPELINE's [benchmark] says.
+
+    Thresholds are calibrated without labels; F1/FAR/MAR are pooled, point-wise, without
+    point-adjust; VUS-PR/ROC follow TSB-AD. Exits 0 with a message when the data is absent."""
+    import dataclasses
+    import json as _json
+
+    from anomae.benchmark import DataMissing, run_benchmark
+    from anomae.modelfile import atomic_write_bytes
+    from anomae.pipeline import PipelineError, load_pipeline
+    from anomae.report import benchmark_markdown, benchmark_table
+
+    pipe = load_pipeline(pipeline)
+    if pipe.benchmark is None:
+        raise PipelineError(f"{pipeline}: no [benchmark] section; use `anomae run` for it")
+    if limit:
+        pipe = dataclasses.replace(pipe, benchmark=dataclasses.replace(pipe.benchmark, limit=limit))
+    try:
+        report = run_benchmark(pipe, data, progress=lambda m: click.echo(m, err=True))
+    except DataMissing as exc:
+        click.echo(f"skipped: {exc}")
+        return
+    out = Path(out_dir)
+    command = f"anomae evaluate {pipeline} --out {out_dir}" + (f" --limit {limit}" if limit else "")
+    atomic_write_bytes(out / "report.json", _json.dumps(report, indent=2, default=float).encode())
+    atomic_write_bytes(out / "report.md", benchmark_markdown(report, command).encode())
+    click.echo(benchmark_table(report))
+
+
+@main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
 def inspect(model: str, as_json: bool) -> None:

@@ -4,9 +4,8 @@ A window is labelled anomalous when any of its rows is (:func:`anomae.score.wind
 so a labelled segment is a run of label-1 windows. It is *detected* when an event covers
 one of its windows; an event that covers none is a *false event*.
 
-    >>> import numpy as np
-    >>> auc_roc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-    0.75
+The metrics themselves live in :mod:`anomae.metrics`; this module applies them to the
+scored windows of ``anomae run``'s test data for its report.
 """
 
 from __future__ import annotations
@@ -16,42 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-
-def point_metrics(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
-    pred, label = pred.astype(bool), label.astype(bool)
-    tp = int((pred & label).sum())
-    fp = int((pred & ~label).sum())
-    fn = int((~pred & label).sum())
-    tn = int((~pred & ~label).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    far = fp / (fp + tn) if fp + tn else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "far": far, "mar": 1 - recall}
-
-
-def auc_roc(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged."""
-    ok = np.isfinite(score)
-    s, y = score[ok], label[ok].astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = pl.Series(s).rank("average").to_numpy()
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def average_precision(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the precision-recall curve as average precision (step-wise)."""
-    ok = np.isfinite(score)
-    s, y = score[ok], label[ok].astype(bool)
-    if not y.any():
-        return float("nan")
-    order = np.argsort(-s, kind="stable")
-    y = y[order]
-    tp = np.cumsum(y)
-    precision = tp / np.arange(1, y.size + 1)
-    return float(precision[y].sum() / y.sum())
+from anomae.metrics import auc_pr, auc_roc, point_metrics
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -108,7 +72,7 @@ def evaluate_windows(windows: pl.DataFrame, kind_column: str | None = None) -> d
         "windows": windows.height,
         "anomalous_windows_labelled": int(label.sum()),
         "auc_roc": auc_roc(score, label),
-        "auc_pr": average_precision(score, label),
+        "auc_pr": auc_pr(score, label),
         "point": point_metrics(windows["is_anomaly"].to_numpy(), label),
         "point_after_post_rule": point_metrics(windows["in_event"].to_numpy(), label),
     }

@@ -13,6 +13,8 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
     [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
     [calibrate] method, q, holdout (last fraction of each training series, never trained on)
     [score]     min_windows, max_gap, off (hysteresis hold level), cooldown, top_k
+    [benchmark] dataset, protocol, data, categories, baselines, vus_window, limit
+                (evaluation pipelines, ``anomae evaluate``: see :mod:`anomae.benchmark`)
 
 Unknown sections or keys, and values of the wrong type, are errors naming file and key.
 """
@@ -125,6 +127,7 @@ class Pipeline:
     train: dict[str, Any] = field(default_factory=dict)
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     score: ScoreSection = field(default_factory=ScoreSection)
+    benchmark: Any = None  # anomae.benchmark.BenchmarkSection in evaluation pipelines
     source: str = "<options>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +180,7 @@ SECTIONS: dict[str, type | None] = {
     "train": None,
     "calibrate": CalibrateSection,
     "score": ScoreSection,
+    "benchmark": None,
 }
 
 
@@ -191,9 +195,16 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
         if not isinstance(table, dict):
             raise PipelineError(f"{source}: [{name}] must be a table")
         kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
+    if "benchmark" in doc:
+        from anomae.benchmark import BenchmarkSection
+
+        kw["benchmark"] = _coerce(BenchmarkSection, doc["benchmark"], f"{source} [benchmark]")
+    else:
+        kw["benchmark"] = None
     pipe = Pipeline(**kw)
     train_config(pipe)  # validates [model], [noise], [sparsity] now, not after minutes of work
-    if not pipe.data.train:
+    post_rule(pipe.score)
+    if not pipe.data.train and pipe.benchmark is None:
         raise PipelineError(f"{source} [data]: 'train' (file or list of files) is required")
     return pipe
 

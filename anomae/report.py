@@ -93,3 +93,84 @@ def card_text(card: ModelCard, path: str) -> str:
         f"  versions     {card.versions}",
     ]
     return "\n".join(lines)
+
+
+BENCH_COLUMNS = [
+    ("f1", "F1"),
+    ("far", "FAR"),
+    ("mar", "MAR"),
+    ("vus_pr", "VUS-PR"),
+    ("vus_roc", "VUS-ROC"),
+    ("auc_pr", "AUC-PR"),
+    ("auc_roc", "AUC-ROC"),
+    ("event_f1", "event F1"),
+    ("pa_f1", "PA-F1*"),
+]
+NAB_COLUMNS = [
+    ("nab_standard", "NAB std"),
+    ("nab_reward_low_FP_rate", "NAB lowFP"),
+    ("nab_reward_low_FN_rate", "NAB lowFN"),
+]
+
+
+def _columns(report: dict[str, Any]) -> list[tuple[str, str]]:
+    first = next(iter(report["summary"].values()))
+    return BENCH_COLUMNS + (NAB_COLUMNS if "nab_standard" in first else [])
+
+
+def _cell(key: str, v: float) -> str:
+    if v != v:
+        return "–"
+    if key.startswith("nab_"):
+        return f"{v:.1f}"
+    if key in ("far", "mar"):
+        return f"{100 * v:.1f}%"
+    return f"{v:.3f}"
+
+
+def benchmark_table(report: dict[str, Any]) -> str:
+    """The summary as a fixed-width terminal table."""
+    cols = _columns(report)
+    b = report["benchmark"]
+    lines = [
+        f"{b['dataset']} ({b['protocol']}), {report['cases']} cases, {report['seconds']:.0f}s",
+        f"{'detector':<14}" + "".join(f"{title:>10}" for _, title in cols),
+    ]
+    for name, s in report["summary"].items():
+        lines.append(f"{name:<14}" + "".join(f"{_cell(k, s[k]):>10}" for k, _ in cols))
+    lines.append("F1/FAR/MAR pooled over cases (no point-adjust); VUS/AUC averaged per case;")
+    lines.append("* point-adjusted F1 is inflated by construction: for comparison with papers only")
+    return "\n".join(lines)
+
+
+def benchmark_markdown(report: dict[str, Any], command: str = "") -> str:
+    """``report.md``: the summary table and a per-case table for anomae."""
+    cols = _columns(report)
+    b = report["benchmark"]
+    out = [f"# {b['dataset']} benchmark ({b['protocol']})", ""]
+    if command:
+        out += ["Reproduce with:", "", f"    {command}", ""]
+    out += [
+        "| detector | " + " | ".join(t for _, t in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for name, s in report["summary"].items():
+        out.append(f"| {name} | " + " | ".join(_cell(k, s[k]) for k, _ in cols) + " |")
+    out += [
+        "",
+        "F1, FAR and MAR are pooled over all cases, point-wise, without point-adjust (SKAB's "
+        "definitions); VUS and AUC are per-case means. PA-F1 (point-adjusted) is shown only "
+        "for comparison with older papers: it is inflated by construction.",
+        "",
+        "## anomae per case",
+        "",
+        "| case | rows | anomalous | F1 | FAR | VUS-PR | AUC-ROC |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["per_case"]["anomae"]:
+        out.append(
+            f"| {r['case']} | {r['rows']} | {r['anomalous']} | {_cell('f1', r['f1'])} | "
+            f"{_cell('far', r['far'])} | {_cell('vus_pr', r['vus_pr'])} | "
+            f"{_cell('auc_roc', r['auc_roc'])} |"
+        )
+    return "\n".join(out) + "\n"

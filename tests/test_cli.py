@@ -91,7 +91,7 @@ def test_train_calibrate_score_inspect(
     ]
     assert ev.height >= 1 and (ev["n_windows"] >= 3).all()
     # the anomalies are where the labels are: scores rank labelled windows higher
-    from anomae.evaluate import auc_roc
+    from anomae.metrics import auc_roc
 
     assert auc_roc(df["score"].to_numpy(), df["label"].to_numpy()) > 0.7
 

@@ -1,0 +1,237 @@
+"""Honest evaluation on public benchmarks: anomae and baselines in one harness.
+
+Every detector (anomae's autoencoder and the baselines of :mod:`anomae.baselines`) is
+trained on each case's training rows, gets its threshold **without labels** from the
+calibration method the pipeline names (on held-out training rows, or in-sample when
+``[calibrate] holdout = 0``, as the SKAB leaderboard does), flags test rows through the
+same post-rules as ``anomae score``, and is scored by :mod:`anomae.metrics`. Row ``t``'s
+score is that of the window ending at ``t`` (the last ``length - 1`` training rows give the
+first test rows their context).
+
+Reported per detector: pooled point F1/FAR/MAR (SKAB's definitions, no point-adjust),
+mean VUS-PR/VUS-ROC/AUC-PR/AUC-ROC over cases, event F1, point-adjusted F1 (secondary,
+inflated by construction) and, for NAB, the normalised NAB score per profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anomae.datasets import Case
+from anomae.events import PostRule, event_bounds, event_mask
+
+NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+@dataclass(frozen=True)
+class BenchmarkSection:
+    """The ``[benchmark]`` section of an evaluation pipeline."""
+
+    dataset: str = "skab"  # skab | nab | matrix | labelled
+    protocol: str = "per_file"  # skab: per_file | anomaly_free
+    data: str = ""  # default: ../shared/datasets/<dataset>
+    categories: tuple[str, ...] = ("realKnownCause", "realAWSCloudwatch")
+    train: str = ""  # labelled: training file
+    test: str = ""  # labelled: test file with a label column
+    baselines: tuple[str, ...] = ("pca", "ksigma", "random", "all_anomalous")
+    vus_window: int = 100
+    limit: int = 0  # only the first N cases (quick runs)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ("skab", "nab", "matrix", "labelled"):
+            raise ValueError(f"dataset must be skab, nab, matrix or labelled, got {self.dataset!r}")
+        from anomae.baselines import BASELINES
+
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; known: {sorted(BASELINES)}")
+
+
+class DataMissing(RuntimeError):
+    """The benchmark's data is not on this machine; the message says where it was looked for."""
+
+
+def load_cases(bench: BenchmarkSection, data: str | None = None) -> list[Case]:
+    from anomae import datasets
+
+    if bench.dataset == "labelled":
+        return datasets.load_labelled(bench.train, bench.test)
+    root = datasets.find_data(bench.dataset, data or bench.data or None)
+    if root is None:
+        raise DataMissing(
+            f"{bench.dataset} data not found (looked in ../shared/datasets/{bench.dataset}); "
+            f"pass --data PATH"
+        )
+    if bench.dataset == "skab":
+        cases = datasets.load_skab(root, bench.protocol)  # type: ignore[arg-type]
+    elif bench.dataset == "nab":
+        cases = datasets.load_nab(root, bench.categories)
+    else:
+        cases = datasets.load_matrix(root)
+    return cases[: bench.limit] if bench.limit else cases
+
+
+@dataclass
+class Scored:
+    """One detector on one case: row scores of the test part and the threshold."""
+
+    score: np.ndarray
+    threshold: float
+    flag_all: bool = False
+
+
+def _row_scores(window_scores: np.ndarray, n_test: int) -> np.ndarray:
+    """Scores of the windows ending at each test row (context rows were prepended)."""
+    out = np.full(n_test, np.nan, np.float64)
+    out[n_test - window_scores.size :] = window_scores
+    return out
+
+
+class AnomaeDetector:
+    """Train → export (parity-checked) → calibrate → score, per case, via the pipeline."""
+
+    def __init__(self, pipe: Any, workdir: Path) -> None:
+        self.pipe = pipe
+        self.workdir = workdir
+        self._cache: dict[str, tuple[Any, float]] = {}  # same training data, same model
+
+    def __call__(self, case: Case) -> Scored:
+        from anomae.detector import Detector
+        from anomae.io import SeriesData
+        from anomae.pipeline import calibrate_blocks, sampling_interval, train_step
+
+        key = hashlib.sha256(case.train.tobytes()).hexdigest()
+        if key not in self._cache:
+            train = SeriesData(
+                name=case.name,
+                source=case.name,
+                timestamps=case.train_timestamps,
+                values=np.ascontiguousarray(case.train, np.float32),
+                labels=None,
+                row_offset=np.arange(case.train.shape[0]),
+            )
+            path = self.workdir / f"{key[:16]}.onnx"
+            _, _, cal_rows = train_step(self.pipe, [train], case.features, path)
+            det = Detector.load(path, threads=0)
+            blocks = cal_rows or [train.values]  # holdout 0: in-sample, as SKAB's protocol
+            th = calibrate_blocks(det, blocks, self.pipe.calibrate, sampling_interval([train]))
+            self._cache[key] = (det, th.value)
+        det, threshold = self._cache[key]
+        ctx = det.card.window.length - 1
+        rows = np.concatenate([case.train[-ctx:] if ctx else case.train[:0], case.test])
+        scores = det.score_series(np.ascontiguousarray(rows, np.float32)).score
+        return Scored(_row_scores(scores.astype(np.float64), case.test.shape[0]), threshold)
+
+
+class BaselineDetector:
+    """A baseline, thresholded by the same label-free method on its training scores."""
+
+    def __init__(self, name: str, calibration: Any) -> None:
+        self.name = name
+        self.calibration = calibration
+
+    def __call__(self, case: Case) -> Scored:
+        from anomae.baselines import BASELINES
+        from anomae.calibrate import calibrate
+
+        if self.name == "all_anomalous":
+            return Scored(np.ones(case.test.shape[0]), 1.0, flag_all=True)
+        model = BASELINES[self.name]().fit(case.train)
+        params = {k: v for k, v in self.calibration.params().items() if k != "interval_s"}
+        if self.calibration.method == "fpr" and "alarms_per_day" in params:
+            params = {"rate": params.get("rate", 0.001)}  # no time axis in a baseline's view
+        train_scores = model.score(case.train)
+        try:
+            th = calibrate(train_scores, self.calibration.method, **params).value
+        except ValueError:
+            th = float(np.nanmax(train_scores)) or 1.0  # degenerate scores (e.g. constant)
+        return Scored(model.score(case.test), th)
+
+
+def case_metrics(s: Scored, case: Case, rule: PostRule, vus_window: int) -> dict[str, Any]:
+    from anomae import metrics
+
+    label = case.test_label.astype(np.int8)
+    n = label.size
+    if s.flag_all:
+        pred = np.ones(n, bool)
+        starts = np.array([0])
+    else:
+        starts, ends = event_bounds(s.score / s.threshold, rule)
+        pred = event_mask(n, (starts, ends))
+    score = np.where(np.isnan(s.score), -np.inf, s.score)
+    out: dict[str, Any] = {"case": case.name, "rows": n, "anomalous": int(label.sum())}
+    out.update({k: v for k, v in metrics.point_metrics(pred, label).items()})
+    has_both = 0 < label.sum() < n
+    out["vus_pr"] = metrics.vus_pr(score, label, vus_window) if has_both else float("nan")
+    out["vus_roc"] = metrics.vus_roc(score, label, vus_window) if has_both else float("nan")
+    out["auc_pr"] = metrics.auc_pr(score, label) if has_both else float("nan")
+    out["auc_roc"] = metrics.auc_roc(score, label) if has_both else float("nan")
+    out["event_f1"] = metrics.event_f1(pred, label)["f1"]
+    out["pa_f1"] = metrics.point_adjusted_f1(pred, label)
+    if case.windows:
+        # NAB scores the full series; the training (probationary) rows never alarm
+        onsets = np.zeros(case.probation + n, bool)
+        onsets[case.probation + starts] = True
+        for profile in NAB_PROFILES:
+            out[f"nab_{profile}"] = metrics.nab_score(onsets, case.windows, case.probation, profile)
+    return out
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from anomae import metrics
+
+    pooled = metrics.pooled([{k: r[k] for k in ("tp", "fp", "fn", "tn")} for r in rows])
+    out: dict[str, Any] = {
+        "cases": len(rows),
+        "f1": pooled["f1"],
+        "far": pooled["far"],
+        "mar": pooled["mar"],
+        "precision": pooled["precision"],
+        "recall": pooled["recall"],
+    }
+    for key in ("vus_pr", "vus_roc", "auc_pr", "auc_roc", "event_f1", "pa_f1"):
+        vals = np.array([r[key] for r in rows], dtype=np.float64)
+        out[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+    if rows and "nab_standard" in rows[0]:
+        for profile in NAB_PROFILES:
+            out[f"nab_{profile}"] = metrics.nab_normalised(r[f"nab_{profile}"] for r in rows)
+    return out
+
+
+def run_benchmark(
+    pipe: Any,
+    data: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every detector over every case of ``pipe.benchmark``; return the report dict."""
+    bench: BenchmarkSection = pipe.benchmark
+    cases = load_cases(bench, data)
+    rule = PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="anomae-bench-") as tmp:
+        detectors: dict[str, Callable[[Case], Scored]] = {"anomae": AnomaeDetector(pipe, Path(tmp))}
+        for name in bench.baselines:
+            detectors[name] = BaselineDetector(name, pipe.calibrate)
+        per_case: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
+        for i, case in enumerate(cases):
+            for name, det in detectors.items():
+                per_case[name].append(case_metrics(det(case), case, rule, bench.vus_window))
+            if progress:
+                progress(f"[{i + 1}/{len(cases)}] {case.name}")
+    return {
+        "benchmark": dataclasses.asdict(bench),
+        "cases": len(cases),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "summary": {name: summarise(rows) for name, rows in per_case.items()},
+        "per_case": per_case,
+    }
