@@ -259,6 +259,13 @@ def _threshold_text(th: Any) -> str:
     help="Stride of the training windows (larger: faster, fewer windows).",
 )
 @click.option(
+    "--center/--no-center",
+    default=False,
+    show_default=True,
+    help="Subtract each window's per-feature mean before the network: slow level drifts "
+    "stop reading as anomalies (level shifts then show only at their edges).",
+)
+@click.option(
     "--arch",
     type=click.Choice(["dense", "conv"]),
     default="dense",
@@ -341,6 +348,7 @@ def train(
     window: int,
     stride: int,
     train_stride: int,
+    center: bool,
     arch: str,
     hidden: str,
     channels: str,
@@ -402,7 +410,12 @@ def train(
             "label": label_column,
             "features": feats,
         },
-        "window": {"length": window, "stride": stride, "train_stride": train_stride},
+        "window": {
+            "length": window,
+            "stride": stride,
+            "train_stride": train_stride,
+            "center": center,
+        },
         "model": {
             "kind": arch,
             "hidden": _ints(hidden),

@@ -104,6 +104,7 @@ class _Spec:
     filled_rows: str  # [B, T, F], NaN replaced by 0
     observed: str  # [B, T, F], 1.0 where observed
     n: str  # windows (int64 scalar)
+    center: bool = False  # subtract each window's per-feature mean first
 
     @property
     def period(self) -> int:
@@ -117,6 +118,8 @@ class _Spec:
 def _sse(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
     """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``."""
     lf = sp.length * sp.n_f
+    if sp.center:
+        filled = _centered(b, sp, filled, obs)
     if sp.layout == "flat":
         x = b.op("Reshape", [filled, b.i64([-1, lf])])
     elif sp.layout == "channels":
@@ -136,6 +139,21 @@ def _sse(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
         sq = b.op("Mul", [sq, obs])
     sq = b.op("Reshape", [sq, b.i64([0, 0, sp.length, sp.n_f])])
     return b.op("ReduceSum", [sq, b.i64([2])], keepdims=0)
+
+
+def _centered(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
+    """Each window minus its per-feature mean over observed cells (missing cells stay 0)."""
+    shape4 = b.i64([0, 0, sp.length, sp.n_f])
+    x = b.op("Reshape", [filled, shape4])
+    axis = b.i64([2])
+    if obs is None:
+        x = b.op("Sub", [x, b.op("ReduceMean", [x, axis], keepdims=1)])
+    else:
+        o = b.op("Reshape", [obs, shape4])
+        count = b.op("Max", [b.op("ReduceSum", [o, axis], keepdims=1), b.f32(1.0)])
+        mean = b.op("Div", [b.op("ReduceSum", [x, axis], keepdims=1), count])
+        x = b.op("Mul", [b.op("Sub", [x, mean]), o])
+    return b.op("Reshape", [x, b.op("Shape", [filled])], allowzero=1)
 
 
 def _gathered(sp: _Spec) -> onnx.GraphProto:
@@ -208,14 +226,17 @@ def build_graph(
     features: tuple[str, ...],
     window: WindowSpec,
     scaler: Scaler,
+    center: bool = False,
 ) -> onnx.ModelProto:
     """The full scoring model. ``layout`` is ``"flat"`` (network sees ``[N, length*F]``) or
-    ``"channels"`` (network sees ``[N, F, length]``)."""
+    ``"channels"`` (network sees ``[N, F, length]``). With ``center`` each window loses its
+    per-feature mean before the network (and the error is measured on the centred window):
+    slow drifts of a sensor's level no longer read as anomalies."""
     n_f, length, stride = len(features), window.length, window.stride
     b = _Builder()
-    center = b.const(np.asarray(scaler.center, dtype=np.float32), "center")
+    offset = b.const(np.asarray(scaler.center, dtype=np.float32), "center")
     scale = b.const(np.asarray(scaler.scale, dtype=np.float32), "scale")
-    scaled = b.op("Div", [b.op("Sub", [INPUT, center]), scale], "scaled")
+    scaled = b.op("Div", [b.op("Sub", [INPUT, offset]), scale], "scaled")
     missing = b.op("IsNaN", [scaled], "missing")
     observed = b.op("Cast", [b.op("Not", [missing])], "observed", to=TensorProto.FLOAT)
     filled_rows = b.op("Where", [missing, b.f32(0.0), scaled], "filled_rows")
@@ -226,7 +247,7 @@ def build_graph(
     weighted = [
         (layer, [b.const(w.astype(np.float32), "w") for w in layer.weights]) for layer in layers
     ]
-    sp = _Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n)
+    sp = _Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n, center)
 
     # no NaN anywhere: ReduceMin of `observed` is 1 (an empty input counts as complete)
     complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])

@@ -6,7 +6,7 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
 
     [data]      train, test, calibration, timestamp, series, label, features, exclude,
                 generate ("demo": write the demo data if the files are missing), seed
-    [window]    length, stride (scoring), train_stride (training windows)
+    [window]    length, stride (scoring), train_stride (training windows), center
     [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel
     [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
     [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
@@ -28,6 +28,7 @@ import platform
 import time
 import tomllib
 import typing
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class WindowSection:
     length: int = 32
     stride: int = 1
     train_stride: int = 1
+    center: bool = False  # subtract each window's per-feature mean (ignore slow level drift)
 
     def __post_init__(self) -> None:
         WindowSpec(self.length, self.stride)
@@ -315,6 +317,10 @@ def train_step(
     train_spec = WindowSpec(length, pipe.window.train_stride)
     windows = [sliding_windows((r - center) / scale, train_spec) for r in fit_rows]
     windows_arr = np.ascontiguousarray(np.concatenate(windows), dtype=np.float32)
+    if pipe.window.center:  # as the graph does: each window minus its per-feature mean
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN feature: stays NaN
+            windows_arr -= np.nanmean(windows_arr, axis=1, keepdims=True)
     if windows_arr.shape[0] < 2:
         raise PipelineError(
             f"training data gives {windows_arr.shape[0]} windows of {length} rows; need more "
@@ -327,7 +333,11 @@ def train_step(
         features=features,
         window=WindowSpec(length, pipe.window.stride),
         scaler=scaler,
-        architecture={"layout": result.model.layout, **dataclasses.asdict(cfg.arch)},
+        architecture={
+            "layout": result.model.layout,
+            "center": pipe.window.center,
+            **dataclasses.asdict(cfg.arch),
+        },
         training={
             "noise": dataclasses.asdict(cfg.noise),
             "sparsity": dataclasses.asdict(cfg.sparsity),

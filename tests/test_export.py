@@ -20,9 +20,10 @@ from anomae.windows import sliding_windows  # noqa: E402
 F = 5
 
 
-def _card(length: int, stride: int) -> ModelCard:
+def _card(length: int, stride: int, center: bool = False) -> ModelCard:
     rng = np.random.default_rng(3)
     return ModelCard(
+        architecture={"center": center},
         features=tuple(f"s{i}" for i in range(F)),
         window=WindowSpec(length, stride),
         scaler=Scaler(tuple(rng.normal(size=F).tolist()), tuple((rng.random(F) + 0.5).tolist())),
@@ -47,13 +48,14 @@ ARCHS = [
 ]
 
 
+@pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize(("arch", "length", "stride"), ARCHS)
 def test_export_parity_and_contract(
-    tmp_path: Path, arch: ArchConfig, length: int, stride: int
+    tmp_path: Path, arch: ArchConfig, length: int, stride: int, center: bool
 ) -> None:
     torch.manual_seed(0)
     model = build_model(arch, length, F)
-    card = _card(length, stride)
+    card = _card(length, stride, center)
     rows = _rows()
     path = tmp_path / "m.onnx"
     written = export_model(model, card, path, rows)
@@ -71,6 +73,8 @@ def test_export_parity_and_contract(
     scale = np.asarray(card.scaler.scale, np.float32)
     win = sliding_windows((rows[0] - center) / scale, card.window)[7]
     obs = ~np.isnan(win)
+    if card.architecture["center"]:
+        win = win - np.nanmean(win, axis=0, keepdims=True)
     x = torch.from_numpy(np.nan_to_num(win)[None])
     recon = model(x)[0].detach().numpy()[0]
     sq = (recon - np.nan_to_num(win)) ** 2 * obs
@@ -94,14 +98,17 @@ def test_dynamic_axes_and_short_input(tmp_path: Path) -> None:
         assert s.shape == (batch, WindowSpec(8, 2).count(time))
 
 
+@pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize("with_nan", [True, False])
 @pytest.mark.parametrize(("length", "stride"), [(8, 3), (12, 1), (5, 7)])
-def test_graph_paths_agree(tmp_path: Path, with_nan: bool, length: int, stride: int) -> None:
+def test_graph_paths_agree(
+    tmp_path: Path, with_nan: bool, length: int, stride: int, center: bool
+) -> None:
     """Few windows (row gather), many windows (block slices, with or without the NaN
     mask): chunk sizes below and above the switch must give the same scores."""
     model = build_model(ArchConfig(hidden=(8, 4)), length, F)
     path = tmp_path / "m.onnx"
-    export_model(model, _card(length, stride), path, _rows())
+    export_model(model, _card(length, stride, center), path, _rows())
     det = Detector.load(path)
     values = _rows(1, 4000)[0]
     if not with_nan:

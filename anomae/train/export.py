@@ -101,6 +101,8 @@ class TorchScorer:
         # unfold gives [B, n, F, L]; the graph's windows are [B, n, L, F]
         win = filled.unfold(1, spec.length, spec.stride).transpose(2, 3)
         obs = observed.unfold(1, spec.length, spec.stride).transpose(2, 3)
+        if self.card.architecture.get("center", False):
+            win = (win - win.sum(2, keepdim=True) / obs.sum(2, keepdim=True).clamp(min=1.0)) * obs
         b, n = win.shape[:2]
         recon, _ = self.model(win.reshape(b * n, spec.length, -1))
         sq = (recon.reshape(win.shape) - win) ** 2 * obs
@@ -192,7 +194,8 @@ def export_model(
         str(model.layout),
         card.features,
         card.window,
-        card.scaler,  # type: ignore[arg-type]
+        card.scaler,
+        center=bool(card.architecture.get("center", False)),
     )
     onnx.checker.check_model(onnx_model, full_check=True)
     parity = check_parity(onnx_model, TorchScorer(model, card), parity_rows)
