@@ -65,7 +65,12 @@ def load_cases(bench: BenchmarkSection, data: str | None = None) -> list[Case]:
 
     if bench.dataset == "labelled":
         return datasets.load_labelled(bench.train, bench.test)
-    root = datasets.find_data(bench.dataset, data or bench.data or None)
+    from anomae.io import InputError
+
+    try:
+        root = datasets.find_data(bench.dataset, data or bench.data or None)
+    except FileNotFoundError as exc:  # a folder the user named is not there: their error
+        raise InputError(f"{exc}; check --data or [benchmark] data") from exc
     if root is None:
         raise DataMissing(
             f"{bench.dataset} data not found (looked in ../shared/datasets/{bench.dataset}); "
@@ -157,7 +162,9 @@ class BaselineDetector:
         return Scored(model.score(case.test), th)
 
 
-def case_metrics(s: Scored, case: Case, rule: PostRule, vus_window: int) -> dict[str, Any]:
+def case_metrics(
+    s: Scored, case: Case, rule: PostRule, vus_window: int, nab: bool = False
+) -> dict[str, Any]:
     from anomae import metrics
 
     label = case.test_label.astype(np.int8)
@@ -178,7 +185,7 @@ def case_metrics(s: Scored, case: Case, rule: PostRule, vus_window: int) -> dict
     out["auc_roc"] = metrics.auc_roc(score, label) if has_both else float("nan")
     out["event_f1"] = metrics.event_f1(pred, label)["f1"]
     out["pa_f1"] = metrics.point_adjusted_f1(pred, label)
-    if case.windows:
+    if nab:
         # NAB scores the full series; the training (probationary) rows never alarm
         onsets = np.zeros(case.probation + n, bool)
         onsets[case.probation + starts] = True
@@ -225,7 +232,9 @@ def run_benchmark(
         per_case: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
         for i, case in enumerate(cases):
             for name, det in detectors.items():
-                per_case[name].append(case_metrics(det(case), case, rule, bench.vus_window))
+                per_case[name].append(
+                    case_metrics(det(case), case, rule, bench.vus_window, bench.dataset == "nab")
+                )
             if progress:
                 progress(f"[{i + 1}/{len(cases)}] {case.name}")
     return {

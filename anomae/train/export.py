@@ -128,7 +128,7 @@ def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
     holes[:, spec.length : 3 * spec.length, :] = np.nan  # an outage: NaN scores
     short = holes[:, : spec.length + spec.stride * (SMALL_WINDOWS // 2)]
     return {
-        "given": rows,
+        "given": rows.copy(),  # writable: torch refuses read-only views
         "many windows, no NaN": np.nan_to_num(long, nan=0.0),
         "many windows, NaN": holes,
         "few windows": short,
