@@ -264,15 +264,18 @@ def build_graph(
         "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
     )  # [B, n, F]
 
-    # observed cells per window and feature from a running count over rows (exact in int64)
-    run = b.op("CumSum", [b.op("Cast", [observed], to=TensorProto.INT64), b.i64(1)])
-    run = b.op("Pad", [run, b.i64([0, 1, 0, 0, 0, 0]), b.i64(0)], mode="constant")
+    # observed cells per window and feature from running counts over rows (exact in int64):
+    # inclusive at the window's last row minus exclusive at its first. (No Pad: onnxruntime's
+    # CUDA Pad has no int64 kernel, and a CPU fallback cost two host copies per call.)
+    counts = b.op("Cast", [observed], to=TensorProto.INT64)
+    incl = b.op("CumSum", [counts, b.i64(1)])
+    excl = b.op("CumSum", [counts, b.i64(1)], exclusive=1)
     starts = b.op("Mul", [b.op("Range", [b.i64(0), n, b.i64(1)]), b.i64(stride)])
     seen = b.op(
         "Sub",
         [
-            b.op("Gather", [run, b.op("Add", [starts, b.i64(length)])], axis=1),
-            b.op("Gather", [run, starts], axis=1),
+            b.op("Gather", [incl, b.op("Add", [starts, b.i64(length - 1)])], axis=1),
+            b.op("Gather", [excl, starts], axis=1),
         ],
     )
     f_cnt = b.op("Cast", [seen], "feature_observed", to=TensorProto.FLOAT)  # [B, n, F]
