@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/anomae run pipelines/demo.toml --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check anomae tests bench
+	$(BIN)/ruff check anomae tests bench deploy
 	$(BIN)/mypy anomae
 	$(BIN)/python -m pytest -q
 

@@ -674,5 +674,199 @@ def inspect(model: str, as_json: bool) -> None:
     click.echo(json.dumps(card.to_dict(), indent=2) if as_json else card_text(card, model))
 
 
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option(
+    "--source",
+    required=True,
+    help="'-' (stdin), file:PATH or PATH (JSON lines), mqtt[s]://host:port/topic/#, "
+    "prometheus://host:port.",
+)
+@click.option(
+    "--source-opt",
+    "source_opts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Option of an mqtt/prometheus source (repeatable); query.FEATURE=PROMQL for "
+    "Prometheus queries.",
+)
+@click.option(
+    "--follow/--no-follow",
+    default=False,
+    show_default=True,
+    help="Keep reading a file as it grows (tail -F: survives truncation and rotation).",
+)
+@click.option("--from-end", is_flag=True, help="With --follow: start at the file's end.")
+@click.option(
+    "--sink",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Append one JSON line per scored window and per event here.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9108",
+    show_default=True,
+    help="host:port of /metrics, /healthz, /readyz (port 0: any free port, logged).",
+)
+@click.option("--tls-cert", default=None, type=click.Path(dir_okay=False), help="TLS cert (PEM).")
+@click.option("--tls-key", default=None, type=click.Path(dir_okay=False), help="TLS key (PEM).")
+@click.option("--batch-size", default=1024, show_default=True, help="Windows per scoring call.")
+@click.option(
+    "--flush-ms",
+    default=20.0,
+    show_default=True,
+    help="Score a partial batch once its oldest window waited this long.",
+)
+@click.option(
+    "--queue-size", default=65536, show_default=True, help="Readings the intake queue holds."
+)
+@click.option("--threads", default=1, show_default=True, help="onnxruntime intra-op threads.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda / cuda:N.")
+@click.option(
+    "--max-series",
+    default=10000,
+    show_default=True,
+    help="Series tracked at most (the rest is dropped and counted).",
+)
+@click.option(
+    "--series-ttl",
+    default=0.0,
+    show_default=True,
+    help="Forget series silent for this many seconds (0: never).",
+)
+@click.option(
+    "--max-gap-seconds",
+    default=0.0,
+    show_default=True,
+    help="A longer gap between readings restarts the series' window (0: auto, 10x its "
+    "typical interval).",
+)
+@click.option(
+    "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
+)
+@click.option(
+    "--min-windows",
+    default=3,
+    show_default=True,
+    help="Consecutive anomalous windows needed to open an event.",
+)
+@click.option(
+    "--max-gap", default=0, show_default=True, help="Merge events at most this many windows apart."
+)
+@click.option(
+    "--off",
+    default=1.0,
+    show_default=True,
+    help="Hysteresis: an open event holds while the normalised score stays above this.",
+)
+@click.option(
+    "--cooldown",
+    default=0,
+    show_default=True,
+    help="Suppress events starting this many windows after the previous one.",
+)
+@click.option("--top-k", default=3, show_default=True, help="Top features in metrics and sink.")
+@click.option(
+    "--threshold", default=None, type=float, help="Override the model's calibrated threshold."
+)
+@click.option(
+    "--reload-check-seconds",
+    default=5.0,
+    show_default=True,
+    help="Reload the model when its file changed, checked this often (0: only on SIGHUP).",
+)
+@click.option(
+    "--drain-seconds",
+    default=5.0,
+    show_default=True,
+    help="On SIGTERM, score what is queued for at most this long.",
+)
+@click.option(
+    "--log-format", type=click.Choice(["json", "logfmt"]), default="json", show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def monitor(
+    model: str,
+    source: str,
+    source_opts: tuple[str, ...],
+    follow: bool,
+    from_end: bool,
+    sink: str | None,
+    listen: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    batch_size: int,
+    flush_ms: float,
+    queue_size: int,
+    threads: int,
+    device: str,
+    max_series: int,
+    series_ttl: float,
+    max_gap_seconds: float,
+    max_line_bytes: int,
+    min_windows: int,
+    max_gap: int,
+    off: float,
+    cooldown: int,
+    top_k: int,
+    threshold: float | None,
+    reload_check_seconds: float,
+    drain_seconds: float,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Score a live stream with MODEL and serve Prometheus metrics.
+
+    One JSON reading per line or message: {"series": "m1", "ts": RFC 3339 or epoch s,
+    "values": {"temp": 21.5, ...}, "seq": 17}. SIGTERM drains and exits 0; SIGHUP reloads
+    the model. With --source - and --sink it replays a file: at the end of the input it
+    drains and exits 0."""
+    from anomae.monitor.app import MonitorConfig, run_monitor
+    from anomae.monitor.daemon import MonitorError, MonitorOptions
+
+    try:
+        opts = MonitorOptions(
+            rule=_rule(min_windows, max_gap, off, cooldown),
+            top_k=top_k,
+            threshold=threshold,
+            batch_size=batch_size,
+            flush_ms=flush_ms,
+            queue_size=queue_size,
+            max_series=max_series,
+            max_gap_seconds=max_gap_seconds,
+            series_ttl_seconds=series_ttl,
+            max_line_bytes=max_line_bytes,
+            reload_check_seconds=reload_check_seconds,
+            drain_seconds=drain_seconds,
+        )
+        cfg = MonitorConfig(
+            model=model,
+            source=source,
+            source_opts=source_opts,
+            follow=follow,
+            from_end=from_end,
+            sink=sink,
+            listen=listen,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            device=device,
+            threads=threads,
+            log_format=log_format,
+            log_level=log_level,
+            options=opts,
+        )
+        code = run_monitor(cfg)
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     main()

@@ -2,9 +2,11 @@
 
 A source turns its input (stdin, a followed file, MQTT, Prometheus queries) into items:
 :class:`Raw` payloads the daemon parses (one JSON reading each) or ready :class:`Reading`
-objects. It hands them to ``emit(item, block)``, which returns False when the daemon's
-bounded queue is full: a replayed file should block (``block=True``, nothing lost), a live
-broker feed must not (``block=False``; the source counts the drop in its metrics).
+objects, or a :class:`RawBatch` of many payloads read together (the file and stdin sources
+do this: one queue operation per chunk instead of per line). It hands them to
+``emit(item, block)``, which returns False when the daemon's bounded queue is full: a
+replayed file should block (``block=True``, nothing lost), a live broker feed must not
+(``block=False``; the daemon counts the drop in ``anomae_events_dropped_total``).
 
     >>> r = Reading(series="m1", ts=1.0, values={"temp": 21.5})
     >>> r.series, r.values["temp"], r.seq
@@ -30,6 +32,15 @@ class Raw:
 
 
 @dataclass
+class RawBatch:
+    """Undecoded events read together (lines of one chunk of a file), one receive time."""
+
+    payloads: list[bytes]
+    series_hint: str | None = None
+    received: float = field(default_factory=time.monotonic)
+
+
+@dataclass
 class Reading:
     """One decoded reading of one series at one time; missing values are None."""
 
@@ -40,7 +51,7 @@ class Reading:
     received: float = field(default_factory=time.monotonic)
 
 
-Emit = Callable[["Raw | Reading", bool], bool]
+Emit = Callable[["Raw | Reading | RawBatch", bool], bool]
 
 
 class Source(ABC):

@@ -1,0 +1,292 @@
+"""Readings in: JSON payloads (or ready :class:`Reading` objects) → validated columns.
+
+One reading is one JSON object per line or message::
+
+    {"series": "m1", "ts": "2026-01-05T00:00:00Z", "values": {"temp": 21.5, "rpm": null}, "seq": 17}
+
+``ts`` is an RFC 3339 string (no offset means UTC) or epoch seconds; ``seq`` is optional;
+``series`` may be left out when the source knows it (an MQTT topic: ``Raw.series_hint``);
+the payload's ``series`` wins over the hint. Values are numbers or null. A feature of the
+model that is absent or null is missing (NaN); so are non-finite numbers and numbers beyond
+float32's range. Keys the model does not know are ignored, as long as at least one known
+feature is present. Other top-level keys are ignored.
+
+Invalid input never raises: it is counted by the first reason that applies, from this
+closed set (:data:`INVALID_REASONS`, the values of ``anomae_events_invalid_total{reason}``):
+
+====================  ===================================================================
+``too_large``         payload longer than ``max_bytes`` (64 KiB by default)
+``bad_json``          not UTF-8, not JSON, trailing garbage, or nested too deep
+``not_object``        valid JSON but not an object
+``missing_series``    no ``series`` and no series from the source
+``bad_series``        ``series`` not a string of 1 to 256 characters
+``bad_timestamp``     ``ts`` absent, not a number or RFC 3339 string, or beyond year 5000
+``bad_values``        ``values`` absent, not an object, or empty
+``unknown_feature``   ``values`` names none of the model's features
+``bad_seq``           ``seq`` present but not a non-negative integer
+``wrong_type``        a feature's value is not a number or null (strings, booleans, ...)
+====================  ===================================================================
+
+Parsing is the daemon's hottest Python loop, so it is written flat: the C JSON scanner is
+called directly (``json.loads`` spends a third of its time detecting the encoding), the
+values are taken with one ``itemgetter`` call, and types are checked once per batch.
+
+    >>> p = ReadingParser(("temp", "rpm"))
+    >>> out = p.parse([Raw(b'{"series": "m1", "ts": 60, "values": {"temp": 21.5}}'),
+    ...                Raw(b'{"series": "m1", "ts": 120, "values": {"temp": "hot"}}'),
+    ...                Raw(b'not json')])
+    >>> out.series, out.ts, out.values.tolist()
+    (['m1'], [60.0], [[21.5, nan]])
+    >>> {k: v for k, v in p.invalid.items() if v}
+    {'bad_json': 1, 'wrong_type': 1}
+"""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from anomae.monitor.source import Raw, RawBatch, Reading
+
+INVALID_REASONS = (
+    "too_large",
+    "bad_json",
+    "not_object",
+    "missing_series",
+    "bad_series",
+    "bad_timestamp",
+    "bad_values",
+    "unknown_feature",
+    "bad_seq",
+    "wrong_type",
+)
+MAX_BYTES = 64 * 1024
+MAX_SERIES_NAME = 256
+_TS_LIMIT = 95_617_584_000.0  # 5000-01-01: rejects milliseconds sent as seconds
+_NUMERIC = frozenset({float, int, type(None)})
+
+
+def parse_timestamp(ts: object) -> float | None:
+    """Epoch seconds from a number or an RFC 3339 string; None when it is neither.
+
+    >>> parse_timestamp("2026-01-05T00:01:00Z"), parse_timestamp(1767571260)
+    (1767571260.0, 1767571260.0)
+    >>> parse_timestamp(True), parse_timestamp("yesterday"), parse_timestamp(1.7e12)
+    (None, None, None)
+    """
+    t = type(ts)
+    if t is float or t is int:
+        value = float(ts)  # type: ignore[arg-type]
+    elif t is str:
+        try:
+            dt = datetime.fromisoformat(ts)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        value = dt.timestamp()
+    else:
+        return None
+    return value if -_TS_LIMIT < value < _TS_LIMIT else None
+
+
+@dataclass
+class Parsed:
+    """Valid readings as columns; ``values`` is float32 ``[n, features]`` (NaN = missing)."""
+
+    series: list[str] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    seq: list[int | None] = field(default_factory=list)
+    received: list[float] = field(default_factory=list)
+    values: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+
+class ReadingParser:
+    """Parses items from a source into :class:`Parsed` columns and counts what is invalid.
+
+    ``received`` counts every reading offered (valid or not); ``invalid`` counts by reason.
+    """
+
+    def __init__(self, features: Sequence[str], max_bytes: int = MAX_BYTES) -> None:
+        self.features = tuple(features)
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.invalid: dict[str, int] = dict.fromkeys(INVALID_REASONS, 0)
+        feats = self.features
+        self._get = itemgetter(*feats) if len(feats) > 1 else (lambda v: (v[feats[0]],))
+        self._scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+    def parse(self, items: Iterable[Raw | RawBatch | Reading]) -> Parsed:
+        out = Parsed()
+        rows: list[Any] = []
+        for item in items:
+            if type(item) is RawBatch:
+                self._payloads(item.payloads, item.series_hint, item.received, out, rows)
+            elif type(item) is Raw:
+                self._payloads((item.payload,), item.series_hint, item.received, out, rows)
+            elif isinstance(item, Reading):
+                self.received += 1
+                self._add(item.series, item.ts, item.values, item.seq, item.received, out, rows)
+            else:
+                self.received += 1
+                self.invalid["not_object"] += 1
+        out.values = self._matrix(rows, out)
+        return out
+
+    def _payloads(
+        self,
+        payloads: Iterable[bytes],
+        hint: str | None,
+        received: float,
+        out: Parsed,
+        rows: list[Any],
+    ) -> None:
+        # The common case is inlined (this loop runs once per event); anything unusual
+        # goes through the general `_add`.
+        invalid, scan, max_bytes, get = self.invalid, self._scan, self.max_bytes, self._get
+        a_series, a_ts, a_seq, a_rows = (
+            out.series.append,
+            out.ts.append,
+            out.seq.append,
+            rows.append,
+        )
+        n = kept = 0
+        for p in payloads:
+            n += 1
+            if len(p) > max_bytes:
+                invalid["too_large"] += 1
+                continue
+            try:
+                text = p.decode()
+                obj, end = scan(text, 0)
+                if end != len(text) and not text[end:].isspace():
+                    raise ValueError("extra data")
+            except (ValueError, StopIteration, RecursionError):
+                obj = _loads_slow(p)  # leading whitespace and other encodings
+                if obj is _BAD:
+                    invalid["bad_json"] += 1
+                    continue
+            if type(obj) is not dict:
+                invalid["not_object"] += 1
+                continue
+            series = obj.get("series")
+            ts = obj.get("ts")
+            values = obj.get("values")
+            seq = obj.get("seq")
+            if (
+                type(series) is str
+                and 0 < len(series) <= MAX_SERIES_NAME
+                and (type(ts) is int or type(ts) is float)
+                and -_TS_LIMIT < ts < _TS_LIMIT
+                and type(values) is dict
+                and (seq is None or (type(seq) is int and seq >= 0))
+            ):
+                try:
+                    a_rows(get(values))
+                except KeyError:
+                    pass
+                else:
+                    a_series(series)
+                    a_ts(float(ts))
+                    a_seq(seq)
+                    kept += 1
+                    continue
+            self._add(hint if series is None else series, ts, values, seq, received, out, rows)
+        out.received.extend([received] * kept)
+        self.received += n
+
+    def _add(
+        self,
+        series: object,
+        ts: object,
+        values: object,
+        seq: object,
+        received: float,
+        out: Parsed,
+        rows: list[Any],
+    ) -> None:
+        invalid = self.invalid
+        if series is None:
+            invalid["missing_series"] += 1
+            return
+        if type(series) is not str or not series or len(series) > MAX_SERIES_NAME:
+            invalid["bad_series"] += 1
+            return
+        t = type(ts)
+        if (t is float or t is int) and -_TS_LIMIT < ts < _TS_LIMIT:  # type: ignore[operator]
+            ts = float(ts)  # type: ignore[arg-type]
+        else:
+            ts = parse_timestamp(ts)
+            if ts is None:
+                invalid["bad_timestamp"] += 1
+                return
+        if type(values) is not dict or not values:
+            invalid["bad_values"] += 1
+            return
+        try:
+            row = self._get(values)
+        except KeyError:
+            if not any(f in values for f in self.features):
+                invalid["unknown_feature"] += 1
+                return
+            row = tuple(values.get(f) for f in self.features)
+        if seq is not None and (type(seq) is not int or seq < 0):  # type: ignore[operator]
+            invalid["bad_seq"] += 1
+            return
+        out.series.append(series)
+        out.ts.append(ts)  # type: ignore[arg-type]
+        out.seq.append(seq)  # type: ignore[arg-type]
+        out.received.append(received)
+        rows.append(row)
+
+    def _matrix(self, rows: list[Any], out: Parsed) -> np.ndarray:
+        """Rows → float32 matrix; rows with a non-numeric value are removed and counted."""
+        n_f = len(self.features)
+        if not rows:
+            return np.empty((0, n_f), np.float32)
+        if not set(map(type, chain.from_iterable(rows))) <= _NUMERIC:
+            keep = [set(map(type, r)) <= _NUMERIC for r in rows]
+            self.invalid["wrong_type"] += keep.count(False)
+            for name in ("series", "ts", "seq", "received"):
+                col = getattr(out, name)
+                col[:] = [x for x, k in zip(col, keep, strict=True) if k]
+            rows = [r for r, k in zip(rows, keep, strict=True) if k]
+            if not rows:
+                return np.empty((0, n_f), np.float32)
+        try:
+            m = np.array(rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: missing, like other non-finite values
+            m = np.array([[_finite(x) for x in r] for r in rows], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            m32 = m.astype(np.float32)
+        m32[~np.isfinite(m32)] = np.nan
+        return m32
+
+
+_BAD = object()
+
+
+def _loads_slow(p: bytes) -> Any:
+    try:
+        return json.loads(p)
+    except (ValueError, RecursionError):
+        return _BAD
+
+
+def _finite(x: float | int | None) -> float:
+    try:
+        return math.nan if x is None else float(x)
+    except OverflowError:
+        return math.nan

@@ -1,0 +1,513 @@
+"""The monitor daemon in-process, with a numpy stand-in for the detector: golden /metrics,
+promtool, micro-batching, caps, backpressure, reloads and the HTTP endpoints (TLS too)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from anomae.events import PostRule
+from anomae.monitor.app import MonitorError, open_source, source_options
+from anomae.monitor.daemon import Monitor, MonitorOptions
+from anomae.monitor.http import MonitorHTTPServer
+from anomae.monitor.models import ModelWatcher
+from anomae.monitor.sink import JsonlSink
+from anomae.monitor.source import Emit, RawBatch, Source
+from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+
+REQUIRE = os.environ.get("ANOMAE_REQUIRE_SERVERS") == "1"
+
+
+class FakeDetector:
+    """Scores a window by its mean square (per feature: ``feature_error``), in numpy."""
+
+    def __init__(
+        self,
+        features: tuple[str, ...] = ("temp", "rpm"),
+        length: int = 3,
+        th: float = 1.0,
+        sha: str = "ab12",
+        delay: float = 0.0,
+    ) -> None:
+        n = len(features)
+        self.card = ModelCard(
+            features,
+            WindowSpec(length, 1),
+            Scaler((0.0,) * n, (1.0,) * n),
+            threshold=Threshold(th, "quantile", {"q": 0.99}, 10),
+        )
+        self.path, self.sha256, self.delay = "fake.onnx", sha, delay
+        self.calls = 0
+
+    @property
+    def threshold(self) -> float:
+        assert self.card.threshold is not None
+        return self.card.threshold.value
+
+    def run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        obs = ~np.isnan(rows)
+        sq = np.where(obs, rows, 0.0) ** 2
+        fe = sq.sum(1) / np.maximum(obs.sum(1), 1)
+        score = sq.sum((1, 2)) / obs.sum((1, 2))
+        cov = obs.mean((1, 2))
+        f32 = np.float32
+        return score[:, None].astype(f32), fe[:, None].astype(f32), cov[:, None].astype(f32)
+
+
+class ListSource(Source):
+    """Emits its items (then waits for stop when ``hold``)."""
+
+    kind = "list"
+
+    def __init__(self, items: list[Any], block: bool = True, hold: bool = False) -> None:
+        super().__init__()
+        self.items, self.block, self.hold = items, block, hold
+        self.refused = 0
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        self.up = True
+        for item in self.items:
+            if not emit(item, self.block):
+                self.refused += len(item.payloads) if isinstance(item, RawBatch) else 1
+        if self.hold:
+            stop.wait()
+        self.up = False
+
+
+def line(series: str, ts: float, temp: float | None, rpm: float | None = 0.0) -> bytes:
+    return json.dumps({"series": series, "ts": ts, "values": {"temp": temp, "rpm": rpm}}).encode()
+
+
+GOLDEN_INPUT = [
+    line("m1", 0, 0.0),
+    line("m2", 0, 0.1),
+    line("m1", 60, 0.0),
+    line("m2", 60, 0.1),
+    b"{broken",
+    line("m1", 120, 0.0),
+    line("m1", 120, 0.0),  # duplicate
+    line("m2", 30, 0.1),  # out of order
+    line("m2", 120, 0.1),
+    line("m1", 180, 3.0),  # window: temp (0, 0, 3), rpm 0 -> mean square 9 / 6 = 1.5
+    line("m2", 180, 0.1, 1.0),
+    b'{"series": "m3", "ts": 0, "values": {"temp": "hot"}}',
+]
+
+GOLDEN = [
+    "# TYPE anomae_scoring_duration_seconds histogram",
+    'anomae_scoring_duration_seconds_bucket{le="0.0005"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.001"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.0025"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.005"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.01"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.025"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.05"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.1"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.25"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="0.5"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="1.0"} 1.0',
+    'anomae_scoring_duration_seconds_bucket{le="+Inf"} 1.0',
+    "anomae_scoring_duration_seconds_count 1.0",
+    "anomae_scoring_duration_seconds_sum 0.0",
+    "# TYPE anomae_batch_windows histogram",
+    'anomae_batch_windows_bucket{le="1.0"} 0.0',
+    'anomae_batch_windows_bucket{le="4.0"} 1.0',
+    'anomae_batch_windows_bucket{le="16.0"} 1.0',
+    'anomae_batch_windows_bucket{le="64.0"} 1.0',
+    'anomae_batch_windows_bucket{le="256.0"} 1.0',
+    'anomae_batch_windows_bucket{le="1024.0"} 1.0',
+    'anomae_batch_windows_bucket{le="4096.0"} 1.0',
+    'anomae_batch_windows_bucket{le="16384.0"} 1.0',
+    'anomae_batch_windows_bucket{le="+Inf"} 1.0',
+    "anomae_batch_windows_count 1.0",
+    "anomae_batch_windows_sum 4.0",
+    "# TYPE anomae_build_info gauge",
+    'anomae_build_info{features="2",model_sha256="ab12",stride="1"'
+    ',threshold_method="quantile",version="0.1.0",window="3"} 1.0',
+    "# TYPE anomae_anomaly_score gauge",
+    'anomae_anomaly_score{series="m1"} 1.5',
+    'anomae_anomaly_score{series="m2"} 0.17166666686534882',
+    "# TYPE anomae_anomaly gauge",
+    'anomae_anomaly{series="m1"} 0.0',
+    'anomae_anomaly{series="m2"} 0.0',
+    "# TYPE anomae_feature_error_ratio gauge",
+    'anomae_feature_error_ratio{feature="temp",series="m1"} 3.0',
+    'anomae_feature_error_ratio{feature="rpm",series="m1"} 0.0',
+    'anomae_feature_error_ratio{feature="rpm",series="m2"} 0.3333333432674408',
+    'anomae_feature_error_ratio{feature="temp",series="m2"} 0.010000000707805157',
+    "# TYPE anomae_threshold gauge",
+    "anomae_threshold 1.0",
+    "# TYPE anomae_events_received_total counter",
+    "anomae_events_received_total 12.0",
+    "# TYPE anomae_events_invalid_total counter",
+    'anomae_events_invalid_total{reason="too_large"} 0.0',
+    'anomae_events_invalid_total{reason="bad_json"} 1.0',
+    'anomae_events_invalid_total{reason="not_object"} 0.0',
+    'anomae_events_invalid_total{reason="missing_series"} 0.0',
+    'anomae_events_invalid_total{reason="bad_series"} 0.0',
+    'anomae_events_invalid_total{reason="bad_timestamp"} 0.0',
+    'anomae_events_invalid_total{reason="bad_values"} 0.0',
+    'anomae_events_invalid_total{reason="unknown_feature"} 0.0',
+    'anomae_events_invalid_total{reason="bad_seq"} 0.0',
+    'anomae_events_invalid_total{reason="wrong_type"} 1.0',
+    "# TYPE anomae_events_dropped_total counter",
+    'anomae_events_dropped_total{reason="out_of_order"} 1.0',
+    'anomae_events_dropped_total{reason="duplicate"} 1.0',
+    'anomae_events_dropped_total{reason="series_limit"} 0.0',
+    'anomae_events_dropped_total{reason="queue_full"} 0.0',
+    'anomae_events_dropped_total{reason="shutdown"} 0.0',
+    'anomae_events_dropped_total{reason="scoring_error"} 0.0',
+    "# TYPE anomae_window_resets_total counter",
+    "anomae_window_resets_total 0.0",
+    "# TYPE anomae_sequence_gaps_total counter",
+    "anomae_sequence_gaps_total 0.0",
+    "# TYPE anomae_sequence_missing_total counter",
+    "anomae_sequence_missing_total 0.0",
+    "# TYPE anomae_windows_scored_total counter",
+    "anomae_windows_scored_total 4.0",
+    "# TYPE anomae_anomalous_windows_total counter",
+    "anomae_anomalous_windows_total 1.0",
+    "# TYPE anomae_anomalies_total counter",
+    "anomae_anomalies_total 1.0",
+    "# TYPE anomae_model_reloads_total counter",
+    'anomae_model_reloads_total{result="ok"} 0.0',
+    'anomae_model_reloads_total{result="refused"} 0.0',
+    'anomae_model_reloads_total{result="error"} 0.0',
+    "# TYPE anomae_event_to_score_seconds histogram",
+    'anomae_event_to_score_seconds_bucket{le="0.001"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.0025"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.005"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.01"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.025"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.05"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.1"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.25"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="0.5"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="1.0"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="2.5"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="5.0"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="10.0"} 4.0',
+    'anomae_event_to_score_seconds_bucket{le="+Inf"} 4.0',
+    "anomae_event_to_score_seconds_count 4.0",
+    "anomae_event_to_score_seconds_sum 0.0",
+    "# TYPE anomae_queue_depth gauge",
+    "anomae_queue_depth 0.0",
+    "# TYPE anomae_queue_capacity gauge",
+    "anomae_queue_capacity 65536.0",
+    "# TYPE anomae_series gauge",
+    "anomae_series 2.0",
+    "# TYPE anomae_series_limit gauge",
+    "anomae_series_limit 10000.0",
+    "# TYPE anomae_source_up gauge",
+    "anomae_source_up 0.0",
+    "# TYPE anomae_last_event_timestamp_seconds gauge",
+    "anomae_last_event_timestamp_seconds 180.0",
+]
+
+
+def run_monitor(
+    items: list[Any],
+    det: FakeDetector | None = None,
+    opts: MonitorOptions | None = None,
+    sink: JsonlSink | None = None,
+    source: Source | None = None,
+) -> tuple[Monitor, CollectorRegistry]:
+    reg = CollectorRegistry()
+    mon = Monitor(
+        det or FakeDetector(),
+        source or ListSource(items),
+        reg,
+        opts or MonitorOptions(rule=PostRule(min_windows=1), stats_log_seconds=0),
+        sink=sink,
+        clock=lambda: 0.0,
+    )
+    assert mon.run(threading.Event()) == 0
+    return mon, reg
+
+
+def exposition(reg: CollectorRegistry) -> str:
+    """The exposition without HELP texts and the wall-clock ``_created`` samples."""
+    text = generate_latest(reg).decode()
+    keep = [x for x in text.splitlines() if "_created" not in x and not x.startswith("# HELP")]
+    return "\n".join(keep) + "\n"
+
+
+def test_golden_metrics_for_a_fixed_input(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "out.jsonl")
+    mon, reg = run_monitor([RawBatch(GOLDEN_INPUT, received=0.0)], sink=sink)
+    text = exposition(reg)
+    (tmp_path / "metrics.txt").write_text(text)
+    assert text.splitlines() == GOLDEN, text
+    records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    windows = [r for r in records if r["type"] == "window"]
+    assert [(w["series"], w["ts"]) for w in windows] == [
+        ("m1", "1970-01-01T00:02:00Z"),
+        ("m2", "1970-01-01T00:02:00Z"),
+        ("m1", "1970-01-01T00:03:00Z"),
+        ("m2", "1970-01-01T00:03:00Z"),
+    ]
+    assert windows[2]["is_anomaly"] and windows[2]["anomaly"]
+    assert windows[2]["top_features"] == ["temp", "rpm"] and windows[2]["score_normalised"] == 1.5
+    assert "# HELP anomae_anomaly_score " in generate_latest(reg).decode()
+    events = [r for r in records if r["type"] == "event"]
+    assert events == [
+        {
+            "type": "event",
+            "series": "m1",
+            "start": "1970-01-01T00:03:00Z",
+            "end": "1970-01-01T00:03:00Z",
+            "peak": "1970-01-01T00:03:00Z",
+            "peak_score_normalised": 1.5,
+            "duration_s": 0.0,
+            "n_windows": 1,
+            "top_features": ["temp", "rpm"],
+        }
+    ]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None and not REQUIRE, reason="no promtool")
+def test_promtool_accepts_the_metrics(tmp_path: Path) -> None:
+    _, reg = run_monitor([RawBatch(GOLDEN_INPUT, received=0.0)])
+    r = subprocess.run(
+        ["promtool", "check", "metrics"], input=generate_latest(reg), capture_output=True
+    )
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r
+
+
+def test_windows_are_scored_in_micro_batches() -> None:
+    det = FakeDetector()
+    lines = [line(f"s{i}", t, 0.1) for t in range(10) for i in range(50)]
+    opts = MonitorOptions(batch_size=128, flush_ms=1000, stats_log_seconds=0)
+    mon, _ = run_monitor([RawBatch(lines[a : a + 100]) for a in range(0, 500, 100)], det, opts)
+    assert mon.metrics.stats.windows_scored == 50 * 8
+    assert det.calls <= 5  # 400 windows in batches of >= 128 (the last one at the end)
+
+
+def test_series_cap_drops_and_counts_what_is_over_it() -> None:
+    lines = [line(s, t, 0.1) for t in range(5) for s in ("a", "b", "c")]
+    opts = MonitorOptions(max_series=2, stats_log_seconds=0)
+    mon, reg = run_monitor([RawBatch(lines)], opts=opts)
+    assert mon.table.dropped["series_limit"] == 5
+    assert 'series="c"' not in generate_latest(reg).decode()
+
+
+def test_gap_resets_the_window() -> None:
+    lines = [line("a", t, 0.1) for t in (0, 1, 2, 3, 100, 101, 102)]
+    opts = MonitorOptions(max_gap_seconds=10, stats_log_seconds=0)
+    mon, _ = run_monitor([RawBatch(lines)], opts=opts)
+    assert mon.metrics.stats.window_resets == 1
+    assert mon.metrics.stats.windows_scored == 2 + 1  # (0..3) and (100..102)
+
+
+def test_flood_from_a_live_source_is_bounded_and_every_drop_counted() -> None:
+    det = FakeDetector(delay=0.02)  # a slow scorer
+    lines = [line(f"s{i % 100}", i // 100, 0.1) for i in range(20_000)]
+    src = ListSource([RawBatch(lines[a : a + 50]) for a in range(0, 20_000, 50)], block=False)
+    opts = MonitorOptions(queue_size=500, batch_size=256, stats_log_seconds=0)
+    depths: list[int] = []
+    reg = CollectorRegistry()
+    mon = Monitor(det, src, reg, opts)
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            depths.append(mon.queue.depth)
+            time.sleep(0.001)
+
+    threading.Thread(target=sample, daemon=True).start()
+    assert mon.run(threading.Event()) == 0
+    sampling.set()
+    st = mon.metrics.stats
+    assert st.dropped["queue_full"] == src.refused > 0
+    assert st.received + st.dropped["queue_full"] == 20_000
+    assert max(depths) <= 500
+    assert 'anomae_events_dropped_total{reason="queue_full"}' in generate_latest(reg).decode()
+
+
+def test_stop_drains_what_is_queued_and_exits_zero(tmp_path: Path) -> None:
+    lines = [line("a", t, 0.1) for t in range(1000)]
+    src = ListSource([RawBatch(lines)], hold=True)
+    sink = JsonlSink(tmp_path / "s.jsonl")
+    mon = Monitor(
+        FakeDetector(), src, CollectorRegistry(), MonitorOptions(stats_log_seconds=0), sink=sink
+    )
+    stop = threading.Event()
+    th = threading.Thread(target=lambda: setattr(mon, "code", mon.run(stop)))
+    th.start()
+    deadline = time.monotonic() + 5
+    while mon.metrics.stats.windows_scored < 998 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert mon.ready()
+    stop.set()
+    th.join(5)
+    assert not th.is_alive() and mon.code == 0  # type: ignore[attr-defined]
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 998
+
+
+def test_model_watcher_reloads_compatible_and_refuses_different_models(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"v1")
+    new = {"det": FakeDetector(th=2.0, sha="cd34")}
+    results: list[tuple[Any, str, str]] = []
+    got = threading.Event()
+
+    def done(det: Any, outcome: str, detail: str) -> None:
+        results.append((det, outcome, detail))
+        got.set()
+
+    w = ModelWatcher(str(path), lambda p: new["det"], FakeDetector().card, done)
+    assert w.check() and not got.is_set()  # unchanged: nothing to do
+    w.check(force=True)
+    assert got.wait(2) and results[-1][1] == "ok"
+    got.clear()
+    new["det"] = FakeDetector(features=("temp", "flow"))
+    path.write_bytes(b"v2-longer")  # changed file: checked without force
+    w.check()
+    assert got.wait(2) and results[-1][1] == "refused" and "features differ" in results[-1][2]
+    got.clear()
+
+    def broken(_: str) -> Any:
+        raise ValueError("half-copied")
+
+    w.load = broken
+    w.check(force=True)
+    assert got.wait(2) and results[-1][1] == "error"
+
+
+def test_monitor_swaps_in_a_reloaded_model_and_counts_refusals() -> None:
+    mon = Monitor(
+        FakeDetector(), ListSource([]), CollectorRegistry(), MonitorOptions(stats_log_seconds=0)
+    )
+    mon._reloaded(FakeDetector(th=4.0, sha="ef56"), "ok", "")
+    mon._reloaded(None, "refused", "features differ")
+    assert mon.scorer._next is not None and mon.metrics.stats.reloads == {
+        "ok": 1,
+        "refused": 1,
+        "error": 0,
+    }
+
+
+def test_source_dispatch_and_options(tmp_path: Path) -> None:
+    with pytest.raises(MonitorError, match="no such file"):
+        open_source(str(tmp_path / "absent.jsonl"))
+    with pytest.raises(MonitorError, match="unknown source"):
+        open_source("kafka://broker/topic")
+    f = tmp_path / "e.jsonl"
+    f.write_text("")
+    assert open_source(f"file:{f}").kind == "file" and open_source("-").kind == "stdin"
+    assert source_options(["step=60", "query.temp=avg(temp)"]) == {
+        "step": 60,
+        "queries": {"temp": "avg(temp)"},
+    }
+    with pytest.raises(MonitorError):
+        source_options(["novalue"])
+
+
+def get(url: str, ctx: ssl.SSLContext | None = None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_http_health_ready_and_metrics() -> None:
+    reg = CollectorRegistry()
+    ready = {"v": False}
+    srv = MonitorHTTPServer(reg, lambda: ready["v"], "127.0.0.1:0").start()
+    try:
+        assert srv.port > 0 and srv.url.startswith("http://127.0.0.1:")
+        assert get(srv.url + "/healthz") == (200, "ok\n")
+        assert get(srv.url + "/readyz")[0] == 503
+        ready["v"] = True
+        assert get(srv.url + "/readyz")[0] == 200
+        assert get(srv.url + "/metrics")[0] == 200
+        assert get(srv.url + "/nope")[0] == 404
+    finally:
+        srv.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+def test_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    srv = MonitorHTTPServer(CollectorRegistry(), lambda: True, "127.0.0.1:0", str(cert), str(key))
+    srv.start()
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        assert srv.url.startswith("https://")
+        assert get(srv.url + "/readyz", ctx) == (200, "ready\n")
+        with pytest.raises(OSError):  # plain HTTP is not served
+            urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=2)
+    finally:
+        srv.close()
+    with pytest.raises(ValueError, match="both"):
+        MonitorHTTPServer(CollectorRegistry(), lambda: True, "127.0.0.1:0", str(cert), None)
+
+
+def test_idle_series_are_evicted_from_state_and_metrics() -> None:
+    now = {"t": 0.0}
+    lines = [line("a", t, 0.0) for t in range(5)] + [line("b", t, 3.0) for t in range(5)]
+    src = ListSource([RawBatch(lines, received=0.0)], hold=True)
+    opts = MonitorOptions(rule=PostRule(min_windows=1), series_ttl_seconds=10, stats_log_seconds=0)
+    reg = CollectorRegistry()
+    mon = Monitor(FakeDetector(), src, reg, opts, clock=lambda: now["t"])
+    stop = threading.Event()
+    th = threading.Thread(target=mon.run, args=(stop,))
+    th.start()
+    try:
+        deadline = time.monotonic() + 5
+        while mon.metrics.stats.received < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        now["t"] = 1.0  # past the flush deadline, within the TTL
+        while mon.metrics.stats.windows_scored < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert 'anomae_anomaly{series="b"} 1.0' in generate_latest(reg).decode()
+        now["t"] = 100.0  # both series silent for longer than the TTL
+        while len(mon.table) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while 'series="b"' in generate_latest(reg).decode() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        text = generate_latest(reg).decode()
+        assert len(mon.table) == 0 and 'series="a"' not in text and 'series="b"' not in text
+        assert "anomae_series 0.0" in text
+    finally:
+        stop.set()
+        th.join(5)
