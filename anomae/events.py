@@ -137,6 +137,18 @@ class EventTracker:
     def active(self) -> bool:
         return self._open is not None and not self._open_suppressed
 
+    @property
+    def idle(self) -> bool:
+        """No event open or pending and no run above 1 under way: a window scoring <= 1
+        would only advance the window count (:meth:`skip` does that for many at once)."""
+        return self._open is None and self._pending is None and self._on_run == 0
+
+    def skip(self, n: int) -> None:
+        """Exactly ``n`` calls of ``step`` with scores <= 1, for an :attr:`idle` tracker."""
+        if not self.idle:
+            raise ValueError("skip() needs an idle tracker: step() through these windows")
+        self.t += n
+
     def step(self, v: float) -> list[Span]:
         r = self.rule
         self.t += 1

@@ -87,3 +87,18 @@ def test_stream_tracker_equals_batch(seed: int) -> None:
     # while live, the tracker is active only inside events that survive suppression
     mask = event_mask(n, streamed)
     assert not (np.array(active) & ~mask).any()
+
+
+def test_skip_equals_quiet_steps_and_guards_its_precondition() -> None:
+    a, b = EventTracker(PostRule(2)), EventTracker(PostRule(2))
+    for _ in range(5):
+        a.step(0.3)
+    b.skip(5)
+    for v in [1.5, 1.6, 0.2, 0.1, 0.1]:
+        assert a.step(v) == b.step(v)
+    assert a.flush() == b.flush()
+    c = EventTracker(PostRule(2))
+    c.step(1.5)  # a run above 1 is under way: skipping would lose it
+    assert not c.idle
+    with pytest.raises(ValueError, match="idle"):
+        c.skip(1)
