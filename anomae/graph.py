@@ -13,9 +13,10 @@ Window ``w`` of an input ends at row ``w * stride + length - 1``. This module ne
 numpy and onnx, so the torch side (:mod:`anomae.train.export`) just lists its layers.
 
 How windows are cut is the graph's main cost after the matrix products, so it picks one of
-three equivalent paths at run time (an ``If`` on the input): few windows are gathered row by
-row (cheap when small, no per-window node overhead); many windows are cut as static block
-slices; and when the input holds no NaN the missing-value mask is skipped altogether.
+four equivalent paths at run time (``If`` nodes on the input): one window per batch row (the
+streaming monitor's micro-batches) is a plain reshape; few windows are gathered row by row
+(no per-window node overhead); many windows are cut as static block slices; and when the
+input holds no NaN the missing-value mask is skipped altogether.
 """
 
 from __future__ import annotations
@@ -169,6 +170,17 @@ def _gathered(sp: _Spec) -> onnx.GraphProto:
     return b.branch(_sse(b, sp, filled, obs))
 
 
+def _single(sp: _Spec) -> onnx.GraphProto:
+    """One window per batch row (the monitor's micro-batches are ``[B, length, F]``): the
+    first ``length`` rows are the window, a reshape instead of a gather."""
+    b = _Builder()
+    lf = b.i64([0, 1, sp.length * sp.n_f])
+    first = [b.i64([0]), b.i64([sp.length]), b.i64([1])]
+    filled = b.op("Reshape", [b.op("Slice", [sp.filled_rows, *first]), lf])
+    obs = b.op("Reshape", [b.op("Slice", [sp.observed, *first]), lf])
+    return b.branch(_sse(b, sp, filled, obs))
+
+
 def _sliced(sp: _Spec, masked: bool) -> onnx.GraphProto:
     """Many windows: static block slices, a few large copies whatever their number.
 
@@ -258,8 +270,16 @@ def build_graph(
         then_branch=_sliced(sp, masked=False),
         else_branch=_sliced(sp, masked=True),
     )
-    small = b.op("Less", [n, b.i64(SMALL_WINDOWS)])
-    f_sum = b.op("If", [small], then_branch=_gathered(sp), else_branch=large.branch(big))
+    few = _Builder()
+    small = few.op(
+        "If", [b.op("Equal", [n, b.i64(1)])], then_branch=_single(sp), else_branch=_gathered(sp)
+    )
+    f_sum = b.op(
+        "If",
+        [b.op("Less", [n, b.i64(SMALL_WINDOWS)])],
+        then_branch=few.branch(small),
+        else_branch=large.branch(big),
+    )
     f_sum = b.op(
         "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
     )  # [B, n, F]

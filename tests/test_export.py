@@ -204,3 +204,22 @@ def test_cuda_scores_equal_cpu(tmp_path: Path) -> None:
     cpu = Detector.load(path).run(rows)[0]
     gpu = Detector.load(path, device="cuda").run(rows)[0]
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("length", "stride", "extra"), [(8, 1, 0), (8, 3, 0), (8, 3, 2)])
+def test_one_window_per_row_path(tmp_path: Path, length: int, stride: int, extra: int) -> None:
+    """[B, length (+ fewer than stride rows), F] takes the reshape path; it must score each
+    window exactly as the same window inside a long series."""
+    model = build_model(ArchConfig(hidden=(8, 4)), length, F)
+    path = tmp_path / "m.onnx"
+    export_model(model, _card(length, stride), path, _rows())
+    det = Detector.load(path)
+    values = _rows(1, 600)[0]
+    whole = det.score_series(values)
+    picks = np.arange(0, WindowSpec(length, stride).count(600) - 1, 7)
+    batch = np.stack([values[i * stride : i * stride + length + extra] for i in picks])
+    score, fe, cov = det.run(np.ascontiguousarray(batch))
+    assert score.shape == (picks.size, 1)
+    np.testing.assert_allclose(score[:, 0], whole.score[picks], rtol=1e-5)
+    np.testing.assert_allclose(fe[:, 0], whole.feature_error[picks], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(cov[:, 0], whole.coverage[picks])

@@ -114,7 +114,8 @@ class TorchScorer:
 
 def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
     """Variants of ``rows`` that take each of the graph's run-time paths (see
-    :mod:`anomae.graph`): few windows; many windows with NaN; many windows without."""
+    :mod:`anomae.graph`): one window per batch row; few windows; many windows with NaN; many
+    windows without."""
     from anomae.graph import SMALL_WINDOWS
 
     spec = card.window
@@ -127,11 +128,14 @@ def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
     holes[rng.random(holes.shape) < 0.01] = np.nan
     holes[:, spec.length : 3 * spec.length, :] = np.nan  # an outage: NaN scores
     short = holes[:, : spec.length + spec.stride * (SMALL_WINDOWS // 2)]
+    starts = np.arange(0, long.shape[1] - spec.length + 1, spec.length)[:64]
+    single = np.stack([holes[0, s : s + spec.length] for s in starts])  # [B, length, F]
     return {
         "given": rows.copy(),  # writable: torch refuses read-only views
         "many windows, no NaN": np.nan_to_num(long, nan=0.0),
         "many windows, NaN": holes,
         "few windows": short,
+        "one window per row": single,
     }
 
 
