@@ -100,6 +100,49 @@ def _table(timestamp_column: str, series_column: str, label_column: str, feature
     )
 
 
+def post_rule_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The post-rule and threshold options ``score`` and ``monitor`` share."""
+    opts = [
+        click.option(
+            "--min-windows",
+            default=3,
+            show_default=True,
+            help="Consecutive anomalous windows needed to open an event.",
+        ),
+        click.option(
+            "--max-gap",
+            default=0,
+            show_default=True,
+            help="Merge events separated by at most this many windows.",
+        ),
+        click.option(
+            "--off",
+            default=1.0,
+            show_default=True,
+            help="Hysteresis: an open event holds while the normalised score stays "
+            "above this level (0-1; 1 = no hysteresis).",
+        ),
+        click.option(
+            "--cooldown",
+            default=0,
+            show_default=True,
+            help="Suppress events that start within this many windows after the previous one.",
+        ),
+        click.option(
+            "--top-k", default=3, show_default=True, help="Top contributing features to report."
+        ),
+        click.option(
+            "--threshold",
+            default=None,
+            type=float,
+            help="Override the model's calibrated threshold.",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 def _rule(min_windows: int, max_gap: int, off: float, cooldown: int) -> Any:
     from anomae.events import PostRule
 
@@ -541,35 +584,7 @@ def calibrate(
     help="Also write the event table (.csv or .parquet).",
 )
 @table_options
-@click.option(
-    "--min-windows",
-    default=3,
-    show_default=True,
-    help="Consecutive anomalous windows needed to open an event.",
-)
-@click.option(
-    "--max-gap",
-    default=0,
-    show_default=True,
-    help="Merge events separated by at most this many windows.",
-)
-@click.option(
-    "--off",
-    default=1.0,
-    show_default=True,
-    help="Hysteresis: an open event holds while the normalised score stays above this "
-    "level (0-1; 1 = no hysteresis).",
-)
-@click.option(
-    "--cooldown",
-    default=0,
-    show_default=True,
-    help="Suppress events that start within this many windows after the previous one.",
-)
-@click.option("--top-k", default=3, show_default=True, help="Top contributing features to list.")
-@click.option(
-    "--threshold", default=None, type=float, help="Override the model's calibrated threshold."
-)
+@post_rule_options
 @click.option(
     "--device",
     default="cpu",
@@ -745,31 +760,7 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option(
     "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
 )
-@click.option(
-    "--min-windows",
-    default=3,
-    show_default=True,
-    help="Consecutive anomalous windows needed to open an event.",
-)
-@click.option(
-    "--max-gap", default=0, show_default=True, help="Merge events at most this many windows apart."
-)
-@click.option(
-    "--off",
-    default=1.0,
-    show_default=True,
-    help="Hysteresis: an open event holds while the normalised score stays above this.",
-)
-@click.option(
-    "--cooldown",
-    default=0,
-    show_default=True,
-    help="Suppress events starting this many windows after the previous one.",
-)
-@click.option("--top-k", default=3, show_default=True, help="Top features in metrics and sink.")
-@click.option(
-    "--threshold", default=None, type=float, help="Override the model's calibrated threshold."
-)
+@post_rule_options
 @click.option(
     "--reload-check-seconds",
     default=5.0,

@@ -15,14 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from anomae.events import runs
 from anomae.metrics import auc_pr, auc_roc, point_metrics
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(
-        zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True)
-    )
 
 
 def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:
@@ -36,7 +30,7 @@ def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict
         label = w["label"].to_numpy().astype(bool)
         ev = w["in_event"].to_numpy().astype(bool)
         covered = np.zeros(label.size, dtype=bool)  # windows overlapping some segment
-        for a, b in _runs(label):
+        for a, b in zip(*runs(label), strict=True):
             covered[a : b + 1] = True
             hit = bool(ev[a : b + 1].any())
             total += 1
@@ -48,7 +42,7 @@ def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict
                 by_kind.setdefault(kind, [0, 0])
                 by_kind[kind][0] += hit
                 by_kind[kind][1] += 1
-        for a, b in _runs(ev):
+        for a, b in zip(*runs(ev), strict=True):
             n_events += 1
             false_events += not covered[a : b + 1].any()
     out: dict[str, Any] = {

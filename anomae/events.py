@@ -60,7 +60,8 @@ def _above(x: np.ndarray, level: float) -> np.ndarray:
     return np.greater(x, level, where=~np.isnan(x), out=np.zeros(x.shape, bool))
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and inclusive ends of the runs of True in ``mask``."""
     d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
 
@@ -69,18 +70,15 @@ def event_bounds(
     normalised: np.ndarray, rule: PostRule = PostRule()
 ) -> tuple[np.ndarray, np.ndarray]:
     """First and last window index (inclusive) of each event, as two int arrays."""
-    on_s, on_e = _runs(is_anomalous(normalised))
-    keep = (on_e - on_s + 1) >= rule.min_windows
-    on_s = on_s[keep]
+    above_s, above_e = runs(is_anomalous(normalised))
+    on_s = above_s[(above_e - above_s + 1) >= rule.min_windows]
     if on_s.size == 0:
         return on_s, on_s.copy()
-    hold_s, hold_e = (
-        _runs(_above(normalised, rule.off)) if rule.off < 1.0 else _runs(is_anomalous(normalised))
-    )
+    hold_s, hold_e = runs(_above(normalised, rule.off)) if rule.off < 1.0 else (above_s, above_e)
     # each qualifying run above 1 lies inside one run above `off`; the first one opens it
     run = np.searchsorted(hold_s, on_s, side="right") - 1
-    runs, first = np.unique(run, return_index=True)
-    starts, ends = on_s[first], hold_e[runs]
+    held, first = np.unique(run, return_index=True)
+    starts, ends = on_s[first], hold_e[held]
     opens = np.concatenate([[True], starts[1:] - ends[:-1] - 1 > rule.max_gap])
     closes = np.concatenate([opens[1:], [True]])
     starts, ends = starts[opens], ends[closes]

@@ -29,6 +29,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from anomae.events import runs
+
 NAB_PROFILES: Final[dict[str, dict[str, float]]] = {
     "standard": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0},
     "reward_low_FP_rate": {"tpWeight": 1.0, "fpWeight": 0.22, "fnWeight": 1.0},
@@ -66,12 +68,6 @@ def _scored(score: ArrayLike, label: ArrayLike) -> tuple[np.ndarray, np.ndarray]
     s = s.astype(np.float64)
     _, ranks = np.unique(np.where(np.isnan(s), -np.inf, s), return_inverse=True)
     return ranks.reshape(-1).astype(np.int64), _as_bool(y, "label")
-
-
-def _segments(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and inclusive ends of the runs of True in ``mask``."""
-    d = np.diff(mask.astype(np.int8), prepend=0, append=0)
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
 
 
 def _ratio(num: float, den: float) -> float:
@@ -136,7 +132,7 @@ def vus(
         return np.cumsum(np.bincount(idx, weights=weights, minlength=n_t + 1))[:n_t]
 
     n_pred, hit = flagged(first), flagged(first[y])
-    starts, ends = _segments(y)
+    starts, ends = runs(y)
     # Normal rows near a segment, with distances to the two nearest segment ends on the left
     # and starts on the right: two or more margins on a row sum past 1 (each is >= sqrt(1/2))
     # and TSB-AD clips that to 1, so nothing farther matters.
@@ -258,8 +254,8 @@ def event_f1(pred: ArrayLike, label: ArrayLike) -> dict[str, float]:
     p, y = _check(pred, label, ("pred", "label"))
     p, y = _as_bool(p, "pred"), _as_bool(y, "label")
     cp, cy = np.r_[0, np.cumsum(p)], np.r_[0, np.cumsum(y)]
-    ts, te = _segments(y)
-    ps, pe = _segments(p)
+    ts, te = runs(y)
+    ps, pe = runs(p)
     found = int(np.count_nonzero(cp[te + 1] > cp[ts]))
     correct = int(np.count_nonzero(cy[pe + 1] > cy[ps]))
     precision, recall = _ratio(correct, ps.size), _ratio(found, ts.size)

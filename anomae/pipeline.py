@@ -247,11 +247,10 @@ def train_config(pipe: Pipeline) -> Any:
 
 
 def split_holdout(
-    series: list[SeriesData], holdout: float, length: int
+    series: list[SeriesData], holdout: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per series: the first ``1 - holdout`` rows to fit, the rest to calibrate."""
-    if not 0.0 <= holdout < 1.0:
-        raise PipelineError(f"calibrate.holdout must be in [0, 1), got {holdout}")
+    """Per series: the first ``1 - holdout`` rows to fit, the rest to calibrate
+    (``holdout`` is validated by :class:`CalibrateSection`)."""
     fit_rows, cal_rows = [], []
     for s in series:
         cut = int(round(s.values.shape[0] * (1.0 - holdout)))
@@ -310,7 +309,7 @@ def train_step(
 
     cfg = train_config(pipe)
     length = pipe.window.length
-    fit_rows, cal_rows = split_holdout(series, pipe.calibrate.holdout, length)
+    fit_rows, cal_rows = split_holdout(series, pipe.calibrate.holdout)
     scaler = fit_scaler(fit_rows, features)
     center = np.asarray(scaler.center, np.float32)
     scale = np.asarray(scaler.scale, np.float32)
