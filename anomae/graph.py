@@ -181,6 +181,32 @@ def _single(sp: _Spec) -> onnx.GraphProto:
     return b.branch(_sse(b, sp, filled, obs))
 
 
+def _counts_single(sp: _Spec) -> onnx.GraphProto:
+    """Observed cells of the one window of each batch row: a sum over its rows."""
+    b = _Builder()
+    first = b.op("Slice", [sp.observed, b.i64([0]), b.i64([sp.length]), b.i64([1])])
+    return b.branch(b.op("ReduceSum", [first, b.i64([1])], keepdims=1))
+
+
+def _counts_running(sp: _Spec) -> onnx.GraphProto:
+    """Observed cells of every window from running counts over rows (exact in int64):
+    inclusive at the window's last row minus exclusive at its first. (No Pad: onnxruntime's
+    CUDA Pad has no int64 kernel, and a CPU fallback cost two host copies per call.)"""
+    b = _Builder()
+    counts = b.op("Cast", [sp.observed], to=TensorProto.INT64)
+    incl = b.op("CumSum", [counts, b.i64(1)])
+    excl = b.op("CumSum", [counts, b.i64(1)], exclusive=1)
+    starts = b.op("Mul", [b.op("Range", [b.i64(0), sp.n, b.i64(1)]), b.i64(sp.stride)])
+    seen = b.op(
+        "Sub",
+        [
+            b.op("Gather", [incl, b.op("Add", [starts, b.i64(sp.length - 1)])], axis=1),
+            b.op("Gather", [excl, starts], axis=1),
+        ],
+    )
+    return b.branch(b.op("Cast", [seen], to=TensorProto.FLOAT))
+
+
 def _sliced(sp: _Spec, masked: bool) -> onnx.GraphProto:
     """Many windows: static block slices, a few large copies whatever their number.
 
@@ -248,11 +274,20 @@ def build_graph(
     b = _Builder()
     offset = b.const(np.asarray(scaler.center, dtype=np.float32), "center")
     scale = b.const(np.asarray(scaler.scale, dtype=np.float32), "scale")
-    scaled = b.op("Div", [b.op("Sub", [INPUT, offset]), scale], "scaled")
-    missing = b.op("IsNaN", [scaled], "missing")
-    observed = b.op("Cast", [b.op("Not", [missing])], "observed", to=TensorProto.FLOAT)
-    filled_rows = b.op("Where", [missing, b.f32(0.0), scaled], "filled_rows")
-    t = b.op("Squeeze", [b.op("Shape", [INPUT], start=1, end=2)])
+    # The scaler runs on rows flattened to [B, time * F] against its vectors tiled over
+    # time: onnxruntime broadcasts a short last axis (F values) span by span, which made
+    # Sub and Div a quarter of a micro-batch's time; a [time * F] operand is one span.
+    t1 = b.op("Shape", [INPUT], start=1, end=2)
+    flat = b.op("Reshape", [INPUT, b.i64([0, -1])])
+    tiled = [b.op("Tile", [v, t1]) for v in (offset, scale)]
+    scaled = b.op("Div", [b.op("Sub", [flat, tiled[0]]), tiled[1]])
+    missing = b.op("IsNaN", [scaled])
+    observed = b.op("Cast", [b.op("Not", [missing])], to=TensorProto.FLOAT)
+    filled_rows = b.op("Where", [missing, b.f32(0.0), scaled])
+    shape = b.op("Shape", [INPUT])
+    observed = b.op("Reshape", [observed, shape], "observed")
+    filled_rows = b.op("Reshape", [filled_rows, shape], "filled_rows")
+    t = b.op("Squeeze", [t1])
     # windows n = ceil(max(time - length + 1, 0) / stride)
     avail = b.op("Max", [b.op("Sub", [t, b.i64(length - 1)]), b.i64(0)])
     n = b.op("Div", [b.op("Add", [avail, b.i64(stride - 1)]), b.i64(stride)], "n_windows")
@@ -284,21 +319,14 @@ def build_graph(
         "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
     )  # [B, n, F]
 
-    # observed cells per window and feature from running counts over rows (exact in int64):
-    # inclusive at the window's last row minus exclusive at its first. (No Pad: onnxruntime's
-    # CUDA Pad has no int64 kernel, and a CPU fallback cost two host copies per call.)
-    counts = b.op("Cast", [observed], to=TensorProto.INT64)
-    incl = b.op("CumSum", [counts, b.i64(1)])
-    excl = b.op("CumSum", [counts, b.i64(1)], exclusive=1)
-    starts = b.op("Mul", [b.op("Range", [b.i64(0), n, b.i64(1)]), b.i64(stride)])
-    seen = b.op(
-        "Sub",
-        [
-            b.op("Gather", [incl, b.op("Add", [starts, b.i64(length - 1)])], axis=1),
-            b.op("Gather", [excl, starts], axis=1),
-        ],
+    # observed cells per window and feature, float [B, n, F] (exact: counts < 2^24)
+    f_cnt = b.op(
+        "If",
+        [b.op("Equal", [n, b.i64(1)])],
+        then_branch=_counts_single(sp),
+        else_branch=_counts_running(sp),
+        out="feature_observed",
     )
-    f_cnt = b.op("Cast", [seen], "feature_observed", to=TensorProto.FLOAT)  # [B, n, F]
 
     b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")
     total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]

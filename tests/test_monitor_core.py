@@ -175,6 +175,54 @@ def test_parser_never_raises_and_accounts_for_every_reading(payloads: list[bytes
     table.admit(out.series, out.ts, out.seq, now=0.0)
 
 
+number = st.one_of(st.integers(0, 10**6), st.floats(), st.integers(-(2**80), 2**80))
+valid_ish = st.fixed_dictionaries(  # mostly valid readings, each field sometimes not
+    {
+        "series": st.one_of(st.sampled_from(["m1", "m2"]), st.text(max_size=3)),
+        "ts": st.one_of(number, st.sampled_from(["2026-01-05", "x", True])),
+        "values": st.fixed_dictionaries(
+            {"temp": st.one_of(number, st.none(), st.booleans())},
+            optional={"rpm": st.one_of(number, st.none()), "other": st.text(max_size=2)},
+        )
+        | st.dictionaries(st.sampled_from(["rpm", "other"]), st.none(), max_size=2),
+    },
+    optional={"seq": st.one_of(st.integers(-3, 5), st.integers(0, 2**70), st.floats(), st.none())},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            valid_ish.map(lambda d: json.dumps(d).encode()),
+            readings.map(lambda d: json.dumps(d).encode()),
+            st.binary(max_size=60),
+        ),
+        max_size=20,
+    ),
+    st.sampled_from([None, "hint"]),
+)
+def test_typed_decoder_accepts_and_counts_exactly_as_the_general_path(
+    payloads: list[bytes], hint: str | None
+) -> None:
+    fast = ReadingParser(FEATS, max_bytes=250)
+    out = fast.parse([RawBatch(payloads, series_hint=hint)])
+    ref = ReadingParser(FEATS, max_bytes=250)
+    from anomae.monitor.readings import Parsed
+
+    want, rows = Parsed(), []  # type: ignore[var-annotated]
+    for p in payloads:
+        if len(p) > 250:
+            ref.invalid["too_large"] += 1
+        else:
+            ref._general(p, hint, 0.0, want, rows)
+    want.values = ref._matrix(rows, want)
+    assert out.series == want.series and out.seq == want.seq
+    assert out.ts == want.ts
+    np.testing.assert_array_equal(out.values, want.values)
+    assert fast.invalid == ref.invalid
+
+
 def test_series_policy_out_of_order_duplicate_gap_seq_and_cap() -> None:
     t = SeriesTable(max_series=2, max_gap_seconds=100)
     names = ["a", "a", "a", "a", "b", "c", "a", "a"]

@@ -198,6 +198,24 @@ def test_from_url_rejects(url: str, options: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("opt", "attr", "value"),
+    [
+        ("protocol=5", "protocol", "5"),
+        ("protocol=3.1.1", "protocol", "3.1.1"),
+        ("protocol=311", "protocol", "3.1.1"),
+        ("password=1234", "password", "1234"),
+        ("username=42", "username", "42"),
+        ("client_id=7", "client_id", "7"),
+    ],
+)
+def test_source_opts_that_look_like_numbers_stay_text(opt: str, attr: str, value: str) -> None:
+    from anomae.monitor.app import open_source
+
+    s = open_source("mqtt://127.0.0.1:1883/plant/#", opts=[opt])
+    assert getattr(s, attr) == value
+
+
+@pytest.mark.parametrize(
     ("topic_filter", "topic", "series"),
     [
         ("plant/+/telemetry", "plant/m1/telemetry", "m1"),

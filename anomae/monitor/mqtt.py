@@ -92,6 +92,9 @@ def _matched(wild: tuple[int, str], topic: str) -> str | None:
     return (parts[i] or None) if len(parts) > i else None
 
 
+_PROTOCOLS = {"5": "5", "5.0": "5", "3.1.1": "3.1.1", "311": "3.1.1"}
+
+
 class MqttSource(Source):
     """Subscribe to ``topic`` on ``host:port`` and emit each message as a :class:`Raw`.
 
@@ -129,6 +132,11 @@ class MqttSource(Source):
         connect_timeout: float = 5.0,
     ) -> None:
         super().__init__()
+        # --source-opt values arrive typed (protocol=5 is an int, password=1234 too)
+        protocol = _PROTOCOLS.get(str(protocol), protocol)  # type: ignore[assignment]
+        client_id, username, password = (
+            None if v is None else str(v) for v in (client_id, username, password)
+        )
         if not topic:
             raise ValueError("MQTT source needs a topic filter, e.g. mqtt://host:1883/sensors/#")
         if qos not in (0, 1, 2):

@@ -27,9 +27,13 @@ closed set (:data:`INVALID_REASONS`, the values of ``anomae_events_invalid_total
 ``wrong_type``        a feature's value is not a number or null (strings, booleans, ...)
 ====================  ===================================================================
 
-Parsing is the daemon's hottest Python loop, so it is written flat: the C JSON scanner is
-called directly (``json.loads`` spends a third of its time detecting the encoding), the
-values are taken with one ``itemgetter`` call, and types are checked once per batch.
+Parsing is the daemon's hottest Python loop. Each payload is first decoded by msgspec into a
+typed struct made for the model's features (fields ``series``, ``ts``, ``seq`` and one
+``float | null`` per feature, unknown keys skipped in C): ~1.6 µs for a 170-byte reading
+where ``json.loads`` takes ~6. Whatever that decoder refuses or cannot decide (a wrong type,
+``NaN`` literals, a BOM, a string timestamp that does not parse, no known feature, ...) goes
+through the general stdlib path, which alone decides the reason, so both paths accept the
+same readings and count the same reasons (a hypothesis test checks it).
 
     >>> p = ReadingParser(("temp", "rpm"))
     >>> out = p.parse([Raw(b'{"series": "m1", "ts": 60, "values": {"temp": 21.5}}'),
@@ -46,13 +50,14 @@ from __future__ import annotations
 import json
 import json.scanner
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from anomae.monitor.source import Raw, RawBatch, Reading
@@ -127,6 +132,8 @@ class ReadingParser:
         feats = self.features
         self._get = itemgetter(*feats) if len(feats) > 1 else (lambda v: (v[feats[0]],))
         self._scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+        self._decode, self._attrs = _typed_decoder(feats)
+        self._none_row = (None,) * len(feats)
 
     def parse(self, items: Iterable[Raw | RawBatch | Reading]) -> Parsed:
         out = Parsed()
@@ -153,9 +160,15 @@ class ReadingParser:
         out: Parsed,
         rows: list[Any],
     ) -> None:
-        # The common case is inlined (this loop runs once per event); anything unusual
-        # goes through the general `_add`.
-        invalid, scan, max_bytes, get = self.invalid, self._scan, self.max_bytes, self._get
+        # The common case is inlined (this loop runs once per event); anything the typed
+        # decoder refuses, or a reading it cannot judge alone, goes through `_general`.
+        invalid, decode, attrs, none_row = (
+            self.invalid,
+            self._decode,
+            self._attrs,
+            self._none_row,
+        )
+        max_bytes = self.max_bytes
         a_series, a_ts, a_seq, a_rows = (
             out.series.append,
             out.ts.append,
@@ -169,43 +182,60 @@ class ReadingParser:
                 invalid["too_large"] += 1
                 continue
             try:
-                text = p.decode()
-                obj, end = scan(text, 0)
-                if end != len(text) and not text[end:].isspace():
-                    raise ValueError("extra data")
-            except (ValueError, StopIteration, RecursionError):
-                obj = _loads_slow(p)  # leading whitespace and other encodings
-                if obj is _BAD:
-                    invalid["bad_json"] += 1
-                    continue
-            if type(obj) is not dict:
-                invalid["not_object"] += 1
+                r = decode(p)
+            except msgspec.DecodeError:  # also ValidationError: wrong types, NaN, BOM, ...
+                self._general(p, hint, received, out, rows)
                 continue
-            series = obj.get("series")
-            ts = obj.get("ts")
-            values = obj.get("values")
-            seq = obj.get("seq")
+            series = r.series
+            if series is None:
+                series = hint
+            ts, seq = r.ts, r.seq
+            row = attrs(r.values)
             if (
                 type(series) is str
                 and 0 < len(series) <= MAX_SERIES_NAME
-                and (type(ts) is int or type(ts) is float)
+                and type(ts) is float
                 and -_TS_LIMIT < ts < _TS_LIMIT
-                and type(values) is dict
-                and (seq is None or (type(seq) is int and seq >= 0))
+                and (seq is None or seq >= 0)
+                and row != none_row
             ):
-                try:
-                    a_rows(get(values))
-                except KeyError:
-                    pass
-                else:
-                    a_series(series)
-                    a_ts(float(ts))
-                    a_seq(seq)
-                    kept += 1
-                    continue
-            self._add(hint if series is None else series, ts, values, seq, received, out, rows)
+                a_rows(row)
+                a_series(series)
+                a_ts(ts)
+                a_seq(seq)
+                kept += 1
+                continue
+            self._general(p, hint, received, out, rows)
         out.received.extend([received] * kept)
         self.received += n
+
+    def _general(
+        self, p: bytes, hint: str | None, received: float, out: Parsed, rows: list[Any]
+    ) -> None:
+        """One payload through the stdlib decoder and every check, counting the reason."""
+        try:
+            text = p.decode()
+            obj, end = self._scan(text, 0)
+            if end != len(text) and not text[end:].isspace():
+                raise ValueError("extra data")
+        except (ValueError, StopIteration, RecursionError):
+            obj = _loads_slow(p)  # leading whitespace and other encodings
+            if obj is _BAD:
+                self.invalid["bad_json"] += 1
+                return
+        if type(obj) is not dict:
+            self.invalid["not_object"] += 1
+            return
+        series = obj.get("series")
+        self._add(
+            hint if series is None else series,
+            obj.get("ts"),
+            obj.get("values"),
+            obj.get("seq"),
+            received,
+            out,
+            rows,
+        )
 
     def _add(
         self,
@@ -276,6 +306,37 @@ class ReadingParser:
 
 
 _BAD = object()
+
+
+def _typed_decoder(features: Sequence[str]) -> tuple[Callable[[bytes], Any], Callable[[Any], Any]]:
+    """A msgspec decoder for one reading of these features, and a getter of its value row.
+
+    Struct fields are ``f0``, ``f1``, ... renamed to the feature names (which need not be
+    identifiers); a feature that is absent or null is None, other keys are skipped.
+
+    >>> decode, row = _typed_decoder(("temp (C)", "rpm"))
+    >>> r = decode(b'{"series": "m1", "ts": 60, "values": {"temp (C)": 21, "x": "?"}}')
+    >>> r.series, r.ts, r.seq, row(r.values)
+    ('m1', 60.0, None, (21.0, None))
+    """
+    fields = [f"f{i}" for i in range(len(features))]
+    values = msgspec.defstruct(
+        "Values",
+        [(f, float | None, None) for f in fields],
+        rename=dict(zip(fields, features, strict=True)),
+    )
+    reading = msgspec.defstruct(
+        "Reading",
+        [
+            ("series", str | None, None),
+            ("ts", float | str),
+            ("values", values),
+            ("seq", int | None, None),
+        ],
+        kw_only=True,
+    )
+    get = attrgetter(*fields) if len(fields) > 1 else (lambda v: (v.f0,))
+    return msgspec.json.Decoder(reading).decode, get
 
 
 def _loads_slow(p: bytes) -> Any:
