@@ -219,8 +219,12 @@ def run_benchmark(
     pipe: Any,
     data: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_case: Callable[[Case, dict[str, Scored], PostRule], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every detector over every case of ``pipe.benchmark``; return the report dict."""
+    """Run every detector over every case of ``pipe.benchmark``; return the report dict.
+
+    ``on_case`` (e.g. the PNG plots of ``anomae evaluate --plot``) gets each case with
+    every detector's :class:`Scored` and the post-rule, after its metrics are computed."""
     bench: BenchmarkSection = pipe.benchmark
     cases = load_cases(bench, data)
     rule = PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
@@ -231,10 +235,14 @@ def run_benchmark(
             detectors[name] = BaselineDetector(name, pipe.calibrate)
         per_case: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
         for i, case in enumerate(cases):
+            scored: dict[str, Scored] = {}
             for name, det in detectors.items():
+                scored[name] = det(case)
                 per_case[name].append(
-                    case_metrics(det(case), case, rule, bench.vus_window, bench.dataset == "nab")
+                    case_metrics(scored[name], case, rule, bench.vus_window, bench.dataset == "nab")
                 )
+            if on_case is not None:
+                on_case(case, scored, rule)
             if progress:
                 progress(f"[{i + 1}/{len(cases)}] {case.name}")
     return {

@@ -647,7 +647,14 @@ def score(
     help="Benchmark data folder (default: ../shared/datasets/<dataset>).",
 )
 @click.option("--limit", default=0, show_default=True, help="Only the first N cases (0: all).")
-def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int) -> None:
+@click.option(
+    "--plot/--no-plot",
+    default=False,
+    show_default=True,
+    help="Also write OUT/plots/<case>.png: each detector's score / threshold, labelled "
+    "ranges and events (needs matplotlib: pip install 'anomae[plot]').",
+)
+def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int, plot: bool) -> None:
     """Evaluate anomae and baselines on a public benchmark, as PIPELINE's [benchmark] says.
 
     Thresholds are calibrated without labels; F1/FAR/MAR are pooled, point-wise, without
@@ -658,6 +665,7 @@ def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int) -> None:
     from anomae.benchmark import DataMissing, run_benchmark
     from anomae.modelfile import atomic_write_bytes
     from anomae.pipeline import PipelineError, load_pipeline
+    from anomae.plot import CasePlotter, PlotError
     from anomae.report import benchmark_markdown, benchmark_table
 
     pipe = load_pipeline(pipeline)
@@ -665,16 +673,26 @@ def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int) -> None:
         raise PipelineError(f"{pipeline}: no [benchmark] section; use `anomae run` for it")
     if limit:
         pipe = dataclasses.replace(pipe, benchmark=dataclasses.replace(pipe.benchmark, limit=limit))
+    out = Path(out_dir)
     try:
-        report = run_benchmark(pipe, data, progress=lambda m: click.echo(m, err=True))
+        plotter = CasePlotter(out / "plots") if plot else None  # fails now, not after the run
+        report = run_benchmark(
+            pipe, data, progress=lambda m: click.echo(m, err=True), on_case=plotter
+        )
     except DataMissing as exc:
         click.echo(f"skipped: {exc}")
         return
-    out = Path(out_dir)
+    except PlotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.get_current_context().exit(EXIT_BAD_INPUT)
     command = f"anomae evaluate {pipeline} --out {out_dir}" + (f" --limit {limit}" if limit else "")
+    command += " --plot" if plot else ""
+    plots = [(case, p.relative_to(out).as_posix()) for case, p in plotter.paths] if plotter else []
     atomic_write_bytes(out / "report.json", _json.dumps(report, indent=2, default=float).encode())
-    atomic_write_bytes(out / "report.md", benchmark_markdown(report, command).encode())
+    atomic_write_bytes(out / "report.md", benchmark_markdown(report, command, plots).encode())
     click.echo(benchmark_table(report))
+    if plot:
+        click.echo(f"{len(plots)} plots -> {out / 'plots'}")
 
 
 @main.command()

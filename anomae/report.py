@@ -143,8 +143,11 @@ def benchmark_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def benchmark_markdown(report: dict[str, Any], command: str = "") -> str:
-    """``report.md``: the summary table and a per-case table for anomae."""
+def benchmark_markdown(
+    report: dict[str, Any], command: str = "", plots: list[tuple[str, str]] | None = None
+) -> str:
+    """``report.md``: the summary table and a per-case table for anomae; with ``plots``
+    (case name, PNG path relative to report.md), a list of links to them."""
     cols = _columns(report)
     b = report["benchmark"]
     out = [f"# {b['dataset']} benchmark ({b['protocol']})", ""]
@@ -173,4 +176,14 @@ def benchmark_markdown(report: dict[str, Any], command: str = "") -> str:
             f"{_cell('far', r['far'])} | {_cell('vus_pr', r['vus_pr'])} | "
             f"{_cell('auc_roc', r['auc_roc'])} |"
         )
+    if plots:
+        out += [
+            "",
+            "## Plots",
+            "",
+            "Each detector's score / threshold (log scale), labelled ranges shaded, events "
+            "marked along the bottom:",
+            "",
+        ]
+        out += [f"- [{case}]({path})" for case, path in plots]
     return "\n".join(out) + "\n"
