@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,7 @@ class _Spec:
     filled_rows: str  # [B, T, F], NaN replaced by 0
     observed: str  # [B, T, F], 1.0 where observed
     n: str  # windows (int64 scalar)
-    center: bool = False  # subtract each window's per-feature mean first
+    center: np.ndarray | None = None  # 0/1 per feature: subtract its window mean first
 
     @property
     def period(self) -> int:
@@ -119,7 +120,7 @@ class _Spec:
 def _sse(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
     """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``."""
     lf = sp.length * sp.n_f
-    if sp.center:
+    if sp.center is not None:
         filled = _centered(b, sp, filled, obs)
     if sp.layout == "flat":
         x = b.op("Reshape", [filled, b.i64([-1, lf])])
@@ -143,18 +144,47 @@ def _sse(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
 
 
 def _centered(b: _Builder, sp: _Spec, filled: str, obs: str | None) -> str:
-    """Each window minus its per-feature mean over observed cells (missing cells stay 0)."""
+    """Each window minus its per-feature mean over observed cells (missing cells stay 0), for
+    the features ``sp.center`` marks; the others keep their level."""
+    assert sp.center is not None
     shape4 = b.i64([0, 0, sp.length, sp.n_f])
     x = b.op("Reshape", [filled, shape4])
     axis = b.i64([2])
     if obs is None:
-        x = b.op("Sub", [x, b.op("ReduceMean", [x, axis], keepdims=1)])
+        mean = b.op("ReduceMean", [x, axis], keepdims=1)
     else:
         o = b.op("Reshape", [obs, shape4])
         count = b.op("Max", [b.op("ReduceSum", [o, axis], keepdims=1), b.f32(1.0)])
         mean = b.op("Div", [b.op("ReduceSum", [x, axis], keepdims=1), count])
-        x = b.op("Mul", [b.op("Sub", [x, mean]), o])
+    if not sp.center.all():
+        mean = b.op("Mul", [mean, b.const(sp.center.astype(np.float32), "center_mask")])
+    x = b.op("Sub", [x, mean])
+    if obs is not None:
+        x = b.op("Mul", [x, o])
     return b.op("Reshape", [x, b.op("Shape", [filled])], allowzero=1)
+
+
+def center_mask(features: Sequence[str], center: bool | Sequence[str]) -> np.ndarray | None:
+    """The features whose window mean is removed before the network, as a 0/1 float32
+    mask over ``features``: all of them for ``True``, the named ones for a list of names,
+    ``None`` (no centring) for ``False`` or an empty list.
+
+        >>> center_mask(("flow", "temp", "pressure"), ["temp"]).tolist()
+        [0.0, 1.0, 0.0]
+        >>> center_mask(("flow", "temp"), True).tolist(), center_mask(("flow",), False)
+        ([1.0, 1.0], None)
+    """
+    if isinstance(center, bool):
+        return np.ones(len(features), np.float32) if center else None
+    names = [center] if isinstance(center, str) else list(center)
+    unknown = [n for n in names if n not in features]
+    if unknown:
+        raise ValueError(
+            f"cannot centre unknown feature(s) {unknown}; the model's features are {list(features)}"
+        )
+    if not names:
+        return None
+    return np.array([f in names for f in features], np.float32)
 
 
 def _gathered(sp: _Spec) -> onnx.GraphProto:
@@ -264,11 +294,12 @@ def build_graph(
     features: tuple[str, ...],
     window: WindowSpec,
     scaler: Scaler,
-    center: bool = False,
+    center: bool | Sequence[str] = False,
 ) -> onnx.ModelProto:
     """The full scoring model. ``layout`` is ``"flat"`` (network sees ``[N, length*F]``) or
-    ``"channels"`` (network sees ``[N, F, length]``). With ``center`` each window loses its
-    per-feature mean before the network (and the error is measured on the centred window):
+    ``"channels"`` (network sees ``[N, F, length]``). With ``center`` (``True``, or the names
+    of some features: see :func:`center_mask`) each window loses the per-feature mean of
+    those features before the network, and their error is measured on the centred window:
     slow drifts of a sensor's level no longer read as anomalies."""
     n_f, length, stride = len(features), window.length, window.stride
     b = _Builder()
@@ -294,7 +325,8 @@ def build_graph(
     weighted = [
         (layer, [b.const(w.astype(np.float32), "w") for w in layer.weights]) for layer in layers
     ]
-    sp = _Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n, center)
+    mask = center_mask(features, center)
+    sp = _Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n, mask)
 
     # no NaN anywhere: ReduceMin of `observed` is 1 (an empty input counts as complete)
     complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from anomae.detector import Detector, DetectorError  # noqa: E402
+from anomae.graph import center_mask  # noqa: E402
 from anomae.modelfile import read_card, rewrite_card  # noqa: E402
 from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec  # noqa: E402
 from anomae.train.export import ExportParityError, TorchScorer, export_model  # noqa: E402
@@ -20,7 +21,7 @@ from anomae.windows import sliding_windows  # noqa: E402
 F = 5
 
 
-def _card(length: int, stride: int, center: bool = False) -> ModelCard:
+def _card(length: int, stride: int, center: bool | tuple[str, ...] = False) -> ModelCard:
     rng = np.random.default_rng(3)
     return ModelCard(
         architecture={"center": center},
@@ -48,10 +49,10 @@ ARCHS = [
 ]
 
 
-@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("center", [False, True, ("s1", "s3")])
 @pytest.mark.parametrize(("arch", "length", "stride"), ARCHS)
 def test_export_parity_and_contract(
-    tmp_path: Path, arch: ArchConfig, length: int, stride: int, center: bool
+    tmp_path: Path, arch: ArchConfig, length: int, stride: int, center: bool | tuple[str, ...]
 ) -> None:
     torch.manual_seed(0)
     model = build_model(arch, length, F)
@@ -73,8 +74,10 @@ def test_export_parity_and_contract(
     scale = np.asarray(card.scaler.scale, np.float32)
     win = sliding_windows((rows[0] - center) / scale, card.window)[7]
     obs = ~np.isnan(win)
-    if card.architecture["center"]:
-        win = win - np.nanmean(win, axis=0, keepdims=True)
+    which = card.architecture["center"]
+    if which:  # True centres every feature, a list of names only those
+        keep = np.array([which is True or f in which for f in card.features])
+        win = win - np.where(keep, np.nanmean(win, axis=0, keepdims=True), 0.0)
     x = torch.from_numpy(np.nan_to_num(win)[None])
     recon = model(x)[0].detach().numpy()[0]
     sq = (recon - np.nan_to_num(win)) ** 2 * obs
@@ -98,11 +101,11 @@ def test_dynamic_axes_and_short_input(tmp_path: Path) -> None:
         assert s.shape == (batch, WindowSpec(8, 2).count(time))
 
 
-@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("center", [False, True, ("s0",)])
 @pytest.mark.parametrize("with_nan", [True, False])
 @pytest.mark.parametrize(("length", "stride"), [(8, 3), (12, 1), (5, 7)])
 def test_graph_paths_agree(
-    tmp_path: Path, with_nan: bool, length: int, stride: int, center: bool
+    tmp_path: Path, with_nan: bool, length: int, stride: int, center: bool | tuple[str, ...]
 ) -> None:
     """Few windows (row gather), many windows (block slices, with or without the NaN
     mask): chunk sizes below and above the switch must give the same scores."""
@@ -118,6 +121,43 @@ def test_graph_paths_agree(
     np.testing.assert_allclose(parts.score, whole.score, rtol=1e-6)
     np.testing.assert_allclose(parts.feature_error, whole.feature_error, rtol=1e-6)
     assert parts.score.shape == (WindowSpec(length, stride).count(4000),)
+
+
+@pytest.mark.parametrize(
+    ("center", "mask"),
+    [
+        (False, None),
+        ((), None),
+        (True, [1, 1, 1]),
+        (["b"], [0, 1, 0]),
+        (("c", "a"), [1, 0, 1]),
+        ("b", [0, 1, 0]),  # one name, not its letters
+    ],
+)
+def test_center_mask(center: bool | tuple[str, ...], mask: list[int] | None) -> None:
+    got = center_mask(("a", "b", "c"), center)
+    assert (got is None and mask is None) or got.tolist() == mask  # type: ignore[union-attr]
+
+
+def test_center_mask_names_unknown_features() -> None:
+    with pytest.raises(ValueError, match=r"unknown feature\(s\) \['temp'\].*\['a', 'b'\]"):
+        center_mask(("a", "b"), ["a", "temp"])
+
+
+def test_partial_centring_ignores_only_the_named_levels(tmp_path: Path) -> None:
+    """A level shift of a centred feature leaves the score alone (away from its edges);
+    the same shift of a feature that keeps its level raises it."""
+    model = build_model(ArchConfig(hidden=(8, 4)), 8, F)
+    path = tmp_path / "m.onnx"
+    export_model(model, _card(8, 1, center=("s2",)), path, _rows())
+    det = Detector.load(path)
+    base = np.random.default_rng(5).normal(size=(60, F)).astype(np.float32)
+    ref = det.score_series(base).score
+    for j, moves in ((2, False), (0, True)):
+        shifted = base.copy()
+        shifted[:, j] += 50.0
+        got = det.score_series(shifted).score
+        assert (np.abs(got - ref) > 1e-3 * ref).any() == moves
 
 
 def test_parity_failure_refuses_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

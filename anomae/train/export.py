@@ -20,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from anomae.graph import Layer, build_graph
+from anomae.graph import Layer, build_graph, center_mask
 from anomae.modelfile import write_model
 from anomae.spec import ModelCard
 
@@ -89,6 +89,8 @@ class TorchScorer:
     def __post_init__(self) -> None:
         self.center = torch.tensor(self.card.scaler.center, dtype=torch.float32)
         self.scale = torch.tensor(self.card.scaler.scale, dtype=torch.float32)
+        mask = center_mask(self.card.features, self.card.architecture.get("center", False))
+        self.mask = None if mask is None else torch.from_numpy(mask)
         self.model.eval()
 
     @torch.no_grad()
@@ -101,8 +103,9 @@ class TorchScorer:
         # unfold gives [B, n, F, L]; the graph's windows are [B, n, L, F]
         win = filled.unfold(1, spec.length, spec.stride).transpose(2, 3)
         obs = observed.unfold(1, spec.length, spec.stride).transpose(2, 3)
-        if self.card.architecture.get("center", False):
-            win = (win - win.sum(2, keepdim=True) / obs.sum(2, keepdim=True).clamp(min=1.0)) * obs
+        if self.mask is not None:
+            mean = win.sum(2, keepdim=True) / obs.sum(2, keepdim=True).clamp(min=1.0)
+            win = (win - self.mask * mean) * obs
         b, n = win.shape[:2]
         recon, _ = self.model(win.reshape(b * n, spec.length, -1))
         sq = (recon.reshape(win.shape) - win) ** 2 * obs
@@ -199,12 +202,15 @@ def export_model(
         card.features,
         card.window,
         card.scaler,
-        center=bool(card.architecture.get("center", False)),
+        center=card.architecture.get("center", False),
     )
     onnx.checker.check_model(onnx_model, full_check=True)
     parity = check_parity(onnx_model, TorchScorer(model, card), parity_rows)
     from dataclasses import replace
 
+    center = card.architecture.get("center", False)
+    if not isinstance(center, bool):  # names, as the JSON metadata will hold them
+        card = replace(card, architecture={**card.architecture, "center": list(center)})
     card = replace(card, parity=parity)
     write_model(onnx_model, card, path)
     return card
