@@ -8,6 +8,14 @@ same post-rules as ``anomae score``, and is scored by :mod:`anomae.metrics`. Row
 score is that of the window ending at ``t`` (the last ``length - 1`` training rows give the
 first test rows their context).
 
+With a ``[likelihood]`` section every detector alarms on the anomaly likelihood of its own
+scores instead (:mod:`anomae.likelihood`), run in time order as a stream would see it:
+anomae's from its first window on rows it was not trained on (the held-out training rows;
+in-sample reconstruction errors are optimistic), a baseline's from the first row (its
+per-value scores barely differ in and out of sample, and the longer history helps it). Its
+:class:`Scored` is then the normalised likelihood score with threshold 1, so threshold-free
+metrics rank that score.
+
 Reported per detector: pooled point F1/FAR/MAR (SKAB's definitions, no point-adjust),
 mean VUS-PR/VUS-ROC/AUC-PR/AUC-ROC over cases, event F1, point-adjusted F1 (secondary,
 inflated by construction) and, for NAB, the normalised NAB score per profile.
@@ -107,7 +115,8 @@ class AnomaeDetector:
     def __init__(self, pipe: Any, workdir: Path) -> None:
         self.pipe = pipe
         self.workdir = workdir
-        self._cache: dict[str, tuple[Any, float]] = {}  # same training data, same model
+        # same training data, same model: (detector, threshold, rows it was fitted on)
+        self._cache: dict[str, tuple[Any, float, int]] = {}
 
     def __call__(self, case: Case) -> Scored:
         from anomae.detector import Detector
@@ -129,20 +138,44 @@ class AnomaeDetector:
             det = Detector.load(path, threads=0)
             blocks = cal_rows or [train.values]  # holdout 0: in-sample, as SKAB's protocol
             th = calibrate_blocks(det, blocks, self.pipe.calibrate, sampling_interval([train]))
-            self._cache[key] = (det, th.value)
-        det, threshold = self._cache[key]
+            fitted = case.train.shape[0] - sum(b.shape[0] for b in cal_rows)
+            self._cache[key] = (det, th.value, fitted)
+        det, threshold, fitted = self._cache[key]
+        if self.pipe.likelihood is not None:
+            # window w covers rows w .. w + length - 1: from w = fitted on, all are unseen
+            scores = det.score_series(_full(case)).score
+            return _likelihood_scored(scores, case, self.pipe, first=fitted)
         ctx = det.card.window.length - 1
         rows = np.concatenate([case.train[-ctx:] if ctx else case.train[:0], case.test])
         scores = det.score_series(np.ascontiguousarray(rows, np.float32)).score
         return Scored(_row_scores(scores.astype(np.float64), case.test.shape[0]), threshold)
 
 
-class BaselineDetector:
-    """A baseline, thresholded by the same label-free method on its training scores."""
+def _full(case: Case) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate([case.train, case.test]), np.float32)
 
-    def __init__(self, name: str, calibration: Any) -> None:
+
+def _likelihood_scored(window_scores: np.ndarray, case: Case, pipe: Any, first: int = 0) -> Scored:
+    """The likelihood over a whole series' window scores (the last one ending at its last
+    row) from window ``first`` on, as the test rows' normalised scores against threshold 1."""
+    from anomae.likelihood import likelihood_scores
+
+    n, p = case.train.shape[0] + case.test.shape[0], case.train.shape[0]
+    ts = np.concatenate([case.train_timestamps, case.test_timestamps])
+    interval = float(np.median(np.diff(ts))) / 1e9 if ts.size > 1 else None  # stride 1
+    norm = np.full(window_scores.size, np.nan)
+    norm[first:] = likelihood_scores(window_scores[first:], pipe.likelihood, interval)
+    return Scored(_row_scores(norm, n)[p:], 1.0)
+
+
+class BaselineDetector:
+    """A baseline, thresholded by the same label-free method on its training scores (or
+    alarming on the likelihood of its scores, like anomae, when ``pipe.likelihood`` is set)."""
+
+    def __init__(self, name: str, calibration: Any, pipe: Any = None) -> None:
         self.name = name
         self.calibration = calibration
+        self.pipe = pipe
 
     def __call__(self, case: Case) -> Scored:
         from anomae.baselines import BASELINES
@@ -151,6 +184,8 @@ class BaselineDetector:
         if self.name == "all_anomalous":
             return Scored(np.ones(case.test.shape[0]), 1.0, flag_all=True)
         model = BASELINES[self.name]().fit(case.train)
+        if self.pipe is not None and self.pipe.likelihood is not None:
+            return _likelihood_scored(model.score(_full(case)), case, self.pipe)
         params = {k: v for k, v in self.calibration.params().items() if k != "interval_s"}
         if self.calibration.method == "fpr" and "alarms_per_day" in params:
             params = {"rate": params.get("rate", 0.001)}  # no time axis in a baseline's view
@@ -232,7 +267,7 @@ def run_benchmark(
     with tempfile.TemporaryDirectory(prefix="anomae-bench-") as tmp:
         detectors: dict[str, Callable[[Case], Scored]] = {"anomae": AnomaeDetector(pipe, Path(tmp))}
         for name in bench.baselines:
-            detectors[name] = BaselineDetector(name, pipe.calibrate)
+            detectors[name] = BaselineDetector(name, pipe.calibrate, pipe)
         per_case: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
         for i, case in enumerate(cases):
             scored: dict[str, Scored] = {}

@@ -586,6 +586,44 @@ def calibrate(
 @table_options
 @post_rule_options
 @click.option(
+    "--likelihood/--no-likelihood",
+    default=False,
+    show_default=True,
+    help="Alarm on the anomaly likelihood (how improbable each series' recent scores are "
+    "given its own history) instead of the threshold; needs no threshold, follows drift.",
+)
+@click.option(
+    "--likelihood-epsilon",
+    default=1e-5,
+    show_default=True,
+    help="Likelihood: tail probability that alarms.",
+)
+@click.option(
+    "--likelihood-short",
+    default=5,
+    show_default=True,
+    help="Likelihood: windows averaged into the recent score.",
+)
+@click.option(
+    "--likelihood-long",
+    default=8640,
+    show_default=True,
+    help="Likelihood: windows of history the normal range is fitted on.",
+)
+@click.option(
+    "--likelihood-warmup",
+    default=100,
+    show_default=True,
+    help="Likelihood: windows of each series with no verdict while its history builds up.",
+)
+@click.option(
+    "--likelihood-season-s",
+    default=0.0,
+    show_default=True,
+    help="Likelihood: cycle in seconds (86400: daily); what the last cycles saw at the same "
+    "time does not alarm (0: off).",
+)
+@click.option(
     "--device",
     default="cpu",
     show_default=True,
@@ -608,17 +646,37 @@ def score(
     cooldown: int,
     top_k: int,
     threshold: float | None,
+    likelihood: bool,
+    likelihood_epsilon: float,
+    likelihood_short: int,
+    likelihood_long: int,
+    likelihood_warmup: int,
+    likelihood_season_s: float,
     device: str,
     threads: int,
     progress: bool | None,
 ) -> None:
     """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events."""
+    from anomae.likelihood import Likelihood
     from anomae.score import ScoreOptions, score_files
 
+    policy = None
+    if likelihood:
+        try:
+            policy = Likelihood(
+                short=likelihood_short,
+                long=likelihood_long,
+                warmup=likelihood_warmup,
+                epsilon=likelihood_epsilon,
+                season_s=likelihood_season_s,
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
     opts = ScoreOptions(
         rule=_rule(min_windows, max_gap, off, cooldown),
         top_k=top_k,
         threshold=threshold,
+        likelihood=policy,
         progress=progress,
     )
     table = _table(timestamp_column, series_column, label_column, features)

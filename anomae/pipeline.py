@@ -6,13 +6,17 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
 
     [data]      train, test, calibration, timestamp, series, label, features, exclude,
                 generate ("demo": write the demo data if the files are missing), seed
-    [window]    length, stride (scoring), train_stride (training windows), center
+    [window]    length, stride (scoring), train_stride (training windows), center,
+                center_features (centre only these, by name)
     [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel
     [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
     [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
     [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
     [calibrate] method, q, holdout (last fraction of each training series, never trained on)
     [score]     min_windows, max_gap, off (hysteresis hold level), cooldown, top_k
+    [likelihood] short, long, warmup, refit, epsilon, min_spread, season_s, seasons,
+                tolerance_s: when present, alarms come from the anomaly likelihood of each
+                series' scores, not the fixed threshold (see :mod:`anomae.likelihood`)
     [benchmark] dataset, protocol, data, categories, baselines, vus_window, limit
                 (evaluation pipelines, ``anomae evaluate``: see :mod:`anomae.benchmark`)
 
@@ -72,10 +76,18 @@ class WindowSection:
     stride: int = 1
     train_stride: int = 1
     center: bool = False  # subtract each window's per-feature mean (ignore slow level drift)
+    center_features: tuple[str, ...] = ()  # centre only these features (names)
 
     def __post_init__(self) -> None:
         WindowSpec(self.length, self.stride)
         WindowSpec(self.length, self.train_stride)
+        if self.center and self.center_features:
+            raise ValueError("set center = true (every feature) or center_features, not both")
+
+    @property
+    def centred(self) -> bool | list[str]:
+        """What the model card records: ``True`` (all), the names, or ``False``."""
+        return self.center or list(self.center_features) or False
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,7 @@ class Pipeline:
     train: dict[str, Any] = field(default_factory=dict)
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     score: ScoreSection = field(default_factory=ScoreSection)
+    likelihood: Any = None  # anomae.likelihood.Likelihood: the alarm policy, when set
     benchmark: Any = None  # anomae.benchmark.BenchmarkSection in evaluation pipelines
     source: str = "<options>"
 
@@ -182,6 +195,7 @@ SECTIONS: dict[str, type | None] = {
     "train": None,
     "calibrate": CalibrateSection,
     "score": ScoreSection,
+    "likelihood": None,
     "benchmark": None,
 }
 
@@ -197,6 +211,11 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
         if not isinstance(table, dict):
             raise PipelineError(f"{source}: [{name}] must be a table")
         kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
+    kw["likelihood"] = None
+    if "likelihood" in doc:
+        from anomae.likelihood import Likelihood
+
+        kw["likelihood"] = _coerce(Likelihood, doc["likelihood"], f"{source} [likelihood]")
     if "benchmark" in doc:
         from anomae.benchmark import BenchmarkSection
 
@@ -303,6 +322,7 @@ def train_step(
     """Fit on the non-held-out rows, export to ``out`` with parity check.
 
     Returns (card as written, training summary, calibration row blocks)."""
+    from anomae.graph import center_mask
     from anomae.train.export import export_model
     from anomae.train.fit import fit
     from anomae.windows import sliding_windows
@@ -316,10 +336,14 @@ def train_step(
     train_spec = WindowSpec(length, pipe.window.train_stride)
     windows = [sliding_windows((r - center) / scale, train_spec) for r in fit_rows]
     windows_arr = np.ascontiguousarray(np.concatenate(windows), dtype=np.float32)
-    if pipe.window.center:  # as the graph does: each window minus its per-feature mean
+    try:
+        mask = center_mask(features, pipe.window.centred)
+    except ValueError as exc:
+        raise PipelineError(f"{pipe.source} [window] center_features: {exc}") from exc
+    if mask is not None:  # as the graph does: each window minus its per-feature mean
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN feature: stays NaN
-            windows_arr -= np.nanmean(windows_arr, axis=1, keepdims=True)
+            windows_arr -= mask * np.nanmean(windows_arr, axis=1, keepdims=True)
     if windows_arr.shape[0] < 2:
         raise PipelineError(
             f"training data gives {windows_arr.shape[0]} windows of {length} rows; need more "
@@ -334,7 +358,7 @@ def train_step(
         scaler=scaler,
         architecture={
             "layout": result.model.layout,
-            "center": pipe.window.center,
+            "center": pipe.window.centred,
             **dataclasses.asdict(cfg.arch),
         },
         training={
@@ -482,7 +506,9 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     if d.test:
         det = Detector.load(model_path)
         test_series, _ = read_series(list(d.test), table, features=features)
-        opts = ScoreOptions(rule=post_rule(pipe.score), top_k=pipe.score.top_k)
+        opts = ScoreOptions(
+            rule=post_rule(pipe.score), top_k=pipe.score.top_k, likelihood=pipe.likelihood
+        )
         windows, events, summary = score_all(det, test_series, opts)
         write_table(windows, out / "scores.parquet")
         write_table(events, out / "events.csv")

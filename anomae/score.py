@@ -5,6 +5,11 @@ the window end, score, normalised score, flags, coverage, top features) and its 
 is a pure function of one series, so work parallelises (and scales out) by series.
 :func:`score_files` reads many files and series, scores them with one :class:`Detector`
 and writes Parquet or CSV through a temporary file, so a failure leaves no partial output.
+
+The normalised score is ``score / threshold`` (the model card's, or ``threshold``), or, with
+``likelihood`` set, the anomaly likelihood of the series' own scores (:mod:`anomae.likelihood`):
+no threshold is needed then, and each series' first ``warmup`` windows get no verdict (NaN),
+so give a series its recent history in front when it should be judged from its first row.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import polars as pl
 from anomae.detector import Detector, DetectorError, Scores
 from anomae.events import PostRule, event_bounds, event_mask, is_anomalous
 from anomae.io import SeriesData, TableSpec, read_series
+from anomae.likelihood import Likelihood, likelihood_scores
 from anomae.modelfile import atomic_write_bytes
 from anomae.progress import Progress
 from anomae.spec import WindowSpec
@@ -43,6 +49,7 @@ class ScoreOptions:
     rule: PostRule = PostRule(min_windows=3)
     top_k: int = 3
     threshold: float | None = None  # overrides the model card's
+    likelihood: Likelihood | None = None  # alarm on the anomaly likelihood, not the threshold
     chunk_windows: int | None = None  # None: the detector's default for its device
     progress: bool | None = None  # None: a bar when stderr is a terminal
 
@@ -78,19 +85,33 @@ def window_labels(labels: np.ndarray, ends: np.ndarray, length: int) -> np.ndarr
     return (csum[ends + 1] - csum[ends + 1 - length] > 0).astype(np.int8)
 
 
+def window_interval(timestamps: np.ndarray, window: WindowSpec) -> float | None:
+    """Median seconds between consecutive windows of a series (None under two rows)."""
+    if timestamps.size < 2:
+        return None
+    return float(np.median(np.diff(timestamps))) * window.stride / 1e9
+
+
 def score_table(
     s: SeriesData,
     scores: Scores,
     window: WindowSpec,
-    threshold: float,
+    threshold: float | None,
     features: Sequence[str],
     opts: ScoreOptions = ScoreOptions(),
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The windows table and the events table of one scored series."""
+    """The windows table and the events table of one scored series (``threshold`` is
+    unused, and may be None, when ``opts.likelihood`` is set)."""
     n = scores.score.shape[0]
     ends = window_ends(s.values.shape[0], window)
     ts = s.timestamps[ends]
-    norm = scores.normalised(threshold)
+    if opts.likelihood is not None:
+        interval = window_interval(s.timestamps, window) if opts.likelihood.season_s else None
+        norm = likelihood_scores(scores.score, opts.likelihood, interval).astype(np.float32)
+    elif threshold is None:
+        raise ValueError("score_table needs a threshold unless opts.likelihood is set")
+    else:
+        norm = scores.normalised(threshold)
     spans = event_bounds(norm, opts.rule)
     top = top_features(scores.feature_error, opts.top_k)
     names = pl.Series(list(features), dtype=pl.Enum(list(features)))
@@ -156,10 +177,11 @@ def score_all(
     """Score every series with ``det``; return (windows, events, summary)."""
     t0 = time.perf_counter()
     threshold = opts.threshold if opts.threshold is not None else det.threshold
-    if threshold is None:
+    if threshold is None and opts.likelihood is None:
         raise DetectorError(
             f"{det.path}: the model has no threshold; run `anomae calibrate {det.path} DATA` "
-            f"on held-out normal data, or pass --threshold"
+            f"on held-out normal data, pass --threshold, or alarm on the anomaly likelihood "
+            f"(--likelihood), which needs no threshold"
         )
     spec = det.card.window
     tables, events = [], []
@@ -179,7 +201,7 @@ def score_all(
         n_windows=windows.height,
         n_anomalous=int(windows["is_anomaly"].sum()) if windows.height else 0,
         n_events=ev.height,
-        threshold=float(threshold),
+        threshold=float("nan") if threshold is None else float(threshold),
         seconds=time.perf_counter() - t0,
     )
     return windows, ev, summary

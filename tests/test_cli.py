@@ -151,6 +151,35 @@ def test_score_works_with_torch_blocked(
     assert r.returncode == 2 and "pip install 'anomae[train]'" in r.stderr
 
 
+def test_score_with_the_likelihood_alarm_policy(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    from anomae.likelihood import Likelihood, likelihood_scores
+
+    out = tmp_path / "scores.parquet"
+    args = ["score", str(trained), str(small_demo["test"]), "-o", str(out), "--likelihood"]
+    r = run_cli([*args, "--likelihood-epsilon", "1e-4", "--likelihood-warmup", "50"])
+    assert r.returncode == 0, r.stderr
+    df = pl.read_parquet(out)
+    spec = Likelihood(epsilon=1e-4, warmup=50)
+    for part in df.partition_by("series", maintain_order=True):  # one history per series
+        name = part["series"][0]
+        want = likelihood_scores(part["score"].to_numpy(), spec).astype("float32")
+        got = part["score_normalised"].to_numpy()
+        assert got.tobytes() == want.tobytes(), name
+        assert part["score_normalised"][:50].is_nan().all()
+    assert (df["is_anomaly"] == (df["score_normalised"].fill_nan(0) > 1)).all()
+    r = run_cli([*args, "--likelihood-epsilon", "2"])
+    assert r.returncode == 2 and "epsilon must be in (0, 1)" in r.stderr
+    # the command's defaults are the library's
+    from anomae.cli import score
+
+    defaults = {p.name: p.default for p in score.params}
+    lk = Likelihood()
+    names = ("epsilon", "short", "long", "warmup", "season_s")
+    assert tuple(getattr(lk, k) for k in names) == tuple(defaults[f"likelihood_{k}"] for k in names)
+
+
 def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"yesterday's scores")

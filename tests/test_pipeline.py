@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
-from anomae.pipeline import PipelineError, load_pipeline, parse_pipeline, train_config  # noqa: E402
+from anomae.io import SeriesData  # noqa: E402
+from anomae.modelfile import read_card  # noqa: E402
+from anomae.pipeline import (  # noqa: E402
+    PipelineError,
+    load_pipeline,
+    parse_pipeline,
+    train_config,
+    train_step,
+)
 
 BASE = '[data]\ntrain = "t.parquet"\n'
 
@@ -30,6 +39,9 @@ BASE = '[data]\ntrain = "t.parquet"\n'
         ("[window]\nlength = 8\n", "'train' (file or list of files) is required"),
         (BASE + "[calibrate]\nq = 2\n", "q must be in (0, 1)"),
         (BASE + "[calibrate]\nholdout = 1.0\n", "holdout must be in [0, 1)"),
+        (BASE + "[likelihood]\nepsilon = 2.0\n", "[likelihood]: likelihood epsilon must be in"),
+        (BASE + "[likelihood]\nshrt = 3\n", "[likelihood]: unknown key(s) ['shrt']"),
+        (BASE + '[likelihood]\nshort = "5"\n', "key 'short' must be int"),
     ],
 )
 def test_bad_pipelines(tmp_path: Path, text: str, message: str) -> None:
@@ -68,9 +80,63 @@ def test_sections_reach_the_train_config() -> None:
     assert pipe.data.train == ("t.parquet",)
 
 
+def test_likelihood_section_sets_the_alarm_policy() -> None:
+    from anomae.likelihood import Likelihood
+
+    assert parse_pipeline({"data": {"train": "t.parquet"}}).likelihood is None
+    pipe = parse_pipeline({"data": {"train": "t.parquet"}, "likelihood": {}})
+    assert pipe.likelihood == Likelihood()
+    pipe = parse_pipeline(
+        {
+            "data": {"train": "t.parquet"},
+            "likelihood": {"short": 5, "epsilon": 1e-4, "min_spread": 0},
+        }
+    )
+    assert pipe.likelihood == Likelihood(short=5, epsilon=1e-4, min_spread=0.0)
+    assert pipe.to_dict()["likelihood"]["short"] == 5
+
+
 def test_shipped_pipelines_parse() -> None:
     paths = sorted(Path(__file__).resolve().parents[1].glob("pipelines/*.toml"))
     assert {p.stem for p in paths} >= {"demo", "skab", "skab_anomaly_free", "nab"}
     for path in paths:
         pipe = load_pipeline(path)
         assert pipe.data.train or pipe.benchmark is not None, path
+
+
+# [window] center_features
+CF_DOC = {"data": {"train": "t.parquet"}, "model": {"hidden": [4]}, "train": {"epochs": 1}}
+
+
+def _doc(**window: object) -> dict:
+    return {**CF_DOC, "window": {"length": 8, **window}}
+
+
+def test_center_features_parse_and_exclude_center() -> None:
+    pipe = parse_pipeline(_doc(center_features=["temp"]))
+    assert pipe.window.center_features == ("temp",) and pipe.window.centred == ["temp"]
+    assert parse_pipeline(_doc()).window.centred is False
+    assert parse_pipeline(_doc(center=True)).window.centred is True
+    with pytest.raises(PipelineError, match="not both"):
+        parse_pipeline(_doc(center=True, center_features=["temp"]))
+
+
+def _series() -> SeriesData:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(200, 3)).astype(np.float32)
+    values[:, 1] += np.linspace(0, 30, 200, dtype=np.float32)  # a drifting level
+    return SeriesData("s", "s", np.arange(200) * 10**9, values, None, np.arange(200))
+
+
+def test_center_features_reach_the_model_card(tmp_path: Path) -> None:
+    pipe = parse_pipeline(_doc(center_features=["temp"]))
+    card, _, _ = train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx")
+    assert card.architecture["center"] == ["temp"]
+    assert read_card(tmp_path / "m.onnx").architecture["center"] == ["temp"]
+
+
+def test_unknown_center_feature_is_named(tmp_path: Path) -> None:
+    pipe = parse_pipeline(_doc(center_features=["tmp"]))
+    match = r"center_features.*\['tmp'\].*\['flow', 'temp', 'p'\]"
+    with pytest.raises(PipelineError, match=match):
+        train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx")

@@ -93,3 +93,46 @@ def test_write_table_is_atomic_and_keeps_old_output_on_failure(tmp_path) -> None
         write_table(Boom({"x": [3]}), out)
     assert pl.read_parquet(out)["x"].to_list() == [1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]
+
+
+def test_likelihood_policy_replaces_the_threshold() -> None:
+    from anomae.likelihood import Likelihood, likelihood_scores
+
+    rng = np.random.default_rng(3)
+    window = WindowSpec(4, 1)
+    s = _series(3000, rng)
+    n = window.count(3000)
+    score = rng.lognormal(0.0, 0.3, n).astype(np.float32)
+    score[2500:2520] *= 40.0  # one burst: one event, right where it starts
+    sc = Scores(score, rng.random((n, 4)).astype(np.float32), np.ones(n, np.float32))
+    spec = Likelihood(long=1000)
+    opts = ScoreOptions(rule=PostRule(1), likelihood=spec)
+    windows, events = score_table(s, sc, window, None, FEATURES, opts)
+    want = likelihood_scores(score, spec).astype(np.float32)
+    np.testing.assert_array_equal(windows["score_normalised"].to_numpy(), want)
+    assert windows["score_normalised"][: spec.warmup].is_nan().all()  # no verdict yet
+    assert windows["score"].to_numpy().tolist() == score.tolist()  # raw scores are kept
+    assert events.height == 1
+    # window 2500 ends at row 2503; the short-term average needs a window or two to rise
+    assert 2503 <= int(events["start"][0].timestamp()) // 60 <= 2505
+    with pytest.raises(ValueError, match="needs a threshold"):
+        score_table(s, sc, window, None, FEATURES, ScoreOptions())
+
+
+def test_likelihood_season_uses_the_series_clock() -> None:
+    from anomae.likelihood import Likelihood, likelihood_scores
+    from anomae.score import window_interval
+
+    rng = np.random.default_rng(4)
+    window = WindowSpec(4, 2)
+    s = _series(1000, rng)  # one row a minute: one window every 2 minutes
+    assert window_interval(s.timestamps, window) == 120.0
+    n = window.count(1000)
+    score = rng.gamma(4.0, 0.25, n).astype(np.float32)
+    score[::30] += 20.0  # every hour
+    sc = Scores(score, np.ones((n, 4), np.float32), np.ones(n, np.float32))
+    spec = Likelihood(short=1, warmup=50, season_s=3600, tolerance_s=240)
+    windows, _ = score_table(s, sc, window, None, FEATURES, ScoreOptions(likelihood=spec))
+    want = likelihood_scores(score, spec, 120.0).astype(np.float32)
+    np.testing.assert_array_equal(windows["score_normalised"].to_numpy(), want)
+    assert not (want[60:] > 1).any()  # the hourly job is part of the cycle
