@@ -23,6 +23,23 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
     )
 
 
+def blocked_imports(folder: Path, *packages: str) -> dict[str, str]:
+    """Environment for a subprocess in which importing ``packages`` (and their submodules)
+    fails with ModuleNotFoundError: a ``sitecustomize`` in ``folder``, first on PYTHONPATH,
+    runs before anything else."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"_BLOCKED = {tuple(packages)!r}\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in _BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'{name} is blocked in this test', name=name)\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small generated dataset: 2 machines, 6 sensors, 2 days normal, 1 day test."""

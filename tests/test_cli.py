@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import run_cli
+from conftest import blocked_imports, run_cli
 
 pytestmark = pytest.mark.slow
 TRAIN_FLAGS = [
@@ -99,20 +99,7 @@ def test_train_calibrate_score_inspect(
 def test_score_works_with_torch_blocked(
     trained: Path, small_demo: dict[str, Path], tmp_path: Path
 ) -> None:
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    # sitecustomize runs before anything else: any attempt to import torch fails
-    (blocker / "sitecustomize.py").write_text(
-        textwrap.dedent("""
-        import sys
-        class _Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ModuleNotFoundError("torch is blocked in this test", name=name)
-        sys.meta_path.insert(0, _Block())
-    """)
-    )
-    env = {"PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = blocked_imports(tmp_path / "block", "torch")  # any import of torch fails
     out = tmp_path / "s.parquet"
     r = run_cli(["score", str(trained), str(small_demo["test"]), "-o", str(out)], env=env)
     assert r.returncode == 0, r.stderr

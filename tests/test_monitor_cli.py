@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_cli
+from conftest import blocked_imports, run_cli
 
 pytestmark = pytest.mark.slow
 TRAIN_FLAGS = ["--window", "16", "--hidden", "32,8", "--epochs", "3", "--train-stride", "2"]
@@ -321,17 +321,8 @@ def test_malformed_input_is_counted_and_never_crashes_torch_free(
         b'{"series": "m9", "ts": "not a time", "values": {"x": 1}}',
     ]
     feed = b"\n".join(good[:100] + bad + good[100:]) + b"\n"
-    blocker = tmp_path / "block"  # the runtime must not need torch: make importing it fail
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class _Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ModuleNotFoundError('torch is blocked', name=name)\n"
-        "sys.meta_path.insert(0, _Block())\n"
-    )
-    path = f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    # the runtime must not need torch: make importing it fail
+    path = blocked_imports(tmp_path / "block", "torch")["PYTHONPATH"]
     r = subprocess.run(
         [
             sys.executable,

@@ -3,7 +3,6 @@ robustness to NaN/inf/degenerate scores, the CLI end to end and without matplotl
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import textwrap
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import blocked_imports, run_cli
 
 pytest.importorskip("matplotlib")
 
@@ -209,19 +208,7 @@ def _benchmark_pipeline(tmp_path: Path, epochs: int = 3) -> Path:
 
 
 def _blocking_matplotlib(tmp_path: Path) -> dict[str, str]:
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        textwrap.dedent("""
-        import sys
-        class _Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "matplotlib" or name.startswith("matplotlib."):
-                    raise ModuleNotFoundError("matplotlib is blocked here", name=name)
-        sys.meta_path.insert(0, _Block())
-    """)
-    )
-    return {"PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return blocked_imports(tmp_path / "block", "matplotlib")
 
 
 def test_cli_without_matplotlib_fails_before_the_run(tmp_path: Path) -> None:
