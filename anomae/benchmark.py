@@ -159,10 +159,12 @@ def _likelihood_scored(window_scores: np.ndarray, case: Case, pipe: Any, first: 
     """The likelihood over a whole series' window scores (the last one ending at its last
     row) from window ``first`` on, as the test rows' normalised scores against threshold 1."""
     from anomae.likelihood import likelihood_scores
+    from anomae.score import window_interval
+    from anomae.spec import WindowSpec
 
     n, p = case.train.shape[0] + case.test.shape[0], case.train.shape[0]
     ts = np.concatenate([case.train_timestamps, case.test_timestamps])
-    interval = float(np.median(np.diff(ts))) / 1e9 if ts.size > 1 else None  # stride 1
+    interval = window_interval(ts, WindowSpec(1))  # a window (score) per row
     norm = np.full(window_scores.size, np.nan)
     norm[first:] = likelihood_scores(window_scores[first:], pipe.likelihood, interval)
     return Scored(_row_scores(norm, n)[p:], 1.0)

@@ -337,9 +337,10 @@ def build_graph(
         then_branch=_sliced(sp, masked=False),
         else_branch=_sliced(sp, masked=True),
     )
+    one_window = b.op("Equal", [n, b.i64(1)])  # per batch row: the monitor's micro-batches
     few = _Builder()
     small = few.op(
-        "If", [b.op("Equal", [n, b.i64(1)])], then_branch=_single(sp), else_branch=_gathered(sp)
+        "If", [one_window], then_branch=_single(sp), else_branch=_gathered(sp)
     )
     f_sum = b.op(
         "If",
@@ -354,7 +355,7 @@ def build_graph(
     # observed cells per window and feature, float [B, n, F] (exact: counts < 2^24)
     f_cnt = b.op(
         "If",
-        [b.op("Equal", [n, b.i64(1)])],
+        [one_window],
         then_branch=_counts_single(sp),
         else_branch=_counts_running(sp),
         out="feature_observed",

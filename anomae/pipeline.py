@@ -198,6 +198,7 @@ SECTIONS: dict[str, type | None] = {
     "likelihood": None,
     "benchmark": None,
 }
+OPTIONAL_SECTIONS = ("likelihood", "benchmark")  # None when absent, not a default section
 
 
 def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
@@ -210,18 +211,13 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
         table = doc.get(name, {})
         if not isinstance(table, dict):
             raise PipelineError(f"{source}: [{name}] must be a table")
-        kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
-    kw["likelihood"] = None
-    if "likelihood" in doc:
-        from anomae.likelihood import Likelihood
+        if name not in OPTIONAL_SECTIONS:
+            kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
+    from anomae.benchmark import BenchmarkSection
+    from anomae.likelihood import Likelihood
 
-        kw["likelihood"] = _coerce(Likelihood, doc["likelihood"], f"{source} [likelihood]")
-    if "benchmark" in doc:
-        from anomae.benchmark import BenchmarkSection
-
-        kw["benchmark"] = _coerce(BenchmarkSection, doc["benchmark"], f"{source} [benchmark]")
-    else:
-        kw["benchmark"] = None
+    for name, cls in (("likelihood", Likelihood), ("benchmark", BenchmarkSection)):
+        kw[name] = _coerce(cls, doc[name], f"{source} [{name}]") if name in doc else None
     pipe = Pipeline(**kw)
     train_config(pipe)  # validates [model], [noise], [sparsity] now, not after minutes of work
     post_rule(pipe.score)

@@ -257,18 +257,18 @@ class Monitor:
         if self.sink is not None:
             self.sink.close()
         self.source.close()
-        st = self.metrics.stats
-        log(
-            LOG,
-            INFO,
-            "stopped",
-            received=st.received,
-            scored=st.windows_scored,
-            invalid=sum(st.invalid.values()),
-            dropped=sum(st.dropped.values()),
-            anomalies=st.anomalies,
-        )
+        log(LOG, INFO, "stopped", **self._totals(), anomalies=self.metrics.stats.anomalies)
         return 1 if self._source_failed else 0
+
+    def _totals(self) -> dict[str, int]:
+        """The running totals both the periodic and the final log line report."""
+        st = self.metrics.stats
+        return {
+            "received": st.received,
+            "scored": st.windows_scored,
+            "invalid": sum(st.invalid.values()),
+            "dropped": sum(st.dropped.values()),
+        }
 
     def _housekeeping(self, now: float) -> None:
         o = self.opts
@@ -287,15 +287,11 @@ class Monitor:
                 log(LOG, INFO, "idle series evicted", count=len(gone))
         if o.stats_log_seconds and now - self._last_stats >= o.stats_log_seconds:
             self._last_stats = now
-            st = self.metrics.stats
             log(
                 LOG,
                 INFO,
                 "stats",
-                received=st.received,
-                scored=st.windows_scored,
-                invalid=sum(st.invalid.values()),
-                dropped=sum(st.dropped.values()),
+                **self._totals(),
                 series=len(self.table),
                 queued=self.queue.depth,
             )
