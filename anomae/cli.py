@@ -143,6 +143,71 @@ def post_rule_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+LIKELIHOOD_PARAMS = ("epsilon", "short", "long", "warmup", "season_s")
+
+
+def likelihood_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The anomaly likelihood options ``score`` and ``monitor`` share; the command passes
+    them to :func:`_likelihood` as ``**likelihood``."""
+    opts = [
+        click.option(
+            "--likelihood/--no-likelihood",
+            default=False,
+            show_default=True,
+            help="Alarm on the anomaly likelihood (how improbable each series' recent scores "
+            "are given its own history) instead of the threshold; needs no threshold, follows "
+            "drift.",
+        ),
+        click.option(
+            "--likelihood-epsilon",
+            default=1e-5,
+            show_default=True,
+            help="Likelihood: tail probability that alarms.",
+        ),
+        click.option(
+            "--likelihood-short",
+            default=5,
+            show_default=True,
+            help="Likelihood: windows averaged into the recent score.",
+        ),
+        click.option(
+            "--likelihood-long",
+            default=8640,
+            show_default=True,
+            help="Likelihood: windows of history the normal range is fitted on.",
+        ),
+        click.option(
+            "--likelihood-warmup",
+            default=100,
+            show_default=True,
+            help="Likelihood: windows of each series with no verdict while its history builds up.",
+        ),
+        click.option(
+            "--likelihood-season-s",
+            default=0.0,
+            show_default=True,
+            help="Likelihood: cycle in seconds (86400: daily); what the last cycles saw at the "
+            "same time does not alarm (0: off; score only, the monitor refuses it).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _likelihood(likelihood: bool, **params: Any) -> Any:
+    """The :class:`anomae.likelihood.Likelihood` of :func:`likelihood_options`' values (None
+    when ``--likelihood`` is off)."""
+    from anomae.likelihood import Likelihood
+
+    if not likelihood:
+        return None
+    try:
+        return Likelihood(**{k: params[f"likelihood_{k}"] for k in LIKELIHOOD_PARAMS})
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def _rule(min_windows: int, max_gap: int, off: float, cooldown: int) -> Any:
     from anomae.events import PostRule
 
@@ -585,44 +650,7 @@ def calibrate(
 )
 @table_options
 @post_rule_options
-@click.option(
-    "--likelihood/--no-likelihood",
-    default=False,
-    show_default=True,
-    help="Alarm on the anomaly likelihood (how improbable each series' recent scores are "
-    "given its own history) instead of the threshold; needs no threshold, follows drift.",
-)
-@click.option(
-    "--likelihood-epsilon",
-    default=1e-5,
-    show_default=True,
-    help="Likelihood: tail probability that alarms.",
-)
-@click.option(
-    "--likelihood-short",
-    default=5,
-    show_default=True,
-    help="Likelihood: windows averaged into the recent score.",
-)
-@click.option(
-    "--likelihood-long",
-    default=8640,
-    show_default=True,
-    help="Likelihood: windows of history the normal range is fitted on.",
-)
-@click.option(
-    "--likelihood-warmup",
-    default=100,
-    show_default=True,
-    help="Likelihood: windows of each series with no verdict while its history builds up.",
-)
-@click.option(
-    "--likelihood-season-s",
-    default=0.0,
-    show_default=True,
-    help="Likelihood: cycle in seconds (86400: daily); what the last cycles saw at the same "
-    "time does not alarm (0: off).",
-)
+@likelihood_options
 @click.option(
     "--device",
     default="cpu",
@@ -646,32 +674,15 @@ def score(
     cooldown: int,
     top_k: int,
     threshold: float | None,
-    likelihood: bool,
-    likelihood_epsilon: float,
-    likelihood_short: int,
-    likelihood_long: int,
-    likelihood_warmup: int,
-    likelihood_season_s: float,
     device: str,
     threads: int,
     progress: bool | None,
+    **likelihood: Any,
 ) -> None:
     """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events."""
-    from anomae.likelihood import Likelihood
     from anomae.score import ScoreOptions, score_files
 
-    policy = None
-    if likelihood:
-        try:
-            policy = Likelihood(
-                short=likelihood_short,
-                long=likelihood_long,
-                warmup=likelihood_warmup,
-                epsilon=likelihood_epsilon,
-                season_s=likelihood_season_s,
-            )
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from exc
+    policy = _likelihood(**likelihood)
     opts = ScoreOptions(
         rule=_rule(min_windows, max_gap, off, cooldown),
         top_k=top_k,
@@ -837,6 +848,7 @@ def inspect(model: str, as_json: bool) -> None:
     "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
 )
 @post_rule_options
+@likelihood_options
 @click.option(
     "--reload-check-seconds",
     default=5.0,
@@ -887,6 +899,7 @@ def monitor(
     drain_seconds: float,
     log_format: str,
     log_level: str,
+    **likelihood: Any,
 ) -> None:
     """Score a live stream with MODEL and serve Prometheus metrics.
 
@@ -902,6 +915,7 @@ def monitor(
             rule=_rule(min_windows, max_gap, off, cooldown),
             top_k=top_k,
             threshold=threshold,
+            likelihood=_likelihood(**likelihood),
             batch_size=batch_size,
             flush_ms=flush_ms,
             queue_size=queue_size,

@@ -29,8 +29,10 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from anomae.events import PostRule
+from anomae.likelihood import Likelihood
 from anomae.monitor.alarms import SeriesAlarms
 from anomae.monitor.intake import EventQueue
+from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.logs import log
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.models import ModelWatcher
@@ -50,6 +52,7 @@ class MonitorOptions:
     rule: PostRule = PostRule(min_windows=3)
     top_k: int = 3
     threshold: float | None = None  # overrides the model card's
+    likelihood: Likelihood | None = None  # alarm on the anomaly likelihood, not the threshold
     batch_size: int = 1024
     flush_ms: float = 20.0
     queue_size: int = 65536  # readings
@@ -60,6 +63,15 @@ class MonitorOptions:
     reload_check_seconds: float = 5.0  # 0: only on SIGHUP
     drain_seconds: float = 5.0
     stats_log_seconds: float = 60.0
+
+
+def _bank(spec: Likelihood | None) -> LikelihoodBank | None:
+    if spec is None:
+        return None
+    try:
+        return LikelihoodBank(spec)
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from exc
 
 
 class Monitor:
@@ -93,6 +105,7 @@ class Monitor:
             sink,
             clock,
             observer,
+            _bank(options.likelihood),
         )
         self.queue = EventQueue(options.queue_size)
         st = self.metrics.stats

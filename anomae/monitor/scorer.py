@@ -10,6 +10,7 @@ other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from anomae.monitor.alarms import SeriesAlarms
+from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.sink import JsonlSink, event_line, window_lines
 from anomae.score import top_features
@@ -63,7 +65,9 @@ class Scorer:
         sink: JsonlSink | None = None,
         clock: Callable[[], float] = lambda: 0.0,
         observer: Callable[[np.ndarray], None] | None = None,
+        likelihood: LikelihoodBank | None = None,
     ) -> None:
+        self.likelihood = likelihood  # set: normalised scores are its, not score / threshold
         self.metrics, self.alarms, self.sink, self.clock, self.observer = (
             metrics,
             alarms,
@@ -80,6 +84,8 @@ class Scorer:
 
     def threshold_of(self, det: Any) -> float:
         th = self.override if self.override is not None else det.threshold
+        if th is None and self.likelihood is not None:
+            return math.nan  # the likelihood needs no threshold
         if th is None or not th > 0:
             raise MonitorError(
                 f"{det.path}: the model has no (positive) threshold; run `anomae calibrate` "
@@ -94,7 +100,8 @@ class Scorer:
         self.detector, self.threshold = det, th
         card = det.card
         per = card.threshold.per_feature if card.threshold else {}
-        self._ratio_den = np.array([per.get(f, th) for f in self.features], np.float32)
+        den = 1.0 if math.isnan(th) else th  # no threshold: the ratios are the raw errors
+        self._ratio_den = np.array([per.get(f, den) for f in self.features], np.float32)
         self.metrics.set_model(
             {
                 "version": __version__,
@@ -130,7 +137,10 @@ class Scorer:
         score, fe, cov = self.detector.run(batch.windows)
         t1 = clock()
         score, fe, cov = score[:, 0], fe[:, 0], cov[:, 0]
-        norm = score / np.float32(self.threshold)
+        if self.likelihood is not None:
+            norm = self.likelihood.step(batch.slots, score).astype(np.float32)
+        else:
+            norm = score / np.float32(self.threshold)
         active, events = self.alarms.step_many(batch.slots, batch.names, batch.ts, norm, fe)
         self.slot_names.update(zip(batch.slots.tolist(), batch.names, strict=True))
         self.metrics.update_series(batch.slots, norm, fe / self._ratio_den, active)
@@ -161,6 +171,8 @@ class Scorer:
                 lines.extend(event_line(e) for e in self.alarms.finish(slot, name))
             if forget:
                 self.metrics.remove_series(slot)
+                if self.likelihood is not None:
+                    self.likelihood.forget(slot)
             else:
                 self.metrics.clear_alarm(slot)
         if self.sink is not None:
