@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+
 import numpy as np
+import polars as pl
 import pytest
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +116,98 @@ def test_occurrence_counts_earlier_windows_of_the_same_slot() -> None:
 def test_season_is_refused_with_what_to_change() -> None:
     with pytest.raises(ValueError, match="season_s .--likelihood-season-s. to 0"):
         LikelihoodBank(Likelihood(season_s=86400))
+
+
+LIK = ["--likelihood", "--likelihood-warmup", "60", "--likelihood-long", "400"]
+
+
+@pytest.fixture(scope="module")
+def replay_setup(small_demo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A small model and the demo test period as JSON lines, series interleaved in time."""
+    out = tmp_path_factory.mktemp("lik")
+    model = out / "model.onnx"
+    flags = ["--window", "16", "--hidden", "32,8", "--epochs", "3", "--train-stride", "2"]
+    r = run_cli(["train", str(small_demo["train"]), "-o", str(model), *flags, "--no-progress"])
+    assert r.returncode == 0, r.stderr
+    df = pl.read_parquet(small_demo["test"]).sort("timestamp", "series")
+    feats = [c for c in df.columns if c not in ("timestamp", "series", "label", "anomaly")]
+    events = out / "events.jsonl"
+    with open(events, "w") as f:
+        for r in df.iter_rows(named=True):
+            ts = (r["timestamp"] - dt.datetime(1970, 1, 1)).total_seconds()
+            vals = {k: (None if r[k] is None or r[k] != r[k] else r[k]) for k in feats}
+            f.write(json.dumps({"series": r["series"], "ts": ts, "values": vals}) + "\n")
+    return {"model": model, "events": events, "test": small_demo["test"], "out": out}
+
+
+@pytest.mark.slow
+def test_monitor_replay_with_likelihood_equals_anomae_score(replay_setup: dict) -> None:
+    m, out = replay_setup, replay_setup["out"]
+    sink = out / "sink.jsonl"
+    sink.unlink(missing_ok=True)
+    args = ["--source", str(m["events"]), "--sink", str(sink), "--listen", "127.0.0.1:0"]
+    r = run_cli(["monitor", str(m["model"]), *args, "--max-gap-seconds", "1e9", *LIK])
+    assert r.returncode == 0, r.stderr
+    scores, ev = out / "scores.parquet", out / "events.csv"
+    r = run_cli(
+        ["score", str(m["model"]), str(m["test"]), "-o", str(scores), "--events", str(ev), *LIK]
+    )
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in sink.read_text().splitlines()]
+    win = pl.DataFrame([x for x in recs if x["type"] == "window"], infer_schema_length=None)
+    spec = Likelihood(warmup=60, long=400)
+    for _, part in win.group_by("series"):
+        # the stream's likelihood is the batch form's on the same raw scores, to rounding
+        raw = part["score"].cast(pl.Float32).cast(pl.Float64).to_numpy()  # the float32 scored
+        want = likelihood_scores(raw, spec).astype(np.float32)
+        got = part["score_normalised"].cast(pl.Float32).cast(pl.Float64).to_numpy()
+        assert np.isnan(got[: spec.warmup]).all()
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
+    win = win.with_columns(
+        pl.col("ts").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
+        .cast(pl.Datetime("ns")).alias("timestamp")
+    )  # fmt: skip
+    batch = pl.read_parquet(scores)
+    both = batch.join(win, on=["series", "timestamp"], how="inner", suffix="_stream")
+    assert both.height == batch.height == win.height
+    # the batch command cuts long series with another branch of the graph: its raw scores
+    # differ by float rounding (rtol 1e-5, see test_monitor_cli), and so do the likelihoods
+    a = both["score_normalised_stream"].cast(pl.Float64).to_numpy()
+    b = both["score_normalised"].cast(pl.Float64).to_numpy()
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True)
+    assert (both["is_anomaly_stream"] == both["is_anomaly"]).all()
+    streamed = sorted(
+        (x["series"], x["start"][:19], x["n_windows"]) for x in recs if x["type"] == "event"
+    )
+    batch_ev = pl.read_csv(ev).select("series", "start", "n_windows").rows()
+    assert streamed == sorted((s, str(t).replace(" ", "T")[:19], n) for s, t, n in batch_ev)
+    assert len(streamed) > 0
+
+
+@pytest.mark.slow
+def test_anomaly_score_metric_is_the_likelihood(replay_setup: dict) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from anomae.detector import Detector
+    from anomae.monitor.daemon import Monitor, MonitorOptions
+    from anomae.monitor.files import FileSource
+    from anomae.monitor.sink import JsonlSink
+
+    spec = Likelihood(warmup=60, long=400)
+    reg = CollectorRegistry()
+    sink_path = replay_setup["out"] / "metric-sink.jsonl"
+    sink_path.unlink(missing_ok=True)
+    opts = MonitorOptions(likelihood=spec, max_gap_seconds=1e9, stats_log_seconds=0)
+    det = Detector.load(replay_setup["model"], threads=1)
+    mon = Monitor(det, FileSource(str(replay_setup["events"])), reg, opts, JsonlSink(sink_path))
+    assert mon.run(threading.Event()) == 0
+    last: dict[str, dict] = {}
+    for x in map(json.loads, sink_path.read_text().splitlines()):
+        if x["type"] == "window":
+            last[x["series"]] = x
+    assert len(last) == 2
+    for name, x in last.items():
+        got = reg.get_sample_value("anomae_anomaly_score", {"series": name})
+        assert got == pytest.approx(x["score_normalised"], rel=1e-6)
+        assert got != pytest.approx(x["score"] / det.threshold, rel=1e-3)
