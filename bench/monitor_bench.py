@@ -15,10 +15,14 @@ order. Then, in this process, with one onnxruntime thread:
 3. **baseline**: a per-event loop (``json.loads``, ``RingBuffer.push``, one onnxruntime call
    per window), the anchor the issue quotes (~13.7k events/s).
 
+``--likelihood`` adds **replay + likelihood**: the same replay with ``anomae monitor
+--likelihood`` (default settings), and prints its events/s as a ratio to the plain replay's.
+
 RSS is sampled during the replay: "warm" after the first 20 % of the events, "end" at the
 end; flat memory means they match.
 
     python bench/monitor_bench.py [--events 1000000] [--series 1000] [--rate 100000]
+                                  [--likelihood]
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ class PacedSource:
         pass
 
 
-def run_monitor(model: Path, source, args, n_events: int, sink=None) -> dict:  # type: ignore[no-untyped-def]
+def run_monitor(model: Path, source, args, n_events: int, sink=None, likelihood=None) -> dict:  # type: ignore[no-untyped-def]
     from prometheus_client import CollectorRegistry
 
     from anomae.detector import Detector
@@ -139,7 +143,12 @@ def run_monitor(model: Path, source, args, n_events: int, sink=None) -> dict:  #
         det,
         source,
         CollectorRegistry(),
-        MonitorOptions(batch_size=args.batch_size, flush_ms=args.flush_ms, stats_log_seconds=0),
+        MonitorOptions(
+            batch_size=args.batch_size,
+            flush_ms=args.flush_ms,
+            stats_log_seconds=0,
+            likelihood=likelihood,
+        ),
         sink=sink,
         observer=lat.append,
     )
@@ -206,6 +215,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--flush-ms", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--likelihood", action="store_true", help="also replay with the anomaly likelihood"
+    )
     ap.add_argument("--skip", default="", help="comma list of replay,sink,paced,baseline to skip")
     args = ap.parse_args()
     from anomae.monitor.app import tune_malloc
@@ -241,6 +253,13 @@ def main() -> None:
         if "replay" not in skip:
             r = run_monitor(model, FileSource(str(data)), args, args.events)
             rows.append(("replay (file, blocking)", r))
+        if args.likelihood:
+            from anomae.likelihood import Likelihood
+
+            r = run_monitor(
+                model, FileSource(str(data)), args, args.events, likelihood=Likelihood()
+            )
+            rows.append(("replay + --likelihood", r))
         if "sink" not in skip:
             from anomae.monitor.sink import JsonlSink
 
@@ -272,6 +291,10 @@ def main() -> None:
         )
     if base == base:
         print(f"| per-event onnxruntime loop (baseline) | {base:,.0f} | 1.0x | | | | |")
+    rate = {name: r["events_per_s"] for name, r in rows}
+    if "replay + --likelihood" in rate and "replay (file, blocking)" in rate:
+        x = rate["replay + --likelihood"] / rate["replay (file, blocking)"]
+        print(f"\nlikelihood / plain replay: {x:.3f} (throughput cost {100 * (1 - x):.1f} %)")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 :class:`Scorer` runs on the daemon's scorer thread. Each :class:`WindowBatch` (windows of
 many series, in arrival order) goes through the detector in one onnxruntime call; the
-normalised scores (``score / threshold``, > 1 anomalous) feed the post-rules, the per-series
+normalised scores (``score / threshold``, or with a :class:`LikelihoodBank` the anomaly
+likelihood of each series' scores; > 1 anomalous) feed the post-rules, the per-series
 metrics and the sink. A reloaded model is :meth:`Scorer.offer`-ed from another thread and
 swapped in between two batches, so no batch is scored half with one model and half with the
 other.
