@@ -134,6 +134,12 @@ class AnomaeDetector:
                 row_offset=np.arange(case.train.shape[0]),
             )
             path = self.workdir / f"{key[:16]}.onnx"
+            if self.pipe.likelihood is not None and self.pipe.calibrate.holdout_spread:
+                raise ValueError(
+                    f"{self.pipe.source} [calibrate]: the likelihood's history must start on "
+                    f"the unseen rows at the end of the training part: set holdout_from = "
+                    f'"tail"'
+                )
             _, _, cal_rows = train_step(self.pipe, [train], case.features, path)
             det = Detector.load(path, threads=0)
             blocks = cal_rows or [train.values]  # holdout 0: in-sample, as SKAB's protocol

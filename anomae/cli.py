@@ -442,7 +442,14 @@ def _threshold_text(th: Any) -> str:
     "--holdout",
     default=0.2,
     show_default=True,
-    help="Last fraction of each series held out to calibrate (0: no threshold).",
+    help="Fraction of each series held out to calibrate (0: no threshold).",
+)
+@click.option(
+    "--holdout-from",
+    type=click.Choice(["spread", "tail"]),
+    default="spread",
+    show_default=True,
+    help="spread: held-out blocks sampled over each series' whole span; tail: its last rows.",
 )
 @calibration_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -478,6 +485,7 @@ def train(
     seed: int,
     device: str,
     holdout: float,
+    holdout_from: str,
     method: str,
     q: float | None,
     k: float | None,
@@ -490,8 +498,9 @@ def train(
 ) -> None:
     """Train an autoencoder on normal DATA files and export one calibrated ONNX model.
 
-    The last --holdout of each series is never trained on; the threshold is calibrated on
-    it by --method (f1 needs labels: calibrate later with `anomae calibrate`)."""
+    A fraction --holdout of each series (blocks spread over its span, or its last rows with
+    --holdout-from tail) is never trained on; the threshold is calibrated on it by --method
+    (f1 needs labels: calibrate later with `anomae calibrate`)."""
     from anomae.detector import Detector
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
@@ -548,6 +557,7 @@ def train(
         "calibrate": {
             "method": method,
             "holdout": holdout,
+            "holdout_from": holdout_from,
             "per_feature": per_feature,
             **section.params(),
         },

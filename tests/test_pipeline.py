@@ -12,9 +12,11 @@ pytest.importorskip("torch")
 from anomae.io import SeriesData  # noqa: E402
 from anomae.modelfile import read_card  # noqa: E402
 from anomae.pipeline import (  # noqa: E402
+    CalibrateSection,
     PipelineError,
     load_pipeline,
     parse_pipeline,
+    split_holdout,
     train_config,
     train_step,
 )
@@ -140,3 +142,43 @@ def test_unknown_center_feature_is_named(tmp_path: Path) -> None:
     match = r"center_features.*\['tmp'\].*\['flow', 'temp', 'p'\]"
     with pytest.raises(PipelineError, match=match):
         train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx")
+
+
+def _series(n: int) -> SeriesData:
+    values = np.arange(n, dtype=np.float32)[:, None]
+    return SeriesData("m", "x", np.arange(n, dtype=np.int64), values, None, np.arange(n))
+
+
+@pytest.mark.parametrize(
+    ("n", "holdout", "held_starts"),
+    [
+        (100, 0.2, [40, 90]),  # two blocks of ten, spread over the span
+        (100, 0.4, [20, 40, 70, 90]),
+        (100, 0.1, [90]),
+        (1000, 0.3, [300, 600, 900]),
+    ],
+)
+def test_spread_holdout_samples_the_whole_span(
+    n: int, holdout: float, held_starts: list[int]
+) -> None:
+    fit, cal = split_holdout([_series(n)], holdout)
+    assert [int(b[0, 0]) for b in cal] == held_starts
+    rows = sorted(int(v) for b in fit + cal for v in b[:, 0])
+    assert rows == list(range(n))  # every row once, blocks never joined
+    assert sum(len(b) for b in cal) == pytest.approx(n * holdout, abs=n / 10)
+    assert all(np.all(np.diff(b[:, 0]) == 1) for b in fit + cal)
+
+
+def test_tail_holdout_and_short_series_fall_back_to_the_tail() -> None:
+    fit, cal = split_holdout([_series(100)], 0.2, spread=False)
+    assert [int(b[0, 0]) for b in cal] == [80] and len(fit) == 1
+    # 10 blocks of a 32-row window need 320 rows: 100 rows keep the tail split
+    fit, cal = split_holdout([_series(100)], 0.2, spread=True, min_rows=32)
+    assert [int(b[0, 0]) for b in cal] == [80]
+    fit, cal = split_holdout([_series(100)], 0.0)
+    assert cal == [] and len(fit) == 1
+
+
+def test_holdout_from_is_validated() -> None:
+    with pytest.raises(ValueError, match="holdout_from"):
+        CalibrateSection(holdout_from="middle")
