@@ -5,9 +5,11 @@ applies the scaler, unfolds windows of ``length`` rows every ``stride`` rows its
 the network given as a list of :class:`Layer`, and returns
 
 * ``score``          ``[batch, windows]``: mean squared reconstruction error over the
-  observed cells of each window, in scaled units (NaN when nothing was observed);
+  observed cells of each window, in scaled units, each feature's error times its
+  ``Scaler.error_weight`` (NaN when nothing was observed);
 * ``feature_error``  ``[batch, windows, features]``: the same, per feature (0 if unobserved);
-* ``coverage``       ``[batch, windows]``: fraction of the window's cells that were observed.
+* ``coverage``       ``[batch, windows]``: fraction of the window's cells that were observed
+  (of the features with a weight above 0).
 
 Window ``w`` of an input ends at row ``w * stride + length - 1``. This module needs only
 numpy and onnx, so the torch side (:mod:`anomae.train.export`) just lists its layers.
@@ -315,6 +317,11 @@ def build_graph(
     missing = b.op("IsNaN", [scaled])
     observed = b.op("Cast", [b.op("Not", [missing])], to=TensorProto.FLOAT)
     filled_rows = b.op("Where", [missing, b.f32(0.0), scaled])
+    weight = np.asarray(scaler.error_weight or np.ones(n_f), np.float32)
+    if (weight == 0).any():  # left-out features: held at their training value, unobserved
+        gate = b.op("Tile", [b.const((weight > 0).astype(np.float32), "gate"), t1])
+        observed = b.op("Mul", [observed, gate])
+        filled_rows = b.op("Mul", [filled_rows, gate])
     shape = b.op("Shape", [INPUT])
     observed = b.op("Reshape", [observed, shape], "observed")
     filled_rows = b.op("Reshape", [filled_rows, shape], "filled_rows")
@@ -361,11 +368,13 @@ def build_graph(
         out="feature_observed",
     )
 
+    if scaler.error_weight:
+        f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])
     b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")
     total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
     count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
     b.op("Div", [total, count], "score")  # 0/0 = NaN: nothing observed, nothing to score
-    b.op("Mul", [count, b.f32(1.0 / (length * n_f))], "coverage")
+    b.op("Mul", [count, b.f32(1.0 / (length * int((weight > 0).sum())))], "coverage")
 
     f32 = TensorProto.FLOAT
     graph = helper.make_graph(

@@ -48,16 +48,30 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class Scaler:
-    """Per-feature standardisation ``(x - center) / scale`` applied inside the graph."""
+    """Per-feature standardisation ``(x - center) / scale`` applied inside the graph, and
+    the weight of each feature's squared error in the score (``error_weight``, empty for
+    all 1). Training sets a feature's weight to the inverse of its typical error on
+    held-out normal windows, so every sensor's error is measured in units of its own normal
+    error and no badly reconstructed (or very well reconstructed) sensor dominates the
+    score. A weight of 0 leaves the feature out: its input is held at its training value
+    and it counts neither in the score nor in the coverage (features constant in training).
+    """
 
     center: tuple[float, ...]
     scale: tuple[float, ...]
+    error_weight: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.center) != len(self.scale):
             raise ValueError("scaler center and scale differ in length")
         if any(not math.isfinite(s) or s <= 0 for s in self.scale):
             raise ValueError("scaler scale must be finite and > 0")
+        w = self.error_weight
+        if w:
+            if len(w) != len(self.center):
+                raise ValueError("scaler error_weight differs in length from its center")
+            if any(not math.isfinite(v) or v < 0 for v in w) or not any(v > 0 for v in w):
+                raise ValueError("scaler error_weight must be finite, >= 0, and not all 0")
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,8 @@ class ModelCard:
         d = asdict(self)
         d["features"] = list(self.features)
         d["scaler"] = {"center": list(self.scaler.center), "scale": list(self.scaler.scale)}
+        if self.scaler.error_weight:
+            d["scaler"]["error_weight"] = list(self.scaler.error_weight)
         return d
 
     def to_json(self) -> str:
@@ -154,6 +170,9 @@ class ModelCard:
                 scaler=Scaler(
                     center=tuple(float(v) for v in d["scaler"]["center"]),
                     scale=tuple(float(v) for v in d["scaler"]["scale"]),
+                    error_weight=tuple(
+                        float(v) for v in d["scaler"].get("error_weight") or ()
+                    ),
                 ),
                 threshold=None
                 if th is None

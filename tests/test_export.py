@@ -263,3 +263,40 @@ def test_one_window_per_row_path(tmp_path: Path, length: int, stride: int, extra
     np.testing.assert_allclose(score[:, 0], whole.score[picks], rtol=1e-5)
     np.testing.assert_allclose(fe[:, 0], whole.feature_error[picks], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(cov[:, 0], whole.coverage[picks])
+
+
+@pytest.mark.parametrize(("length", "stride"), [(16, 1), (12, 3)])
+def test_error_weights_scale_each_feature_and_zero_leaves_it_out(
+    tmp_path: Path, length: int, stride: int
+) -> None:
+    """Weighted score = sum_f w_f * SSE_f / observed cells of the weighted-in features; a
+    feature of weight 0 is held at its training value: what it reads changes nothing."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = build_model(ArchConfig(hidden=(32, 8)), length, F)
+    base = _card(length, stride)
+    weight = (2.0, 0.0, 0.5, 1.0, 3.0)
+    card = replace(base, scaler=replace(base.scaler, error_weight=weight))
+    rows = _rows()
+    written = export_model(model, card, tmp_path / "w.onnx", rows)  # parity on every path
+    assert read_card(tmp_path / "w.onnx").scaler.error_weight == weight
+    export_model(model, base, tmp_path / "u.onnx", rows)
+    weighted, plain = Detector.load(tmp_path / "w.onnx"), Detector.load(tmp_path / "u.onnx")
+    s, fe, cov = weighted.run(rows)
+    # window 7 by hand, with s1 held at its training value (0 in scaled units)
+    center = np.asarray(card.scaler.center, np.float32)
+    scale = np.asarray(card.scaler.scale, np.float32)
+    win = sliding_windows((rows[0] - center) / scale, card.window)[7]
+    obs = ~np.isnan(win)
+    obs[:, 1] = False
+    x = np.where(obs, win, 0.0).astype(np.float32)
+    recon = model(torch.from_numpy(x[None]))[0].detach().numpy()[0]
+    sq = (recon - x) ** 2 * obs * np.asarray(weight, np.float32)
+    assert s[0, 7] == pytest.approx(sq.sum() / obs.sum(), rel=1e-4)
+    assert fe[0, 7, 1] == 0.0 and cov[0, 7] == pytest.approx(obs[:, [0, 2, 3, 4]].mean())
+    moved = rows.copy()
+    moved[:, :, 1] += 1000.0  # the left-out sensor goes wild: the score does not move
+    np.testing.assert_array_equal(weighted.run(moved)[0], s)
+    assert not np.allclose(plain.run(moved)[0], plain.run(rows)[0])
+    assert written.parity["max_rel_diff"] < 1e-4

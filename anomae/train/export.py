@@ -89,6 +89,9 @@ class TorchScorer:
     def __post_init__(self) -> None:
         self.center = torch.tensor(self.card.scaler.center, dtype=torch.float32)
         self.scale = torch.tensor(self.card.scaler.scale, dtype=torch.float32)
+        n_f = len(self.card.features)
+        self.weight = torch.tensor(self.card.scaler.error_weight or [1.0] * n_f)
+        self.gate = (self.weight > 0).to(torch.float32)
         mask = center_mask(self.card.features, self.card.architecture.get("center", False))
         self.mask = None if mask is None else torch.from_numpy(mask)
         self.model.eval()
@@ -99,7 +102,8 @@ class TorchScorer:
         scaled = (rows - self.center) / self.scale
         missing = torch.isnan(scaled)
         filled = torch.where(missing, torch.zeros((), dtype=scaled.dtype), scaled)
-        observed = (~missing).to(scaled.dtype)
+        observed = (~missing).to(scaled.dtype) * self.gate
+        filled = filled * self.gate
         # unfold gives [B, n, F, L]; the graph's windows are [B, n, L, F]
         win = filled.unfold(1, spec.length, spec.stride).transpose(2, 3)
         obs = observed.unfold(1, spec.length, spec.stride).transpose(2, 3)
@@ -109,9 +113,9 @@ class TorchScorer:
         b, n = win.shape[:2]
         recon, _ = self.model(win.reshape(b * n, spec.length, -1))
         sq = (recon.reshape(win.shape) - win) ** 2 * obs
-        f_sum, f_cnt = sq.sum(2), obs.sum(2)
+        f_sum, f_cnt = sq.sum(2) * self.weight, obs.sum(2)
         score = f_sum.sum(2) / f_cnt.sum(2)
-        coverage = f_cnt.sum(2) / (spec.length * win.shape[-1])
+        coverage = f_cnt.sum(2) / (spec.length * self.gate.sum())
         return score, f_sum / f_cnt.clamp(min=1.0), coverage
 
 
