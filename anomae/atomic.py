@@ -37,8 +37,8 @@ log = logging.getLogger("anomae")
 STALE_AFTER_S = 3600.0  # temporaries without a readable pid are stale after this long
 
 
-class OutputError(OSError):
-    """An output file could not be written; the message names it and says why."""
+class OutputError(Exception):
+    """An output file could not or may not be written; the message names it and says why."""
 
 
 def target_of(path: str | Path) -> Path:
@@ -55,6 +55,27 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return os.path.samefile(ra, rb)
     except OSError:
         return False
+
+
+def check_outputs(
+    outputs: Sequence[str | Path], inputs: Sequence[str | Path] = (), force: bool = False
+) -> None:
+    """Refuse to write over an input, to write two outputs to one file, or (without
+    ``force``) to replace an existing output; call before any work is done."""
+    for i, out in enumerate(outputs):
+        for src in inputs:
+            if same_file(out, src):
+                raise OutputError(
+                    f"{out}: is also an input ({src}); refusing to write over it: choose "
+                    f"another output path"
+                )
+        for other in outputs[:i]:
+            if same_file(out, other):
+                raise OutputError(f"{out}: given for two outputs; choose distinct paths")
+        if not force and os.path.lexists(out):
+            raise OutputError(
+                f"{out}: already exists; pass --force to replace it, or choose another path"
+            )
 
 
 def _umask() -> int:
