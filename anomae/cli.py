@@ -162,7 +162,7 @@ def _force_option(what: str) -> Callable[..., Any]:
         "--force/--no-force",
         default=False,
         show_default=True,
-        help=f"Replace {what} if it exists (an input is never overwritten).",
+        help=f"Replace {what} when already there (an input is never overwritten).",
     )
 
 
@@ -231,7 +231,8 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Output folder: model.onnx, scores.parquet, events.csv, report.json.",
+    help="Output folder: model.onnx, scores.parquet, events.csv, report.json. An existing "
+    "folder is reused: those files are replaced (each atomically), others are left alone.",
 )
 def run(pipeline: str, out_dir: str) -> None:
     """Run a pipeline file: train → export → calibrate → score → report."""
@@ -404,7 +405,7 @@ def _threshold_text(th: Any) -> str:
 )
 @calibration_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@_force_option("--out")
+@_force_option("an existing --out file")
 def train(
     data: tuple[str, ...],
     out: str,
@@ -560,7 +561,7 @@ def train(
     type=click.Path(dir_okay=False),
     help="Write the calibrated model here instead of rewriting MODEL in place.",
 )
-@_force_option("--out")
+@_force_option("an existing --out file")
 def calibrate(
     model: str,
     data: tuple[str, ...],
@@ -684,7 +685,7 @@ def calibrate(
 )
 @click.option("--threads", default=0, show_default=True, help="onnxruntime threads (0 = all).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
-@_force_option("the scores and events files")
+@_force_option("existing scores and events files")
 def score(
     model: str,
     inputs: tuple[str, ...],
