@@ -84,6 +84,17 @@ class Detector:
         if not path.is_file():
             raise DetectorError(f"{path}: model file does not exist")
         data = path.read_bytes()
+        import onnx
+
+        from anomae.modelfile import card_from_text, refuse_external_data
+
+        try:
+            # onnxruntime would resolve external data against the working directory
+            refuse_external_data(onnx.load_from_string(data), path)
+        except ModelCardError as exc:
+            raise DetectorError(str(exc)) from exc
+        except Exception:  # unparsable: onnxruntime's own error below says it best
+            pass
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
@@ -106,8 +117,6 @@ class Detector:
                 f"{path}: has no '{CARD_KEY}' metadata; it was not exported by anomae "
                 f"(export with `anomae train` or `anomae run`)"
             )
-        from anomae.modelfile import card_from_text
-
         try:
             card = card_from_text(meta[CARD_KEY], path)
         except ModelCardError as exc:

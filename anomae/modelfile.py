@@ -16,7 +16,14 @@ import onnx
 from anomae.atomic import atomic_write_bytes
 from anomae.spec import CARD_KEY, ModelCard, ModelCardError
 
-__all__ = ["atomic_write_bytes", "card_from_text", "load_onnx", "read_card", "rewrite_card"]
+__all__ = [
+    "atomic_write_bytes",
+    "card_from_text",
+    "load_onnx",
+    "read_card",
+    "refuse_external_data",
+    "rewrite_card",
+]
 
 MAX_CARD_BYTES = 1 << 20  # anomae's cards are a few kB; a larger one is damaged or hostile
 
@@ -73,6 +80,12 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); "
             f"the file is damaged or not a model"
         ) from exc
+    refuse_external_data(model, path)
+    return model
+
+
+def refuse_external_data(model: onnx.ModelProto, path: str | Path) -> None:
+    """Raise :class:`ModelCardError` if ``model``'s tensors live in external data files."""
     external = _external_data(model)
     if external:
         raise ModelCardError(
@@ -80,7 +93,6 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             f"anomae writes and reads single-file models only: re-export the model with "
             f"`anomae train` or `anomae run`"
         )
-    return model
 
 
 def card_from_onnx(model: onnx.ModelProto, path: str | Path = "<model>") -> ModelCard:
