@@ -57,6 +57,11 @@ class ScoreOptions:
     chunk_windows: int | None = None  # None: the detector's default for its device
     progress: bool | None = None  # None: a bar when stderr is a terminal
 
+    def __post_init__(self) -> None:
+        t = self.threshold
+        if t is not None and not (np.isfinite(t) and t > 0):
+            raise ValueError(f"threshold must be a finite number > 0, got {t}")
+
 
 @dataclass
 class ScoreSummary:

@@ -230,3 +230,9 @@ def test_outputs_share_a_run_id_and_never_overwrite_inputs(tmp_path) -> None:  #
     assert pl.read_parquet_metadata(out)["anomae.run_id"] == s.run_id  # untouched
     s2 = score_files(model, [data], out, ev, opts=opts, force=True)
     assert pl.read_parquet_metadata(ev)["anomae.run_id"] == s2.run_id != s.run_id
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, float("nan"), float("inf")])
+def test_score_options_refuse_unusable_threshold(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite number > 0"):
+        ScoreOptions(threshold=bad)
