@@ -19,6 +19,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from anomae.atomic import OutputError
     from anomae.calibrate import CalibrationError
     from anomae.detector import DetectorError
     from anomae.io import InputError
@@ -31,6 +32,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ModelCardError,
         PipelineError,
         CalibrationError,
+        OutputError,
     ]
     if "anomae.train.export" in sys.modules:
         errs.append(sys.modules["anomae.train.export"].ExportParityError)
@@ -135,7 +137,8 @@ def post_rule_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--threshold",
             default=None,
             type=float,
-            help="Override the model's calibrated threshold.",
+            callback=_positive_threshold,
+            help="Override the model's calibrated threshold (a finite number > 0).",
         ),
     ]
     for opt in reversed(opts):
@@ -208,6 +211,26 @@ def _likelihood(likelihood: bool, **params: Any) -> Any:
         raise click.BadParameter(str(exc)) from exc
 
 
+def _positive_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(
+            f"{value} is not a usable threshold: scores are divided by it, so it must be a "
+            f"finite number above 0 (or leave it out to use the model's calibrated one)"
+        )
+    return value
+
+
+def _force_option(what: str) -> Callable[..., Any]:
+    return click.option(
+        "--force/--no-force",
+        default=False,
+        show_default=True,
+        help=f"Replace {what} when already there (an input is never overwritten).",
+    )
+
+
 def _rule(min_windows: int, max_gap: int, off: float, cooldown: int) -> Any:
     from anomae.events import PostRule
 
@@ -273,7 +296,8 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Output folder: model.onnx, scores.parquet, events.csv, report.json.",
+    help="Output folder: model.onnx, scores.parquet, events.csv, report.json. An existing "
+    "folder is reused: those files are replaced (each atomically), others are left alone.",
 )
 def run(pipeline: str, out_dir: str) -> None:
     """Run a pipeline file: train → export → calibrate → score → report."""
@@ -453,6 +477,7 @@ def _threshold_text(th: Any) -> str:
 )
 @calibration_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@_force_option("an existing --out file")
 def train(
     data: tuple[str, ...],
     out: str,
@@ -495,13 +520,19 @@ def train(
     init_quantile: float | None,
     per_feature: bool,
     progress: bool,
+    force: bool,
 ) -> None:
     """Train an autoencoder on normal DATA files and export one calibrated ONNX model.
 
     A fraction --holdout of each series (blocks spread over its span, or its last rows with
     --holdout-from tail) is never trained on; the threshold is calibrated on it by --method
-    (f1 needs labels: calibrate later with `anomae calibrate`)."""
+    (f1 needs labels: calibrate later with `anomae calibrate`). Without --features every
+    numeric column is a feature, except integer columns that look like identifiers
+    (constant within every series, or named *id*): those are refused. The model is exported
+    and calibrated in a temporary file and replaces --out only when complete."""
+    from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.detector import Detector
+    from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
     from anomae.pipeline import calibrate_blocks, parse_pipeline, sampling_interval, train_step
@@ -563,19 +594,32 @@ def train(
         },
     }
     pipe = parse_pipeline(doc, "anomae train")
+    check_outputs([out], data, force)
     series, feats_t = read_series(list(data), pipe.data.table())
-    card, summary, cal_rows = train_step(pipe, series, feats_t, Path(out))
-    click.echo(
-        f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
-        f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
-        f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
-        f"{card.parity['max_rel_diff']:.2g}"
-    )
-    if cal_rows:
-        th = calibrate_blocks(
-            Detector.load(out), cal_rows, pipe.calibrate, interval_s=sampling_interval(series)
+    if not feats:
+        refuse_identifier_columns(series, feats_t, data[0] if len(data) == 1 else "DATA")
+    click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
+    # Export and calibrate beside --out, then replace it once: a kill or a calibration error
+    # leaves the old model as it was (the temporary is removed, or cleaned up on next write).
+    tmp = temp_name(target_of(out))
+    try:
+        card, summary, cal_rows = train_step(pipe, series, feats_t, tmp)
+        click.echo(
+            f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
+            f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
+            f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
+            f"{card.parity['max_rel_diff']:.2g}"
         )
-        rewrite_card(out, card.with_threshold(th))
+        th = None
+        if cal_rows:
+            th = calibrate_blocks(
+                Detector.load(tmp), cal_rows, pipe.calibrate, interval_s=sampling_interval(series)
+            )
+            card = card.with_threshold(th)
+        rewrite_card(tmp, card, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if th is not None:
         click.echo(_threshold_text(th))
     click.echo(f"wrote {out}")
 
@@ -592,6 +636,7 @@ def train(
     type=click.Path(dir_okay=False),
     help="Write the calibrated model here instead of rewriting MODEL in place.",
 )
+@_force_option("an existing --out file")
 def calibrate(
     model: str,
     data: tuple[str, ...],
@@ -608,14 +653,18 @@ def calibrate(
     init_quantile: float | None,
     per_feature: bool,
     out: str | None,
+    force: bool,
 ) -> None:
     """Set MODEL's threshold from held-out DATA (no torch).
 
     DATA must be normal for every method but f1, which needs a label column with both
-    normal and anomalous windows. Only the model card changes; the graph is kept."""
+    normal and anomalous windows. Only the model card changes; the graph is kept. MODEL is
+    rewritten in place (keeping its permissions; a symlink is followed) unless --out is
+    given; an existing --out needs --force."""
+    from anomae.atomic import check_outputs, same_file
     from anomae.detector import Detector
     from anomae.io import read_series
-    from anomae.modelfile import rewrite_card
+    from anomae.modelfile import read_card, rewrite_card
     from anomae.pipeline import calibrate_blocks, sampling_interval
 
     section = _calibration(
@@ -628,6 +677,11 @@ def calibrate(
         init_quantile=init_quantile,
         per_feature=per_feature,
     )
+    if out is not None and not same_file(out, model):
+        check_outputs([out], data, force)
+    else:
+        check_outputs([model], data, force=True)  # in place: only never over an input
+    read_card(model)  # refuses external data before onnxruntime would read it
     det = Detector.load(model)
     table = _table(timestamp_column, series_column, label_column, features)
     series, _ = read_series(list(data), table, features=det.card.features)
@@ -669,6 +723,7 @@ def calibrate(
 )
 @click.option("--threads", default=0, show_default=True, help="onnxruntime threads (0 = all).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@_force_option("existing scores and events files")
 def score(
     model: str,
     inputs: tuple[str, ...],
@@ -687,9 +742,14 @@ def score(
     device: str,
     threads: int,
     progress: bool | None,
+    force: bool,
     **likelihood: Any,
 ) -> None:
-    """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events."""
+    """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events.
+
+    Both files are written completely before either replaces an old one (events first,
+    scores last); existing outputs need --force, and an input or the model is never
+    overwritten."""
     from anomae.score import ScoreOptions, score_files
 
     policy = _likelihood(**likelihood)
@@ -701,7 +761,9 @@ def score(
         progress=progress,
     )
     table = _table(timestamp_column, series_column, label_column, features)
-    s = score_files(model, inputs, output, events, table, opts, device=device, threads=threads)
+    s = score_files(
+        model, inputs, output, events, table, opts, device=device, threads=threads, force=force
+    )
     click.echo(
         f"scored {s.n_series} series, {s.n_rows:,} rows, {s.n_windows:,} windows in "
         f"{s.seconds:.2f}s ({s.n_windows / max(s.seconds, 1e-9):,.0f} windows/s): "

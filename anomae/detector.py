@@ -4,8 +4,10 @@
     >>> out = det.score_series(values)                         # doctest: +SKIP
     >>> out.normalised(det.threshold) > 1                      # doctest: +SKIP
 
-``load`` validates the model card and the graph's inputs and outputs and fails with a
-:class:`DetectorError` that names the file on anything wrong or damaged. Host code ships
+``load`` validates the model card and the graph's inputs and outputs, checks the card
+against the graph and re-scores the reference windows recorded at export
+(:mod:`anomae.reference`), and fails with a :class:`DetectorError` that names the file on
+anything wrong or damaged. Host code ships
 raw rows; windowing, scaling and scoring happen in the graph.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from anomae.graph import INPUT, OUTPUTS
+from anomae.reference import ReferenceMismatch, check_graph
 from anomae.spec import CARD_KEY, ModelCard, ModelCardError
 
 
@@ -81,6 +84,17 @@ class Detector:
         if not path.is_file():
             raise DetectorError(f"{path}: model file does not exist")
         data = path.read_bytes()
+        import onnx
+
+        from anomae.modelfile import card_from_text, refuse_external_data
+
+        try:
+            # onnxruntime would resolve external data against the working directory
+            refuse_external_data(onnx.load_from_string(data), path)
+        except ModelCardError as exc:
+            raise DetectorError(str(exc)) from exc
+        except Exception:  # unparsable: onnxruntime's own error below says it best
+            pass
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
@@ -104,9 +118,9 @@ class Detector:
                 f"(export with `anomae train` or `anomae run`)"
             )
         try:
-            card = ModelCard.from_json(meta[CARD_KEY])
+            card = card_from_text(meta[CARD_KEY], path)
         except ModelCardError as exc:
-            raise DetectorError(f"{path}: {exc}") from exc
+            raise DetectorError(str(exc)) from exc
         inputs = sess.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT or len(inputs[0].shape) != 3:
             raise DetectorError(
@@ -121,7 +135,15 @@ class Detector:
         names = [o.name for o in sess.get_outputs()]
         if any(o not in names for o in OUTPUTS):
             raise DetectorError(f"{path}: graph outputs {names}, expected {list(OUTPUTS)}")
-        return cls(sess, card, str(path), hashlib.sha256(data).hexdigest())
+        det = cls(sess, card, str(path), hashlib.sha256(data).hexdigest())
+        try:
+            check_graph(det.run, card)
+        except ReferenceMismatch as exc:
+            raise DetectorError(
+                f"{path}: {exc}; the model file is damaged or was edited: re-export it "
+                f"(`anomae train` or `anomae run`)"
+            ) from exc
+        return det
 
     def run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw graph call on ``rows`` ``[batch, time, F]`` float32."""

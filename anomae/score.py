@@ -4,7 +4,10 @@
 the window end, score, normalised score, flags, coverage, top features) and its events; it
 is a pure function of one series, so work parallelises (and scales out) by series.
 :func:`score_files` reads many files and series, scores them with one :class:`Detector`
-and writes Parquet or CSV through a temporary file, so a failure leaves no partial output.
+and writes Parquet or CSV atomically (:mod:`anomae.atomic`): both outputs are complete in
+temporary files before either is renamed, the events file is renamed first and the scores
+file last, so new scores imply new events. Parquet outputs carry the same ``anomae.run_id``
+(and the model's sha256) in their key-value metadata, so a mismatched pair can be told.
 
 The normalised score is ``score / threshold`` (the model card's, or ``threshold``), or, with
 ``likelihood`` set, the anomaly likelihood of the series' own scores (:mod:`anomae.likelihood`):
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import io as _io
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from anomae.atomic import check_outputs, write_atomically
 from anomae.detector import Detector, DetectorError, Scores
 from anomae.events import PostRule, event_bounds, event_mask, is_anomalous
 from anomae.io import SeriesData, TableSpec, read_series
 from anomae.likelihood import Likelihood, likelihood_scores
-from anomae.modelfile import atomic_write_bytes
 from anomae.progress import Progress
 from anomae.spec import WindowSpec
 from anomae.windows import window_ends
@@ -53,6 +57,11 @@ class ScoreOptions:
     chunk_windows: int | None = None  # None: the detector's default for its device
     progress: bool | None = None  # None: a bar when stderr is a terminal
 
+    def __post_init__(self) -> None:
+        t = self.threshold
+        if t is not None and not (np.isfinite(t) and t > 0):
+            raise ValueError(f"threshold must be a finite number > 0, got {t}")
+
 
 @dataclass
 class ScoreSummary:
@@ -64,6 +73,7 @@ class ScoreSummary:
     threshold: float = 0.0
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
 
 
 def _span_indices(first: np.ndarray, last: np.ndarray) -> np.ndarray:
@@ -161,14 +171,21 @@ def score_table(
     return pl.DataFrame(cols), events
 
 
-def write_table(df: pl.DataFrame, path: str | Path) -> None:
-    """Write Parquet (or CSV for ``.csv``) atomically: complete file or nothing."""
+def encode_table(
+    df: pl.DataFrame, path: str | Path, metadata: dict[str, str] | None = None
+) -> bytes:
+    """``df`` as Parquet bytes (CSV for a ``.csv`` path, which cannot hold ``metadata``)."""
     buf = _io.BytesIO()
     if str(path).lower().endswith(".csv"):
         df.write_csv(buf)
     else:
-        df.write_parquet(buf)
-    atomic_write_bytes(path, buf.getvalue())
+        df.write_parquet(buf, metadata=metadata)
+    return buf.getvalue()
+
+
+def write_table(df: pl.DataFrame, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write Parquet (or CSV for ``.csv``) atomically: complete file or nothing."""
+    write_atomically([(path, encode_table(df, path, metadata))])
 
 
 def score_all(
@@ -189,6 +206,7 @@ def score_all(
     with Progress(total, "scoring", "windows", enabled=opts.progress) as bar:
         for s in series:
             sc = det.score_series(s.values, opts.chunk_windows)
+            _check_finite(det, s, sc)
             w, e = score_table(s, sc, spec, threshold, det.card.features, opts)
             tables.append(w)
             events.append(e)
@@ -207,6 +225,18 @@ def score_all(
     return windows, ev, summary
 
 
+def _check_finite(det: Detector, s: SeriesData, sc: Scores) -> None:
+    """A window with observed values scores a number; NaN there means the model is broken."""
+    bad = np.isnan(sc.score) & (sc.coverage > 0)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise DetectorError(
+            f"{det.path}: {int(bad.sum()):,} windows of series {s.name!r} with observed "
+            f"values scored NaN (first: window {first}); the model is damaged: "
+            f"re-export it (`anomae train` or `anomae run`)"
+        )
+
+
 def score_files(
     model: str | Path,
     inputs: Sequence[str | Path],
@@ -216,14 +246,23 @@ def score_files(
     opts: ScoreOptions = ScoreOptions(),
     device: str = "cpu",
     threads: int = 0,
+    force: bool = False,
 ) -> ScoreSummary:
-    """``anomae score``: read ``inputs``, score with ``model``, write ``output`` (+ events)."""
+    """``anomae score``: read ``inputs``, score with ``model``, write ``output`` (+ events).
+
+    Refuses, before any work, to write over an input or the model, or (unless ``force``)
+    to replace an existing output. The outputs are replaced together (module docstring)."""
+    outs = [output] if events is None else [output, events]
+    check_outputs(outs, [model, *inputs], force)
     det = Detector.load(model, device=device, threads=threads)
     series, _ = read_series(list(inputs), table, features=det.card.features)
     windows, ev, summary = score_all(det, series, opts)
-    write_table(windows, output)
+    summary.run_id = uuid.uuid4().hex
+    meta = {"anomae.run_id": summary.run_id, "anomae.model_sha256": det.sha256}
+    files = [] if events is None else [(events, encode_table(ev, events, meta))]
+    files.append((output, encode_table(windows, output, meta)))  # last: marks a complete run
+    write_atomically(files)
     summary.outputs["scores"] = str(output)
     if events is not None:
-        write_table(ev, events)
         summary.outputs["events"] = str(events)
     return summary

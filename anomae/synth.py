@@ -23,9 +23,8 @@ frames, and a machine's signals do not depend on how many machines are generated
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from anomae.atomic import write_atomically
 
 ANOMALY_KINDS = ("spike", "level_shift", "drift", "stuck", "correlation_break", "noise_burst")
 
@@ -123,8 +124,8 @@ def anomaly_events(cfg: SynthConfig = SynthConfig()) -> pl.DataFrame:
 def write_demo(out_dir: str | Path, cfg: SynthConfig = SynthConfig()) -> dict[str, Path]:
     """Write ``train.parquet``, ``test.parquet`` and ``test.csv`` under ``out_dir``.
 
-    Each file is written to a temporary name in the same folder and renamed into place, so
-    a reader never sees a half-written file.
+    The files are written atomically (:mod:`anomae.atomic`): a reader never sees a
+    half-written file, and replaced files keep their permissions.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,21 +135,20 @@ def write_demo(out_dir: str | Path, cfg: SynthConfig = SynthConfig()) -> dict[st
         "test": out / "test.parquet",
         "test_csv": out / "test.csv",
     }
-    _write_atomic(paths["train"], train.write_parquet)
-    _write_atomic(paths["test"], test.write_parquet)
-    _write_atomic(paths["test_csv"], test.write_csv)
+    write_atomically(
+        [
+            (paths["train"], _encoded(train.write_parquet)),
+            (paths["test"], _encoded(test.write_parquet)),
+            (paths["test_csv"], _encoded(test.write_csv)),
+        ]
+    )
     return paths
 
 
-def _write_atomic(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _encoded(write: Callable[[io.BytesIO], object]) -> bytes:
+    buf = io.BytesIO()
+    write(buf)
+    return buf.getvalue()
 
 
 def _build(cfg: SynthConfig) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

@@ -172,7 +172,7 @@ def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
     out.write_bytes(b"yesterday's scores")
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,series,temp\n2026-01-01T00:00:00,m1,1.0\n")
-    r = run_cli(["score", str(trained), str(bad), "-o", str(out)])
+    r = run_cli(["score", str(trained), str(bad), "-o", str(out), "--force"])
     assert r.returncode == 2
     assert "bad.csv" in r.stderr and "lacks" in r.stderr
     assert out.read_bytes() == b"yesterday's scores"
@@ -303,3 +303,68 @@ def test_f1_calibration_needs_anomalies(
     assert r.returncode == 0, r.stderr
     th = json.loads(run_cli(["inspect", str(out), "--json"]).stdout)["threshold"]
     assert th["method"] == "f1" and 0 < th["params"]["f1"] <= 1
+
+
+def test_failed_train_keeps_the_old_model(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    old = tmp_path / "model.onnx"
+    old.write_bytes(trained.read_bytes())
+    args = ["train", str(small_demo["train"]), "-o", str(old), *TRAIN_FLAGS, "--epochs", "1"]
+    r = run_cli([*args, "--method", "quantile"])
+    assert r.returncode == 2 and "model.onnx: already exists; pass --force" in r.stderr
+    r = run_cli([*args, "--method", "f1", "--force"])  # fails after training: no labels
+    assert r.returncode == 2 and "label-free method" in r.stderr, r.stderr
+    assert "features (6): " in r.stdout
+    assert old.read_bytes() == trained.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_train_refuses_identifier_columns(small_demo: dict[str, Path], tmp_path: Path) -> None:
+    df = pl.read_parquet(small_demo["train"])
+    ids = {name: i + 100 for i, name in enumerate(sorted(df["series"].unique()))}
+    data = tmp_path / "with_id.parquet"
+    df.with_columns(pl.col("series").replace_strict(ids).alias("machine_id")).write_parquet(data)
+    r = run_cli(["train", str(data), "-o", str(tmp_path / "m.onnx"), *TRAIN_FLAGS])
+    assert r.returncode == 2
+    assert "'machine_id' (integer and constant within every series)" in r.stderr
+    assert "--features " in r.stderr and "machine_id" not in r.stderr.split("--features ")[1]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_calibrate_in_place_keeps_mode_and_symlink(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    real = tmp_path / "store" / "model-v1.onnx"
+    real.parent.mkdir()
+    real.write_bytes(trained.read_bytes())
+    real.chmod(0o644)
+    link = tmp_path / "model.onnx"
+    link.symlink_to(real)
+    r = run_cli(["calibrate", str(link), str(small_demo["train"]), "--q", "0.9"])
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert (real.stat().st_mode & 0o777) == 0o644
+    card = json.loads(run_cli(["inspect", str(real), "--json"]).stdout)
+    assert card["threshold"]["params"] == {"q": 0.9}
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_score_refuses_unusable_threshold(
+    value: str, trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "s.parquet"
+    args = [str(trained), str(small_demo["test"]), "-o", str(out), "--threshold", value]
+    r = run_cli(["score", *args])
+    assert r.returncode == 2 and "not a usable threshold" in r.stderr
+    assert not out.exists()
+
+
+def test_score_never_writes_over_its_input(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    data = tmp_path / "x.csv"
+    data.write_bytes(small_demo["test_csv"].read_bytes())
+    r = run_cli(["score", str(trained), str(data), "-o", str(data), "--force"])
+    assert r.returncode == 2 and "x.csv: is also an input" in r.stderr
+    assert data.read_bytes() == small_demo["test_csv"].read_bytes()

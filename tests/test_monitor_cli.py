@@ -268,6 +268,7 @@ def test_sighup_reloads_a_recalibrated_model_and_refuses_other_features(
     model: Path, events: Path, small_demo: dict[str, Path], tmp_path: Path
 ) -> None:
     from anomae.modelfile import read_card, rewrite_card
+    from anomae.reference import card_digest
     from anomae.spec import Threshold
 
     live = tmp_path / "model.onnx"
@@ -296,8 +297,11 @@ def test_sighup_reloads_a_recalibrated_model_and_refuses_other_features(
     d.wait_log("model reloaded")
     d.wait_metric("anomae_threshold", 2 * card.threshold.value)
     other = tmp_path / "other.onnx"
-    renamed = tuple(f"x_{f}" for f in card.features)
-    rewrite_card(model, dataclasses.replace(card, features=renamed), other)
+    renamed = dataclasses.replace(card, features=tuple(f"x_{f}" for f in card.features))
+    # as if exported with these names: a hand-renamed card alone fails Detector.load's check
+    ref = {**card.parity["reference"], "card_sha256": card_digest(renamed)}
+    parity = {**card.parity, "reference": ref}
+    rewrite_card(model, dataclasses.replace(renamed, parity=parity), other)
     os.replace(other, live)
     d.proc.send_signal(signal.SIGHUP)
     refused = d.wait_log("model reload refused; keeping the old model")

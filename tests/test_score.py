@@ -136,3 +136,103 @@ def test_likelihood_season_uses_the_series_clock() -> None:
     want = likelihood_scores(score, spec, 120.0).astype(np.float32)
     np.testing.assert_array_equal(windows["score_normalised"].to_numpy(), want)
     assert not (want[60:] > 1).any()  # the hourly job is part of the cycle
+
+
+def _sqrt_model(path) -> None:  # type: ignore[no-untyped-def]
+    """A real, tiny ONNX model in anomae's contract: window 1, score = sqrt(x), so a
+    negative reading scores NaN though it was observed, as a damaged network would."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from anomae.graph import INPUT
+    from anomae.modelfile import write_model
+    from anomae.spec import ModelCard, Scaler
+
+    def const(name: str, v: list[int] | float) -> onnx.TensorProto:
+        if isinstance(v, list):
+            return helper.make_tensor(name, TensorProto.INT64, [len(v)], v)
+        return helper.make_tensor(name, TensorProto.FLOAT, [], [v])
+
+    nodes = [
+        helper.make_node("Squeeze", [INPUT, "ax2"], ["x"]),
+        helper.make_node("Sqrt", ["x"], ["score"]),
+        helper.make_node("Mul", ["x", "zero"], ["x0"]),
+        helper.make_node("Add", ["x0", "one"], ["coverage"]),
+        helper.make_node("Unsqueeze", ["x0", "ax2"], ["feature_error"]),
+    ]
+    f = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        "sqrt",
+        [helper.make_tensor_value_info(INPUT, f, ["b", "t", 1])],
+        [
+            helper.make_tensor_value_info("score", f, ["b", "t"]),
+            helper.make_tensor_value_info("feature_error", f, ["b", "t", 1]),
+            helper.make_tensor_value_info("coverage", f, ["b", "t"]),
+        ],
+        initializer=[const("ax2", [2]), const("zero", 0.0), const("one", 1.0)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    card = ModelCard(features=("x",), window=WindowSpec(1, 1), scaler=Scaler((0.0,), (1.0,)))
+    write_model(model, card, path)
+
+
+def _csv(path, values: list[float]) -> None:  # type: ignore[no-untyped-def]
+    rows = [f"2026-01-01T00:{i:02d}:00,{v}" for i, v in enumerate(values)]
+    path.write_text("timestamp,x\n" + "\n".join(rows) + "\n")
+
+
+def test_nan_score_of_observed_window_is_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from anomae.detector import DetectorError
+    from anomae.score import score_files
+
+    model, data, out = tmp_path / "m.onnx", tmp_path / "d.csv", tmp_path / "s.parquet"
+    _sqrt_model(model)
+    _csv(data, [4.0, 9.0, 1.0])
+    opts = ScoreOptions(threshold=1.0, rule=PostRule(1))
+    assert score_files(model, [data], out, opts=opts).n_windows == 3
+    _csv(data, [4.0, -1.0, float("nan"), 1.0])  # -1 is observed: NaN there is the model's
+    with pytest.raises(DetectorError, match=r"m\.onnx: 1 windows .*scored NaN .*re-export"):
+        score_files(model, [data], out, opts=opts, force=True)
+    _csv(data, [4.0, float("nan"), 1.0])  # nothing observed: NaN is the contract
+    assert score_files(model, [data], out, opts=opts, force=True).n_windows == 3
+
+
+def test_outputs_share_a_run_id_and_never_overwrite_inputs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from anomae.atomic import OutputError
+    from anomae.score import score_files
+
+    model, data = tmp_path / "m.onnx", tmp_path / "d.csv"
+    out, ev = tmp_path / "s.parquet", tmp_path / "e.parquet"
+    _sqrt_model(model)
+    _csv(data, [4.0, 9.0, 1.0, 16.0, 25.0, 36.0])
+    opts = ScoreOptions(threshold=2.5, rule=PostRule(1))
+    s = score_files(model, [data], out, ev, opts=opts)
+    meta = [pl.read_parquet_metadata(p) for p in (out, ev)]
+    assert meta[0]["anomae.run_id"] == meta[1]["anomae.run_id"] == s.run_id
+    assert pl.read_parquet(ev).height == 2  # rows 1 and 3-5: two events
+
+    before = data.read_bytes()
+    link = tmp_path / "link.csv"
+    link.symlink_to(data)
+    for target, match in [(data, "is also an input"), (link, "is also an input")]:
+        with pytest.raises(OutputError, match=match):
+            score_files(model, [data], target, opts=opts, force=True)
+    with pytest.raises(OutputError, match="is also an input"):
+        score_files(model, [data], out, model, opts=opts, force=True)
+    with pytest.raises(OutputError, match="two outputs"):
+        score_files(model, [data], out, out, opts=opts, force=True)
+    with pytest.raises(OutputError, match=r"s\.parquet: already exists; pass --force"):
+        score_files(model, [data], out, opts=opts)
+    assert data.read_bytes() == before and model.is_file()
+    assert pl.read_parquet_metadata(out)["anomae.run_id"] == s.run_id  # untouched
+    s2 = score_files(model, [data], out, ev, opts=opts, force=True)
+    assert pl.read_parquet_metadata(ev)["anomae.run_id"] == s2.run_id != s.run_id
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, float("nan"), float("inf")])
+def test_score_options_refuse_unusable_threshold(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite number > 0"):
+        ScoreOptions(threshold=bad)

@@ -1,5 +1,8 @@
 """Export a trained AE to one self-describing ONNX file, refusing it unless scores match.
 
+The card also records a few reference windows and their scores (:mod:`anomae.reference`),
+which every load re-scores, so a model damaged after export is refused.
+
 The network is walked layer by layer (``encoder`` then ``decoder``) into
 :class:`anomae.graph.Layer` records; :func:`anomae.graph.build_graph` wraps them with the
 scaler, windowing and scoring. :class:`TorchScorer` computes the very same outputs in torch
@@ -215,6 +218,23 @@ def export_model(
     center = card.architecture.get("center", False)
     if not isinstance(center, bool):  # names, as the JSON metadata will hold them
         card = replace(card, architecture={**card.architecture, "center": list(center)})
-    card = replace(card, parity=parity)
+    card = replace(card, parity={**parity, "reference": _reference(onnx_model, card, parity_rows)})
     write_model(onnx_model, card, path)
     return card
+
+
+def _reference(onnx_model: onnx.ModelProto, card: ModelCard, rows: np.ndarray) -> dict[str, Any]:
+    """The reference windows and their scores, re-checked at every load (anomae.reference)."""
+    import onnxruntime as ort
+
+    from anomae.reference import ReferenceMismatch, reference_record
+
+    sess = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(sess.run(["score", "feature_error", "coverage"], {"rows": x}))  # type: ignore[return-value]
+
+    try:
+        return reference_record(run, np.asarray(rows, np.float32)[0], card)
+    except ReferenceMismatch as exc:
+        raise ExportParityError(f"{exc}; the model was not written") from exc
