@@ -836,6 +836,13 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option(
     "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
 )
+@click.option(
+    "--max-future",
+    default=300.0,
+    show_default=True,
+    help="Refuse readings dated more than this many seconds after this host's clock "
+    "(counted as invalid, reason future_timestamp; 0: accept any date up to year 5000).",
+)
 @post_rule_options
 @click.option(
     "--reload-check-seconds",
@@ -877,6 +884,7 @@ def monitor(
     series_ttl: float,
     max_gap_seconds: float,
     max_line_bytes: int,
+    max_future: float,
     min_windows: int,
     max_gap: int,
     off: float,
@@ -909,6 +917,7 @@ def monitor(
             max_gap_seconds=max_gap_seconds,
             series_ttl_seconds=series_ttl,
             max_line_bytes=max_line_bytes,
+            max_future_seconds=max_future,
             reload_check_seconds=reload_check_seconds,
             drain_seconds=drain_seconds,
         )

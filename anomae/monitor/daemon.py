@@ -18,6 +18,7 @@ non-followed input the same happens without a signal.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -35,6 +36,7 @@ from anomae.monitor.logs import log
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.models import ModelWatcher
 from anomae.monitor.readings import MAX_BYTES, ReadingParser
+from anomae.monitor.refusals import RefusalLog
 from anomae.monitor.ring import RingBank
 from anomae.monitor.scorer import MonitorError, Scorer, WindowBatch
 from anomae.monitor.series import SeriesTable
@@ -57,6 +59,7 @@ class MonitorOptions:
     max_gap_seconds: float = 0.0  # 0: auto, 10x each series' typical interval
     series_ttl_seconds: float = 0.0  # 0: never evict idle series
     max_line_bytes: int = MAX_BYTES
+    max_future_seconds: float = 300.0  # readings dated later than now + this are refused; 0: off
     reload_check_seconds: float = 5.0  # 0: only on SIGHUP
     drain_seconds: float = 5.0
     stats_log_seconds: float = 60.0
@@ -75,12 +78,18 @@ class Monitor:
         loader: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         observer: Callable[[np.ndarray], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         card = detector.card
         self.opts, self.source, self.sink, self.clock = options, source, sink, clock
         self.features = tuple(card.features)
         self.metrics = MonitorMetrics(registry, self.features, options.top_k)
-        self.parser = ReadingParser(self.features, options.max_line_bytes)
+        self.parser = ReadingParser(
+            self.features,
+            options.max_line_bytes,
+            options.max_future_seconds if options.max_future_seconds > 0 else math.inf,
+            wall_clock,
+        )
         self.table = SeriesTable(options.max_series, options.max_gap_seconds)
         self.ring = RingBank(card.window, len(self.features), options.max_series)
         self.alarms = SeriesAlarms(options.rule, self.features, options.top_k)
@@ -109,6 +118,9 @@ class Monitor:
         self._source_failed = False
         self._reload_asked = False
         self._count_lock = threading.Lock()
+        self._not_parsed = 0  # readings dropped before parsing (queue_full, shutdown)
+        self._drop_samples: dict[str, str] = {}
+        self.refusals = RefusalLog()
 
     def _reloaded(self, det: Any, outcome: str, detail: str) -> None:
         if det is not None:
@@ -142,10 +154,20 @@ class Monitor:
         n = len(item.payloads) if type(item) is RawBatch else 1
         if not self._intake_stop.is_set() and self.queue.put(item, n, block, self._intake_stop):
             return True
-        reason = "shutdown" if self._intake_stop.is_set() else "queue_full"
+        if self._intake_stop.is_set():
+            self._drop_unparsed("shutdown", n, "stopping: intake closed")
+        else:
+            cap = self.opts.queue_size
+            self._drop_unparsed("queue_full", n, f"the intake queue holds {cap} (--queue-size)")
+        return False
+
+    def _drop_unparsed(self, reason: str, n: int, sample: str) -> None:
+        """Count readings dropped before the parser saw them: in dropped and in received."""
         with self._count_lock:
             self.table.dropped[reason] += n
-        return False
+            self._not_parsed += n
+            self.metrics.stats.received = self.parser.received + self._not_parsed
+            self._drop_samples[reason] = f"{n} readings: {sample}"
 
     def _source_main(self) -> None:
         try:
@@ -160,7 +182,9 @@ class Monitor:
         parsed = self.parser.parse(items)
         st, table = self.metrics.stats, self.table
         adm = table.admit(parsed.series, parsed.ts, parsed.seq, self.clock())
-        st.received = self.parser.received
+        with self._count_lock:
+            st.received = self.parser.received + self._not_parsed
+        st.accepted += adm.index.size
         st.window_resets, st.seq_gaps, st.seq_missing = (
             table.gap_resets,
             table.seq_gaps,
@@ -244,8 +268,7 @@ class Monitor:
                 break
             if drain_end is not None and now > drain_end:
                 left = self.queue.depth
-                with self._count_lock:
-                    self.table.dropped["shutdown"] += left
+                self._drop_unparsed("shutdown", left, "drain time over (--drain-seconds)")
                 log(LOG, WARN, "drain time over; dropping what is queued", dropped=left)
                 self.queue.get_many(left + 1, 0)
             if now >= next_tick:
@@ -257,6 +280,7 @@ class Monitor:
         if self.sink is not None:
             self.sink.close()
         self.source.close()
+        self._report_refusals(self.clock(), final=True)
         log(LOG, INFO, "stopped", **self._totals(), anomalies=self.metrics.stats.anomalies)
         return 1 if self._source_failed else 0
 
@@ -270,8 +294,15 @@ class Monitor:
             "dropped": sum(st.dropped.values()),
         }
 
+    def _report_refusals(self, now: float, final: bool = False) -> None:
+        st = self.metrics.stats
+        self.refusals.report("invalid", st.invalid, self.parser.samples, now, final)
+        samples = {**self.table.samples, **self._drop_samples}
+        self.refusals.report("dropped", st.dropped, samples, now, final)
+
     def _housekeeping(self, now: float) -> None:
         o = self.opts
+        self._report_refusals(now)
         if self.watcher is not None:
             due = o.reload_check_seconds and now - self._last_reload_check >= o.reload_check_seconds
             if self._reload_asked or due:
