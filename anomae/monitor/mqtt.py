@@ -7,9 +7,12 @@ address is the topic filter, taken literally (so ``#`` needs no escaping; ``%xx`
 **Delivery.** QoS 1 on a persistent session: a fixed client id, ``clean_start=False`` and a
 session expiry (MQTT 5, the default) or ``clean_session=False`` (MQTT 3.1.1), so the broker
 keeps the subscription and queues QoS 1 messages while we are away (a broker restart keeps
-them too when it runs with ``persistence true``). Each message is acknowledged only after
-``emit(Raw(payload, series_hint), False)`` returned: accepted means it is in the daemon's
-queue before the broker forgets it. A refused message (daemon queue full) is acknowledged
+them too when it runs with ``persistence true``; a kill -9 of the broker too only when it
+saves on every change, as ``deploy/mosquitto/mosquitto.conf`` does). Each message is
+acknowledged only after ``emit(Raw(payload, series_hint), False)`` returned: accepted means
+it is in the daemon's queue before the broker forgets it. That queue is memory: a kill -9
+of the daemon loses the readings waiting in it (at most ``--queue-size``); SIGTERM scores
+them first. A refused message (daemon queue full) is acknowledged
 too and counted in ``dropped["queue_full"]``: leaving it unacknowledged would hold one of the
 broker's in-flight slots until the next reconnect. QoS 1 means *at least once*: after a
 reconnect the broker may resend a message we had not acknowledged yet (a duplicate). An
