@@ -812,6 +812,13 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option(
     "--queue-size", default=65536, show_default=True, help="Readings the intake queue holds."
 )
+@click.option(
+    "--queue-bytes",
+    default=128 * 2**20,
+    show_default=True,
+    help="Payload bytes the intake queue holds (a live source's readings beyond either bound "
+    "are dropped and counted as queue_full; a file waits).",
+)
 @click.option("--threads", default=1, show_default=True, help="onnxruntime intra-op threads.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or cuda / cuda:N.")
 @click.option(
@@ -878,6 +885,7 @@ def monitor(
     batch_size: int,
     flush_ms: float,
     queue_size: int,
+    queue_bytes: int,
     threads: int,
     device: str,
     max_series: int,
@@ -913,6 +921,7 @@ def monitor(
             batch_size=batch_size,
             flush_ms=flush_ms,
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             max_series=max_series,
             max_gap_seconds=max_gap_seconds,
             series_ttl_seconds=series_ttl,

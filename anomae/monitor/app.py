@@ -107,8 +107,11 @@ def open_source(
             raise MonitorError(
                 f"the {scheme}:// source is not available ({type(exc).__name__}: {exc}){extra}"
             ) from exc
+        kwargs = source_options(opts)
+        if module.endswith(".mqtt"):
+            kwargs.setdefault("max_payload_bytes", max_bytes)  # --max-line-bytes
         try:
-            return cls.from_url(spec, **source_options(opts))  # type: ignore[no-any-return]
+            return cls.from_url(spec, **kwargs)  # type: ignore[no-any-return]
         except ImportError as exc:
             raise MonitorError(f"the {scheme}:// source needs {exc.name}: {hint}") from exc
         except (TypeError, ValueError) as exc:
@@ -167,6 +170,7 @@ def check_options(o: MonitorOptions) -> None:
         (o.top_k >= 0, f"--top-k must be >= 0, got {o.top_k}"),
         (o.threshold is None or o.threshold > 0, f"--threshold must be > 0, got {o.threshold}"),
         (o.queue_size >= 1, f"--queue-size must be >= 1 reading, got {o.queue_size}"),
+        (o.queue_bytes >= 1, f"--queue-bytes must be >= 1, got {o.queue_bytes}"),
         (o.max_series >= 1, f"--max-series must be >= 1, got {o.max_series}"),
         (o.max_line_bytes >= 1, f"--max-line-bytes must be >= 1, got {o.max_line_bytes}"),
         (

@@ -44,6 +44,7 @@ from anomae.monitor.sink import JsonlSink
 from anomae.monitor.source import Raw, RawBatch, Reading, Source
 
 LOG = logging.getLogger("anomae.monitor")
+_READING_BYTES = 256  # what a ready Reading is counted as in the queue's byte bound
 INFO, WARN, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 
 
@@ -55,6 +56,7 @@ class MonitorOptions:
     batch_size: int = 1024
     flush_ms: float = 20.0
     queue_size: int = 65536  # readings
+    queue_bytes: int = 128 * 2**20  # payload bytes waiting in the queue
     max_series: int = 10_000
     max_gap_seconds: float = 0.0  # 0: auto, 10x each series' typical interval
     series_ttl_seconds: float = 0.0  # 0: never evict idle series
@@ -103,7 +105,7 @@ class Monitor:
             clock,
             observer,
         )
-        self.queue = EventQueue(options.queue_size)
+        self.queue = EventQueue(options.queue_size, options.queue_bytes)
         st = self.metrics.stats
         st.invalid, st.dropped = self.parser.invalid, self.table.dropped
         m = self.metrics
@@ -151,14 +153,23 @@ class Monitor:
     # -- intake --------------------------------------------------------------------------
     def emit(self, item: Raw | RawBatch | Reading, block: bool) -> bool:
         """The sources' ``emit``: False (and counted) when refused."""
-        n = len(item.payloads) if type(item) is RawBatch else 1
-        if not self._intake_stop.is_set() and self.queue.put(item, n, block, self._intake_stop):
+        if isinstance(item, RawBatch):
+            n, nbytes = len(item.payloads), sum(map(len, item.payloads))
+        else:
+            n, nbytes = 1, len(item.payload) if isinstance(item, Raw) else _READING_BYTES
+        q = self.queue
+        if not self._intake_stop.is_set() and q.put(item, n, block, self._intake_stop, nbytes):
             return True
         if self._intake_stop.is_set():
             self._drop_unparsed("shutdown", n, "stopping: intake closed")
         else:
-            cap = self.opts.queue_size
-            self._drop_unparsed("queue_full", n, f"the intake queue holds {cap} (--queue-size)")
+            o = self.opts
+            self._drop_unparsed(
+                "queue_full",
+                n,
+                f"the intake queue holds {o.queue_size} readings (--queue-size) and "
+                f"{o.queue_bytes} bytes (--queue-bytes); {q.depth} readings, {q.bytes} bytes wait",
+            )
         return False
 
     def _drop_unparsed(self, reason: str, n: int, sample: str) -> None:
