@@ -60,12 +60,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from anomae.monitor.decoder import typed_decoder
 from anomae.monitor.source import Raw, RawBatch, Reading
 
 INVALID_REASONS = (
@@ -170,7 +171,7 @@ class ReadingParser:
         feats = self.features
         self._get = itemgetter(*feats) if len(feats) > 1 else (lambda v: (v[feats[0]],))
         self._scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-        self._decode, self._attrs = _typed_decoder(feats)
+        self._decode, self._attrs = typed_decoder(feats)
         self._none_row = (None,) * len(feats)
 
     def parse(self, items: Iterable[Raw | RawBatch | Reading]) -> Parsed:
@@ -370,37 +371,6 @@ class ReadingParser:
 
 
 _BAD = object()
-
-
-def _typed_decoder(features: Sequence[str]) -> tuple[Callable[[bytes], Any], Callable[[Any], Any]]:
-    """A msgspec decoder for one reading of these features, and a getter of its value row.
-
-    Struct fields are ``f0``, ``f1``, ... renamed to the feature names (which need not be
-    identifiers); a feature that is absent or null is None, other keys are skipped.
-
-    >>> decode, row = _typed_decoder(("temp (C)", "rpm"))
-    >>> r = decode(b'{"series": "m1", "ts": 60, "values": {"temp (C)": 21, "x": "?"}}')
-    >>> r.series, r.ts, r.seq, row(r.values)
-    ('m1', 60.0, None, (21.0, None))
-    """
-    fields = [f"f{i}" for i in range(len(features))]
-    values = msgspec.defstruct(
-        "Values",
-        [(f, float | None, None) for f in fields],
-        rename=dict(zip(fields, features, strict=True)),
-    )
-    reading = msgspec.defstruct(
-        "Reading",
-        [
-            ("series", str | None, None),
-            ("ts", float | str),
-            ("values", values),
-            ("seq", int | None, None),
-        ],
-        kw_only=True,
-    )
-    get = attrgetter(*fields) if len(fields) > 1 else (lambda v: (v.f0,))
-    return msgspec.json.Decoder(reading).decode, get
 
 
 def _loads_slow(p: bytes) -> Any:
