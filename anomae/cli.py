@@ -895,6 +895,13 @@ def inspect(model: str, as_json: bool) -> None:
 @click.option(
     "--queue-size", default=65536, show_default=True, help="Readings the intake queue holds."
 )
+@click.option(
+    "--queue-bytes",
+    default=128 * 2**20,
+    show_default=True,
+    help="Payload bytes the intake queue holds (a live source's readings beyond either bound "
+    "are dropped and counted as queue_full; a file waits).",
+)
 @click.option("--threads", default=1, show_default=True, help="onnxruntime intra-op threads.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, or cuda / cuda:N.")
 @click.option(
@@ -918,6 +925,13 @@ def inspect(model: str, as_json: bool) -> None:
 )
 @click.option(
     "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
+)
+@click.option(
+    "--max-future",
+    default=300.0,
+    show_default=True,
+    help="Refuse readings dated more than this many seconds after this host's clock "
+    "(counted as invalid, reason future_timestamp; 0: accept any date up to year 5000).",
 )
 @post_rule_options
 @likelihood_options
@@ -955,12 +969,14 @@ def monitor(
     batch_size: int,
     flush_ms: float,
     queue_size: int,
+    queue_bytes: int,
     threads: int,
     device: str,
     max_series: int,
     series_ttl: float,
     max_gap_seconds: float,
     max_line_bytes: int,
+    max_future: float,
     min_windows: int,
     max_gap: int,
     off: float,
@@ -991,10 +1007,12 @@ def monitor(
             batch_size=batch_size,
             flush_ms=flush_ms,
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             max_series=max_series,
             max_gap_seconds=max_gap_seconds,
             series_ttl_seconds=series_ttl,
             max_line_bytes=max_line_bytes,
+            max_future_seconds=max_future,
             reload_check_seconds=reload_check_seconds,
             drain_seconds=drain_seconds,
         )

@@ -261,6 +261,19 @@ def test_messages_arrive_intact_with_their_series(broker: Broker, series_from: s
     assert src.received == len(sent) and src.dropped == {"queue_full": 0}
 
 
+def test_mqtt5_broker_never_sends_a_packet_beyond_the_payload_limit(broker: Broker) -> None:
+    src = source(broker, max_payload_bytes=1000)  # packets up to 1000 + topic room (~67 KB)
+    got = Collector()
+    small, huge = readings(2), json.dumps({"pad": "x" * 200_000}).encode()
+    with running(src, got):
+        assert wait_for(lambda: src.up)
+        broker.publish("plant/m1", [small[0], huge, small[1]])
+        assert wait_for(lambda: len(got.items) >= 2)
+        time.sleep(0.2)
+    assert [r.payload for r in got.items] == small  # paho never read the 200 KB one
+    assert src.received == 2
+
+
 def test_no_message_lost_at_a_moderate_rate(broker: Broker) -> None:
     n = 20_000
     src = source(broker)

@@ -26,6 +26,7 @@ from typing import Any
 from anomae.monitor.daemon import Monitor, MonitorError, MonitorOptions
 from anomae.monitor.files import FileSource, StdinSource
 from anomae.monitor.logs import log, setup_logging
+from anomae.monitor.sink import JsonlSink
 from anomae.monitor.source import Source
 
 LOG = logging.getLogger("anomae.monitor")
@@ -106,8 +107,11 @@ def open_source(
             raise MonitorError(
                 f"the {scheme}:// source is not available ({type(exc).__name__}: {exc}){extra}"
             ) from exc
+        kwargs = source_options(opts)
+        if module.endswith(".mqtt"):
+            kwargs.setdefault("max_payload_bytes", max_bytes)  # --max-line-bytes
         try:
-            return cls.from_url(spec, **source_options(opts))  # type: ignore[no-any-return]
+            return cls.from_url(spec, **kwargs)  # type: ignore[no-any-return]
         except ImportError as exc:
             raise MonitorError(f"the {scheme}:// source needs {exc.name}: {hint}") from exc
         except (TypeError, ValueError) as exc:
@@ -158,32 +162,74 @@ def _registry() -> Any:
     return reg
 
 
+def check_options(o: MonitorOptions) -> None:
+    """Refuse settings the daemon cannot run with, naming the option and what it takes."""
+    checks = [
+        (o.batch_size >= 1, f"--batch-size must be >= 1, got {o.batch_size}"),
+        (o.flush_ms >= 0, f"--flush-ms must be >= 0, got {o.flush_ms}"),
+        (o.top_k >= 0, f"--top-k must be >= 0, got {o.top_k}"),
+        (o.threshold is None or o.threshold > 0, f"--threshold must be > 0, got {o.threshold}"),
+        (o.queue_size >= 1, f"--queue-size must be >= 1 reading, got {o.queue_size}"),
+        (o.queue_bytes >= 1, f"--queue-bytes must be >= 1, got {o.queue_bytes}"),
+        (o.max_series >= 1, f"--max-series must be >= 1, got {o.max_series}"),
+        (o.max_line_bytes >= 1, f"--max-line-bytes must be >= 1, got {o.max_line_bytes}"),
+        (
+            o.max_future_seconds >= 0,
+            f"--max-future must be >= 0 (0: off), got {o.max_future_seconds}",
+        ),
+        (
+            o.series_ttl_seconds >= 0,
+            f"--series-ttl must be >= 0 (0: never), got {o.series_ttl_seconds}",
+        ),
+        (
+            o.max_gap_seconds >= 0,
+            f"--max-gap-seconds must be >= 0 (0: auto), got {o.max_gap_seconds}",
+        ),
+        (o.drain_seconds >= 0, f"--drain-seconds must be >= 0, got {o.drain_seconds}"),
+        (
+            o.reload_check_seconds >= 0,
+            f"--reload-check-seconds must be >= 0 (0: SIGHUP only), got {o.reload_check_seconds}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MonitorError(message)
+
+
+def open_sink(path: str) -> JsonlSink:
+    """The ``--sink`` file, opened for appending (a crash's partial last record cut off)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise MonitorError(f"--sink {path}: folder {folder} does not exist; create it first")
+    try:
+        return JsonlSink(path)
+    except OSError as exc:
+        raise MonitorError(f"--sink {path}: cannot open it for appending ({exc.strerror})") from exc
+
+
 def run_monitor(cfg: MonitorConfig, stop: threading.Event | None = None) -> int:
     """Run the daemon until its input ends or SIGTERM/SIGINT; returns the exit status."""
     from anomae.detector import Detector
-    from anomae.monitor.http import MonitorHTTPServer
-    from anomae.monitor.sink import JsonlSink
+    from anomae.monitor.http import MonitorHTTPServer, parse_listen, tls_context
 
     setup_logging(cfg.log_format, cfg.log_level)
     tune_malloc()
     stop = stop or threading.Event()
     o = cfg.options
-    if (
-        o.batch_size < 1
-        or o.flush_ms < 0
-        or o.top_k < 0
-        or o.threshold is not None
-        and o.threshold <= 0
-    ):
-        raise MonitorError("batch size must be >= 1, flush-ms and top-k >= 0, threshold > 0")
+    check_options(o)
 
     def load(path: str) -> Any:
         return Detector.load(path, device=cfg.device, threads=cfg.threads)
 
+    try:  # a wrong --listen or TLS path fails now, before the model loads, naming its option
+        parse_listen(cfg.listen)
+        tls_context(cfg.tls_cert, cfg.tls_key)
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from exc
     det = load(cfg.model)
     source = open_source(cfg.source, cfg.follow, cfg.from_end, o.max_line_bytes, cfg.source_opts)
     registry = _registry()
-    sink = JsonlSink(cfg.sink) if cfg.sink else None
+    sink = open_sink(cfg.sink) if cfg.sink else None
     if sink is not None and sink.repaired:
         log(
             LOG,
@@ -199,8 +245,10 @@ def run_monitor(cfg: MonitorConfig, stop: threading.Event | None = None) -> int:
             http = MonitorHTTPServer(
                 registry, mon.ready, cfg.listen, cfg.tls_cert, cfg.tls_key
             ).start()
-        except (OSError, ValueError) as exc:
-            raise MonitorError(f"--listen {cfg.listen}: {exc}") from exc
+        except ValueError as exc:  # names its option: --listen, --tls-cert or --tls-key
+            raise MonitorError(str(exc)) from exc
+        except OSError as exc:
+            raise MonitorError(f"--listen {cfg.listen}: {exc.strerror or exc}") from exc
         log(
             LOG,
             logging.INFO,

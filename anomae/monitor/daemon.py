@@ -18,6 +18,7 @@ non-followed input the same happens without a signal.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -37,6 +38,7 @@ from anomae.monitor.logs import log
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.models import ModelWatcher
 from anomae.monitor.readings import MAX_BYTES, ReadingParser
+from anomae.monitor.refusals import RefusalLog
 from anomae.monitor.ring import RingBank
 from anomae.monitor.scorer import MonitorError, Scorer, WindowBatch
 from anomae.monitor.series import SeriesTable
@@ -44,6 +46,7 @@ from anomae.monitor.sink import JsonlSink
 from anomae.monitor.source import Raw, RawBatch, Reading, Source
 
 LOG = logging.getLogger("anomae.monitor")
+_READING_BYTES = 256  # what a ready Reading is counted as in the queue's byte bound
 INFO, WARN, ERROR = logging.INFO, logging.WARNING, logging.ERROR
 
 
@@ -56,10 +59,12 @@ class MonitorOptions:
     batch_size: int = 1024
     flush_ms: float = 20.0
     queue_size: int = 65536  # readings
+    queue_bytes: int = 128 * 2**20  # payload bytes waiting in the queue
     max_series: int = 10_000
     max_gap_seconds: float = 0.0  # 0: auto, 10x each series' typical interval
     series_ttl_seconds: float = 0.0  # 0: never evict idle series
     max_line_bytes: int = MAX_BYTES
+    max_future_seconds: float = 300.0  # readings dated later than now + this are refused; 0: off
     reload_check_seconds: float = 5.0  # 0: only on SIGHUP
     drain_seconds: float = 5.0
     stats_log_seconds: float = 60.0
@@ -87,12 +92,18 @@ class Monitor:
         loader: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         observer: Callable[[np.ndarray], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         card = detector.card
         self.opts, self.source, self.sink, self.clock = options, source, sink, clock
         self.features = tuple(card.features)
         self.metrics = MonitorMetrics(registry, self.features, options.top_k)
-        self.parser = ReadingParser(self.features, options.max_line_bytes)
+        self.parser = ReadingParser(
+            self.features,
+            options.max_line_bytes,
+            options.max_future_seconds if options.max_future_seconds > 0 else math.inf,
+            wall_clock,
+        )
         self.table = SeriesTable(options.max_series, options.max_gap_seconds)
         self.ring = RingBank(card.window, len(self.features), options.max_series)
         self.alarms = SeriesAlarms(options.rule, self.features, options.top_k)
@@ -107,7 +118,7 @@ class Monitor:
             observer,
             _bank(options.likelihood),
         )
-        self.queue = EventQueue(options.queue_size)
+        self.queue = EventQueue(options.queue_size, options.queue_bytes)
         st = self.metrics.stats
         st.invalid, st.dropped = self.parser.invalid, self.table.dropped
         m = self.metrics
@@ -122,6 +133,9 @@ class Monitor:
         self._source_failed = False
         self._reload_asked = False
         self._count_lock = threading.Lock()
+        self._not_parsed = 0  # readings dropped before parsing (queue_full, shutdown)
+        self._drop_samples: dict[str, str] = {}
+        self.refusals = RefusalLog()
 
     def _reloaded(self, det: Any, outcome: str, detail: str) -> None:
         if det is not None:
@@ -152,13 +166,32 @@ class Monitor:
     # -- intake --------------------------------------------------------------------------
     def emit(self, item: Raw | RawBatch | Reading, block: bool) -> bool:
         """The sources' ``emit``: False (and counted) when refused."""
-        n = len(item.payloads) if type(item) is RawBatch else 1
-        if not self._intake_stop.is_set() and self.queue.put(item, n, block, self._intake_stop):
+        if isinstance(item, RawBatch):
+            n, nbytes = len(item.payloads), sum(map(len, item.payloads))
+        else:
+            n, nbytes = 1, len(item.payload) if isinstance(item, Raw) else _READING_BYTES
+        q = self.queue
+        if not self._intake_stop.is_set() and q.put(item, n, block, self._intake_stop, nbytes):
             return True
-        reason = "shutdown" if self._intake_stop.is_set() else "queue_full"
+        if self._intake_stop.is_set():
+            self._drop_unparsed("shutdown", n, "stopping: intake closed")
+        else:
+            o = self.opts
+            self._drop_unparsed(
+                "queue_full",
+                n,
+                f"the intake queue holds {o.queue_size} readings (--queue-size) and "
+                f"{o.queue_bytes} bytes (--queue-bytes); {q.depth} readings, {q.bytes} bytes wait",
+            )
+        return False
+
+    def _drop_unparsed(self, reason: str, n: int, sample: str) -> None:
+        """Count readings dropped before the parser saw them: in dropped and in received."""
         with self._count_lock:
             self.table.dropped[reason] += n
-        return False
+            self._not_parsed += n
+            self.metrics.stats.received = self.parser.received + self._not_parsed
+            self._drop_samples[reason] = f"{n} readings: {sample}"
 
     def _source_main(self) -> None:
         try:
@@ -173,7 +206,9 @@ class Monitor:
         parsed = self.parser.parse(items)
         st, table = self.metrics.stats, self.table
         adm = table.admit(parsed.series, parsed.ts, parsed.seq, self.clock())
-        st.received = self.parser.received
+        with self._count_lock:
+            st.received = self.parser.received + self._not_parsed
+        st.accepted += adm.index.size
         st.window_resets, st.seq_gaps, st.seq_missing = (
             table.gap_resets,
             table.seq_gaps,
@@ -257,8 +292,7 @@ class Monitor:
                 break
             if drain_end is not None and now > drain_end:
                 left = self.queue.depth
-                with self._count_lock:
-                    self.table.dropped["shutdown"] += left
+                self._drop_unparsed("shutdown", left, "drain time over (--drain-seconds)")
                 log(LOG, WARN, "drain time over; dropping what is queued", dropped=left)
                 self.queue.get_many(left + 1, 0)
             if now >= next_tick:
@@ -270,6 +304,7 @@ class Monitor:
         if self.sink is not None:
             self.sink.close()
         self.source.close()
+        self._report_refusals(self.clock(), final=True)
         log(LOG, INFO, "stopped", **self._totals(), anomalies=self.metrics.stats.anomalies)
         return 1 if self._source_failed else 0
 
@@ -283,8 +318,15 @@ class Monitor:
             "dropped": sum(st.dropped.values()),
         }
 
+    def _report_refusals(self, now: float, final: bool = False) -> None:
+        st = self.metrics.stats
+        self.refusals.report("invalid", st.invalid, self.parser.samples, now, final)
+        samples = {**self.table.samples, **self._drop_samples}
+        self.refusals.report("dropped", st.dropped, samples, now, final)
+
     def _housekeeping(self, now: float) -> None:
         o = self.opts
+        self._report_refusals(now)
         if self.watcher is not None:
             due = o.reload_check_seconds and now - self._last_reload_check >= o.reload_check_seconds
             if self._reload_asked or due:

@@ -13,7 +13,8 @@ name                                            type       labels
 ``anomae_anomaly``                              gauge      series (0/1 after post-rules)
 ``anomae_feature_error_ratio``                  gauge      series, feature (top-k only)
 ``anomae_threshold``                            gauge
-``anomae_events_received_total``                counter
+``anomae_events_received_total``                counter    (every reading offered)
+``anomae_events_accepted_total``                counter    (admitted into a series' window)
 ``anomae_events_invalid_total``                 counter    reason
 ``anomae_events_dropped_total``                 counter    reason
 ``anomae_window_resets_total``                  counter    (gaps over the limit)
@@ -32,6 +33,11 @@ name                                            type       labels
 ``anomae_last_event_timestamp_seconds``         gauge      (newest accepted reading's ts)
 ``anomae_build_info``                           gauge      version, model_sha256, window, ...
 ==============================================  =========  ================================
+
+The reading counters add up: ``received = accepted + Σ invalid + Σ dropped`` over every
+reason but ``scoring_error``, which counts windows of accepted readings lost afterwards.
+A scrape never fails on a value: counters beyond float range read ``+Inf`` and a series
+name UTF-8 cannot encode (the parser refuses those) is written with backslash escapes.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class MonitorStats:
     """Counters of the daemon (cumulative). Each one has a single writer thread."""
 
     received: int = 0
+    accepted: int = 0
     invalid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVALID_REASONS, 0))
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     window_resets: int = 0
@@ -208,6 +215,9 @@ class MonitorMetrics:
         yield from self._series_families()
         yield _gauge("anomae_threshold", "Score threshold of the model in use.", self.threshold)
         yield _counter("anomae_events_received", "Readings received from the source.", st.received)
+        yield _counter(
+            "anomae_events_accepted", "Readings admitted into a series' window.", st.accepted
+        )
         yield _by("anomae_events_invalid", "Readings rejected as invalid.", "reason", st.invalid)
         yield _by("anomae_events_dropped", "Valid readings not scored.", "reason", st.dropped)
         yield _counter("anomae_window_resets", "Windows restarted after a gap.", st.window_resets)
@@ -267,6 +277,8 @@ class MonitorMetrics:
         for i, name in enumerate(names):
             if name is None:
                 continue
+            if not name.isascii():
+                name = name.encode("utf-8", "backslashreplace").decode()
             score.add_metric([name], sc[i])
             alarm.add_metric([name], al[i])
             for j, v in zip(top[i], rat[i], strict=True):
@@ -276,16 +288,25 @@ class MonitorMetrics:
         yield ratio
 
 
+def _num(value: float) -> float:
+    """``value`` as a float; an integer beyond float range is +Inf, not an OverflowError
+    on every scrape."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, value=value)
+    return GaugeMetricFamily(name, doc, value=_num(value))
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-    return CounterMetricFamily(name, doc, value=value)
+    return CounterMetricFamily(name, doc, value=_num(value))
 
 
 def _by(name: str, doc: str, label: str, values: dict[str, int]) -> CounterMetricFamily:
     fam = CounterMetricFamily(name, doc, labels=[label])
     for key, v in list(values.items()):
-        fam.add_metric([key], v)
+        fam.add_metric([key], _num(v))
     return fam

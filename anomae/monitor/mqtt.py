@@ -7,9 +7,12 @@ address is the topic filter, taken literally (so ``#`` needs no escaping; ``%xx`
 **Delivery.** QoS 1 on a persistent session: a fixed client id, ``clean_start=False`` and a
 session expiry (MQTT 5, the default) or ``clean_session=False`` (MQTT 3.1.1), so the broker
 keeps the subscription and queues QoS 1 messages while we are away (a broker restart keeps
-them too when it runs with ``persistence true``). Each message is acknowledged only after
-``emit(Raw(payload, series_hint), False)`` returned: accepted means it is in the daemon's
-queue before the broker forgets it. A refused message (daemon queue full) is acknowledged
+them too when it runs with ``persistence true``; a kill -9 of the broker too only when it
+saves on every change, as ``deploy/mosquitto/mosquitto.conf`` does). Each message is
+acknowledged only after ``emit(Raw(payload, series_hint), False)`` returned: accepted means
+it is in the daemon's queue before the broker forgets it. That queue is memory: a kill -9
+of the daemon loses the readings waiting in it (at most ``--queue-size``); SIGTERM scores
+them first. A refused message (daemon queue full) is acknowledged
 too and counted in ``dropped["queue_full"]``: leaving it unacknowledged would hold one of the
 broker's in-flight slots until the next reconnect. QoS 1 means *at least once*: after a
 reconnect the broker may resend a message we had not acknowledged yet (a duplicate). An
@@ -26,6 +29,11 @@ it to ``emit`` (which never blocks) and acknowledges it. What can pile up is the
 broker's: at most ``max_inflight`` unacknowledged messages in flight to us (MQTT 5 Receive
 Maximum; with 3.1.1 the broker's ``max_inflight_messages``) and its ``max_queued_messages``
 per session while we are away or slow (mosquitto's default is 1000; the broker drops beyond).
+paho reads a whole PUBLISH into memory before ``on_message``, so with MQTT 5 the CONNECT
+asks the broker for packets of at most ``max_payload_bytes`` plus room for the longest
+topic (MQTT 5 Maximum Packet Size): a broker must not send a larger one (mosquitto drops
+it and counts it on its side). MQTT 3.1.1 has no such limit; there the parser's
+``too_large`` check applies after the payload arrived.
 
 **Counters** for the daemon: ``up`` (connected and subscribed), ``received`` (messages from
 the broker), ``dropped`` (reason → count), ``reconnects`` (successful connections after the
@@ -130,6 +138,7 @@ class MqttSource(Source):
         reconnect_min: float = 0.5,
         reconnect_max: float = 30.0,
         connect_timeout: float = 5.0,
+        max_payload_bytes: int = 64 * 1024,
     ) -> None:
         super().__init__()
         # --source-opt values arrive typed (protocol=5 is an int, password=1234 too)
@@ -163,6 +172,7 @@ class MqttSource(Source):
         self.tls_insecure = tls_insecure
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.connect_timeout = connect_timeout
+        self.max_payload_bytes = max_payload_bytes
         self.received = 0
         self.dropped: dict[str, int] = {"queue_full": 0}
         self.reconnects = 0
@@ -287,6 +297,8 @@ class MqttSource(Source):
             props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry
             props.ReceiveMaximum = min(self.max_inflight, 65_535)
+            # payload + the longest topic (2 + 65,535) + header and properties
+            props.MaximumPacketSize = self.max_payload_bytes + 65_537 + 1024
             client.connect(
                 self.host, self.port, self.keepalive, clean_start=False, properties=props
             )

@@ -19,11 +19,13 @@ closed set (:data:`INVALID_REASONS`, the values of ``anomae_events_invalid_total
 ``bad_json``          not UTF-8, not JSON, trailing garbage, or nested too deep
 ``not_object``        valid JSON but not an object
 ``missing_series``    no ``series`` and no series from the source
-``bad_series``        ``series`` not a string of 1 to 256 characters
+``bad_series``        ``series`` not a string of 1 to 256 characters, or one that UTF-8
+                      cannot encode (a lone surrogate such as ``"m\\ud800"``)
 ``bad_timestamp``     ``ts`` absent, not a number or RFC 3339 string, or beyond year 5000
+``future_timestamp``  ``ts`` later than the parser's clock plus ``max_future`` seconds
 ``bad_values``        ``values`` absent, not an object, or empty
 ``unknown_feature``   ``values`` names none of the model's features
-``bad_seq``           ``seq`` present but not a non-negative integer
+``bad_seq``           ``seq`` present but not an integer from 0 to 2**63 - 1
 ``wrong_type``        a feature's value is not a number or null (strings, booleans, ...)
 ====================  ===================================================================
 
@@ -34,6 +36,9 @@ where ``json.loads`` takes ~6. Whatever that decoder refuses or cannot decide (a
 ``NaN`` literals, a BOM, a string timestamp that does not parse, no known feature, ...) goes
 through the general stdlib path, which alone decides the reason, so both paths accept the
 same readings and count the same reasons (a hypothesis test checks it).
+
+Every refusal also leaves its offending field in ``samples[reason]`` (the latest one, a
+short text), so the daemon can say *why* it refused readings, not only how many.
 
     >>> p = ReadingParser(("temp", "rpm"))
     >>> out = p.parse([Raw(b'{"series": "m1", "ts": 60, "values": {"temp": 21.5}}'),
@@ -50,16 +55,18 @@ from __future__ import annotations
 import json
 import json.scanner
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from anomae.monitor.decoder import typed_decoder
 from anomae.monitor.source import Raw, RawBatch, Reading
 
 INVALID_REASONS = (
@@ -69,6 +76,7 @@ INVALID_REASONS = (
     "missing_series",
     "bad_series",
     "bad_timestamp",
+    "future_timestamp",
     "bad_values",
     "unknown_feature",
     "bad_seq",
@@ -77,7 +85,25 @@ INVALID_REASONS = (
 MAX_BYTES = 64 * 1024
 MAX_SERIES_NAME = 256
 _TS_LIMIT = 95_617_584_000.0  # 5000-01-01: rejects milliseconds sent as seconds
+_SEQ_LIMIT = 2**63  # seq beyond int64 would overflow the float counters derived from it
 _NUMERIC = frozenset({float, int, type(None)})
+_SAMPLE_CHARS = 120
+
+
+def _encodable(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8 (the stdlib decoder lets lone surrogates in)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SAMPLE_CHARS else text[: _SAMPLE_CHARS - 3] + "..."
 
 
 def parse_timestamp(ts: object) -> float | None:
@@ -121,22 +147,38 @@ class Parsed:
 class ReadingParser:
     """Parses items from a source into :class:`Parsed` columns and counts what is invalid.
 
-    ``received`` counts every reading offered (valid or not); ``invalid`` counts by reason.
+    ``received`` counts every reading offered (valid or not); ``invalid`` counts by reason
+    and ``samples`` holds the latest refusal of each reason (field and value, as text).
+    A reading dated more than ``max_future`` seconds after ``clock()`` (wall-clock epoch
+    seconds, read once per :meth:`parse`) is ``future_timestamp``: one reading from a clock
+    set to year 4999 would otherwise make every later reading of its series out of order.
     """
 
-    def __init__(self, features: Sequence[str], max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self,
+        features: Sequence[str],
+        max_bytes: int = MAX_BYTES,
+        max_future: float = math.inf,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.features = tuple(features)
         self.max_bytes = max_bytes
+        self.max_future, self.clock = max_future, clock
         self.received = 0
         self.invalid: dict[str, int] = dict.fromkeys(INVALID_REASONS, 0)
+        self.samples: dict[str, str] = {}
+        self._ts_high, self._now = _TS_LIMIT, 0.0
         feats = self.features
         self._get = itemgetter(*feats) if len(feats) > 1 else (lambda v: (v[feats[0]],))
         self._scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-        self._decode, self._attrs = _typed_decoder(feats)
+        self._decode, self._attrs = typed_decoder(feats)
         self._none_row = (None,) * len(feats)
 
     def parse(self, items: Iterable[Raw | RawBatch | Reading]) -> Parsed:
         out = Parsed()
+        if self.max_future < math.inf:
+            self._now = self.clock()
+            self._ts_high = min(_TS_LIMIT, self._now + self.max_future)
         rows: list[Any] = []
         for item in items:
             if type(item) is RawBatch:
@@ -148,7 +190,7 @@ class ReadingParser:
                 self._add(item.series, item.ts, item.values, item.seq, item.received, out, rows)
             else:
                 self.received += 1
-                self.invalid["not_object"] += 1
+                self._refuse("not_object", f"item of type {type(item).__name__}")
         out.values = self._matrix(rows, out)
         return out
 
@@ -162,13 +204,14 @@ class ReadingParser:
     ) -> None:
         # The common case is inlined (this loop runs once per event); anything the typed
         # decoder refuses, or a reading it cannot judge alone, goes through `_general`.
-        invalid, decode, attrs, none_row = (
-            self.invalid,
+        decode, attrs, none_row = (
             self._decode,
             self._attrs,
             self._none_row,
         )
-        max_bytes = self.max_bytes
+        max_bytes, ts_high = self.max_bytes, self._ts_high
+        if hint is not None and not _encodable(hint):
+            hint = None  # the general path names the reason
         a_series, a_ts, a_seq, a_rows = (
             out.series.append,
             out.ts.append,
@@ -179,7 +222,7 @@ class ReadingParser:
         for p in payloads:
             n += 1
             if len(p) > max_bytes:
-                invalid["too_large"] += 1
+                self._refuse("too_large", f"{len(p)} bytes > {max_bytes}: {_show(p[:60])}")
                 continue
             try:
                 r = decode(p)
@@ -195,8 +238,8 @@ class ReadingParser:
                 type(series) is str
                 and 0 < len(series) <= MAX_SERIES_NAME
                 and type(ts) is float
-                and -_TS_LIMIT < ts < _TS_LIMIT
-                and (seq is None or seq >= 0)
+                and -_TS_LIMIT < ts < ts_high
+                and (seq is None or 0 <= seq < _SEQ_LIMIT)
                 and row != none_row
             ):
                 a_rows(row)
@@ -221,10 +264,10 @@ class ReadingParser:
         except (ValueError, StopIteration, RecursionError):
             obj = _loads_slow(p)  # leading whitespace and other encodings
             if obj is _BAD:
-                self.invalid["bad_json"] += 1
+                self._refuse("bad_json", f"payload {_show(p)}")
                 return
         if type(obj) is not dict:
-            self.invalid["not_object"] += 1
+            self._refuse("not_object", f"payload {_show(p)}")
             return
         series = obj.get("series")
         self._add(
@@ -247,36 +290,51 @@ class ReadingParser:
         out: Parsed,
         rows: list[Any],
     ) -> None:
-        invalid = self.invalid
+        refuse = self._refuse
         if series is None:
-            invalid["missing_series"] += 1
+            refuse("missing_series", "no series in the reading nor from the source")
             return
-        if type(series) is not str or not series or len(series) > MAX_SERIES_NAME:
-            invalid["bad_series"] += 1
+        if (
+            type(series) is not str
+            or not series
+            or len(series) > MAX_SERIES_NAME
+            or not _encodable(series)
+        ):
+            refuse("bad_series", f"series={_show(series)}")
             return
         t = type(ts)
         if (t is float or t is int) and -_TS_LIMIT < ts < _TS_LIMIT:  # type: ignore[operator]
-            ts = float(ts)  # type: ignore[arg-type]
+            value = float(ts)  # type: ignore[arg-type]
         else:
-            ts = parse_timestamp(ts)
-            if ts is None:
-                invalid["bad_timestamp"] += 1
+            parsed = parse_timestamp(ts)
+            if parsed is None:
+                refuse("bad_timestamp", f"series={_show(series)} ts={_show(ts)}")
                 return
+            value = parsed
+        if value >= self._ts_high:
+            refuse(
+                "future_timestamp",
+                f"series={_show(series)} ts={_show(ts)}: {value - self._now:.0f} s ahead of "
+                f"the clock (--max-future {self.max_future:g})",
+            )
+            return
         if type(values) is not dict or not values:
-            invalid["bad_values"] += 1
+            refuse("bad_values", f"series={_show(series)} values={_show(values)}")
             return
         try:
             row = self._get(values)
         except KeyError:
             if not any(f in values for f in self.features):
-                invalid["unknown_feature"] += 1
+                refuse("unknown_feature", f"series={_show(series)} keys={_show(list(values))}")
                 return
             row = tuple(values.get(f) for f in self.features)
-        if seq is not None and (type(seq) is not int or seq < 0):  # type: ignore[operator]
-            invalid["bad_seq"] += 1
+        if seq is not None and (
+            type(seq) is not int or not 0 <= seq < _SEQ_LIMIT  # type: ignore[operator]
+        ):
+            refuse("bad_seq", f"series={_show(series)} seq={_show(seq)}")
             return
         out.series.append(series)
-        out.ts.append(ts)  # type: ignore[arg-type]
+        out.ts.append(value)
         out.seq.append(seq)  # type: ignore[arg-type]
         out.received.append(received)
         rows.append(row)
@@ -289,6 +347,9 @@ class ReadingParser:
         if not set(map(type, chain.from_iterable(rows))) <= _NUMERIC:
             keep = [set(map(type, r)) <= _NUMERIC for r in rows]
             self.invalid["wrong_type"] += keep.count(False)
+            bad = keep.index(False)
+            values = dict(zip(self.features, rows[bad], strict=True))
+            self.samples["wrong_type"] = f"series={_show(out.series[bad])} values={_show(values)}"
             for name in ("series", "ts", "seq", "received"):
                 col = getattr(out, name)
                 col[:] = [x for x, k in zip(col, keep, strict=True) if k]
@@ -304,39 +365,12 @@ class ReadingParser:
         m32[~np.isfinite(m32)] = np.nan
         return m32
 
+    def _refuse(self, reason: str, sample: str) -> None:
+        self.invalid[reason] += 1
+        self.samples[reason] = sample
+
 
 _BAD = object()
-
-
-def _typed_decoder(features: Sequence[str]) -> tuple[Callable[[bytes], Any], Callable[[Any], Any]]:
-    """A msgspec decoder for one reading of these features, and a getter of its value row.
-
-    Struct fields are ``f0``, ``f1``, ... renamed to the feature names (which need not be
-    identifiers); a feature that is absent or null is None, other keys are skipped.
-
-    >>> decode, row = _typed_decoder(("temp (C)", "rpm"))
-    >>> r = decode(b'{"series": "m1", "ts": 60, "values": {"temp (C)": 21, "x": "?"}}')
-    >>> r.series, r.ts, r.seq, row(r.values)
-    ('m1', 60.0, None, (21.0, None))
-    """
-    fields = [f"f{i}" for i in range(len(features))]
-    values = msgspec.defstruct(
-        "Values",
-        [(f, float | None, None) for f in fields],
-        rename=dict(zip(fields, features, strict=True)),
-    )
-    reading = msgspec.defstruct(
-        "Reading",
-        [
-            ("series", str | None, None),
-            ("ts", float | str),
-            ("values", values),
-            ("seq", int | None, None),
-        ],
-        kw_only=True,
-    )
-    get = attrgetter(*fields) if len(fields) > 1 else (lambda v: (v.f0,))
-    return msgspec.json.Decoder(reading).decode, get
 
 
 def _loads_slow(p: bytes) -> Any:

@@ -71,6 +71,7 @@ class SeriesTable:
         self._touched = np.zeros(0)
         self._free: list[int] = []
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._drop_sample: dict[str, tuple[str, float, float]] = {}  # the latest of a reason
         self.gap_resets = 0
         self.seq_gaps = 0
         self.seq_missing = 0
@@ -116,6 +117,7 @@ class SeriesTable:
             if slot is None:
                 if len(slot_of) >= self.max_series:
                     dropped["series_limit"] += 1
+                    self._drop_sample["series_limit"] = (name, t, 0.0)
                     continue
                 slot = self._allocate(name)
                 last_ts[slot], last_seq[slot], interval[slot] = t, q, 0.0
@@ -125,7 +127,9 @@ class SeriesTable:
                 continue
             prev = last_ts[slot]
             if t <= prev:
-                dropped["duplicate" if t == prev else "out_of_order"] += 1
+                reason = "duplicate" if t == prev else "out_of_order"
+                dropped[reason] += 1
+                self._drop_sample[reason] = (name, t, prev)
                 continue
             dt = t - prev
             est = interval[slot]
@@ -159,6 +163,17 @@ class SeriesTable:
             if newest > self.newest_ts:
                 self.newest_ts = newest
         return Admitted(np.asarray(index, np.int64), slot_arr, np.asarray(reset, bool))
+
+    @property
+    def samples(self) -> dict[str, str]:
+        """The latest drop of each reason, as text (for the log)."""
+        out = {}
+        for reason, (name, t, prev) in list(self._drop_sample.items()):
+            if reason == "series_limit":
+                out[reason] = f"series={name!r}: {self.max_series} series tracked (--max-series)"
+            else:
+                out[reason] = f"series={name!r} ts={t!r}, newest accepted ts={prev!r}"
+        return out
 
     def evict_idle(self, now: float, ttl: float) -> list[tuple[int, str]]:
         """Free the slots of series with no reading for ``ttl`` seconds; returns them."""

@@ -1,10 +1,12 @@
 """The optional JSON-lines sink: one record per scored window and per finalised event.
 
 Records are whole lines written with one ``os.write`` per batch on a file opened in append
-mode, so the file only ever grows by complete lines unless the process dies in the middle of
-that call. When it does, the next start finds a last line without its newline and cuts the
-file back to the last complete record (:func:`repair_tail`), so readers never see a partial
-record and the replayed rows follow cleanly.
+mode, so the file only ever grows by complete lines unless the write fails or the process
+dies in the middle of it. A failed write (disk full, file size limit) after a partial one
+is cut back to where the batch began before the error goes up, so the next batch does not
+follow a torn line. A kill in the middle (SIGKILL can end a long write early) leaves a last
+line without its newline; the next start cuts the file back to the last complete record
+(:func:`repair_tail`), so the replayed rows follow cleanly.
 
 Window record::
 
@@ -84,9 +86,16 @@ class JsonlSink:
             return
         data = "".join(lines).encode()
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        n = os.write(self._fd, view)
+        if n < len(data):  # rare: a short write; the rest may fail (disk full)
+            start = os.fstat(self._fd).st_size - n
+            try:
+                view = view[n:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError:
+                os.ftruncate(self._fd, start)  # whole records only
+                raise
         self.records += len(lines)
 
     def close(self) -> None:
