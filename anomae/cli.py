@@ -610,6 +610,11 @@ def train(
             f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
             f"{card.parity['max_rel_diff']:.2g}"
         )
+        if summary["ignored_features"]:
+            click.echo(
+                f"left out of the score (constant in the training rows): "
+                f"{', '.join(summary['ignored_features'])}"
+            )
         th = None
         if cal_rows:
             th = calibrate_blocks(

@@ -131,6 +131,23 @@ class CalibrateSection:
 
 
 @dataclass(frozen=True)
+class WeightSection:
+    """How each feature counts in the score (:mod:`anomae.train.weights`): ``errors``
+    "heldout" divides each feature's squared error by its mean on held-out normal windows
+    ("equal": raw scaled errors); ``constant`` "ignore" leaves out features constant in the
+    training rows ("keep": score them)."""
+
+    errors: str = "heldout"
+    constant: str = "ignore"
+
+    def __post_init__(self) -> None:
+        if self.errors not in ("heldout", "equal"):
+            raise ValueError(f"errors must be 'heldout' or 'equal', got {self.errors!r}")
+        if self.constant not in ("ignore", "keep"):
+            raise ValueError(f"constant must be 'ignore' or 'keep', got {self.constant!r}")
+
+
+@dataclass(frozen=True)
 class ScoreSection:
     min_windows: int = 3
     max_gap: int = 0
@@ -148,6 +165,7 @@ class Pipeline:
     sparsity: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
+    weights: WeightSection = field(default_factory=WeightSection)
     score: ScoreSection = field(default_factory=ScoreSection)
     likelihood: Any = None  # anomae.likelihood.Likelihood: the alarm policy, when set
     benchmark: Any = None  # anomae.benchmark.BenchmarkSection in evaluation pipelines
@@ -202,6 +220,7 @@ SECTIONS: dict[str, type | None] = {
     "sparsity": None,
     "train": None,
     "calibrate": CalibrateSection,
+    "weights": WeightSection,
     "score": ScoreSection,
     "likelihood": None,
     "benchmark": None,
@@ -363,6 +382,7 @@ def train_step(
     from anomae.graph import center_mask
     from anomae.train.export import export_model
     from anomae.train.fit import fit
+    from anomae.train.weights import constant_features, error_weights, with_weights
     from anomae.windows import sliding_windows
 
     cfg = train_config(pipe)
@@ -422,7 +442,20 @@ def train_step(
         versions=versions(),
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
-    parity_src = cal_rows[0] if cal_rows and cal_rows[0].shape[0] >= length else fit_rows[0]
+    constant = constant_features(fit_rows)
+    ignore = constant if pipe.weights.constant == "ignore" else None
+    try:
+        weights = error_weights(
+            result.model,
+            card,
+            [b for b in cal_rows if b.shape[0] >= length] or fit_rows,
+            equalise=pipe.weights.errors == "heldout",
+            ignore=ignore,
+        )
+    except ValueError as exc:
+        raise PipelineError(f"{pipe.source} [weights]: {exc}; set constant = \"keep\"") from exc
+    card = with_weights(card, weights)
+    parity_src = next((b for b in cal_rows if b.shape[0] >= length), fit_rows[0])
     parity_rows = np.ascontiguousarray(parity_src[:4096][None], dtype=np.float32)
     card = export_model(result.model, card, out, parity_rows)
     summary = {
@@ -436,6 +469,7 @@ def train_step(
             "device",
         )
     }
+    summary["ignored_features"] = [f for f, w in zip(features, weights, strict=True) if w == 0]
     return card, summary, cal_rows
 
 

@@ -36,7 +36,12 @@ def summary_text(r: dict[str, Any]) -> str:
         f"noise={cfg['noise'].get('kind', 'none')} sparsity={cfg['sparsity'].get('kind', 'none')}",
         f"  training   {tr['n_train_windows']:,} windows, {tr['epochs_run']} epochs (best "
         f"{tr['best_epoch']}), val loss {tr['best_val_loss']:.4g}, {tr['seconds']:.1f}s on "
-        f"{tr['device']}",
+        f"{tr['device']}"
+        + (
+            f"; left out (constant in training): {', '.join(tr['ignored_features'])}"
+            if tr.get("ignored_features")
+            else ""
+        ),
         f"  export     {r['model']['path']} (onnx vs torch max rel diff "
         f"{r['model']['parity']['max_rel_diff']:.1e})",
         f"  threshold  {th['value']:.5g} by {th['method']} {_params(th['params'])} on "

@@ -1,0 +1,103 @@
+"""Per-feature error weights: every sensor's error in units of its own normal error.
+
+A window's score is the mean squared reconstruction error over its cells, so a sensor the
+network reconstructs badly even on normal data (a noisy one, or one whose behaviour the
+windows cannot predict) dominates every score, and a sensor it reconstructs almost
+perfectly hardly counts however far it strays. Dividing each feature's squared error by
+its mean on held-out normal windows puts every sensor on the scale of its own normal error
+before they are averaged: a sensor that is ten times its usual error counts the same
+whichever sensor it is.
+
+Features constant in the training data carry no information about their normal variation:
+a change later is as likely an unseen operating mode (a command that was never sent in
+training) as a fault, and one such column flipping can outweigh everything else. They get
+weight 0 by default (their input is held at the training value; see
+:class:`anomae.spec.Scaler`), and training prints their names.
+
+The weights live in the graph (``Scaler.error_weight``), so batch, stream and every
+exported copy agree.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from anomae.spec import ModelCard
+
+# A feature's held-out error is floored at this fraction of the median over features: a
+# sensor reconstructed (almost) perfectly on held-out data would otherwise get a weight
+# that turns its smallest later wobble into an alarm.
+FLOOR = 0.1
+
+
+def constant_features(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Boolean mask of the features that take a single value (ignoring NaN) across ``blocks``."""
+    rows = np.concatenate(list(blocks)).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN feature: NaN, constant
+        lo, hi = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
+    return ~(hi > lo)  # all-NaN (nan > nan is False) counts as constant too
+
+
+def heldout_error(model: nn.Module, card: ModelCard, blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean per-feature error ``[F]`` of ``card``'s scoring on the windows of ``blocks``."""
+    from anomae.train.export import TorchScorer
+
+    scorer = TorchScorer(model, card)
+    total = np.zeros(len(card.features))
+    count = 0
+    for block in blocks:
+        if card.window.count(block.shape[0]) == 0:
+            continue
+        rows = torch.from_numpy(np.ascontiguousarray(block[None], np.float32))
+        fe = scorer(rows)[1][0].numpy().astype(np.float64)  # [n, F]
+        total += np.nansum(fe, axis=0)
+        count += fe.shape[0]
+    return total / max(count, 1)
+
+
+def error_weights(
+    model: nn.Module,
+    card: ModelCard,
+    blocks: Sequence[np.ndarray],
+    *,
+    equalise: bool = True,
+    ignore: np.ndarray | None = None,
+) -> tuple[float, ...]:
+    """Weights for ``card.scaler.error_weight``: 0 where ``ignore``; with ``equalise`` the
+    inverse of each feature's mean held-out error (floored at :data:`FLOOR` times their
+    median), scaled so the weights of the scored features average 1; else 1.
+
+        >>> import numpy as np
+        >>> w = _weights(np.array([0.5, 0.05, 0.0, 2.0]), np.array([0, 0, 1, 0], bool), True)
+        >>> [round(v, 3) for v in w]
+        [0.267, 2.667, 0.0, 0.067]
+    """
+    n_f = len(card.features)
+    ignore = np.zeros(n_f, bool) if ignore is None else np.asarray(ignore, bool)
+    if ignore.all():
+        raise ValueError("every feature is constant in the training data: nothing to learn")
+    err = heldout_error(model, card, blocks) if equalise else np.ones(n_f)
+    return _weights(err, ignore, equalise)
+
+
+def _weights(err: np.ndarray, ignore: np.ndarray, equalise: bool) -> tuple[float, ...]:
+    if not equalise:
+        return tuple(np.where(ignore, 0.0, 1.0).tolist())
+    scored = err[~ignore]
+    floor = max(FLOOR * float(np.median(scored)), 1e-12)
+    w = np.where(ignore, 0.0, 1.0 / np.maximum(err, floor))
+    w *= (~ignore).sum() / w.sum()
+    return tuple(float(v) for v in w)
+
+
+def with_weights(card: ModelCard, weights: tuple[float, ...]) -> ModelCard:
+    """``card`` with its scaler's error weights set (all 1 is stored as none)."""
+    stored = () if all(v == 1.0 for v in weights) else weights
+    return replace(card, scaler=replace(card.scaler, error_weight=stored))
