@@ -261,9 +261,38 @@ def load_pipeline(path: str | Path) -> Pipeline:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PipelineError(f"{path}: not valid TOML: {exc}") from exc
+    if "recipe" in doc:
+        doc = with_recipe(doc, path)
     pipe = parse_pipeline(doc, str(path))
     # data paths are relative to the working directory, as on the command line
     return pipe
+
+
+def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``doc`` laid over the recipe its top-level ``recipe = "FILE"`` names (relative to
+    ``path``'s folder, e.g. ``defaults/multivariate.toml``): every section of the recipe
+    is kept, and each key the pipeline sets replaces the recipe's. One recipe per data
+    shape, shared by every pipeline of that shape, keeps benchmarks on the settings a
+    user's data gets."""
+    name = doc.pop("recipe")
+    if not isinstance(name, str):
+        raise PipelineError(f"{path}: recipe must be a file name, got {name!r}")
+    base_path = (path.parent / name).resolve()
+    if not base_path.is_file():
+        raise PipelineError(f"{path}: recipe {name!r} not found (looked for {base_path})")
+    try:
+        base = tomllib.loads(base_path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{base_path}: not valid TOML: {exc}") from exc
+    if "recipe" in base:
+        raise PipelineError(f"{base_path}: a recipe cannot name another recipe")
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, table in doc.items():
+        if isinstance(table, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(table)
+        else:
+            merged[section] = table
+    return merged
 
 
 def train_config(pipe: Pipeline) -> Any:
@@ -534,10 +563,11 @@ def report_path(out_dir: Path) -> Path:
 
 def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
+    from anomae.atomic import target_of, temp_name, write_atomically
     from anomae.detector import Detector
     from anomae.evaluate import evaluate_windows
     from anomae.modelfile import atomic_write_bytes, rewrite_card
-    from anomae.score import ScoreOptions, score_all, write_table
+    from anomae.score import ScoreOptions, encode_table, score_all
 
     t_start = time.perf_counter()
     pipe = load_pipeline(path)
@@ -549,22 +579,15 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     table = d.table()
     series, features = read_series(list(d.train), table)
     model_path = out / "model.onnx"
-    card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
-    cal_labels = None
-    if d.calibration:
-        cal_series, _ = read_series(list(d.calibration), table, features=features)
-        cal_rows = [s.values for s in cal_series]
-        cal_labels = [s.labels for s in cal_series] if pipe.calibrate.method == "f1" else None
-    if not cal_rows:
-        raise PipelineError(
-            f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
+    # trained and calibrated beside the old model, which is replaced once, when complete
+    tmp_model = temp_name(target_of(model_path))
+    try:
+        card, train_summary, cal_rows, threshold = _train_and_calibrate(
+            pipe, series, features, tmp_model
         )
-    det = Detector.load(model_path)
-    threshold = calibrate_blocks(
-        det, cal_rows, pipe.calibrate, interval_s=sampling_interval(series), labels=cal_labels
-    )
-    card = card.with_threshold(threshold)
-    rewrite_card(model_path, card)
+        rewrite_card(tmp_model, card, model_path)
+    finally:
+        tmp_model.unlink(missing_ok=True)
     report: dict[str, Any] = {
         "pipeline": str(path),
         "config": pipe.to_dict(),
@@ -584,8 +607,12 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
             rule=post_rule(pipe.score), top_k=pipe.score.top_k, likelihood=pipe.likelihood
         )
         windows, events, summary = score_all(det, test_series, opts)
-        write_table(windows, out / "scores.parquet")
-        write_table(events, out / "events.csv")
+        write_atomically(
+            [
+                (out / "events.csv", encode_table(events, out / "events.csv")),
+                (out / "scores.parquet", encode_table(windows, out / "scores.parquet")),
+            ]
+        )
         report["scoring"] = dataclasses.asdict(summary)
         if "label" in windows.columns:
             kinds = _anomaly_kinds(list(d.test), table, windows)
@@ -595,6 +622,34 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     report["seconds_total"] = round(time.perf_counter() - t_start, 2)
     atomic_write_bytes(report_path(out), json.dumps(report, indent=2, default=str).encode())
     return report
+
+
+def _train_and_calibrate(
+    pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], model_path: Path
+) -> tuple[ModelCard, dict[str, Any], list[np.ndarray], Threshold]:
+    """Train to ``model_path`` and calibrate its threshold (written into the card there)."""
+    from anomae.detector import Detector
+    from anomae.modelfile import rewrite_card
+
+    d = pipe.data
+    table = d.table()
+    card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    cal_labels = None
+    if d.calibration:
+        cal_series, _ = read_series(list(d.calibration), table, features=features)
+        cal_rows = [s.values for s in cal_series]
+        cal_labels = [s.labels for s in cal_series] if pipe.calibrate.method == "f1" else None
+    if not cal_rows:
+        raise PipelineError(
+            f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
+        )
+    det = Detector.load(model_path)
+    threshold = calibrate_blocks(
+        det, cal_rows, pipe.calibrate, interval_s=sampling_interval(series), labels=cal_labels
+    )
+    card = card.with_threshold(threshold)
+    rewrite_card(model_path, card)
+    return card, train_summary, cal_rows, threshold
 
 
 def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:

@@ -182,3 +182,33 @@ def test_tail_holdout_and_short_series_fall_back_to_the_tail() -> None:
 def test_holdout_from_is_validated() -> None:
     with pytest.raises(ValueError, match="holdout_from"):
         CalibrateSection(holdout_from="middle")
+
+
+def test_recipe_is_laid_under_the_pipeline(tmp_path: Path) -> None:
+    (tmp_path / "defaults").mkdir()
+    (tmp_path / "defaults" / "shape.toml").write_text(
+        "[window]\nlength = 8\ntrain_stride = 2\n[model]\nhidden = [4]\n[score]\nmin_windows = 5\n"
+    )
+    (tmp_path / "p.toml").write_text(
+        'recipe = "defaults/shape.toml"\n[data]\ntrain = "t.parquet"\n[window]\nlength = 16\n'
+    )
+    pipe = load_pipeline(tmp_path / "p.toml")
+    assert (pipe.window.length, pipe.window.train_stride) == (16, 2)  # key by key
+    assert pipe.model == {"hidden": [4]} and pipe.score.min_windows == 5
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ('recipe = "missing.toml"\n', "not found"),
+        ("recipe = 3\n", "must be a file name"),
+        ('recipe = "bad.toml"\n', "not valid TOML"),
+        ('recipe = "loop.toml"\n', "cannot name another recipe"),
+    ],
+)
+def test_bad_recipes_are_named(tmp_path: Path, recipe: str, message: str) -> None:
+    (tmp_path / "bad.toml").write_text("[window\n")
+    (tmp_path / "loop.toml").write_text('recipe = "bad.toml"\n')
+    (tmp_path / "p.toml").write_text(recipe + '[data]\ntrain = "t.parquet"\n')
+    with pytest.raises(PipelineError, match=message):
+        load_pipeline(tmp_path / "p.toml")
