@@ -26,6 +26,9 @@ The normalised score ``score / threshold`` is above 1 for an anomaly. Methods, b
   rate per window, or alarming windows per day per series at one row per ``interval_s``
   seconds and one window per ``stride`` rows.
 * ``f1(labels=...)``: with labelled validation data only, the point-wise F1-optimal threshold.
+* ``events(false_events_per_day=1/7, interval_s=..., rule=PostRule(3), min_windows=())``:
+  the default of ``anomae train``/``calibrate`` and of pipelines; the threshold and post-rule
+  for a budget of false *events* per series per day (:mod:`anomae.calibrate_events`).
 
 Every method takes ``block=64`` and records ``expected_far`` (the method's design rate, else
 the exceedance fraction of normal calibration windows) and ``expected_far_ci``, a 95 %
@@ -57,7 +60,7 @@ class CalibrationError(ValueError):
 MIN_PEAKS = 10
 BOOTSTRAP_RESAMPLES = 200
 BOOTSTRAP_SEED = 0
-_LABEL_FREE = "quantile, pot, fpr, ksigma or mad"
+_LABEL_FREE = "events, quantile, pot, fpr, ksigma or mad"
 
 
 def _clean(scores: np.ndarray) -> np.ndarray:
@@ -324,6 +327,14 @@ def calibrate_f1(scores: np.ndarray, *, labels: np.ndarray, block: int = 64) -> 
     return _threshold(s, value, "f1", params, block, normal=s[~y])
 
 
+def calibrate_events(scores: np.ndarray | list[np.ndarray], **params: Any) -> Threshold:
+    """Method ``events``: ``scores`` is one series' window scores or a list of them (see
+    :func:`anomae.calibrate_events.calibrate_events`)."""
+    from anomae.calibrate_events import calibrate_events as by_events
+
+    return by_events(scores, **params)
+
+
 METHODS: dict[str, Callable[..., Threshold]] = {
     "quantile": calibrate_quantile,
     "ksigma": calibrate_ksigma,
@@ -331,6 +342,7 @@ METHODS: dict[str, Callable[..., Threshold]] = {
     "pot": calibrate_pot,
     "fpr": calibrate_fpr,
     "f1": calibrate_f1,
+    "events": calibrate_events,
 }
 
 
@@ -406,10 +418,16 @@ def calibrate_rows(
                     f"{sc.score.size} windows: give one label per window, not per row"
                 )
         params["labels"] = np.concatenate([np.asarray(labels[i]).reshape(-1) for i, _ in scored])
-    th = calibrate(np.concatenate([sc.score for _, sc in scored]), method, **params)
+    if method == "events":  # events are counted per series, so the series stay apart
+        params.setdefault("stride", spec.stride)
+        th = calibrate_events([sc.score for _, sc in scored], **params)
+    else:
+        th = calibrate(np.concatenate([sc.score for _, sc in scored]), method, **params)
     if per_feature:
+        # events budget whole-model alarms; a feature's share is read against its 0.995 quantile
+        fmethod, fparams = ("quantile", {}) if method == "events" else (method, params)
         fe = np.concatenate([sc.feature_error for _, sc in scored])
         th = replace(
-            th, per_feature=calibrate_features(fe, detector.card.features, method, **params)
+            th, per_feature=calibrate_features(fe, detector.card.features, fmethod, **fparams)
         )
     return th
