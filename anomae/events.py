@@ -50,6 +50,7 @@ class PostRule:
 
 
 RULE_KEYS = ("min_windows", "max_gap", "off", "cooldown")
+DEFAULT_RULE = PostRule(min_windows=3)  # scoring's rule where neither card nor option says
 
 
 def alarm_policy(rule: PostRule, likelihood: Any = None) -> dict[str, Any]:
@@ -62,12 +63,12 @@ def alarm_policy(rule: PostRule, likelihood: Any = None) -> dict[str, Any]:
 
 
 def resolve_post_rule(
-    card_alarm: dict[str, Any], overrides: dict[str, Any]
+    card_alarm: dict[str, Any], overrides: dict[str, Any], default: PostRule | None = None
 ) -> tuple[PostRule, dict[str, str]]:
     """The post-rule to apply: each of ``min_windows``, ``max_gap``, ``off``, ``cooldown``
     from ``overrides`` when given (not None), else from the model card's alarm policy, else
-    :class:`PostRule`'s default. Returns the rule and, per key, ``"option"``, ``"card"`` or
-    ``"default"``.
+    from ``default`` (:data:`DEFAULT_RULE`, what scoring always applied). Returns the rule
+    and, per key, ``"option"``, ``"card"`` or ``"default"``.
 
         >>> card = {"post_rule": {"min_windows": 2, "max_gap": 16, "off": 1.0, "cooldown": 0}}
         >>> rule, src = resolve_post_rule(card, {"min_windows": None, "cooldown": 5})
@@ -82,7 +83,7 @@ def resolve_post_rule(
     stored = card_alarm.get("post_rule") or {}
     if not isinstance(stored, dict):
         raise ValueError(f"the model card's alarm.post_rule is not an object: {stored!r}")
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dataclasses.asdict(default or DEFAULT_RULE)
     source: dict[str, str] = {}
     for key in RULE_KEYS:
         if overrides.get(key) is not None:
@@ -95,7 +96,7 @@ def resolve_post_rule(
         kw: dict[str, Any] = {k: (float(v) if k == "off" else int(v)) for k, v in values.items()}
         rule = PostRule(**kw)
     except (TypeError, ValueError) as exc:
-        where = ", ".join(f"{k} from the {source[k]}" for k in values)
+        where = ", ".join(f"{k} from the {source[k]}" for k in values if source[k] != "default")
         raise ValueError(f"invalid post-rule ({where}): {exc}") from exc
     return rule, source
 
@@ -130,6 +131,7 @@ def rule_text(rule: PostRule, source: dict[str, str]) -> str:
     return "post-rule " + ", ".join(
         f"{k}={getattr(rule, k)} ({source.get(k, 'default')})" for k in RULE_KEYS
     )
+
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ CARD_ALARM = {"post_rule": {"min_windows": 2, "max_gap": 16, "off": 0.8, "cooldo
 @pytest.mark.parametrize(
     ("alarm", "given", "rule", "source"),
     [
-        ({}, {}, PostRule(), "default default default default"),
+        ({}, {}, PostRule(3), "default default default default"),
         (CARD_ALARM, {}, PostRule(2, 16, 0.8, 0), "card card card card"),
         (
             CARD_ALARM,
@@ -133,7 +133,7 @@ CARD_ALARM = {"post_rule": {"min_windows": 2, "max_gap": 16, "off": 0.8, "cooldo
         (
             {"post_rule": {"max_gap": 4}},
             {"cooldown": 9},
-            PostRule(1, 4, 1.0, 9),
+            PostRule(3, 4, 1.0, 9),
             "default card default option",
         ),
     ],
