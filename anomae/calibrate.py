@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.gpd import fit_gpd
 from anomae.spec import Threshold
 
 
@@ -161,45 +162,6 @@ def calibrate_mad(scores: np.ndarray, k: float = 3.0, *, block: int = 64) -> Thr
     return _threshold(s, med + k * 1.4826 * mad, "mad", {"k": k}, block)
 
 
-def _profile_loglik(theta: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean GPD log-likelihood of excesses ``y``, maximised over the shape for each
-    ``theta = shape / scale`` (Grimshaw 1993): the best shape is ``mean(log1p(theta y))``."""
-    out = np.empty(theta.size)
-    rows = max(1, 4_000_000 // y.size)
-    for i in range(0, theta.size, rows):
-        th = theta[i : i + rows, None]
-        g = np.log1p(th * y).mean(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ll = -np.log(g / th[:, 0]) - 1.0 - g
-        ll = np.where(th[:, 0] == 0, -np.log(y.mean()) - 1.0, ll)
-        # shape < -1: the likelihood grows without bound at the end point; not a fit
-        out[i : i + rows] = np.where(g > -1.0, ll, -np.inf)
-    return out
-
-
-def _fit_gpd(y: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood (shape, scale) of a generalised Pareto distribution for ``y > 0``.
-
-    SPOT finds roots of the profile likelihood's derivative in Grimshaw's brackets; a coarse
-    grid over the scale-free ``u = theta * max(y)`` followed by zooming in on the best point
-    gives the same optimum and cannot miss a root. ``u`` in (-1, 0) are bounded tails, 0 is
-    the exponential, ``u > 0`` heavy tails."""
-    y_max = float(y.max())
-    u = np.concatenate(
-        [-1.0 + np.geomspace(1e-6, 1.0, 60)[:-1], [0.0], np.geomspace(1e-6, 1e6, 121)]
-    )
-    for _ in range(5):
-        ll = _profile_loglik(u / y_max, y)
-        i = int(np.argmax(ll))
-        best = u[i]
-        u = np.linspace(u[max(i - 1, 0)], u[min(i + 1, u.size - 1)], 33)
-    theta = best / y_max
-    if theta == 0:
-        return 0.0, float(y.mean())
-    shape = float(np.log1p(theta * y).mean())
-    return shape, float(shape / theta)
-
-
 def calibrate_pot(
     scores: np.ndarray, q: float = 1e-3, init_quantile: float = 0.98, *, block: int = 64
 ) -> Threshold:
@@ -230,7 +192,7 @@ def calibrate_pot(
             f"init_quantile {init_quantile}: lower init_quantile below {1 - q} or use "
             f"method 'quantile' with q={1 - q}"
         )
-    gamma, sigma = _fit_gpd(y)
+    gamma, sigma = fit_gpd(y)
     if abs(gamma) < 1e-9:
         z = t - sigma * math.log(ratio)
     else:

@@ -56,8 +56,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from anomae.calibrate import MIN_PEAKS, CalibrationError, _far_ci, _fit_gpd
+from anomae.calibrate import MIN_PEAKS, CalibrationError, _far_ci
 from anomae.events import PostRule, event_bounds
+from anomae.gpd import fit_gpd
 from anomae.spec import Threshold
 
 DEFAULT_FALSE_EVENTS_PER_DAY = 1.0 / 7.0  # one false event per series per week
@@ -111,7 +112,7 @@ def _events_at(
 
 def _gpd_level(y: np.ndarray, ratio: float) -> tuple[float, float, float]:
     """(excess over u at tail probability ``ratio``, gamma, sigma) of the GPD fit to ``y``."""
-    gamma, sigma = _fit_gpd(y)
+    gamma, sigma = fit_gpd(y)
     if abs(gamma) < 1e-9:
         return -sigma * math.log(ratio), gamma, sigma
     return sigma / gamma * (ratio**-gamma - 1.0), gamma, sigma
@@ -121,7 +122,7 @@ def _gpd_rate(y: np.ndarray, n: int, days: float, excess: float) -> float:
     """Events per day above ``u + excess`` from peak excesses ``y`` (GPD refit)."""
     if n < 3 or not (y > 0).any():
         return float(n) / days if excess <= 0 else 0.0
-    gamma, sigma = _fit_gpd(y[y > 0])
+    gamma, sigma = fit_gpd(y[y > 0])
     if abs(gamma) < 1e-9:
         tail = math.exp(-excess / sigma)
     else:
