@@ -26,6 +26,9 @@ The normalised score ``score / threshold`` is above 1 for an anomaly. Methods, b
   rate per window, or alarming windows per day per series at one row per ``interval_s``
   seconds and one window per ``stride`` rows.
 * ``f1(labels=...)``: with labelled validation data only, the point-wise F1-optimal threshold.
+* ``events(false_events_per_day=1/7, interval_s=..., rule=PostRule(3), min_windows=())``:
+  the default of ``anomae train``/``calibrate`` and of pipelines; the threshold and post-rule
+  for a budget of false *events* per series per day (:mod:`anomae.calibrate_events`).
 
 Every method takes ``block=64`` and records ``expected_far`` (the method's design rate, else
 the exceedance fraction of normal calibration windows) and ``expected_far_ci``, a 95 %
@@ -47,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.gpd import fit_gpd
 from anomae.spec import Threshold
 
 
@@ -57,7 +61,7 @@ class CalibrationError(ValueError):
 MIN_PEAKS = 10
 BOOTSTRAP_RESAMPLES = 200
 BOOTSTRAP_SEED = 0
-_LABEL_FREE = "quantile, pot, fpr, ksigma or mad"
+_LABEL_FREE = "events, quantile, pot, fpr, ksigma or mad"
 
 
 def _clean(scores: np.ndarray) -> np.ndarray:
@@ -158,45 +162,6 @@ def calibrate_mad(scores: np.ndarray, k: float = 3.0, *, block: int = 64) -> Thr
     return _threshold(s, med + k * 1.4826 * mad, "mad", {"k": k}, block)
 
 
-def _profile_loglik(theta: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean GPD log-likelihood of excesses ``y``, maximised over the shape for each
-    ``theta = shape / scale`` (Grimshaw 1993): the best shape is ``mean(log1p(theta y))``."""
-    out = np.empty(theta.size)
-    rows = max(1, 4_000_000 // y.size)
-    for i in range(0, theta.size, rows):
-        th = theta[i : i + rows, None]
-        g = np.log1p(th * y).mean(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ll = -np.log(g / th[:, 0]) - 1.0 - g
-        ll = np.where(th[:, 0] == 0, -np.log(y.mean()) - 1.0, ll)
-        # shape < -1: the likelihood grows without bound at the end point; not a fit
-        out[i : i + rows] = np.where(g > -1.0, ll, -np.inf)
-    return out
-
-
-def _fit_gpd(y: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood (shape, scale) of a generalised Pareto distribution for ``y > 0``.
-
-    SPOT finds roots of the profile likelihood's derivative in Grimshaw's brackets; a coarse
-    grid over the scale-free ``u = theta * max(y)`` followed by zooming in on the best point
-    gives the same optimum and cannot miss a root. ``u`` in (-1, 0) are bounded tails, 0 is
-    the exponential, ``u > 0`` heavy tails."""
-    y_max = float(y.max())
-    u = np.concatenate(
-        [-1.0 + np.geomspace(1e-6, 1.0, 60)[:-1], [0.0], np.geomspace(1e-6, 1e6, 121)]
-    )
-    for _ in range(5):
-        ll = _profile_loglik(u / y_max, y)
-        i = int(np.argmax(ll))
-        best = u[i]
-        u = np.linspace(u[max(i - 1, 0)], u[min(i + 1, u.size - 1)], 33)
-    theta = best / y_max
-    if theta == 0:
-        return 0.0, float(y.mean())
-    shape = float(np.log1p(theta * y).mean())
-    return shape, float(shape / theta)
-
-
 def calibrate_pot(
     scores: np.ndarray, q: float = 1e-3, init_quantile: float = 0.98, *, block: int = 64
 ) -> Threshold:
@@ -227,7 +192,7 @@ def calibrate_pot(
             f"init_quantile {init_quantile}: lower init_quantile below {1 - q} or use "
             f"method 'quantile' with q={1 - q}"
         )
-    gamma, sigma = _fit_gpd(y)
+    gamma, sigma = fit_gpd(y)
     if abs(gamma) < 1e-9:
         z = t - sigma * math.log(ratio)
     else:
@@ -324,6 +289,14 @@ def calibrate_f1(scores: np.ndarray, *, labels: np.ndarray, block: int = 64) -> 
     return _threshold(s, value, "f1", params, block, normal=s[~y])
 
 
+def calibrate_events(scores: np.ndarray | list[np.ndarray], **params: Any) -> Threshold:
+    """Method ``events``: ``scores`` is one series' window scores or a list of them (see
+    :func:`anomae.calibrate_events.calibrate_events`)."""
+    from anomae.calibrate_events import calibrate_events as by_events
+
+    return by_events(scores, **params)
+
+
 METHODS: dict[str, Callable[..., Threshold]] = {
     "quantile": calibrate_quantile,
     "ksigma": calibrate_ksigma,
@@ -331,6 +304,7 @@ METHODS: dict[str, Callable[..., Threshold]] = {
     "pot": calibrate_pot,
     "fpr": calibrate_fpr,
     "f1": calibrate_f1,
+    "events": calibrate_events,
 }
 
 
@@ -406,10 +380,16 @@ def calibrate_rows(
                     f"{sc.score.size} windows: give one label per window, not per row"
                 )
         params["labels"] = np.concatenate([np.asarray(labels[i]).reshape(-1) for i, _ in scored])
-    th = calibrate(np.concatenate([sc.score for _, sc in scored]), method, **params)
+    if method == "events":  # events are counted per series, so the series stay apart
+        params.setdefault("stride", spec.stride)
+        th = calibrate_events([sc.score for _, sc in scored], **params)
+    else:
+        th = calibrate(np.concatenate([sc.score for _, sc in scored]), method, **params)
     if per_feature:
+        # events budget whole-model alarms; a feature's share is read against its 0.995 quantile
+        fmethod, fparams = ("quantile", {}) if method == "events" else (method, params)
         fe = np.concatenate([sc.feature_error for _, sc in scored])
         th = replace(
-            th, per_feature=calibrate_features(fe, detector.card.features, method, **params)
+            th, per_feature=calibrate_features(fe, detector.card.features, fmethod, **fparams)
         )
     return th

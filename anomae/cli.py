@@ -7,6 +7,7 @@ Every option can also be set through an environment variable ``ANOMAE_<COMMAND>_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -103,32 +104,37 @@ def _table(timestamp_column: str, series_column: str, label_column: str, feature
 
 
 def post_rule_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The post-rule and threshold options ``score`` and ``monitor`` share."""
+    """The post-rule and threshold options ``score`` and ``monitor`` share. The post-rule
+    options default to the model card's alarm policy (else 3, 0, 1.0, 0): given explicitly
+    they override it, and the command says which setting came from where."""
     opts = [
         click.option(
             "--min-windows",
-            default=3,
-            show_default=True,
-            help="Consecutive anomalous windows needed to open an event.",
+            default=None,
+            type=int,
+            help="Consecutive anomalous windows needed to open an event "
+            "[default: the model card's, else 3].",
         ),
         click.option(
             "--max-gap",
-            default=0,
-            show_default=True,
-            help="Merge events separated by at most this many windows.",
+            default=None,
+            type=int,
+            help="Merge events separated by at most this many windows "
+            "[default: the model card's, else 0].",
         ),
         click.option(
             "--off",
-            default=1.0,
-            show_default=True,
+            default=None,
+            type=float,
             help="Hysteresis: an open event holds while the normalised score stays "
-            "above this level (0-1; 1 = no hysteresis).",
+            "above this level (0-1; 1 = no hysteresis) [default: the model card's, else 1].",
         ),
         click.option(
             "--cooldown",
-            default=0,
-            show_default=True,
-            help="Suppress events that start within this many windows after the previous one.",
+            default=None,
+            type=int,
+            help="Suppress events that start within this many windows after the previous one "
+            "[default: the model card's, else 0].",
         ),
         click.option(
             "--top-k", default=3, show_default=True, help="Top contributing features to report."
@@ -151,46 +157,50 @@ LIKELIHOOD_PARAMS = ("epsilon", "short", "long", "warmup", "season_s")
 
 def likelihood_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The anomaly likelihood options ``score`` and ``monitor`` share; the command passes
-    them to :func:`_likelihood` as ``**likelihood``."""
+    them to :func:`_card_likelihood` as ``**likelihood``. Left unset, each follows the
+    model card's alarm policy."""
     opts = [
         click.option(
             "--likelihood/--no-likelihood",
-            default=False,
-            show_default=True,
+            default=None,
             help="Alarm on the anomaly likelihood (how improbable each series' recent scores "
             "are given its own history) instead of the threshold; needs no threshold, follows "
-            "drift.",
+            "drift [default: as the model card's alarm policy says, else off].",
         ),
         click.option(
             "--likelihood-epsilon",
-            default=1e-5,
-            show_default=True,
-            help="Likelihood: tail probability that alarms.",
+            default=None,
+            type=float,
+            help="Likelihood: tail probability that alarms [default: the card's, else 1e-05].",
         ),
         click.option(
             "--likelihood-short",
-            default=5,
-            show_default=True,
-            help="Likelihood: windows averaged into the recent score.",
+            default=None,
+            type=int,
+            help="Likelihood: windows averaged into the recent score "
+            "[default: the card's, else 5].",
         ),
         click.option(
             "--likelihood-long",
-            default=8640,
-            show_default=True,
-            help="Likelihood: windows of history the normal range is fitted on.",
+            default=None,
+            type=int,
+            help="Likelihood: windows of history the normal range is fitted on "
+            "[default: the card's, else 8640].",
         ),
         click.option(
             "--likelihood-warmup",
-            default=100,
-            show_default=True,
-            help="Likelihood: windows of each series with no verdict while its history builds up.",
+            default=None,
+            type=int,
+            help="Likelihood: windows of each series with no verdict while its history "
+            "builds up [default: the card's, else 100].",
         ),
         click.option(
             "--likelihood-season-s",
-            default=0.0,
-            show_default=True,
+            default=None,
+            type=float,
             help="Likelihood: cycle in seconds (86400: daily); what the last cycles saw at the "
-            "same time does not alarm (0: off; score only, the monitor refuses it).",
+            "same time does not alarm (0: off; score only, the monitor refuses it) "
+            "[default: the card's, else 0].",
         ),
     ]
     for opt in reversed(opts):
@@ -198,17 +208,18 @@ def likelihood_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _likelihood(likelihood: bool, **params: Any) -> Any:
-    """The :class:`anomae.likelihood.Likelihood` of :func:`likelihood_options`' values (None
-    when ``--likelihood`` is off)."""
-    from anomae.likelihood import Likelihood
+def _card_likelihood(alarm: dict[str, Any], likelihood: bool | None, **params: Any) -> Any:
+    """The :class:`anomae.likelihood.Likelihood` to alarm with (None: the threshold): the
+    options given, else the model card's alarm policy; says where it came from (stderr)."""
+    from anomae.events import resolve_likelihood
 
-    if not likelihood:
-        return None
+    lk = {k: params[f"likelihood_{k}"] for k in LIKELIHOOD_PARAMS}
     try:
-        return Likelihood(**{k: params[f"likelihood_{k}"] for k in LIKELIHOOD_PARAMS})
+        policy, source = resolve_likelihood(alarm, likelihood, lk)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    click.echo(f"likelihood {'off' if policy is None else 'on'} ({source})", err=True)
+    return policy
 
 
 def _positive_threshold(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
@@ -231,13 +242,38 @@ def _force_option(what: str) -> Callable[..., Any]:
     )
 
 
-def _rule(min_windows: int, max_gap: int, off: float, cooldown: int) -> Any:
-    from anomae.events import PostRule
+def _card_alarm(model: str | Path) -> dict[str, Any]:
+    """The model card's alarm policy; {} when the file cannot be read, so that loading the
+    model reports what is wrong with it, as it does for every command."""
+    from anomae.modelfile import read_card
+    from anomae.spec import ModelCardError
 
     try:
-        return PostRule(min_windows, max_gap, off, cooldown)
+        return read_card(model).alarm
+    except ModelCardError:
+        return {}
+
+
+def _card_rule(
+    model: str | dict[str, Any],
+    min_windows: int | None,
+    max_gap: int | None,
+    off: float | None,
+    cooldown: int | None,
+) -> Any:
+    """The post-rule: options given explicitly, else the alarm policy of the model card
+    (``model``: its path, or the policy itself); prints where each setting came from (to
+    stderr: stdout may be a data stream)."""
+    from anomae.events import resolve_post_rule, rule_text
+
+    alarm = model if isinstance(model, dict) else _card_alarm(model)
+    given = {"min_windows": min_windows, "max_gap": max_gap, "off": off, "cooldown": cooldown}
+    try:
+        rule, source = resolve_post_rule(alarm, given)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    click.echo(rule_text(rule, source), err=True)
+    return rule
 
 
 def _ints(text: str) -> list[int]:
@@ -312,12 +348,28 @@ def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option(
             "--method",
-            default="quantile",
+            default="events",
             show_default=True,
-            type=click.Choice(["quantile", "ksigma", "mad", "pot", "fpr", "f1"]),
-            help="quantile: q-quantile of normal scores; ksigma: mean+k*std; mad: "
-            "median+k*MAD; pot: extreme-value tail fit (SPOT), risk q; fpr: target "
-            "false-alarm rate (--rate, or --alarms-per-day); f1: F1-optimal on LABELLED data.",
+            type=click.Choice(["events", "quantile", "ksigma", "mad", "pot", "fpr", "f1"]),
+            help="events: threshold and post-rule for a budget of false events per series per "
+            "day (--false-events-per-day); quantile: q-quantile of normal scores; ksigma: "
+            "mean+k*std; mad: median+k*MAD; pot: extreme-value tail fit (SPOT), risk q; fpr: "
+            "target false-alarm rate per window (--rate, or --alarms-per-day); f1: "
+            "F1-optimal on LABELLED data.",
+        ),
+        click.option(
+            "--false-events-per-day",
+            type=float,
+            default=None,
+            help="events: false events per series per day the threshold allows on normal "
+            "data (default 0.143: one per week).",
+        ),
+        click.option(
+            "--search-min-windows",
+            default="",
+            help="events: comma-separated --min-windows candidates (e.g. 1,2,3,5); the one "
+            "allowing the lowest threshold is kept and written to the model card "
+            "(default: the model's post-rule, else 3).",
         ),
         click.option(
             "--q",
@@ -337,13 +389,13 @@ def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--interval-s",
             type=float,
             default=None,
-            help="fpr: sampling interval in seconds (default: from the data).",
+            help="events/fpr: sampling interval in seconds (default: from the data).",
         ),
         click.option(
             "--init-quantile",
             type=float,
             default=None,
-            help="pot: quantile where the tail starts (default 0.98).",
+            help="pot/events: quantile where the tail starts (default 0.98).",
         ),
         click.option(
             "--per-feature/--no-per-feature",
@@ -367,12 +419,15 @@ def _calibration(method: str, holdout: float = 0.2, **kw: Any) -> Any:
 
 
 def _threshold_text(th: Any) -> str:
+    from anomae.report import false_events_text
+
     ci = th.expected_far_ci
     far = f"{th.expected_far:.3g}" if th.expected_far is not None else "?"
     ci_text = f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
     return (
         f"threshold {th.value:.6g} by {th.method} {th.params} on {th.n_calibration:,} "
         f"windows; expected false-alarm rate {far}{ci_text} per window"
+        + (f"; {false_events_text(th)}" if th.expected_false_events_per_day is not None else "")
     )
 
 
@@ -518,6 +573,8 @@ def train(
     alarms_per_day: float | None,
     interval_s: float | None,
     init_quantile: float | None,
+    false_events_per_day: float | None,
+    search_min_windows: str,
     per_feature: bool,
     progress: bool,
     force: bool,
@@ -532,10 +589,18 @@ def train(
     and calibrated in a temporary file and replaces --out only when complete."""
     from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.detector import Detector
+    from anomae.events import alarm_policy
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import calibrate_blocks, parse_pipeline, sampling_interval, train_step
+    from anomae.pipeline import (
+        calibrate_blocks,
+        chosen_rule,
+        parse_pipeline,
+        post_rule,
+        sampling_interval,
+        train_step,
+    )
 
     section = _calibration(
         method,
@@ -546,6 +611,8 @@ def train(
         alarms_per_day=alarms_per_day,
         interval_s=interval_s,
         init_quantile=init_quantile,
+        false_events_per_day=false_events_per_day,
+        min_windows=tuple(_ints(search_min_windows)),
         per_feature=per_feature,
     )
 
@@ -617,10 +684,16 @@ def train(
             )
         th = None
         if cal_rows:
+            rule = post_rule(pipe.score)
             th = calibrate_blocks(
-                Detector.load(tmp), cal_rows, pipe.calibrate, interval_s=sampling_interval(series)
+                Detector.load(tmp),
+                cal_rows,
+                pipe.calibrate,
+                interval_s=sampling_interval(series),
+                rule=rule,
             )
-            card = card.with_threshold(th)
+            alarm = alarm_policy(chosen_rule(th, rule))
+            card = dataclasses.replace(card.with_threshold(th), alarm=alarm)
         rewrite_card(tmp, card, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -656,6 +729,8 @@ def calibrate(
     alarms_per_day: float | None,
     interval_s: float | None,
     init_quantile: float | None,
+    false_events_per_day: float | None,
+    search_min_windows: str,
     per_feature: bool,
     out: str | None,
     force: bool,
@@ -665,12 +740,15 @@ def calibrate(
     DATA must be normal for every method but f1, which needs a label column with both
     normal and anomalous windows. Only the model card changes; the graph is kept. MODEL is
     rewritten in place (keeping its permissions; a symlink is followed) unless --out is
-    given; an existing --out needs --force."""
+    given; an existing --out needs --force. Method events calibrates for the card's
+    post-rule (else min_windows 3) and stores the rule it chose in the card's alarm policy,
+    which `anomae score` applies."""
     from anomae.atomic import check_outputs, same_file
     from anomae.detector import Detector
+    from anomae.events import resolve_post_rule
     from anomae.io import read_series
     from anomae.modelfile import read_card, rewrite_card
-    from anomae.pipeline import calibrate_blocks, sampling_interval
+    from anomae.pipeline import calibrate_blocks, chosen_rule, sampling_interval
 
     section = _calibration(
         method,
@@ -680,6 +758,8 @@ def calibrate(
         alarms_per_day=alarms_per_day,
         interval_s=interval_s,
         init_quantile=init_quantile,
+        false_events_per_day=false_events_per_day,
+        min_windows=tuple(_ints(search_min_windows)),
         per_feature=per_feature,
     )
     if out is not None and not same_file(out, model):
@@ -688,6 +768,7 @@ def calibrate(
         check_outputs([model], data, force=True)  # in place: only never over an input
     read_card(model)  # refuses external data before onnxruntime would read it
     det = Detector.load(model)
+    rule, _ = resolve_post_rule(det.card.alarm, {})
     table = _table(timestamp_column, series_column, label_column, features)
     series, _ = read_series(list(data), table, features=det.card.features)
     th = calibrate_blocks(
@@ -696,8 +777,10 @@ def calibrate(
         section,
         interval_s=sampling_interval(series),
         labels=[s.labels for s in series],
+        rule=rule,
     )
-    rewrite_card(model, det.card.with_threshold(th), out)
+    alarm = {**det.card.alarm, "post_rule": dataclasses.asdict(chosen_rule(th, rule))}
+    rewrite_card(model, dataclasses.replace(det.card.with_threshold(th), alarm=alarm), out)
     click.echo(f"{_threshold_text(th)} -> {out or model}")
 
 
@@ -738,10 +821,10 @@ def score(
     series_column: str,
     label_column: str,
     features: str,
-    min_windows: int,
-    max_gap: int,
-    off: float,
-    cooldown: int,
+    min_windows: int | None,
+    max_gap: int | None,
+    off: float | None,
+    cooldown: int | None,
     top_k: int,
     threshold: float | None,
     device: str,
@@ -757,9 +840,10 @@ def score(
     overwritten."""
     from anomae.score import ScoreOptions, score_files
 
-    policy = _likelihood(**likelihood)
+    alarm = _card_alarm(model)
+    policy = _card_likelihood(alarm, **likelihood)
     opts = ScoreOptions(
-        rule=_rule(min_windows, max_gap, off, cooldown),
+        rule=_card_rule(alarm, min_windows, max_gap, off, cooldown),
         top_k=top_k,
         threshold=threshold,
         likelihood=policy,
@@ -982,10 +1066,10 @@ def monitor(
     max_gap_seconds: float,
     max_line_bytes: int,
     max_future: float,
-    min_windows: int,
-    max_gap: int,
-    off: float,
-    cooldown: int,
+    min_windows: int | None,
+    max_gap: int | None,
+    off: float | None,
+    cooldown: int | None,
     top_k: int,
     threshold: float | None,
     reload_check_seconds: float,
@@ -1005,10 +1089,10 @@ def monitor(
 
     try:
         opts = MonitorOptions(
-            rule=_rule(min_windows, max_gap, off, cooldown),
+            rule=_card_rule(model, min_windows, max_gap, off, cooldown),
             top_k=top_k,
             threshold=threshold,
-            likelihood=_likelihood(**likelihood),
+            likelihood=_card_likelihood(_card_alarm(model), **likelihood),
             batch_size=batch_size,
             flush_ms=flush_ms,
             queue_size=queue_size,

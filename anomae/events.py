@@ -9,6 +9,10 @@ unscorable window, closes it too). Events less than ``max_gap`` + 1 windows apar
 :class:`EventTracker` does it one window at a time for the streaming monitor, and a test
 proves both give the same events.
 
+The model card carries the alarm policy the model was calibrated for (``card.alarm``);
+:func:`resolve_post_rule` and :func:`resolve_likelihood` apply it, with options the user
+gave explicitly taking precedence, and say where each setting came from.
+
     >>> import numpy as np
     >>> norm = np.array([0.5, 1.2, 1.5, 0.9, 2.0, 0.1, 1.1, 1.3, 1.4])
     >>> [(e.first, e.last) for e in find_events(norm, PostRule(min_windows=2))]
@@ -19,7 +23,9 @@ proves both give the same events.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +47,91 @@ class PostRule:
             raise ValueError("max_gap and cooldown must be >= 0")
         if not 0.0 <= self.off <= 1.0:
             raise ValueError(f"off (hold level, normalised) must be in [0, 1], got {self.off}")
+
+
+RULE_KEYS = ("min_windows", "max_gap", "off", "cooldown")
+DEFAULT_RULE = PostRule(min_windows=3)  # scoring's rule where neither card nor option says
+
+
+def alarm_policy(rule: PostRule, likelihood: Any = None) -> dict[str, Any]:
+    """The ``ModelCard.alarm`` dict for ``rule`` and an optional
+    :class:`~anomae.likelihood.Likelihood` (absent: alarms come from the fixed threshold)."""
+    policy: dict[str, Any] = {"post_rule": dataclasses.asdict(rule)}
+    if likelihood is not None:
+        policy["likelihood"] = dataclasses.asdict(likelihood)
+    return policy
+
+
+def resolve_post_rule(
+    card_alarm: dict[str, Any], overrides: dict[str, Any], default: PostRule | None = None
+) -> tuple[PostRule, dict[str, str]]:
+    """The post-rule to apply: each of ``min_windows``, ``max_gap``, ``off``, ``cooldown``
+    from ``overrides`` when given (not None), else from the model card's alarm policy, else
+    from ``default`` (:data:`DEFAULT_RULE`, what scoring always applied). Returns the rule
+    and, per key, ``"option"``, ``"card"`` or ``"default"``.
+
+        >>> card = {"post_rule": {"min_windows": 2, "max_gap": 16, "off": 1.0, "cooldown": 0}}
+        >>> rule, src = resolve_post_rule(card, {"min_windows": None, "cooldown": 5})
+        >>> rule
+        PostRule(min_windows=2, max_gap=16, off=1.0, cooldown=5)
+        >>> src["min_windows"], src["cooldown"]
+        ('card', 'option')
+    """
+    unknown = sorted(set(overrides) - set(RULE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown post-rule setting(s) {unknown}; known: {list(RULE_KEYS)}")
+    stored = card_alarm.get("post_rule") or {}
+    if not isinstance(stored, dict):
+        raise ValueError(f"the model card's alarm.post_rule is not an object: {stored!r}")
+    values: dict[str, Any] = dataclasses.asdict(default or DEFAULT_RULE)
+    source: dict[str, str] = {}
+    for key in RULE_KEYS:
+        if overrides.get(key) is not None:
+            values[key], source[key] = overrides[key], "option"
+        elif stored.get(key) is not None:
+            values[key], source[key] = stored[key], "card"
+        else:
+            source[key] = "default"
+    try:
+        kw: dict[str, Any] = {k: (float(v) if k == "off" else int(v)) for k, v in values.items()}
+        rule = PostRule(**kw)
+    except (TypeError, ValueError) as exc:
+        where = ", ".join(f"{k} from the {source[k]}" for k in values if source[k] != "default")
+        raise ValueError(f"invalid post-rule ({where}): {exc}") from exc
+    return rule, source
+
+
+def resolve_likelihood(
+    card_alarm: dict[str, Any], enabled: bool | None, overrides: dict[str, Any]
+) -> tuple[Any, str]:
+    """The :class:`~anomae.likelihood.Likelihood` alarm policy to apply, or None for the
+    fixed threshold, and where it came from (``"option"``, ``"card"`` or ``"default"``).
+
+    ``enabled`` None follows the card (a likelihood policy stored there is used); True or
+    False is the user's explicit choice. Settings in ``overrides`` that are not None replace
+    the card's (or the defaults)."""
+    from anomae.likelihood import Likelihood
+
+    stored = card_alarm.get("likelihood")
+    if stored is not None and not isinstance(stored, dict):
+        raise ValueError(f"the model card's alarm.likelihood is not an object: {stored!r}")
+    use = stored is not None if enabled is None else enabled
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not use:
+        return None, "option" if enabled is not None else "card" if stored else "default"
+    source = "option" if enabled or given else "card"
+    try:
+        return Likelihood(**{**(stored or {}), **given}), source
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid likelihood policy: {exc}") from exc
+
+
+def rule_text(rule: PostRule, source: dict[str, str]) -> str:
+    """One line saying each post-rule setting and where it came from."""
+    return "post-rule " + ", ".join(
+        f"{k}={getattr(rule, k)} ({source.get(k, 'default')})" for k in RULE_KEYS
+    )
+
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
     [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
     [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
     [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
-    [calibrate] method, q, holdout (last fraction of each training series, never trained on)
+    [calibrate] method (default "events"), false_events_per_day, min_windows (candidates),
+                q, k, rate, alarms_per_day, interval_s, init_quantile, per_feature,
+                holdout (last fraction of each training series, never trained on)
     [score]     min_windows, max_gap, off (hysteresis hold level), cooldown, top_k
     [likelihood] short, long, warmup, refit, epsilon, min_spread, season_s, seasons,
                 tolerance_s: when present, alarms come from the anomaly likelihood of each
@@ -34,7 +36,7 @@ import time
 import tomllib
 import typing
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +93,28 @@ class WindowSection:
         return self.center or list(self.center_features) or False
 
 
+_METHOD_PARAMS = {
+    "events": ("false_events_per_day", "interval_s", "init_quantile", "min_windows"),
+    "quantile": ("q",),
+    "ksigma": ("k",),
+    "mad": ("k",),
+    "pot": ("q", "init_quantile"),
+    "fpr": ("rate", "alarms_per_day", "interval_s"),
+    "f1": (),
+}
+
+
 @dataclass(frozen=True)
 class CalibrateSection:
     """How the threshold is set. Parameters left unset take the method's defaults (see
-    :mod:`anomae.calibrate`): quantile q=0.995; ksigma/mad k=3; pot q=1e-3,
-    init_quantile=0.98; fpr rate, or alarms_per_day with interval_s (inferred from the
-    data's timestamps when unset)."""
+    :mod:`anomae.calibrate`): events (the default) false_events_per_day=1/7 (one per
+    series per week) with the [score] post-rule, or the one of the ``min_windows``
+    candidates that allows the lowest threshold; quantile q=0.995; ksigma/mad k=3; pot
+    q=1e-3, init_quantile=0.98; fpr rate, or alarms_per_day. ``interval_s`` (events, fpr)
+    is inferred from the data's timestamps when unset. A parameter the method does not
+    take is an error."""
 
-    method: str = "quantile"
+    method: str = "events"
     holdout: float = 0.2
     holdout_from: str = "spread"  # spread: blocks over each series' span; tail: its last rows
     per_feature: bool = False
@@ -108,12 +124,27 @@ class CalibrateSection:
     alarms_per_day: float | None = None
     interval_s: float | None = None
     init_quantile: float | None = None
+    false_events_per_day: float | None = None
+    min_windows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         from anomae.calibrate import METHODS
 
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
+        given = [n for n in _params_of(self) if n not in _METHOD_PARAMS[self.method]]
+        if given:
+            takers = sorted(m for m, ps in _METHOD_PARAMS.items() if given[0] in ps)
+            raise ValueError(
+                f"{given[0]} is not a parameter of method {self.method!r}"
+                + (" (the default)" if self.method == "events" else "")
+                + f": it belongs to {' or '.join(takers)}; set method accordingly or drop it"
+            )
+        fe = self.false_events_per_day
+        if fe is not None and not fe > 0:
+            raise ValueError(f"false_events_per_day must be > 0, got {fe}")
+        if any(int(m) < 1 for m in self.min_windows):
+            raise ValueError(f"min_windows candidates must be >= 1, got {list(self.min_windows)}")
         if self.q is not None and not 0.0 < self.q < 1.0:
             raise ValueError(f"q must be in (0, 1), got {self.q}")
         if not 0.0 <= self.holdout < 1.0:
@@ -125,9 +156,25 @@ class CalibrateSection:
     def holdout_spread(self) -> bool:
         return self.holdout_from == "spread"
 
-    def params(self) -> dict[str, float]:
-        names = ("q", "k", "rate", "alarms_per_day", "interval_s", "init_quantile")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+    def params(self) -> dict[str, Any]:
+        return _params_of(self)
+
+
+def _params_of(section: CalibrateSection) -> dict[str, Any]:
+    """The method parameters ``section`` sets (unset: None, or no min_windows candidates)."""
+    names = (
+        "q",
+        "k",
+        "rate",
+        "alarms_per_day",
+        "interval_s",
+        "init_quantile",
+        "false_events_per_day",
+    )
+    out: dict[str, Any] = {n: getattr(section, n) for n in names if getattr(section, n) is not None}
+    if section.min_windows:
+        out["min_windows"] = [int(m) for m in section.min_windows]
+    return out
 
 
 @dataclass(frozen=True)
@@ -516,10 +563,14 @@ def calibrate_blocks(
     section: CalibrateSection,
     interval_s: float | None = None,
     labels: list[np.ndarray | None] | None = None,
+    rule: Any = None,
 ) -> Threshold:
     """Threshold for ``det`` from held-out row blocks, as ``section`` says (torch-free).
 
-    ``labels`` (row labels per block) are needed by, and only by, the ``f1`` method."""
+    ``labels`` (row labels per block) are needed by, and only by, the ``f1`` method.
+    ``rule`` (a :class:`~anomae.events.PostRule`, default ``min_windows=3``) is the
+    post-rule method ``events`` calibrates for; the threshold's ``post_rule`` says which
+    one it chose (:func:`chosen_rule`)."""
     from anomae.calibrate import CalibrationError, calibrate_rows
     from anomae.score import window_labels
     from anomae.windows import window_ends
@@ -531,6 +582,16 @@ def calibrate_blocks(
             if interval_s is None:
                 raise CalibrationError(
                     "fpr with alarms_per_day needs the sampling interval: set interval_s"
+                )
+            params["interval_s"] = interval_s
+    if section.method == "events":
+        params["rule"] = rule
+        if "interval_s" not in params:
+            if interval_s is None:
+                raise CalibrationError(
+                    "method 'events' counts false events per day and needs the sampling "
+                    "interval: the calibration data has no usable timestamps; set interval_s "
+                    "(seconds between rows)"
                 )
             params["interval_s"] = interval_s
     if section.method == "f1":
@@ -546,6 +607,13 @@ def calibrate_blocks(
             if lb is not None
         ]
     return calibrate_rows(det, blocks, section.method, per_feature=section.per_feature, **params)
+
+
+def chosen_rule(threshold: Threshold, rule: Any) -> Any:
+    """The post-rule ``threshold`` was calibrated for (method ``events``), else ``rule``."""
+    from anomae.events import PostRule
+
+    return PostRule(**threshold.post_rule) if threshold.post_rule else rule
 
 
 def post_rule(section: ScoreSection) -> Any:
@@ -582,12 +650,11 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     # trained and calibrated beside the old model, which is replaced once, when complete
     tmp_model = temp_name(target_of(model_path))
     try:
-        card, train_summary, cal_rows, threshold = _train_and_calibrate(
-            pipe, series, features, tmp_model
-        )
+        card, train_summary, rule = _train_and_calibrate(pipe, series, features, tmp_model)
         rewrite_card(tmp_model, card, model_path)
     finally:
         tmp_model.unlink(missing_ok=True)
+    assert card.threshold is not None
     report: dict[str, Any] = {
         "pipeline": str(path),
         "config": pipe.to_dict(),
@@ -598,14 +665,13 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
             "parity": card.parity,
         },
         "training": train_summary,
-        "threshold": dataclasses.asdict(threshold),
+        "threshold": dataclasses.asdict(card.threshold),
+        "alarm": card.alarm,
     }
     if d.test:
         det = Detector.load(model_path)
         test_series, _ = read_series(list(d.test), table, features=features)
-        opts = ScoreOptions(
-            rule=post_rule(pipe.score), top_k=pipe.score.top_k, likelihood=pipe.likelihood
-        )
+        opts = ScoreOptions(rule=rule, top_k=pipe.score.top_k, likelihood=pipe.likelihood)
         windows, events, summary = score_all(det, test_series, opts)
         write_atomically(
             [
@@ -626,9 +692,11 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
 
 def _train_and_calibrate(
     pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], model_path: Path
-) -> tuple[ModelCard, dict[str, Any], list[np.ndarray], Threshold]:
-    """Train to ``model_path`` and calibrate its threshold (written into the card there)."""
+) -> tuple[ModelCard, dict[str, Any], Any]:
+    """Train to ``model_path``, calibrate its threshold and write it with the alarm policy
+    into the card there; returns the card, the training summary and the post-rule."""
     from anomae.detector import Detector
+    from anomae.events import alarm_policy
     from anomae.modelfile import rewrite_card
 
     d = pipe.data
@@ -643,13 +711,18 @@ def _train_and_calibrate(
         raise PipelineError(
             f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
-    det = Detector.load(model_path)
     threshold = calibrate_blocks(
-        det, cal_rows, pipe.calibrate, interval_s=sampling_interval(series), labels=cal_labels
+        Detector.load(model_path),
+        cal_rows,
+        pipe.calibrate,
+        interval_s=sampling_interval(series),
+        labels=cal_labels,
+        rule=post_rule(pipe.score),
     )
-    card = card.with_threshold(threshold)
+    rule = chosen_rule(threshold, post_rule(pipe.score))
+    card = replace(card.with_threshold(threshold), alarm=alarm_policy(rule, pipe.likelihood))
     rewrite_card(model_path, card)
-    return card, train_summary, cal_rows, threshold
+    return card, train_summary, rule
 
 
 def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:

@@ -26,6 +26,30 @@ def _far(far: float | None, ci: Any) -> str:
     return text + (f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else "")
 
 
+def false_events_text(th: Any) -> str:
+    """The events calibration in words (``th``: a Threshold or its dict), '' for others."""
+    get = th.get if isinstance(th, dict) else lambda k: getattr(th, k, None)
+    rate = get("expected_false_events_per_day")
+    if rate is None:
+        return ""
+    ci = get("expected_false_events_per_day_ci")
+    rule = get("post_rule") or {}
+    return (
+        f"expected false events {rate:.3g} per series per day"
+        + (f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else "")
+        + f" for a budget of {get('false_events_per_day'):.3g}, with post-rule "
+        + _params(rule)
+    )
+
+
+def alarm_text(alarm: dict[str, Any]) -> str:
+    if not alarm:
+        return "not recorded (scoring uses its options' defaults)"
+    text = "post-rule " + _params(alarm.get("post_rule") or {})
+    lk = alarm.get("likelihood")
+    return text + (f"; likelihood {_params(lk)}" if lk else "; fixed threshold")
+
+
 def summary_text(r: dict[str, Any]) -> str:
     cfg, tr, th = r["config"], r["training"], r["threshold"]
     m = cfg["model"]
@@ -48,6 +72,8 @@ def summary_text(r: dict[str, Any]) -> str:
         f"{th['n_calibration']:,} held-out normal windows; expected false-alarm rate "
         f"{_far(th['expected_far'], th.get('expected_far_ci'))}",
     ]
+    if th.get("expected_false_events_per_day") is not None:
+        lines.append(f"  events cal {false_events_text(th)}")
     if "scoring" in r:
         s = r["scoring"]
         lines.append(
@@ -89,7 +115,9 @@ def card_text(card: ModelCard, path: str) -> str:
             f"calibration windows, expected false-alarm rate "
             f"{_far(th.expected_far, th.expected_far_ci)}"
             + (f"; per feature {_params(th.per_feature)}" if th.per_feature else "")
+            + (f"; {false_events_text(th)}" if th.expected_false_events_per_day is not None else "")
         ),
+        f"  alarm        {alarm_text(card.alarm)}",
         f"  training     {card.training.get('n_train_windows', '?')} windows, "
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
         f"sparsity {card.training.get('sparsity')}",

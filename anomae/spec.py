@@ -82,6 +82,12 @@ class Threshold:
     calibration set, ``expected_far_ci`` a 95 % interval for it (block bootstrap, see
     :mod:`anomae.calibrate`), and ``per_feature`` optional thresholds of the per-feature
     errors, by feature name, to tell which sensors are out of their normal range.
+
+    Event-level calibration (method ``events``, :mod:`anomae.calibrate_events`) also records
+    the budget ``false_events_per_day`` (per series), the ``post_rule`` it chose together
+    with the value (``min_windows``, ``max_gap``, ``off``, ``cooldown``), and
+    ``expected_false_events_per_day`` with its 95 % interval ``..._ci``. Other methods leave
+    them at their defaults, as cards written before they existed do.
     """
 
     value: float
@@ -91,6 +97,10 @@ class Threshold:
     expected_far: float | None = None
     expected_far_ci: tuple[float, float] | None = None
     per_feature: dict[str, float] = field(default_factory=dict)
+    false_events_per_day: float | None = None
+    post_rule: dict[str, Any] = field(default_factory=dict)
+    expected_false_events_per_day: float | None = None
+    expected_false_events_per_day_ci: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.value) or self.value <= 0:
@@ -101,6 +111,11 @@ class Threshold:
             lo, hi = self.expected_far_ci
             if not 0.0 <= lo <= hi <= 1.0:
                 raise ValueError(f"expected_far_ci must be 0 <= lo <= hi <= 1, got ({lo}, {hi})")
+        ci = self.expected_false_events_per_day_ci
+        if ci is not None and (len(ci) != 2 or not 0.0 <= ci[0] <= ci[1] < math.inf):
+            raise ValueError(f"expected_false_events_per_day_ci must be 0 <= lo <= hi, got {ci}")
+        if self.false_events_per_day is not None and not self.false_events_per_day > 0:
+            raise ValueError(f"false_events_per_day must be > 0, got {self.false_events_per_day}")
         for name, v in self.per_feature.items():
             if not math.isfinite(v) or v <= 0:
                 raise ValueError(
@@ -112,6 +127,10 @@ def _pair(v: Any) -> tuple[float, float]:
     """A JSON list ``[lo, hi]`` back to the tuple the dataclass holds."""
     lo, hi = v  # anything else raises ValueError/TypeError, reported as a malformed card
     return float(lo), float(hi)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,9 @@ class ModelCard:
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     parity: dict[str, Any] = field(default_factory=dict)
+    # the alarm policy scoring applies by default: {"post_rule": {min_windows, max_gap, off,
+    # cooldown}, "likelihood": {Likelihood fields}} (likelihood absent: the fixed threshold)
+    alarm: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -191,6 +213,14 @@ class ModelCard:
                     per_feature={
                         str(k): float(v) for k, v in (th.get("per_feature") or {}).items()
                     },
+                    false_events_per_day=_opt_float(th.get("false_events_per_day")),
+                    post_rule=dict(th.get("post_rule") or {}),
+                    expected_false_events_per_day=_opt_float(
+                        th.get("expected_false_events_per_day")
+                    ),
+                    expected_false_events_per_day_ci=None
+                    if th.get("expected_false_events_per_day_ci") is None
+                    else _pair(th["expected_false_events_per_day_ci"]),
                 ),
                 architecture=dict(d.get("architecture") or {}),
                 training=dict(d.get("training") or {}),
@@ -198,6 +228,7 @@ class ModelCard:
                 versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
                 created_at=str(d.get("created_at", "")),
                 parity=dict(d.get("parity") or {}),
+                alarm=dict(d.get("alarm") or {}),
                 format_version=int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -43,14 +43,26 @@ def test_train_calibrate_score_inspect(
     trained: Path, small_demo: dict[str, Path], tmp_path: Path
 ) -> None:
     card = json.loads(run_cli(["inspect", str(trained), "--json"]).stdout)
-    assert card["threshold"]["method"] == "quantile"
+    assert card["threshold"]["method"] == "events"  # the default: one false event a week
+    assert card["threshold"]["false_events_per_day"] == pytest.approx(1 / 7)
+    assert card["alarm"]["post_rule"] == card["threshold"]["post_rule"]
     assert card["window"] == {"length": 16, "stride": 1}
     assert card["training"]["noise"]["kind"] == "masking"
     assert card["parity"]["max_rel_diff"] < 1e-4
 
     recal = tmp_path / "recal.onnx"
     r = run_cli(
-        ["calibrate", str(trained), str(small_demo["train"]), "--q", "0.9", "-o", str(recal)]
+        [
+            "calibrate",
+            str(trained),
+            str(small_demo["train"]),
+            "--method",
+            "quantile",
+            "--q",
+            "0.9",
+            "-o",
+            str(recal),
+        ]
     )
     assert r.returncode == 0, r.stderr
     card2 = json.loads(run_cli(["inspect", str(recal), "--json"]).stdout)
@@ -109,6 +121,8 @@ def test_score_works_with_torch_blocked(
             "calibrate",
             str(trained),
             str(small_demo["train"]),
+            "--method",
+            "quantile",
             "--q",
             "0.99",
             "-o",
@@ -158,13 +172,13 @@ def test_score_with_the_likelihood_alarm_policy(
     assert (df["is_anomaly"] == (df["score_normalised"].fill_nan(0) > 1)).all()
     r = run_cli([*args, "--likelihood-epsilon", "2"])
     assert r.returncode == 2 and "epsilon must be in (0, 1)" in r.stderr
-    # the command's defaults are the library's
+    # unset options take the model card's policy, else the library's defaults, as --help says
     from anomae.cli import score
 
-    defaults = {p.name: p.default for p in score.params}
     lk = Likelihood()
-    names = ("epsilon", "short", "long", "warmup", "season_s")
-    assert tuple(getattr(lk, k) for k in names) == tuple(defaults[f"likelihood_{k}"] for k in names)
+    for k in ("epsilon", "short", "long", "warmup", "season_s"):
+        opt = next(p for p in score.params if p.name == f"likelihood_{k}")
+        assert opt.default is None and f"else {getattr(lk, k):g}]" in str(opt.help), k
 
 
 def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
@@ -185,7 +199,8 @@ def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
         (["score", "{missing_model}", "{test}", "-o", "{out}"], "does not exist"),
         (["score", "{garbage}", "{test}", "-o", "{out}"], "cannot load this file"),
         (["score", "{model}", "{test}", "-o", "{out}", "--device", "tpu"], "unknown device"),
-        (["calibrate", "{model}", "{test}", "--q", "1.5"], "must be in (0, 1)"),
+        (["calibrate", "{model}", "{test}", "--method", "quantile", "--q", "1.5"], "in (0, 1)"),
+        (["calibrate", "{model}", "{test}", "--q", "0.9"], "not a parameter of method 'events'"),
         (["score", "{model}", "{test}", "-o", "{out}", "--off", "2"], "must be in [0, 1]"),
         (["run", "{bad_toml}", "--out", "{outdir}"], "unknown key(s) ['hiden']"),
     ],
@@ -236,6 +251,7 @@ def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) ->
         epochs = 2
         progress = false
         [calibrate]
+        method = "quantile"
         q = 0.99
     """)
     )
@@ -266,6 +282,14 @@ def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) ->
             ["--method", "fpr", "--alarms-per-day", "1"],
             "fpr",
             lambda th: abs(th["expected_far"] - 1 / 1440) < 1e-9,
+        ),
+        (
+            ["--false-events-per-day", "1", "--search-min-windows", "1,3"],
+            "events",
+            lambda th: (
+                th["expected_false_events_per_day"] == 1
+                and th["post_rule"]["min_windows"] in (1, 3)
+            ),
         ),
         (
             ["--method", "quantile", "--q", "0.99", "--per-feature"],

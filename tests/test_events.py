@@ -3,7 +3,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomae.events import EventTracker, PostRule, Span, event_mask, find_events, is_anomalous
+from anomae.events import (
+    EventTracker,
+    PostRule,
+    Span,
+    alarm_policy,
+    event_mask,
+    find_events,
+    is_anomalous,
+    resolve_likelihood,
+    resolve_post_rule,
+    rule_text,
+)
 
 N = np.nan
 
@@ -102,3 +113,59 @@ def test_skip_equals_quiet_steps_and_guards_its_precondition() -> None:
     assert not c.idle
     with pytest.raises(ValueError, match="idle"):
         c.skip(1)
+
+
+# the alarm policy in the model card
+CARD_ALARM = {"post_rule": {"min_windows": 2, "max_gap": 16, "off": 0.8, "cooldown": 0}}
+
+
+@pytest.mark.parametrize(
+    ("alarm", "given", "rule", "source"),
+    [
+        ({}, {}, PostRule(3), "default default default default"),
+        (CARD_ALARM, {}, PostRule(2, 16, 0.8, 0), "card card card card"),
+        (
+            CARD_ALARM,
+            {"min_windows": None, "off": 1.0},
+            PostRule(2, 16, 1.0, 0),
+            "card card option card",
+        ),
+        (
+            {"post_rule": {"max_gap": 4}},
+            {"cooldown": 9},
+            PostRule(3, 4, 1.0, 9),
+            "default card default option",
+        ),
+    ],
+)
+def test_resolve_post_rule(alarm: dict, given: dict, rule: PostRule, source: str) -> None:
+    got, src = resolve_post_rule(alarm, given)
+    assert got == rule
+    assert " ".join(src[k] for k in ("min_windows", "max_gap", "off", "cooldown")) == source
+    assert rule_text(got, src).startswith(f"post-rule min_windows={rule.min_windows} (")
+
+
+def test_resolve_post_rule_errors_name_the_source() -> None:
+    with pytest.raises(ValueError, match="min_windows from the card.*min_windows must be >= 1"):
+        resolve_post_rule({"post_rule": {"min_windows": 0}}, {})
+    with pytest.raises(ValueError, match="off from the option"):
+        resolve_post_rule({}, {"off": 2.0})
+    with pytest.raises(ValueError, match="unknown post-rule setting"):
+        resolve_post_rule({}, {"min_window": 2})
+
+
+def test_alarm_policy_round_trips_through_the_resolvers() -> None:
+    from anomae.likelihood import Likelihood
+
+    lk = Likelihood(short=7, epsilon=1e-4)
+    alarm = alarm_policy(PostRule(2, 16, 0.8, 0), lk)
+    assert resolve_post_rule(alarm, {})[0] == PostRule(2, 16, 0.8, 0)
+    assert resolve_likelihood(alarm, None, {}) == (lk, "card")
+    assert resolve_likelihood(alarm, False, {}) == (None, "option")
+    assert resolve_likelihood(alarm, None, {"epsilon": 1e-3})[0] == Likelihood(
+        short=7, epsilon=1e-3
+    )
+    assert resolve_likelihood(CARD_ALARM, None, {"epsilon": 1e-3}) == (None, "default")
+    assert resolve_likelihood(CARD_ALARM, True, {"short": 3}) == (Likelihood(short=3), "option")
+    with pytest.raises(ValueError, match="invalid likelihood policy"):
+        resolve_likelihood(alarm, None, {"epsilon": 2.0})

@@ -153,6 +153,8 @@ GOLDEN = [
     'anomae_feature_error_ratio{feature="temp",series="m2"} 0.010000000707805157',
     "# TYPE anomae_threshold gauge",
     "anomae_threshold 1.0",
+    "# TYPE anomae_expected_false_events_per_day gauge",
+    "anomae_expected_false_events_per_day NaN",
     "# TYPE anomae_events_received_total counter",
     "anomae_events_received_total 12.0",
     "# TYPE anomae_events_accepted_total counter",

@@ -75,11 +75,37 @@ def test_threshold_interval_and_per_feature_round_trip() -> None:
 
 def test_old_card_without_the_new_threshold_keys_loads() -> None:
     d = json.loads(_card().to_json())
-    for key in ("expected_far_ci", "per_feature"):
+    keys = ("expected_far_ci", "per_feature", "false_events_per_day", "post_rule")
+    for key in (*keys, "expected_false_events_per_day", "expected_false_events_per_day_ci"):
         d["threshold"].pop(key)
-    th = ModelCard.from_json(json.dumps(d)).threshold
+    d.pop("alarm")
+    card = ModelCard.from_json(json.dumps(d))
+    th = card.threshold
     assert th == Threshold(0.25, "quantile", {"q": 0.99}, 1234, 0.01)
     assert th.expected_far_ci is None and th.per_feature == {}
+    assert th.expected_false_events_per_day is None and th.post_rule == {}
+    assert card.alarm == {}
+
+
+def test_events_threshold_and_alarm_policy_round_trip() -> None:
+    rule = {"min_windows": 2, "max_gap": 16, "off": 1.0, "cooldown": 0}
+    th = Threshold(
+        0.3,
+        "events",
+        {"fit": "gpd", "series_days": 3.9},
+        5636,
+        0.0004,
+        false_events_per_day=1 / 7,
+        post_rule=rule,
+        expected_false_events_per_day=1 / 7,
+        expected_false_events_per_day_ci=(0.05, 0.4),
+    )
+    card = _card(threshold=th, alarm={"post_rule": rule, "likelihood": {"short": 5}})
+    back = ModelCard.from_json(card.to_json())
+    assert back == card
+    assert back.threshold is not None
+    assert back.threshold.expected_false_events_per_day_ci == (0.05, 0.4)
+    assert back.alarm["post_rule"] == rule
 
 
 @pytest.mark.parametrize(
@@ -91,6 +117,8 @@ def test_old_card_without_the_new_threshold_keys_loads() -> None:
         ({"expected_far_ci": [0.1, 1.5]}, r"0 <= lo <= hi <= 1"),
         ({"per_feature": {"temp": 0.0}}, "per-feature threshold of 'temp' must be finite and > 0"),
         ({"per_feature": {"temp": "x"}}, "malformed"),
+        ({"expected_false_events_per_day_ci": [0.3, 0.1]}, r"per_day_ci must be 0 <= lo"),
+        ({"false_events_per_day": 0}, "false_events_per_day must be > 0"),
     ],
 )
 def test_bad_threshold_fields_are_rejected(threshold: dict, message: str) -> None:

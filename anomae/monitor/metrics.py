@@ -13,6 +13,7 @@ name                                            type       labels
 ``anomae_anomaly``                              gauge      series (0/1 after post-rules)
 ``anomae_feature_error_ratio``                  gauge      series, feature (top-k only)
 ``anomae_threshold``                            gauge
+``anomae_expected_false_events_per_day``        gauge      (per series, model card; NaN: n/a)
 ``anomae_events_received_total``                counter    (every reading offered)
 ``anomae_events_accepted_total``                counter    (admitted into a series' window)
 ``anomae_events_invalid_total``                 counter    reason
@@ -120,6 +121,7 @@ class MonitorMetrics:
         self.top_k = max(0, min(top_k, len(self.features)))
         self.stats = MonitorStats()
         self.threshold = math.nan
+        self.false_events_per_day = math.nan
         self.series_limit = 0
         self.series_count: Callable[[], int] = lambda: 0
         self.series_names: dict[int, str] = {}  # slot -> series, kept by the daemon
@@ -148,9 +150,13 @@ class MonitorMetrics:
         self.build = Info("anomae_build", "anomae version and the loaded model.", registry=registry)
         registry.register(self)  # type: ignore[arg-type]
 
-    def set_model(self, labels: dict[str, str], threshold: float) -> None:
+    def set_model(
+        self, labels: dict[str, str], threshold: float, false_events_per_day: float | None = None
+    ) -> None:
         self.build.info(labels)
         self.threshold = float(threshold)
+        fe = false_events_per_day
+        self.false_events_per_day = math.nan if fe is None else float(fe)
 
     def _ensure(self, n: int) -> None:
         cap = self._score.shape[0]
@@ -214,6 +220,11 @@ class MonitorMetrics:
         st = self.stats
         yield from self._series_families()
         yield _gauge("anomae_threshold", "Score threshold of the model in use.", self.threshold)
+        yield _gauge(
+            "anomae_expected_false_events_per_day",
+            "False events per series per day the model's calibration expects on normal data.",
+            self.false_events_per_day,
+        )
         yield _counter("anomae_events_received", "Readings received from the source.", st.received)
         yield _counter(
             "anomae_events_accepted", "Readings admitted into a series' window.", st.accepted

@@ -113,6 +113,7 @@ class Scorer:
                 "threshold_method": card.threshold.method if card.threshold else "",
             },
             th,
+            card.threshold.expected_false_events_per_day if card.threshold else None,
         )
 
     def warm_up(self, det: Any, batch_size: int) -> None:
