@@ -149,7 +149,7 @@ def test_unknown_center_feature_is_named(tmp_path: Path) -> None:
         train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx")
 
 
-def _series(n: int) -> SeriesData:
+def _ramp(n: int) -> SeriesData:
     values = np.arange(n, dtype=np.float32)[:, None]
     return SeriesData("m", "x", np.arange(n, dtype=np.int64), values, None, np.arange(n))
 
@@ -166,7 +166,7 @@ def _series(n: int) -> SeriesData:
 def test_spread_holdout_samples_the_whole_span(
     n: int, holdout: float, held_starts: list[int]
 ) -> None:
-    fit, cal = split_holdout([_series(n)], holdout)
+    fit, cal = split_holdout([_ramp(n)], holdout)
     assert [int(b[0, 0]) for b in cal] == held_starts
     rows = sorted(int(v) for b in fit + cal for v in b[:, 0])
     assert rows == list(range(n))  # every row once, blocks never joined
@@ -175,12 +175,12 @@ def test_spread_holdout_samples_the_whole_span(
 
 
 def test_tail_holdout_and_short_series_fall_back_to_the_tail() -> None:
-    fit, cal = split_holdout([_series(100)], 0.2, spread=False)
+    fit, cal = split_holdout([_ramp(100)], 0.2, spread=False)
     assert [int(b[0, 0]) for b in cal] == [80] and len(fit) == 1
     # 10 blocks of a 32-row window need 320 rows: 100 rows keep the tail split
-    fit, cal = split_holdout([_series(100)], 0.2, spread=True, min_rows=32)
+    fit, cal = split_holdout([_ramp(100)], 0.2, spread=True, min_rows=32)
     assert [int(b[0, 0]) for b in cal] == [80]
-    fit, cal = split_holdout([_series(100)], 0.0)
+    fit, cal = split_holdout([_ramp(100)], 0.0)
     assert cal == [] and len(fit) == 1
 
 
@@ -292,6 +292,7 @@ def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_pa
             str(events),
             "--max-gap",
             "0",
+            "--force",
             "--no-progress",
         ]
     )
