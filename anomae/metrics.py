@@ -265,19 +265,24 @@ def event_f1(pred: ArrayLike, label: ArrayLike) -> dict[str, float]:
     found = int(np.count_nonzero(cp[te + 1] > cp[ts]))
     tp, n_pred = int((p & y).sum()), int(p.sum())
     precision, recall = _ratio(tp, n_pred), _ratio(found, ts.size)
-    if not ts.size and not n_pred:
-        f1 = NAN
-    elif not ts.size or not n_pred or precision + recall == 0:
-        f1 = 0.0
-    else:
-        f1 = 2 * precision * recall / (precision + recall)
     return {
         "precision": precision,
         "recall": recall,
-        "f1": f1,
+        "f1": f_score(precision, recall),
         "events": ts.size,
         "events_found": found,
     }
+
+
+def f_score(precision: float, recall: float) -> float:
+    """Harmonic mean of ``precision`` and ``recall``: 0 when one is undefined (NaN) or both are
+    0, NaN when both are undefined."""
+    p_nan, r_nan = math.isnan(precision), math.isnan(recall)
+    if p_nan and r_nan:
+        return NAN
+    if p_nan or r_nan or precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
 
 
 def false_events(starts: ArrayLike, ends: ArrayLike, label: ArrayLike) -> int:
