@@ -190,7 +190,11 @@ class BaselineDetector:
             return Scored(np.ones(case.test.shape[0]), 1.0, flag_all=True)
         model = BASELINES[self.name]().fit(case.train)
         if self.pipe is not None and self.pipe.likelihood is not None:
-            return _likelihood_scored(model.score(_full(case)), case, self.pipe)
+            # training rows in-sample, then the test rows as score() streams them from the
+            # fitted history (the windowed Gaussian's would count its training rows twice
+            # if they were streamed through it again)
+            whole = np.concatenate([model.score(case.train), model.score(case.test)])
+            return _likelihood_scored(whole, case, self.pipe)
         params = {k: v for k, v in self.calibration.params().items() if k != "interval_s"}
         if self.calibration.method == "fpr" and "alarms_per_day" in params:
             params = {"rate": params.get("rate", 0.001)}  # no time axis in a baseline's view
