@@ -57,7 +57,10 @@ def compare_baselines(
     if calibration:
         cal = [(s.name, s.values, s.labels) for s in calibration]
     else:
-        cal = [(s.name, r, s.labels) for s, r in zip(train, held, strict=True)]
+        cal = [
+            (s.name, r, None if s.labels is None else s.labels[s.labels.size - r.shape[0] :])
+            for s, r in zip(train, held, strict=True)
+        ]
     params: dict[str, Any] = pipe.calibrate.params()
     if pipe.calibrate.method == "fpr":
         params.setdefault("stride", spec.stride)
@@ -78,6 +81,9 @@ def compare_baselines(
         threshold = None
         if pipe.likelihood is None:
             blocks = [(s, r, lb) for s, r, lb in cal if r.shape[0] >= spec.length]
+            if not blocks:
+                out[name] = {"error": f"no calibration block of {spec.length} rows or more"}
+                continue
             ends = [window_ends(r.shape[0], spec) for _, r, _ in blocks]
             scores = np.concatenate(
                 [model(s).score(r)[e] for (s, r, _), e in zip(blocks, ends, strict=True)]

@@ -134,3 +134,25 @@ def test_baselines_through_the_run_alarm_path() -> None:
     pipe.calibrate = CalibrateSection(method="quantile", q=0.999, holdout=0.2)
     r = compare_baselines(pipe, train, test, _windows(test, spec))
     assert "at least 1000 are needed" in r["ksigma"]["error"]
+
+
+def test_baselines_f1_calibration_uses_the_held_out_labels() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.normal(0, 1, (1000, 1))
+    values[900:910] += 6.0  # an anomaly in the held-out fifth, labelled
+    labels = np.zeros(1000, np.int8)
+    labels[900:910] = 1
+    train = [_series("a", values, labels)]
+    test = [_series("a", rng.normal(0, 1, (100, 1)), np.zeros(100, np.int8))]
+    pipe = SimpleNamespace(
+        window=WindowSection(length=4),
+        score=ScoreSection(),
+        calibrate=CalibrateSection(method="f1", holdout=0.2),
+        likelihood=None,
+    )
+    spec = WindowSpec(4)
+    r = compare_baselines(pipe, train, test, _windows(test, spec), names=("ksigma",))
+    ends = window_ends(200, spec)
+    held = KSigmaBaseline().fit(values[:800]).score(values[800:])[ends]
+    want = calibrate(held, "f1", labels=window_labels(labels[800:], ends, 4)).value
+    assert r["ksigma"]["threshold"] == pytest.approx(want)
