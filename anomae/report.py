@@ -179,12 +179,13 @@ def benchmark_table(report: dict[str, Any]) -> str:
     """The summary as a fixed-width terminal table."""
     cols = _columns(report)
     b = report["benchmark"]
+    w = max([14, *(len(name) + 1 for name in report["summary"])])
     lines = [
         f"{b['dataset']} ({b['protocol']}), {report['cases']} cases, {report['seconds']:.0f}s",
-        f"{'detector':<14}" + "".join(f"{title:>10}" for _, title in cols),
+        f"{'detector':<{w}}" + "".join(f"{title:>10}" for _, title in cols),
     ]
     for name, s in report["summary"].items():
-        lines.append(f"{name:<14}" + "".join(f"{_cell(k, s[k]):>10}" for k, _ in cols))
+        lines.append(f"{name:<{w}}" + "".join(f"{_cell(k, s[k]):>10}" for k, _ in cols))
     return "\n".join(lines + BENCH_NOTES)
 
 
