@@ -32,6 +32,7 @@ __all__ = [
     "KSigmaBaseline",
     "PCABaseline",
     "RandomBaseline",
+    "WindowedGaussianBaseline",
 ]
 
 
@@ -152,6 +153,71 @@ class PCABaseline(Baseline):
         return flat(z), flat(observed)
 
 
+class WindowedGaussianBaseline(Baseline):
+    """NAB's reference ``windowedGaussian`` detector: how far a value lies from a Gaussian of
+    the values before it, the last ``window`` of them, refitted every ``step`` values.
+
+    Causal, as NAB runs it: a row is scored against the statistics of earlier rows only. The
+    training rows (their last ``window``) are the initial history of every :meth:`score`
+    call, which then streams its rows through it: while the history holds fewer than
+    ``window`` values each row joins it and the statistics are refitted at once; once full,
+    rows collect in a buffer and every ``step`` rows the window slides by ``step``.
+
+    NAB scores ``1 - Q(|z|)`` (the two-sided tail probability); this scores ``|z|`` itself,
+    which ranks rows the same way and thresholds the same rows, but does not round to 1.0
+    for every ``|z| > 8.3`` in floating point. Several features are scored per feature and
+    combined by the **largest** ``|z|`` (as :class:`KSigmaBaseline`), so one feature far
+    out is enough, and missing cells are left out of both the statistics and the maximum.
+    A feature constant over its window gets a scale of 1 (raw units) instead of NAB's
+    ``1e-6``, which would score any change of a constant command signal near 1e6.
+
+        >>> train = np.array([[0.0], [2.0], [0.0], [2.0]])
+        >>> WindowedGaussianBaseline(window=4, step=2).fit(train).score(np.array([[1.0], [5.0]]))
+        array([0., 4.])
+    """
+
+    def __init__(self, window: int = 6400, step: int = 100) -> None:
+        self.window = window
+        self.step = step
+
+    def fit(self, train: np.ndarray) -> WindowedGaussianBaseline:
+        if self.window < 1 or not 1 <= self.step <= self.window:
+            raise ValueError(
+                f"need window >= 1 and 1 <= step <= window, got window={self.window}, "
+                f"step={self.step}"
+            )
+        super().fit(train)
+        self.history_ = _rows(train, "train")[-self.window :]
+        return self
+
+    def score(self, test: np.ndarray) -> np.ndarray:
+        x = self._check(test)
+        w, h = self.window, self.history_.shape[0]
+        rows = np.concatenate([self.history_, x])
+        # sums over rows ref-centred, so variance from the sums does not cancel away digits
+        ref = np.nan_to_num(_moments(self.history_)[0])
+        seen = ~np.isnan(rows)
+        v = np.where(seen, rows - ref, 0.0)
+        c0, c1, c2 = (
+            np.vstack([np.zeros(x.shape[1]), np.cumsum(a, axis=0)]) for a in (seen, v, v * v)
+        )
+        g = np.arange(h, h + x.shape[0])  # each test row's index in `rows`
+        # the window before row g: all earlier rows while it fills, then stepwise
+        end = np.where(g <= w, g, w + (g - w) // self.step * self.step)
+        start = np.maximum(end - w, 0)
+        n = c0[end] - c0[start]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (c1[end] - c1[start]) / n
+            var = np.maximum((c2[end] - c2[start]) / n - mean**2, 0.0)
+            std = np.sqrt(var)
+            scale = np.where(std > 1e-12 * np.maximum(np.abs(mean + ref), 1.0), std, 1.0)
+            z = np.abs(x - ref - mean) / scale  # NaN where unobserved or no history
+        out = np.full(x.shape[0], np.nan)
+        any_z = ~np.isnan(z).all(axis=1)
+        out[any_z] = np.nanmax(z[any_z], axis=1)
+        return out
+
+
 class RandomBaseline(Baseline):
     """Uniform random scores in [0, 1): the chance level of a ranking metric.
 
@@ -180,6 +246,7 @@ class AllAnomalousBaseline(Baseline):
 BASELINES: dict[str, Callable[[], Baseline]] = {
     "pca": PCABaseline,
     "ksigma": KSigmaBaseline,
+    "windowed_gaussian": WindowedGaussianBaseline,
     "random": RandomBaseline,
     "all_anomalous": AllAnomalousBaseline,
 }

@@ -17,8 +17,11 @@ per-value scores barely differ in and out of sample, and the longer history help
 metrics rank that score.
 
 Reported per detector: pooled point F1/FAR/MAR (SKAB's definitions, no point-adjust),
-mean VUS-PR/VUS-ROC/AUC-PR/AUC-ROC over cases, event F1, point-adjusted F1 (secondary,
-inflated by construction) and, for NAB, the normalised NAB score per profile.
+mean VUS-PR/VUS-ROC/AUC-PR/AUC-ROC over cases, mean event F1 (TSB-AD's event-based F1, which
+flagging everything cannot win), false events per day (events after the post-rules that
+overlap no label, pooled over the cases' test spans; per 10,000 test rows where a dataset has
+no time, as :func:`anomae.datasets.load_matrix`), point-adjusted F1 (secondary, inflated by
+construction) and, for NAB, the normalised NAB score per profile.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class BenchmarkSection:
     categories: tuple[str, ...] = ("realKnownCause", "realAWSCloudwatch")
     train: str = ""  # labelled: training file
     test: str = ""  # labelled: test file with a label column
-    baselines: tuple[str, ...] = ("pca", "ksigma", "random", "all_anomalous")
+    baselines: tuple[str, ...] = ("pca", "ksigma", "windowed_gaussian", "random", "all_anomalous")
     vus_window: int = 100
     limit: int = 0  # only the first N cases (quick runs)
 
@@ -193,7 +196,11 @@ class BaselineDetector:
             return Scored(np.ones(case.test.shape[0]), 1.0, flag_all=True)
         model = BASELINES[self.name]().fit(case.train)
         if self.pipe is not None and self.pipe.likelihood is not None:
-            return _likelihood_scored(model.score(_full(case)), case, self.pipe)
+            # training rows in-sample, then the test rows as score() streams them from the
+            # fitted history (the windowed Gaussian's would count its training rows twice
+            # if they were streamed through it again)
+            whole = np.concatenate([model.score(case.train), model.score(case.test)])
+            return _likelihood_scored(whole, case, self.pipe)
         params = {k: v for k, v in self.calibration.params().items() if k != "interval_s"}
         if self.calibration.method == "fpr" and "alarms_per_day" in params:
             params = {"rate": params.get("rate", 0.001)}  # no time axis in a baseline's view
@@ -214,7 +221,7 @@ def case_metrics(
     n = label.size
     if s.flag_all:
         pred = np.ones(n, bool)
-        starts = np.array([0])
+        starts, ends = np.array([0]), np.array([n - 1])
     else:
         starts, ends = event_bounds(s.score / s.threshold, rule)
         pred = event_mask(n, (starts, ends))
@@ -227,6 +234,8 @@ def case_metrics(
     out["auc_pr"] = metrics.auc_pr(score, label) if has_both else float("nan")
     out["auc_roc"] = metrics.auc_roc(score, label) if has_both else float("nan")
     out["event_f1"] = metrics.event_f1(pred, label)["f1"]
+    out["false_events"] = metrics.false_events(starts, ends, label)
+    out["span_days"] = span_days(case)
     out["pa_f1"] = metrics.point_adjusted_f1(pred, label)
     if nab:
         # NAB scores the full series; the training (probationary) rows never alarm
@@ -235,6 +244,19 @@ def case_metrics(
         for profile in NAB_PROFILES:
             out[f"nab_{profile}"] = metrics.nab_score(onsets, case.windows, case.probation, profile)
     return out
+
+
+def span_days(case: Case) -> float | None:
+    """Days the test rows span (first to last timestamp plus one median step), or ``None``
+    where the dataset has no time and the loader numbered the rows instead (it says so in
+    ``meta["timestamps"]``, as :func:`anomae.datasets.load_matrix` does)."""
+    from anomae.evaluate import span_days as days
+
+    return None if "timestamps" in case.meta else days(case.test_timestamps)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else float("nan")
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -252,6 +274,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("vus_pr", "vus_roc", "auc_pr", "auc_roc", "event_f1", "pa_f1"):
         vals = np.array([r[key] for r in rows], dtype=np.float64)
         out[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+    n_false = sum(r["false_events"] for r in rows)
+    days = [r["span_days"] for r in rows]
+    if rows and all(d is not None for d in days):
+        out["false_events_per_day"] = _ratio(n_false, sum(days))
+    else:  # some case has no time axis: per 10,000 test rows instead
+        out["false_events_per_10k_rows"] = _ratio(1e4 * n_false, sum(r["rows"] for r in rows))
     if rows and "nab_standard" in rows[0]:
         for profile in NAB_PROFILES:
             out[f"nab_{profile}"] = metrics.nab_normalised(r[f"nab_{profile}"] for r in rows)

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from anomae.events import runs
-from anomae.metrics import auc_pr, auc_roc, point_metrics
+from anomae.metrics import auc_pr, auc_roc, f_score, point_metrics
 
 
 def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:
@@ -58,8 +58,23 @@ def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict
     return out
 
 
-def evaluate_windows(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:
-    """All metrics for scored windows that carry a ``label`` column."""
+def span_days(timestamps: np.ndarray) -> float:
+    """Days one series' rows span: first to last timestamp (int ns) plus one median step."""
+    ts = np.asarray(timestamps, np.int64)
+    if ts.size == 0:
+        return 0.0
+    step = float(np.median(np.diff(ts))) if ts.size > 1 else 0.0
+    return (float(ts[-1] - ts[0]) + step) / 86_400e9
+
+
+def evaluate_windows(
+    windows: pl.DataFrame, kind_column: str | None = None, days: float | None = None
+) -> dict[str, Any]:
+    """All metrics for scored windows that carry a ``label`` column.
+
+    ``event_f1`` is TSB-AD's event-based F1: the precision of the windows inside events with
+    the share of labelled segments an event covers. With ``days``, the test span, the
+    false events are also given per day."""
     label = windows["label"].to_numpy().astype(bool)
     score = windows["score"].to_numpy().astype(np.float64)
     out: dict[str, Any] = {
@@ -71,4 +86,7 @@ def evaluate_windows(windows: pl.DataFrame, kind_column: str | None = None) -> d
         "point_after_post_rule": point_metrics(windows["in_event"].to_numpy(), label),
     }
     out.update(event_metrics(windows, kind_column))
+    out["event_f1"] = f_score(out["point_after_post_rule"]["precision"], out["segment_recall"])
+    if days:
+        out["false_events_per_day"] = out["false_events"] / days
     return out

@@ -5,9 +5,11 @@ counts as the lowest score), ``label`` (0/1) and ``pred`` (bool or 0/1). Where a
 undefined (no anomalies for recall or AUC, no predictions for precision, a single class for
 ROC) it is NaN, never a silent 0. Empty input and a length mismatch raise ``ValueError``.
 
-Headline numbers are the threshold-free VUS-PR and AUC-PR. Point-adjusted F1 is kept only for
-comparison with older papers: one hit anywhere in a long segment marks all of it detected, so
-even random alarms score high on it.
+Headline numbers are the threshold-free VUS-PR and AUC-PR and, at the alarm threshold, pooled
+point F1 and the event-based F1 (:func:`event_f1`) beside the false events per day
+(:func:`false_events`). Point-adjusted F1 is kept only for comparison with older papers: one
+hit anywhere in a long segment marks all of it detected, so even random alarms score high on
+it.
 
     >>> import numpy as np
     >>> label = np.array([0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
@@ -18,6 +20,8 @@ even random alarms score high on it.
     0.908
     >>> point_metrics(score > 0.45, label)["f1"], event_f1(score > 0.45, label)["f1"]
     (0.5, 0.6666666666666666)
+    >>> event_f1(np.ones(10), label)["f1"]  # flagging everything: precision 0.2, recall 1
+    0.33333333333333337
 """
 
 from __future__ import annotations
@@ -246,34 +250,52 @@ def point_adjusted_f1(pred: ArrayLike, label: ArrayLike) -> float:
 
 
 def event_f1(pred: ArrayLike, label: ArrayLike) -> dict[str, float]:
-    """Event-wise scores: precision is the share of predicted segments that overlap a labelled
-    one, recall the share of labelled segments overlapped by a prediction.
+    """TSB-AD's event-based F1 (Garg et al.'s composite F-score): **point-wise** precision
+    with **event-wise** recall, the share of labelled segments with at least one flagged row.
 
-    ``f1`` is their harmonic mean; 0 when exactly one side has no segments, NaN when neither
-    has any (precision alone is NaN without predictions, recall alone without anomalies)."""
+    Flagging every row cannot win it: recall is 1 but precision is the anomalous share of the
+    rows, so F1 is ``2a / (1 + a)`` for an anomalous share ``a``. (The older form with
+    event-wise precision gave flag-everything 1.0: one predicted segment, and it overlaps.)
+    ``f1`` is 0 when exactly one of precision and recall is undefined or both are 0, NaN when
+    neither is defined (no predictions and no anomalies)."""
     p, y = _check(pred, label, ("pred", "label"))
     p, y = _as_bool(p, "pred"), _as_bool(y, "label")
-    cp, cy = np.r_[0, np.cumsum(p)], np.r_[0, np.cumsum(y)]
+    cp = np.r_[0, np.cumsum(p)]
     ts, te = runs(y)
-    ps, pe = runs(p)
     found = int(np.count_nonzero(cp[te + 1] > cp[ts]))
-    correct = int(np.count_nonzero(cy[pe + 1] > cy[ps]))
-    precision, recall = _ratio(correct, ps.size), _ratio(found, ts.size)
-    if not ts.size and not ps.size:
-        f1 = NAN
-    elif not ts.size or not ps.size or precision + recall == 0:
-        f1 = 0.0
-    else:
-        f1 = 2 * precision * recall / (precision + recall)
+    tp, n_pred = int((p & y).sum()), int(p.sum())
+    precision, recall = _ratio(tp, n_pred), _ratio(found, ts.size)
     return {
         "precision": precision,
         "recall": recall,
-        "f1": f1,
+        "f1": f_score(precision, recall),
         "events": ts.size,
         "events_found": found,
-        "predicted": ps.size,
-        "predicted_correct": correct,
     }
+
+
+def f_score(precision: float, recall: float) -> float:
+    """Harmonic mean of ``precision`` and ``recall``: 0 when one is undefined (NaN) or both are
+    0, NaN when both are undefined."""
+    p_nan, r_nan = math.isnan(precision), math.isnan(recall)
+    if p_nan and r_nan:
+        return NAN
+    if p_nan or r_nan or precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def false_events(starts: ArrayLike, ends: ArrayLike, label: ArrayLike) -> int:
+    """How many events, inclusive row ranges ``starts[i]..ends[i]`` (as the post-rules give
+    them), overlap no labelled row. Divide by the span they were raised in for a rate."""
+    y = _as_bool(np.asarray(label), "label")
+    a, b = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"starts and ends must be 1-D of one length, got {a.shape}, {b.shape}")
+    if a.size and (a.min() < 0 or b.max() >= y.size or (b < a).any()):
+        raise ValueError(f"events must be (start <= end) rows within 0..{y.size - 1}")
+    cy = np.r_[0, np.cumsum(y)]
+    return int(np.count_nonzero(cy[b + 1] == cy[a]))
 
 
 # -- NAB --------------------------------------------------------------------------------------

@@ -632,8 +632,9 @@ def report_path(out_dir: Path) -> Path:
 def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
     from anomae.atomic import target_of, temp_name, write_atomically
+    from anomae.compare import compare_baselines
     from anomae.detector import Detector
-    from anomae.evaluate import evaluate_windows
+    from anomae.evaluate import evaluate_windows, span_days
     from anomae.modelfile import atomic_write_bytes, rewrite_card
     from anomae.score import ScoreOptions, encode_table, score_all
 
@@ -682,8 +683,17 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
         report["scoring"] = dataclasses.asdict(summary)
         if "label" in windows.columns:
             kinds = _anomaly_kinds(list(d.test), table, windows)
-            report["metrics"] = evaluate_windows(
-                kinds if kinds is not None else windows, "anomaly" if kinds is not None else None
+            days = sum(span_days(s.timestamps) for s in test_series)
+            labelled, kind = (windows, None) if kinds is None else (kinds, "anomaly")
+            report["metrics"] = evaluate_windows(labelled, kind, days)
+            # what the model adds: the baselines through the same calibration and post-rules
+            cal_files = (
+                read_series(list(d.calibration), table, features=features)[0]
+                if d.calibration
+                else None
+            )
+            report["baselines"] = compare_baselines(
+                pipe, series, test_series, labelled, cal_files, kind, days
             )
     report["seconds_total"] = round(time.perf_counter() - t_start, 2)
     atomic_write_bytes(report_path(out), json.dumps(report, indent=2, default=str).encode())

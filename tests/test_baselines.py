@@ -12,6 +12,7 @@ from anomae.baselines import (
     KSigmaBaseline,
     PCABaseline,
     RandomBaseline,
+    WindowedGaussianBaseline,
 )
 from anomae.datasets import find_data, load_skab
 
@@ -132,6 +133,77 @@ def test_ksigma_constant_and_unseen_features() -> None:
     assert np.isnan(ks.score(np.array([[np.nan, 1e9, np.nan]]))[0])
 
 
+def _nab_windowed_gaussian(values: list[float], window: int, step: int) -> list[float]:
+    """NAB's ``WindowedGaussianDetector.handleRecord`` loop, one value at a time, returning
+    ``|z|`` where NAB returns ``1 - Q(|z|)`` (and 0 before it has seen a value)."""
+    data: list[float] = []
+    buffer: list[float] = []
+    mean, std, out = 0.0, 1.0, []
+    for v in values:
+        out.append(abs(v - mean) / std if data else 0.0)
+        if len(data) < window:
+            data.append(v)
+            mean, std = float(np.mean(data)), float(np.std(data))
+        else:
+            buffer.append(v)
+            if len(buffer) == step:
+                data = data[step:] + buffer
+                buffer = []
+                mean, std = float(np.mean(data)), float(np.std(data))
+        std = std or 1.0  # NAB: 1e-6; here a constant window keeps raw units
+    return out
+
+
+@pytest.mark.parametrize(
+    ("window", "step", "n_train", "n_test"),
+    [
+        (50, 10, 80, 200),  # history full from the start, slides every 10 rows
+        (50, 10, 20, 200),  # history fills for 30 rows, then slides
+        (50, 50, 50, 170),  # step = window: a fresh, disjoint window each time
+        (64, 1, 5, 100),  # refitted on every row
+        (6400, 100, 300, 400),  # NAB's settings: never full here
+    ],
+)
+def test_windowed_gaussian_matches_nabs_loop(
+    window: int, step: int, n_train: int, n_test: int
+) -> None:
+    rng = np.random.default_rng(window + n_train)
+    x = np.cumsum(rng.normal(size=n_train + n_test)) + 1000.0  # a drifting level
+    model = WindowedGaussianBaseline(window, step).fit(x[:n_train, None])
+    got = model.score(x[n_train:, None])
+    # the training rows are the stream's start: history beyond the window is dropped
+    start = max(0, n_train - window)
+    expected = _nab_windowed_gaussian(x[start:].tolist(), window, step)[n_train - start :]
+    np.testing.assert_allclose(got, expected, rtol=1e-7)
+
+
+def test_windowed_gaussian_follows_a_level_ksigma_does_not() -> None:
+    """A slow drift: the window follows it, the training-time Gaussian does not."""
+    rng = np.random.default_rng(0)
+    t = np.arange(3000.0)
+    x = (t / 100 + rng.normal(scale=0.5, size=t.size))[:, None]
+    train, test = x[:1000], x[1000:]
+    test[200, 0] += 8.0  # a spike on top of the drift
+    wg = WindowedGaussianBaseline(window=200, step=10).fit(train).score(test)
+    ks = KSigmaBaseline().fit(train).score(test)
+    assert np.argmax(wg) == 200
+    assert np.argmax(ks) != 200  # the drift outscores the spike
+
+
+def test_windowed_gaussian_multivariate_max_and_missing_cells() -> None:
+    train = np.array([[0.0, 10.0], [2.0, 10.0], [0.0, np.nan], [2.0, 10.0]])
+    model = WindowedGaussianBaseline(window=4, step=4).fit(train)
+    # feature 0: mean 1, std 1; feature 1 constant 10: scale 1 (raw units)
+    score = model.score(np.array([[4.0, 10.5], [1.0, 13.0], [np.nan, np.nan], [np.nan, 9.0]]))
+    np.testing.assert_allclose(score, [3.0, 3.0, np.nan, 1.0])
+
+
+@pytest.mark.parametrize(("window", "step"), [(0, 1), (10, 0), (10, 11)])
+def test_windowed_gaussian_bad_settings(window: int, step: int) -> None:
+    with pytest.raises(ValueError, match="window >= 1 and 1 <= step <= window"):
+        WindowedGaussianBaseline(window, step).fit(np.zeros((5, 1)))
+
+
 def test_random_is_deterministic_per_seed() -> None:
     x = np.zeros((100, 3))
     a = RandomBaseline(seed=7).fit(x).score(x)
@@ -151,7 +223,13 @@ def test_all_anomalous_is_constant_one() -> None:
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_registry_contract(name: str) -> None:
     baseline = BASELINES[name]()
-    assert isinstance(baseline, Baseline) and name in {"pca", "ksigma", "random", "all_anomalous"}
+    assert isinstance(baseline, Baseline) and name in {
+        "pca",
+        "ksigma",
+        "windowed_gaussian",
+        "random",
+        "all_anomalous",
+    }
     rng = np.random.default_rng(0)
     train = rng.normal(size=(200, 4))
     with pytest.raises(RuntimeError, match="call fit"):

@@ -71,7 +71,7 @@ def test_evaluate_matrix_dataset(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     s = report["summary"]
     assert report["cases"] == 2
-    assert set(s) == {"anomae", "pca", "ksigma", "random", "all_anomalous"}
+    assert set(s) == {"anomae", "pca", "ksigma", "windowed_gaussian", "random", "all_anomalous"}
     # the references behave as they must, so the harness is wired right
     assert s["all_anomalous"]["far"] == 1.0 and s["all_anomalous"]["mar"] == 0.0
     assert abs(s["random"]["auc_roc"] - 0.5) < 0.1

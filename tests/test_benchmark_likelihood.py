@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from anomae.baselines import WindowedGaussianBaseline
 from anomae.benchmark import BaselineDetector
 from anomae.calibrate import calibrate
 from anomae.datasets import Case
@@ -48,3 +49,22 @@ def test_baseline_alarms_on_the_likelihood_of_its_whole_series() -> None:
     plain = BaselineDetector("ksigma", cal, SimpleNamespace(likelihood=None))(case)
     z = np.abs(case.train[:, 0] - case.train.mean()) / case.train.std()
     assert plain.threshold == pytest.approx(calibrate(z, "ksigma", k=5.0).value, rel=1e-6)
+
+
+def test_windowed_gaussian_sees_its_training_rows_once() -> None:
+    """The likelihood path streams the test rows on from the fitted history; streaming the
+    training rows through it again would put them in the window twice."""
+    case = _case()
+    spec = Likelihood(short=1)
+    s = BaselineDetector("windowed_gaussian", CalibrateSection(), SimpleNamespace(likelihood=spec))(
+        case
+    )
+    x = np.concatenate([case.train, case.test])[:, 0].astype(np.float64)
+    # the test rows' |z| against all earlier rows (the window of 6400 never fills here,
+    # so the statistics are refitted on every row)
+    cum, cum2, n = np.cumsum(x), np.cumsum(x * x), np.arange(1, x.size + 1)
+    mean, std = cum / n, np.sqrt(np.maximum(cum2 / n - (cum / n) ** 2, 0))
+    z_test = np.abs(x[500:] - mean[499:-1]) / std[499:-1]
+    in_sample = WindowedGaussianBaseline().fit(case.train).score(case.train)
+    want = likelihood_scores(np.concatenate([in_sample, z_test]), spec)[500:]
+    np.testing.assert_allclose(s.score, want, rtol=1e-4, atol=1e-6)

@@ -265,6 +265,10 @@ def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) ->
     assert report["model"]["parity"]["max_rel_diff"] < 1e-4
     assert set(report["metrics"]["recall_by_kind"]) >= {"spike", "stuck", "drift"}
     assert "labelled anomalies detected" in r.stdout
+    # what the model adds: each baseline through the same calibration and post-rules
+    assert set(report["baselines"]) == {"ksigma", "pca", "windowed_gaussian"}
+    assert report["baselines"]["pca"]["windows"] == report["metrics"]["windows"]
+    assert "windowed_gaussian" in r.stdout and "false/day" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from anomae.metrics import (
     auc_pr,
     auc_roc,
     event_f1,
+    false_events,
     nab_normalised,
     nab_probationary_length,
     nab_score,
@@ -251,9 +252,15 @@ def test_point_adjust_by_hand(pred: str, label: str, adjusted: str, f1: float) -
 @pytest.mark.parametrize(
     ("pred", "label", "precision", "recall", "f1"),
     [
-        ("0110000011", "0011100000", 1 / 2, 1.0, 2 / 3),
+        # precision is point-wise (1 of 4 flagged rows is anomalous), recall event-wise
+        ("0110000011", "0011100000", 1 / 4, 1.0, 2 / 5),
         ("0010000100", "0111000110", 1.0, 1.0, 1.0),
         ("1010101010", "0111111100", 3 / 5, 1.0, 0.75),  # 5 alarms, 3 inside the one event
+        ("0001000000", "0001000110", 1.0, 1 / 2, 2 / 3),  # one of two events found
+        ("1100010001", "0001110001", 2 / 4, 1.0, 2 / 3),  # both found, half the rows false
+        # flagging everything: recall 1, precision the anomalous share 0.3: 2a / (1 + a)
+        ("1111111111", "0011100000", 3 / 10, 1.0, 6 / 13),
+        ("1111111111", "0110000110", 4 / 10, 1.0, 8 / 14),
         ("0000000000", "0110000110", NAN, 0.0, 0.0),
         ("0100000000", "0000000000", 0.0, NAN, 0.0),
         ("0000000000", "0000000000", NAN, NAN, NAN),
@@ -265,6 +272,42 @@ def test_event_f1_by_hand(
     p, y = (np.array([int(c) for c in s]) for s in (pred, label))
     m = event_f1(p, y)
     assert same(m["precision"], precision) and same(m["recall"], recall) and same(m["f1"], f1)
+
+
+def test_flagging_everything_does_not_win_event_f1() -> None:
+    label = np.zeros(1000, np.int8)
+    label[100:110] = label[500:540] = 1
+    assert event_f1(np.ones(1000), label)["f1"] < 0.1  # 2 * 0.05 / 1.05
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([], 0),
+        ([(0, 1)], 1),  # ends just before the labelled segment
+        ([(0, 2)], 0),  # touches it
+        ([(5, 7)], 1),
+        ([(5, 8)], 0),
+        ([(0, 1), (5, 6), (8, 9)], 2),
+        ([(0, 9)], 0),  # flag everything: one event, and it overlaps
+        ([(9, 9)], 0),
+        ([(5, 5), (6, 6), (7, 7)], 3),  # back-to-back events count one by one
+    ],
+)
+def test_false_events_by_hand(events: list[tuple[int, int]], expected: int) -> None:
+    label = np.array([int(c) for c in "0011100011"])
+    starts = np.array([a for a, _ in events], np.int64)
+    ends = np.array([b for _, b in events], np.int64)
+    assert false_events(starts, ends, label) == expected
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "message"),
+    [([0], [10], "within 0..9"), ([3], [2], "start <= end"), ([0, 1], [2], "one length")],
+)
+def test_false_events_rejects_bad_ranges(starts: list[int], ends: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        false_events(np.array(starts), np.array(ends), np.zeros(10))
 
 
 # --- NAB -------------------------------------------------------------------------------------
