@@ -369,7 +369,9 @@ def test_calibrate_in_place_keeps_mode_and_symlink(
     real.chmod(0o644)
     link = tmp_path / "model.onnx"
     link.symlink_to(real)
-    r = run_cli(["calibrate", str(link), str(small_demo["train"]), "--method", "quantile", "--q", "0.9"])
+    r = run_cli(
+        ["calibrate", str(link), str(small_demo["train"]), "--method", "quantile", "--q", "0.9"]
+    )
     assert r.returncode == 0, r.stderr
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert (real.stat().st_mode & 0o777) == 0o644
