@@ -302,3 +302,20 @@ def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_pa
     text = run_cli(["inspect", model]).stdout
     assert "expected false events" in text and "alarm        post-rule {cooldown=0" in text
     assert json.loads(run_cli(["inspect", model, "--json"]).stdout)["alarm"]["post_rule"] == chosen
+
+
+def test_default_recipes_parse_and_benchmarks_use_them(tmp_path: Path) -> None:
+    """One recipe per data shape, and every benchmark pipeline takes its settings from one
+    (so a benchmark runs on what a user's data gets)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1] / "pipelines"
+    recipes = sorted((root / "defaults").glob("*.toml"))
+    assert {p.stem for p in recipes} == {"univariate", "multivariate"}
+    for recipe in recipes:
+        (tmp_path / "p.toml").write_text(f'recipe = "{recipe}"\n[data]\ntrain = "t.parquet"\n')
+        load_pipeline(tmp_path / "p.toml")
+    for path in root.glob("*.toml"):
+        doc = tomllib.loads(path.read_text())
+        if "benchmark" in doc:
+            assert str(doc.get("recipe", "")).startswith("defaults/"), path
