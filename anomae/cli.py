@@ -437,7 +437,7 @@ def _threshold_text(th: Any) -> str:
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
 )
 @table_options
-@click.option("--window", default=32, show_default=True, help="Window length in rows.")
+@click.option("--window", default=16, show_default=True, help="Window length in rows.")
 @click.option("--stride", default=1, show_default=True, help="Scoring stride in rows.")
 @click.option(
     "--train-stride",
@@ -461,7 +461,7 @@ def _threshold_text(th: Any) -> str:
 )
 @click.option(
     "--hidden",
-    default="256,64",
+    default="8",
     show_default=True,
     help="Encoder widths, last is the code; wider than the input = over-complete.",
 )
@@ -486,12 +486,12 @@ def _threshold_text(th: Any) -> str:
 )
 @click.option(
     "--noise",
-    default="none",
+    default="gaussian",
     show_default=True,
     type=click.Choice(["none", "gaussian", "salt_pepper", "masking"]),
     help="Denoising corruption applied to training inputs only.",
 )
-@click.option("--sigma", default=0.1, show_default=True, help="Gaussian noise std (scaled units).")
+@click.option("--sigma", default=0.3, show_default=True, help="Gaussian noise std (scaled units).")
 @click.option(
     "--noise-p", default=0.1, show_default=True, help="Salt-and-pepper / masking probability."
 )
@@ -504,8 +504,8 @@ def _threshold_text(th: Any) -> str:
 )
 @click.option("--rho", default=0.05, show_default=True, help="KL target mean activation.")
 @click.option("--beta", default=1e-3, show_default=True, help="Sparsity penalty weight.")
-@click.option("--epochs", default=30, show_default=True)
-@click.option("--batch-size", default=256, show_default=True)
+@click.option("--epochs", default=60, show_default=True, help="Most training epochs.")
+@click.option("--batch-size", default=64, show_default=True, help="Training batch size.")
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", default=0.0, show_default=True)
 @click.option(
@@ -514,7 +514,23 @@ def _threshold_text(th: Any) -> str:
     show_default=True,
     help="Training windows held out for early stopping.",
 )
-@click.option("--patience", default=5, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--patience", default=8, show_default=True, help="Early-stopping patience (epochs).")
+@click.option(
+    "--error-weights",
+    type=click.Choice(["heldout", "equal"]),
+    default="heldout",
+    show_default=True,
+    help="heldout: each feature's squared error divided by its mean on held-out normal "
+    "windows, so no sensor dominates the score; equal: raw scaled errors.",
+)
+@click.option(
+    "--constant",
+    type=click.Choice(["ignore", "keep"]),
+    default="ignore",
+    show_default=True,
+    help="ignore: features constant in the training rows are left out of the score (and "
+    "named); keep: score them (any change will count as an anomaly).",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option(
@@ -562,6 +578,8 @@ def train(
     weight_decay: float,
     val_fraction: float,
     patience: int,
+    error_weights: str,
+    constant: str,
     seed: int,
     device: str,
     holdout: float,
@@ -652,6 +670,7 @@ def train(
             "device": device,
             "progress": progress,
         },
+        "weights": {"errors": error_weights, "constant": constant},
         "calibrate": {
             "method": method,
             "holdout": holdout,
