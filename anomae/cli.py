@@ -607,18 +607,10 @@ def train(
     and calibrated in a temporary file and replaces --out only when complete."""
     from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.detector import Detector
-    from anomae.events import alarm_policy
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import (
-        calibrate_blocks,
-        chosen_rule,
-        parse_pipeline,
-        post_rule,
-        sampling_interval,
-        train_step,
-    )
+    from anomae.pipeline import calibrate_card, parse_pipeline, sampling_interval, train_step
 
     section = _calibration(
         method,
@@ -701,23 +693,15 @@ def train(
                 f"left out of the score (constant in the training rows): "
                 f"{', '.join(summary['ignored_features'])}"
             )
-        th = None
         if cal_rows:
-            rule = post_rule(pipe.score)
-            th = calibrate_blocks(
-                Detector.load(tmp),
-                cal_rows,
-                pipe.calibrate,
-                interval_s=sampling_interval(series),
-                rule=rule,
+            card, _ = calibrate_card(
+                Detector.load(tmp), card, cal_rows, pipe, sampling_interval(series)
             )
-            alarm = alarm_policy(chosen_rule(th, rule))
-            card = dataclasses.replace(card.with_threshold(th), alarm=alarm)
         rewrite_card(tmp, card, out)
     finally:
         tmp.unlink(missing_ok=True)
-    if th is not None:
-        click.echo(_threshold_text(th))
+    if card.threshold is not None:
+        click.echo(_threshold_text(card.threshold))
     click.echo(f"wrote {out}")
 
 

@@ -304,15 +304,19 @@ def load_pipeline(path: str | Path) -> Pipeline:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: pipeline file does not exist")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{path}: not valid TOML: {exc}") from exc
+    doc = _read_toml(path)
     if "recipe" in doc:
         doc = with_recipe(doc, path)
     pipe = parse_pipeline(doc, str(path))
     # data paths are relative to the working directory, as on the command line
     return pipe
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: not valid TOML: {exc}") from exc
 
 
 def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -327,10 +331,7 @@ def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
     base_path = (path.parent / name).resolve()
     if not base_path.is_file():
         raise PipelineError(f"{path}: recipe {name!r} not found (looked for {base_path})")
-    try:
-        base = tomllib.loads(base_path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{base_path}: not valid TOML: {exc}") from exc
+    base = _read_toml(base_path)
     if "recipe" in base:
         raise PipelineError(f"{base_path}: a recipe cannot name another recipe")
     merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
@@ -706,7 +707,6 @@ def _train_and_calibrate(
     """Train to ``model_path``, calibrate its threshold and write it with the alarm policy
     into the card there; returns the card, the training summary and the post-rule."""
     from anomae.detector import Detector
-    from anomae.events import alarm_policy
     from anomae.modelfile import rewrite_card
 
     d = pipe.data
@@ -721,18 +721,29 @@ def _train_and_calibrate(
         raise PipelineError(
             f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
-    threshold = calibrate_blocks(
-        Detector.load(model_path),
-        cal_rows,
-        pipe.calibrate,
-        interval_s=sampling_interval(series),
-        labels=cal_labels,
-        rule=post_rule(pipe.score),
+    card, rule = calibrate_card(
+        Detector.load(model_path), card, cal_rows, pipe, sampling_interval(series), cal_labels
     )
-    rule = chosen_rule(threshold, post_rule(pipe.score))
-    card = replace(card.with_threshold(threshold), alarm=alarm_policy(rule, pipe.likelihood))
     rewrite_card(model_path, card)
     return card, train_summary, rule
+
+
+def calibrate_card(
+    det: Any,
+    card: ModelCard,
+    cal_rows: list[np.ndarray],
+    pipe: Pipeline,
+    interval_s: float | None,
+    labels: list[np.ndarray | None] | None = None,
+) -> tuple[ModelCard, Any]:
+    """``card`` with the threshold ``pipe`` calibrates for ``det`` on ``cal_rows`` and the
+    alarm policy (the post-rule it chose, the likelihood); returns it and the post-rule."""
+    from anomae.events import alarm_policy
+
+    base = post_rule(pipe.score)
+    threshold = calibrate_blocks(det, cal_rows, pipe.calibrate, interval_s, labels, rule=base)
+    rule = chosen_rule(threshold, base)
+    return replace(card.with_threshold(threshold), alarm=alarm_policy(rule, pipe.likelihood)), rule
 
 
 def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:
