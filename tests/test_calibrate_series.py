@@ -4,8 +4,9 @@ round trip, and batch scoring applying them (the monitor's side: test_monitor_cl
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -29,11 +30,14 @@ MINUTE = 60_000_000_000
 SCALES = {"quiet": 0.5, "mid": 1.0, "noisy": 2.0}
 
 
-def zero_model(path: Path, threshold: Threshold | None = None) -> Path:
+def zero_model(
+    path: Path, threshold: Threshold | None = None, alarm: dict[str, Any] | None = None
+) -> Path:
     """A real exported model, no torch: a zero network, so a window's score is the mean
     squared value over its rows and features."""
     window = WindowSpec(4, 1)
-    card = ModelCard(FEATURES, window, Scaler((0.0,) * 3, (1.0,) * 3), threshold=threshold)
+    scaler = Scaler((0.0,) * 3, (1.0,) * 3)
+    card = ModelCard(FEATURES, window, scaler, threshold=threshold, alarm=alarm or {})
     lf = window.length * len(FEATURES)
     model = build_graph(
         [Layer("MatMul", [np.zeros((lf, lf), np.float32)])], "flat", FEATURES, window, card.scaler
@@ -90,8 +94,11 @@ def test_events_per_series_meet_the_budget_on_their_own_data() -> None:
     scores = [b for blocks in own.values() for b in blocks] + short
     params = {"false_events_per_day": 1 / 7, "interval_s": 60.0, "min_windows": (1, 3)}
     fleet_th = calibrate_events(scores, **params)  # type: ignore[arg-type]
+    assert fleet_th.post_rule["min_windows"] == 3  # the candidate with the lowest threshold
+    # as if the fleet had chosen min_windows 1: every series must follow it, not choose again
+    rule = PostRule(1)
+    fleet_th = replace(fleet_th, post_rule=asdict(rule))
     th = calibrate_per_series(fleet_th, names, scores, "events", params)
-    rule = PostRule(**fleet_th.post_rule)
     for name, blocks in own.items():  # the budget on its own data, with the fleet's rule
         want = calibrate_events(blocks, 1 / 7, interval_s=60.0, rule=rule)
         assert th.per_series[name] == want.value
