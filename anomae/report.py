@@ -64,8 +64,8 @@ def per_series_text(th: Any, names: int = 5) -> str:
     if fb:
         shown = ", ".join(fb[:names]) + (f" and {len(fb) - names} more" if len(fb) > names else "")
         text += (
-            f"; {len(fb)} series fell back to the fleet threshold {get('value'):.4g}: {shown} "
-            f"({fb[0]}: {fallback[fb[0]]})"
+            f"; {len(fb)} series fell back to the fleet threshold {get('value'):.4g}: {shown}; "
+            f"why, for {fb[0]}: {fallback[fb[0]]}"
         )
     return text
 

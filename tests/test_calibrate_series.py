@@ -209,3 +209,13 @@ def test_cli_calibrate_per_series_names_fallbacks_and_inspect_shows_them(
     assert json.loads(run_cli(["inspect", str(model), "--json"]).stdout)["threshold"][
         "per_series"
     ] == {}
+
+
+def test_pipeline_calibrate_section_takes_per_series() -> None:
+    from anomae.pipeline import PipelineError, parse_pipeline
+
+    doc: dict[str, Any] = {"data": {"train": "x.parquet"}, "calibrate": {"per_series": True}}
+    assert parse_pipeline(doc).calibrate.per_series is True
+    doc["calibrate"]["per_series"] = "yes"
+    with pytest.raises(PipelineError, match="key 'per_series' must be bool"):
+        parse_pipeline(doc)
