@@ -146,7 +146,10 @@ class AnomaeDetector:
             _, _, cal_rows = train_step(self.pipe, [train], case.features, path)
             det = Detector.load(path, threads=0)
             blocks = cal_rows or [train.values]  # holdout 0: in-sample, as SKAB's protocol
-            th = calibrate_blocks(det, blocks, self.pipe.calibrate, sampling_interval([train]))
+            names = [case.name] * len(blocks)
+            th = calibrate_blocks(
+                det, blocks, self.pipe.calibrate, sampling_interval([train]), names=names
+            )
             fitted = case.train.shape[0] - sum(b.shape[0] for b in cal_rows)
             self._cache[key] = (det, th.value, fitted)
         det, threshold, fitted = self._cache[key]

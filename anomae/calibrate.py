@@ -358,6 +358,7 @@ def calibrate_rows(
     *,
     labels: list[np.ndarray] | None = None,
     per_feature: bool = False,
+    series: Sequence[str] | None = None,
     **params: Any,
 ) -> Threshold:
     """Score held-out normal row blocks (``[rows, F]`` each) with an onnxruntime
@@ -365,7 +366,9 @@ def calibrate_rows(
 
     ``labels`` (method ``f1`` only): one 0/1 array per block with one label per *window* of
     that block (window ``w`` ends at row ``w * stride + length - 1``). ``per_feature`` also
-    calibrates each feature's error with the same method into ``Threshold.per_feature``."""
+    calibrates each feature's error with the same method into ``Threshold.per_feature``;
+    ``series`` (each block's series name) also a threshold per series
+    (:mod:`anomae.calibrate_series`)."""
     spec = detector.card.window
     if labels is not None and len(labels) != len(blocks):
         raise CalibrationError(f"{len(labels)} label arrays for {len(blocks)} row blocks")
@@ -385,6 +388,12 @@ def calibrate_rows(
         th = calibrate_events([sc.score for _, sc in scored], **params)
     else:
         th = calibrate(np.concatenate([sc.score for _, sc in scored]), method, **params)
+    if series is not None:
+        from anomae.calibrate_series import calibrate_per_series
+
+        got = dict(scored)
+        own = [got[i].score if i in got else np.empty(0) for i in range(len(blocks))]
+        th = calibrate_per_series(th, series, own, method, params, labels)
     if per_feature:
         # events budget whole-model alarms; a feature's share is read against its 0.995 quantile
         fmethod, fparams = ("quantile", {}) if method == "events" else (method, params)

@@ -403,6 +403,14 @@ def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Also store a threshold per feature, for attribution.",
         ),
+        click.option(
+            "--per-series/--no-per-series",
+            default=False,
+            show_default=True,
+            help="Also calibrate a threshold per series on its own held-out data, by the same "
+            "method; series with too little data (named in the output and the card) and "
+            "series not in the data use the fleet threshold.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -419,7 +427,7 @@ def _calibration(method: str, holdout: float = 0.2, **kw: Any) -> Any:
 
 
 def _threshold_text(th: Any) -> str:
-    from anomae.report import false_events_text
+    from anomae.report import false_events_text, per_series_text
 
     ci = th.expected_far_ci
     far = f"{th.expected_far:.3g}" if th.expected_far is not None else "?"
@@ -428,6 +436,7 @@ def _threshold_text(th: Any) -> str:
         f"threshold {th.value:.6g} by {th.method} {th.params} on {th.n_calibration:,} "
         f"windows; expected false-alarm rate {far}{ci_text} per window"
         + (f"; {false_events_text(th)}" if th.expected_false_events_per_day is not None else "")
+        + (f"\n{per_series_text(th)}" if th.per_series or th.per_series_fallback else "")
     )
 
 
@@ -594,6 +603,7 @@ def train(
     false_events_per_day: float | None,
     search_min_windows: str,
     per_feature: bool,
+    per_series: bool,
     progress: bool,
     force: bool,
 ) -> None:
@@ -610,7 +620,13 @@ def train(
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import calibrate_card, parse_pipeline, sampling_interval, train_step
+    from anomae.pipeline import (
+        calibrate_card,
+        holdout_blocks,
+        parse_pipeline,
+        sampling_interval,
+        train_step,
+    )
 
     section = _calibration(
         method,
@@ -624,6 +640,7 @@ def train(
         false_events_per_day=false_events_per_day,
         min_windows=tuple(_ints(search_min_windows)),
         per_feature=per_feature,
+        per_series=per_series,
     )
 
     feats = [x.strip() for x in features.split(",") if x.strip()]
@@ -668,6 +685,7 @@ def train(
             "holdout": holdout,
             "holdout_from": holdout_from,
             "per_feature": per_feature,
+            "per_series": per_series,
             **section.params(),
         },
     }
@@ -695,7 +713,12 @@ def train(
             )
         if cal_rows:
             card, _ = calibrate_card(
-                Detector.load(tmp), card, cal_rows, pipe, sampling_interval(series)
+                Detector.load(tmp),
+                card,
+                cal_rows,
+                pipe,
+                sampling_interval(series),
+                names=holdout_blocks(pipe, series)[2],
             )
         rewrite_card(tmp, card, out)
     finally:
@@ -735,6 +758,7 @@ def calibrate(
     false_events_per_day: float | None,
     search_min_windows: str,
     per_feature: bool,
+    per_series: bool,
     out: str | None,
     force: bool,
 ) -> None:
@@ -764,6 +788,7 @@ def calibrate(
         false_events_per_day=false_events_per_day,
         min_windows=tuple(_ints(search_min_windows)),
         per_feature=per_feature,
+        per_series=per_series,
     )
     if out is not None and not same_file(out, model):
         check_outputs([out], data, force)
@@ -781,6 +806,7 @@ def calibrate(
         interval_s=sampling_interval(series),
         labels=[s.labels for s in series],
         rule=rule,
+        names=[s.name for s in series],
     )
     alarm = {**det.card.alarm, "post_rule": dataclasses.asdict(chosen_rule(th, rule))}
     rewrite_card(model, dataclasses.replace(det.card.with_threshold(th), alarm=alarm), out)

@@ -112,12 +112,14 @@ class CalibrateSection:
     candidates that allows the lowest threshold; quantile q=0.995; ksigma/mad k=3; pot
     q=1e-3, init_quantile=0.98; fpr rate, or alarms_per_day. ``interval_s`` (events, fpr)
     is inferred from the data's timestamps when unset. A parameter the method does not
-    take is an error."""
+    take is an error. ``per_series`` also calibrates a threshold per series on its own
+    held-out data, the fleet threshold kept for the rest (:mod:`anomae.calibrate_series`)."""
 
     method: str = "events"
     holdout: float = 0.2
     holdout_from: str = "spread"  # spread: blocks over each series' span; tail: its last rows
     per_feature: bool = False
+    per_series: bool = False
     q: float | None = None
     k: float | None = None
     rate: float | None = None
@@ -371,6 +373,22 @@ HOLDOUT_BLOCKS = 10  # blocks per series when the held-out rows are spread over 
 def split_holdout(
     series: list[SeriesData], holdout: float, spread: bool = True, min_rows: int = 1
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Row blocks to fit and to calibrate on (:func:`split_holdout_named`, without names)."""
+    fit_rows, cal_rows, _ = split_holdout_named(series, holdout, spread, min_rows)
+    return fit_rows, cal_rows
+
+
+def holdout_blocks(
+    pipe: Pipeline, series: list[SeriesData]
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """:func:`split_holdout_named` as ``pipe``'s [calibrate] and [window] say."""
+    c = pipe.calibrate
+    return split_holdout_named(series, c.holdout, c.holdout_spread, min_rows=pipe.window.length)
+
+
+def split_holdout_named(
+    series: list[SeriesData], holdout: float, spread: bool = True, min_rows: int = 1
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """Row blocks to fit and to calibrate on, ``holdout`` of each series held out.
 
     ``spread`` (the default) cuts each series into :data:`HOLDOUT_BLOCKS` equal blocks and
@@ -384,15 +402,18 @@ def split_holdout(
 
         >>> from anomae.io import SeriesData
         >>> s = SeriesData("m", "x", np.arange(100), np.arange(100.0)[:, None], None, None)
-        >>> fit, cal = split_holdout([s], 0.2)
-        >>> [int(b[0, 0]) for b in cal], sum(len(b) for b in cal)
-        ([40, 90], 20)
+        >>> fit, cal, names = split_holdout_named([s], 0.2)
+        >>> [int(b[0, 0]) for b in cal], sum(len(b) for b in cal), names
+        ([40, 90], 20, ['m', 'm'])
         >>> fit, cal = split_holdout([s], 0.2, spread=False)
         >>> [int(b[0, 0]) for b in cal]
         [80]
+
+    The third list names the series of each calibration block.
     """
     fit_rows: list[np.ndarray] = []
     cal_rows: list[np.ndarray] = []
+    cal_names: list[str] = []
     for s in series:
         n = s.values.shape[0]
         if holdout <= 0:
@@ -403,6 +424,7 @@ def split_holdout(
             cut = int(round(n * (1.0 - holdout)))
             fit_rows.append(s.values[:cut])
             cal_rows.append(s.values[cut:])
+            cal_names.append(s.name)
             continue
         edges = np.linspace(0, n, k + 1).round().astype(int)
         for i in range(k):
@@ -410,7 +432,9 @@ def split_holdout(
             # block i is held out when the running count of held-out blocks steps up there
             held = math.floor((i + 1) * holdout + 1e-9) > math.floor(i * holdout + 1e-9)
             (cal_rows if held else fit_rows).append(block)
-    return fit_rows, cal_rows
+            if held:
+                cal_names.append(s.name)
+    return fit_rows, cal_rows, cal_names
 
 
 def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
@@ -464,9 +488,7 @@ def train_step(
 
     cfg = train_config(pipe)
     length = pipe.window.length
-    fit_rows, cal_rows = split_holdout(
-        series, pipe.calibrate.holdout, pipe.calibrate.holdout_spread, min_rows=length
-    )
+    fit_rows, cal_rows, _ = holdout_blocks(pipe, series)
     scaler = fit_scaler(fit_rows, features)
     center = np.asarray(scaler.center, np.float32)
     scale = np.asarray(scaler.scale, np.float32)
@@ -565,8 +587,12 @@ def calibrate_blocks(
     interval_s: float | None = None,
     labels: list[np.ndarray | None] | None = None,
     rule: Any = None,
+    names: list[str] | None = None,
 ) -> Threshold:
     """Threshold for ``det`` from held-out row blocks, as ``section`` says (torch-free).
+
+    ``names`` (the series of each block) is needed by, and only used with,
+    ``section.per_series``: a threshold per series besides the fleet's.
 
     ``labels`` (row labels per block) are needed by, and only by, the ``f1`` method.
     ``rule`` (a :class:`~anomae.events.PostRule`, default ``min_windows=3``) is the
@@ -607,7 +633,15 @@ def calibrate_blocks(
             for b, lb in zip(blocks, labels, strict=True)
             if lb is not None
         ]
-    return calibrate_rows(det, blocks, section.method, per_feature=section.per_feature, **params)
+    if section.per_series and names is None:
+        raise CalibrationError(
+            "[calibrate] per_series needs the series name of each calibration block: pass "
+            "names= (one per block) to calibrate_blocks"
+        )
+    series = names if section.per_series else None
+    return calibrate_rows(
+        det, blocks, section.method, per_feature=section.per_feature, series=series, **params
+    )
 
 
 def chosen_rule(threshold: Threshold, rule: Any) -> Any:
@@ -712,17 +746,25 @@ def _train_and_calibrate(
     d = pipe.data
     table = d.table()
     card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    cal_names = holdout_blocks(pipe, series)[2]
     cal_labels = None
     if d.calibration:
         cal_series, _ = read_series(list(d.calibration), table, features=features)
         cal_rows = [s.values for s in cal_series]
+        cal_names = [s.name for s in cal_series]
         cal_labels = [s.labels for s in cal_series] if pipe.calibrate.method == "f1" else None
     if not cal_rows:
         raise PipelineError(
             f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
     card, rule = calibrate_card(
-        Detector.load(model_path), card, cal_rows, pipe, sampling_interval(series), cal_labels
+        Detector.load(model_path),
+        card,
+        cal_rows,
+        pipe,
+        sampling_interval(series),
+        cal_labels,
+        names=cal_names,
     )
     rewrite_card(model_path, card)
     return card, train_summary, rule
@@ -735,13 +777,17 @@ def calibrate_card(
     pipe: Pipeline,
     interval_s: float | None,
     labels: list[np.ndarray | None] | None = None,
+    names: list[str] | None = None,
 ) -> tuple[ModelCard, Any]:
-    """``card`` with the threshold ``pipe`` calibrates for ``det`` on ``cal_rows`` and the
-    alarm policy (the post-rule it chose, the likelihood); returns it and the post-rule."""
+    """``card`` with the threshold ``pipe`` calibrates for ``det`` on ``cal_rows`` (of the
+    series ``names``, for per-series thresholds) and the alarm policy (the post-rule it
+    chose, the likelihood); returns it and the post-rule."""
     from anomae.events import alarm_policy
 
     base = post_rule(pipe.score)
-    threshold = calibrate_blocks(det, cal_rows, pipe.calibrate, interval_s, labels, rule=base)
+    threshold = calibrate_blocks(
+        det, cal_rows, pipe.calibrate, interval_s, labels, rule=base, names=names
+    )
     rule = chosen_rule(threshold, base)
     return replace(card.with_threshold(threshold), alarm=alarm_policy(rule, pipe.likelihood)), rule
 

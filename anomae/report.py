@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from anomae.spec import ModelCard
@@ -42,6 +43,33 @@ def false_events_text(th: Any) -> str:
     )
 
 
+def per_series_text(th: Any, names: int = 5) -> str:
+    """The per-series thresholds in words (``th``: a Threshold or its dict; '' without
+    them): how many, their min/median/max, and the series that fell back to the fleet
+    threshold (the first ``names`` of them by name, with the first one's reason)."""
+    get = th.get if isinstance(th, dict) else lambda k: getattr(th, k, None)
+    per, fallback = get("per_series") or {}, get("per_series_fallback") or {}
+    if not per and not fallback:
+        return ""
+    text = "per series: "
+    if per:
+        v = list(per.values())
+        text += (
+            f"{len(v)} thresholds, min {min(v):.4g} / median {statistics.median(v):.4g} / "
+            f"max {max(v):.4g}"
+        )
+    else:
+        text += "no series had enough held-out data for a threshold of its own"
+    fb = sorted(fallback)
+    if fb:
+        shown = ", ".join(fb[:names]) + (f" and {len(fb) - names} more" if len(fb) > names else "")
+        text += (
+            f"; {len(fb)} series fell back to the fleet threshold {get('value'):.4g}: {shown}; "
+            f"why, for {fb[0]}: {fallback[fb[0]]}"
+        )
+    return text
+
+
 def alarm_text(alarm: dict[str, Any]) -> str:
     if not alarm:
         return "not recorded (scoring uses its options' defaults)"
@@ -74,6 +102,8 @@ def summary_text(r: dict[str, Any]) -> str:
     ]
     if th.get("expected_false_events_per_day") is not None:
         lines.append(f"  events cal {false_events_text(th)}")
+    if th.get("per_series") or th.get("per_series_fallback"):
+        lines.append(f"  {per_series_text(th)}")
     if "scoring" in r:
         s = r["scoring"]
         lines.append(
@@ -145,6 +175,7 @@ def card_text(card: ModelCard, path: str) -> str:
             f"{_far(th.expected_far, th.expected_far_ci)}"
             + (f"; per feature {_params(th.per_feature)}" if th.per_feature else "")
             + (f"; {false_events_text(th)}" if th.expected_false_events_per_day is not None else "")
+            + (f"\n               {per_series_text(th)}" if per_series_text(th) else "")
         ),
         f"  alarm        {alarm_text(card.alarm)}",
         f"  training     {card.training.get('n_train_windows', '?')} windows, "

@@ -9,7 +9,8 @@ temporary files before either is renamed, the events file is renamed first and t
 file last, so new scores imply new events. Parquet outputs carry the same ``anomae.run_id``
 (and the model's sha256) in their key-value metadata, so a mismatched pair can be told.
 
-The normalised score is ``score / threshold`` (the model card's, or ``threshold``), or, with
+The normalised score is ``score / threshold`` (the model card's threshold of the series,
+:meth:`~anomae.spec.Threshold.for_series`, or ``threshold`` for every series), or, with
 ``likelihood`` set, the anomaly likelihood of the series' own scores (:mod:`anomae.likelihood`):
 no threshold is needed then, and each series' first ``warmup`` windows get no verdict (NaN),
 so give a series its recent history in front when it should be judged from its first row.
@@ -201,13 +202,15 @@ def score_all(
             f"(--likelihood), which needs no threshold"
         )
     spec = det.card.window
+    card_th = det.card.threshold if opts.threshold is None else None  # --threshold: for all
     tables, events = [], []
     total = sum(spec.count(s.values.shape[0]) for s in series)
     with Progress(total, "scoring", "windows", enabled=opts.progress) as bar:
         for s in series:
             sc = det.score_series(s.values, opts.chunk_windows)
             _check_finite(det, s, sc)
-            w, e = score_table(s, sc, spec, threshold, det.card.features, opts)
+            th = threshold if card_th is None else card_th.for_series(s.name)
+            w, e = score_table(s, sc, spec, th, det.card.features, opts)
             tables.append(w)
             events.append(e)
             bar.update(sc.score.shape[0])

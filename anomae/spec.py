@@ -88,6 +88,12 @@ class Threshold:
     with the value (``min_windows``, ``max_gap``, ``off``, ``cooldown``), and
     ``expected_false_events_per_day`` with its 95 % interval ``..._ci``. Other methods leave
     them at their defaults, as cards written before they existed do.
+
+    Per-series calibration (:mod:`anomae.calibrate_series`) keeps the fleet threshold in
+    ``value`` and adds ``per_series``, each series' own threshold by series name, and
+    ``per_series_fallback``, the series that had too little held-out data for one (series
+    name to the reason): they, like series never seen at calibration, use ``value``. Read a
+    series' threshold with :meth:`for_series`, which batch scoring and the monitor share.
     """
 
     value: float
@@ -101,6 +107,17 @@ class Threshold:
     post_rule: dict[str, Any] = field(default_factory=dict)
     expected_false_events_per_day: float | None = None
     expected_false_events_per_day_ci: tuple[float, float] | None = None
+    per_series: dict[str, float] = field(default_factory=dict)
+    per_series_fallback: dict[str, str] = field(default_factory=dict)
+
+    def for_series(self, name: str) -> float:
+        """The threshold of series ``name``: its own, else the fleet's ``value``.
+
+        >>> th = Threshold(2.0, "quantile", per_series={"m1": 1.5})
+        >>> th.for_series("m1"), th.for_series("m9")
+        (1.5, 2.0)
+        """
+        return self.per_series.get(name, self.value)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.value) or self.value <= 0:
@@ -121,6 +138,12 @@ class Threshold:
                 raise ValueError(
                     f"per-feature threshold of {name!r} must be finite and > 0, got {v}"
                 )
+        for name, v in self.per_series.items():
+            if not math.isfinite(v) or v <= 0:
+                raise ValueError(f"threshold of series {name!r} must be finite and > 0, got {v}")
+        both = sorted(set(self.per_series) & set(self.per_series_fallback))
+        if both:
+            raise ValueError(f"series {both} have a threshold of their own and fell back too")
 
 
 def _pair(v: Any) -> tuple[float, float]:
@@ -221,6 +244,12 @@ class ModelCard:
                     expected_false_events_per_day_ci=None
                     if th.get("expected_false_events_per_day_ci") is None
                     else _pair(th["expected_false_events_per_day_ci"]),
+                    per_series={
+                        str(k): float(v) for k, v in (th.get("per_series") or {}).items()
+                    },
+                    per_series_fallback={
+                        str(k): str(v) for k, v in (th.get("per_series_fallback") or {}).items()
+                    },
                 ),
                 architecture=dict(d.get("architecture") or {}),
                 training=dict(d.get("training") or {}),

@@ -2,11 +2,12 @@
 
 :class:`Scorer` runs on the daemon's scorer thread. Each :class:`WindowBatch` (windows of
 many series, in arrival order) goes through the detector in one onnxruntime call; the
-normalised scores (``score / threshold``, or with a :class:`LikelihoodBank` the anomaly
-likelihood of each series' scores; > 1 anomalous) feed the post-rules, the per-series
-metrics and the sink. A reloaded model is :meth:`Scorer.offer`-ed from another thread and
-swapped in between two batches, so no batch is scored half with one model and half with the
-other.
+normalised scores (``score / threshold``, with the series' own threshold where the card
+has one per series, :meth:`~anomae.spec.Threshold.for_series` as in batch scoring; or with
+a :class:`LikelihoodBank` the anomaly likelihood of each series' scores; > 1 anomalous)
+feed the post-rules, the per-series metrics and the sink. A reloaded model is
+:meth:`Scorer.offer`-ed from another thread and swapped in between two batches, so no batch
+is scored half with one model and half with the other.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class Scorer:
         th = self.threshold_of(det)
         self.detector, self.threshold = det, th
         card = det.card
+        # the card's per-series thresholds, unless --threshold or the likelihood decides
+        per_series = self.override is None and self.likelihood is None and card.threshold
+        self._per_series = card.threshold if per_series and card.threshold.per_series else None
         per = card.threshold.per_feature if card.threshold else {}
         den = 1.0 if math.isnan(th) else th  # no threshold: the ratios are the raw errors
         self._ratio_den = np.array([per.get(f, den) for f in self.features], np.float32)
@@ -141,6 +145,9 @@ class Scorer:
         score, fe, cov = score[:, 0], fe[:, 0], cov[:, 0]
         if self.likelihood is not None:
             norm = self.likelihood.step(batch.slots, score).astype(np.float32)
+        elif self._per_series is not None:
+            for_series = self._per_series.for_series
+            norm = score / np.array([for_series(n) for n in batch.names], np.float32)
         else:
             norm = score / np.float32(self.threshold)
         active, events = self.alarms.step_many(batch.slots, batch.names, batch.ts, norm, fe)
