@@ -19,6 +19,8 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
                 series' scores, not the fixed threshold (see :mod:`anomae.likelihood`)
     [benchmark] dataset, protocol, data, categories, baselines, vus_window, limit
                 (evaluation pipelines, ``anomae evaluate``: see :mod:`anomae.benchmark`)
+    [tune]      window, hidden, noise, center (the grid), epochs, copies, seed, vus_window:
+                when present, the model is chosen label-free first (see :mod:`anomae.tune`)
 
 Unknown sections or keys, and values of the wrong type, are errors naming file and key.
 """
@@ -169,6 +171,7 @@ class Pipeline:
     score: ScoreSection = field(default_factory=ScoreSection)
     likelihood: Any = None  # anomae.likelihood.Likelihood: the alarm policy, when set
     benchmark: Any = None  # anomae.benchmark.BenchmarkSection in evaluation pipelines
+    tune: Any = None  # anomae.tune.TuneSection: choose the model label-free first
     source: str = "<options>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -224,8 +227,9 @@ SECTIONS: dict[str, type | None] = {
     "score": ScoreSection,
     "likelihood": None,
     "benchmark": None,
+    "tune": None,
 }
-OPTIONAL_SECTIONS = ("likelihood", "benchmark")  # None when absent, not a default section
+OPTIONAL_SECTIONS = ("likelihood", "benchmark", "tune")  # None when absent, not a default section
 
 
 def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
@@ -242,8 +246,10 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
             kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
     from anomae.benchmark import BenchmarkSection
     from anomae.likelihood import Likelihood
+    from anomae.tune import TuneSection
 
-    for name, cls in (("likelihood", Likelihood), ("benchmark", BenchmarkSection)):
+    optional = (("likelihood", Likelihood), ("benchmark", BenchmarkSection), ("tune", TuneSection))
+    for name, cls in optional:
         kw[name] = _coerce(cls, doc[name], f"{source} [{name}]") if name in doc else None
     pipe = Pipeline(**kw)
     train_config(pipe)  # validates [model], [noise], [sparsity] now, not after minutes of work
@@ -374,10 +380,16 @@ def versions() -> dict[str, str]:
 
 
 def train_step(
-    pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], out: Path
+    pipe: Pipeline,
+    series: list[SeriesData],
+    features: tuple[str, ...],
+    out: Path,
+    min_rows: int | None = None,
 ) -> tuple[ModelCard, dict[str, Any], list[np.ndarray]]:
     """Fit on the non-held-out rows, export to ``out`` with parity check.
 
+    ``min_rows`` (default: the window length) is :func:`split_holdout`'s: tuning passes its
+    largest window so every candidate holds out the same rows.
     Returns (card as written, training summary, calibration row blocks)."""
     from anomae.graph import center_mask
     from anomae.train.export import export_model
@@ -388,7 +400,7 @@ def train_step(
     cfg = train_config(pipe)
     length = pipe.window.length
     fit_rows, cal_rows = split_holdout(
-        series, pipe.calibrate.holdout, pipe.calibrate.holdout_spread, min_rows=length
+        series, pipe.calibrate.holdout, pipe.calibrate.holdout_spread, min_rows=min_rows or length
     )
     scaler = fit_scaler(fit_rows, features)
     center = np.asarray(scaler.center, np.float32)
@@ -547,9 +559,23 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     if d.generate:
         _generate_if_missing(pipe)
     table = d.table()
-    series, features = read_series(list(d.train), table)
     model_path = out / "model.onnx"
-    card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    tuned: dict[str, Any] | None = None
+    if pipe.tune is None:
+        series, features = read_series(list(d.train), table)
+        card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    else:  # label-free model choice: the training files' label column is never read
+        from anomae.tune import label_free, label_note, tuned_train_step
+
+        series, features = read_series(list(d.train), label_free(table))
+        echo = print if pipe.train.get("progress", True) else (lambda _: None)
+        note = label_note(list(d.train), d.label)
+        if note:
+            echo(note)
+        pipe, card, train_summary, cal_rows = tuned_train_step(
+            pipe, series, features, model_path, echo
+        )
+        tuned = {**card.training["tune"], "labels": note}
     cal_labels = None
     if d.calibration:
         cal_series, _ = read_series(list(d.calibration), table, features=features)
@@ -577,6 +603,8 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
         "training": train_summary,
         "threshold": dataclasses.asdict(threshold),
     }
+    if tuned is not None:
+        report["tune"] = tuned
     if d.test:
         det = Detector.load(model_path)
         test_series, _ = read_series(list(d.test), table, features=features)
