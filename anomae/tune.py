@@ -196,8 +196,12 @@ def tune(
     series: list[SeriesData],
     features: tuple[str, ...],
     echo: Callable[[str], None] = print,
+    keep: Path | None = None,
 ) -> TuneResult:
-    """Train and rank every candidate of ``pipe.tune``; return the winner's pipeline."""
+    """Train and rank every candidate of ``pipe.tune``; return the winner's pipeline.
+
+    Candidate ``i``'s model is written to ``keep / f"c{i}.onnx"`` when ``keep`` is given
+    (``bench/tune_hindsight.py`` scores them on labelled data), else to a temporary folder."""
     from anomae.detector import Detector
     from anomae.inject import injected_copies, rows_needed
     from anomae.pipeline import HOLDOUT_BLOCKS, PipelineError, split_holdout, train_step
@@ -240,7 +244,7 @@ def tune(
     with tempfile.TemporaryDirectory(prefix="anomae-tune-") as tmp:
         for i, cand in enumerate(cands):
             t0 = time.perf_counter()
-            path = Path(tmp) / f"c{i}.onnx"
+            path = Path(keep or tmp) / f"c{i}.onnx"
             train_step(
                 candidate_pipeline(pipe, cand, section), series, features, path,
                 min_rows=longest,
