@@ -5,9 +5,10 @@ block long enough gets ``copies`` copies per kind of :data:`anomae.synth.ANOMALY
 each holding one anomaly of that kind at a random position, made by the same code as the
 demo data's (:func:`anomae.synth.inject_segment`): segment lengths from
 :data:`anomae.synth.SEGMENT_LENGTHS`, magnitudes from :data:`anomae.synth.SIZES` in units
-of each feature's spread in the :data:`MARGIN` rows before and after the segment (at least
-:data:`MIN_UNIT` of its spread over the training rows, so a sensor flat for an hour still
-gets a visible anomaly). A correlation break replaces a feature by an independent signal
+of each feature's spread: ``"global"``, its standard deviation over the training rows, or
+``"local"``, its spread in the :data:`MARGIN` rows before and after the segment as the
+demo data has it (at least :data:`MIN_UNIT` of the global one, so a sensor flat for an
+hour still gets a visible anomaly). A correlation break replaces a feature by an independent signal
 beside the feature most correlated with it in the training rows. The labels are the
 injected rows; the data's own label column is never read. Same seed, same copies.
 
@@ -34,7 +35,8 @@ import numpy as np
 from anomae.synth import ANOMALY_KINDS, SEGMENT_LENGTHS, inject_segment
 
 MARGIN = 60  # normal rows kept after each anomaly, and the spread's context either side
-MIN_UNIT = 0.1  # magnitude unit floor, as a fraction of the feature's training spread
+MIN_UNIT = 0.1  # local magnitude unit floor, as a fraction of the feature's training spread
+UNITS = ("global", "local")
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,14 @@ def injected_copies(
     seed: int = 0,
     copies: int = 1,
     scored: np.ndarray | None = None,
+    unit: str = "global",
 ) -> list[Injected]:
     """``copies`` injected copies per kind of every block of at least ``rows_needed(lead)``
     rows. ``train_rows`` (the fit rows, ``[rows, F]``) set the spread floor and the
-    correlation-break partners; ``scored`` (bool ``[F]``) limits the features touched."""
+    correlation-break partners; ``scored`` (bool ``[F]``) limits the features touched;
+    ``unit`` is ``"global"`` or ``"local"`` (see above)."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     n_f = train_rows.shape[1]
     scored = np.ones(n_f, bool) if scored is None else np.asarray(scored, bool)
     cols_ok = np.flatnonzero(scored)
@@ -83,7 +89,7 @@ def injected_copies(
             if kind == "correlation_break" and cols_ok.size < 2:
                 continue
             for _ in range(copies):
-                out.append(_one(rng, block, x, kind, lead, cols_ok, spread, partner))
+                out.append(_one(rng, block, x, kind, lead, cols_ok, spread, partner, unit))
     return out
 
 
@@ -96,6 +102,7 @@ def _one(
     cols_ok: np.ndarray,
     spread: np.ndarray,
     partner: dict[int, int],
+    unit: str,
 ) -> Injected:
     n = x.shape[0]
     lo, hi = SEGMENT_LENGTHS[kind]
@@ -111,12 +118,13 @@ def _one(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         local = (x[s - MARGIN : s, cols].std(axis=0) + x[e : e + MARGIN, cols].std(axis=0)) / 2
+        local = np.nan_to_num(local)
         # a break's stand-in signal is as smooth as the feature it replaces
         y = x[:, cols[-1]]
         phi = float(np.clip(np.nan_to_num(np.corrcoef(y[:-1], y[1:])[0, 1]), 0.0, 0.99))
-    unit = np.maximum(np.nan_to_num(local), MIN_UNIT * spread[cols])
+    size = spread[cols] if unit == "global" else np.maximum(local, MIN_UNIT * spread[cols])
     out = x.copy()
-    inject_segment(rng, x, out, kind, s, e, cols, unit, np.full(len(cols), -np.inf), phi)
+    inject_segment(rng, x, out, kind, s, e, cols, size, np.full(len(cols), -np.inf), phi)
     changed = cols[1:] if kind == "correlation_break" else cols
     rows = block.astype(np.float32)  # missing readings stay missing, except where injected
     rows[s:e, changed] = out[s:e, changed]

@@ -45,8 +45,9 @@ class TuneSection:
     the Gaussian sigma in scaled units, 0 for none. ``epochs`` trains each candidate; the
     winner then trains with ``[train] epochs``. While tuning, training windows start every
     ``train_stride`` rows (the winner: ``[window] train_stride``). ``copies`` injected
-    copies per held-out block and anomaly kind; ``vus_window`` the VUS buffer (0: the
-    largest window)."""
+    copies per held-out block and anomaly kind, magnitudes in ``unit``s of each feature's
+    spread ("global": over the training rows; "local": around the anomaly, see
+    :mod:`anomae.inject`); ``vus_window`` the VUS buffer (0: the largest window)."""
 
     window: tuple[int, ...] = (8, 32)
     hidden: tuple[tuple[int, ...], ...] = ()
@@ -55,6 +56,7 @@ class TuneSection:
     epochs: int = 8
     train_stride: int = 4
     copies: int = 1
+    unit: str = "global"
     seed: int = 0
     vus_window: int = 0
 
@@ -73,6 +75,8 @@ class TuneSection:
             raise ValueError(f"noise sigmas must be >= 0 (0 = none), got {list(self.noise)}")
         if not self.center or any(not isinstance(c, bool) for c in self.center):
             raise ValueError(f"center must list true and/or false, got {list(self.center)}")
+        if self.unit not in ("global", "local"):
+            raise ValueError(f"unit must be 'global' or 'local', got {self.unit!r}")
         if min(self.epochs, self.copies, self.train_stride) < 1 or self.vus_window < 0:
             raise ValueError("epochs, train_stride and copies must be >= 1, vus_window >= 0")
 
@@ -219,7 +223,13 @@ def tune(
     scored = ~constant_features(fit_rows)
     train_rows = np.concatenate(fit_rows)
     copies = injected_copies(
-        held, train_rows, lead=longest, seed=section.seed, copies=section.copies, scored=scored
+        held,
+        train_rows,
+        lead=longest,
+        seed=section.seed,
+        copies=section.copies,
+        scored=scored,
+        unit=section.unit,
     )
     if not copies:
         per_series = (
@@ -275,6 +285,7 @@ def tune(
         "vus_window": vus_window,
         "injected": {
             "copies": len(copies),
+            "unit": section.unit,
             "kinds": sorted({c.kind for c in copies}),
             "rows": int(sum(c.label.size for c in copies)),
             "anomalous_rows": int(sum(int(c.label.sum()) for c in copies)),

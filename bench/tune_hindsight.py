@@ -14,7 +14,8 @@ and how the tuned pick compares with the best candidate in hindsight.
 Candidates are compared as the tuner trains them (``[tune] epochs``, ``train_stride``);
 real-data VUS-PR uses a buffer of 100 rows, as ``anomae evaluate`` does.
 
-    python bench/tune_hindsight.py [--only demo|skab] [--skab ../shared/datasets/skab]
+    python bench/tune_hindsight.py [--only demo|skab] [--unit global|local]
+                                   [--skab ../shared/datasets/skab]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 VUS_WINDOW = 100
+UNIT = "global"  # injected magnitudes in units of each feature's global or local spread
 
 
 def _real_vus(det: Any, cases: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
@@ -69,7 +71,7 @@ def hindsight(
     inj = np.array([r["vus_pr"] for r in rows])
     rank_corr = float(np.corrcoef(np.argsort(np.argsort(inj)), np.argsort(np.argsort(real)))[0, 1])
     real_rank = int((real > real[pick]).sum()) + 1
-    print(f"\n## {name}: {len(rows)} candidates, tuned in {seconds:.0f}s\n")
+    print(f"\n## {name}: {len(rows)} candidates, {UNIT} units, tuned in {seconds:.0f}s\n")
     print("| # | window | hidden | noise | center | VUS-PR injected (rank) | VUS-PR real (rank) |")
     print("|---|---|---|---|---|---|---|")
     real_rank_of = {i: int((real > real[i]).sum()) + 1 for i in range(len(rows))}
@@ -98,7 +100,7 @@ def demo() -> None:
     with tempfile.TemporaryDirectory(prefix="tune-demo-") as tmp:
         paths = write_demo(tmp, SynthConfig())
         pipe = load_pipeline(ROOT / "pipelines" / "demo.toml")
-        pipe = dataclasses.replace(pipe, tune=TuneSection())
+        pipe = dataclasses.replace(pipe, tune=TuneSection(unit=UNIT))
         series, features = read_series([str(paths["train"])], label_free(TableSpec()))
         test, _ = read_series([str(paths["test"])], TableSpec(), features=features)
     train = {s.name: s.values for s in series}
@@ -125,7 +127,7 @@ def skab(root: Path) -> None:
         )
     ]
     pipe = load_pipeline(ROOT / "pipelines" / "skab_anomaly_free.toml")
-    pipe = dataclasses.replace(pipe, tune=TuneSection())
+    pipe = dataclasses.replace(pipe, tune=TuneSection(unit=UNIT))
     cases = [(c.train, c.test, c.test_label.astype(np.int8)) for c in all_cases]
     hindsight("SKAB anomaly_free (34 files, 8 sensors)", pipe, series, free.features, cases)
 
@@ -134,7 +136,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=["demo", "skab"], default=None)
     ap.add_argument("--skab", type=Path, default=ROOT.parent / "shared" / "datasets" / "skab")
+    ap.add_argument("--unit", choices=["global", "local"], default="global")
     args = ap.parse_args()
+    global UNIT
+    UNIT = args.unit
     if args.only in (None, "demo"):
         demo()
     if args.only in (None, "skab"):

@@ -76,15 +76,18 @@ def test_tune_section_in_a_pipeline() -> None:
         parse_pipeline({**doc, "tune": {"depth": 3}}, "p.toml")
     with pytest.raises(PipelineError, match=r"\[tune\]: window lengths must be >= 2"):
         parse_pipeline({**doc, "tune": {"window": [1]}}, "p.toml")
+    with pytest.raises(PipelineError, match=r"\[tune\]: unit must be 'global' or 'local'"):
+        parse_pipeline({**doc, "tune": {"unit": "huge"}}, "p.toml")
 
 
-def test_injected_copies_label_exactly_the_changed_rows() -> None:
+@pytest.mark.parametrize("unit", ["global", "local"])
+def test_injected_copies_label_exactly_the_changed_rows(unit: str) -> None:
     rng = np.random.default_rng(3)
     train = rng.standard_normal((2000, 4)).cumsum(axis=0)
     block = rng.standard_normal((500, 4)).cumsum(axis=0).astype(np.float32)
     block[10, 2] = np.nan  # a missing reading outside any anomaly stays missing
     short = block[: rows_needed(32) - 1]
-    copies = injected_copies([block, short], train, lead=32, seed=5)
+    copies = injected_copies([block, short], train, lead=32, seed=5, unit=unit)
     assert [c.kind for c in copies] == list(ANOMALY_KINDS)  # the short block is skipped
     for c in copies:
         rows = np.flatnonzero(c.label)
@@ -94,7 +97,7 @@ def test_injected_copies_label_exactly_the_changed_rows() -> None:
         assert set(changed) <= set(rows), c.kind  # nothing changes outside the label
         assert changed.size > 0 and rows[-1] in changed, c.kind  # the label ends with it
         assert np.isnan(c.rows[10, 2])
-    again = injected_copies([block, short], train, lead=32, seed=5)
+    again = injected_copies([block, short], train, lead=32, seed=5, unit=unit)
     assert all(
         np.array_equal(a.rows, b.rows, equal_nan=True) for a, b in zip(copies, again, strict=True)
     )
