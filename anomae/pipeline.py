@@ -19,8 +19,9 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
                 series' scores, not the fixed threshold (see :mod:`anomae.likelihood`)
     [benchmark] dataset, protocol, data, categories, baselines, vus_window, limit
                 (evaluation pipelines, ``anomae evaluate``: see :mod:`anomae.benchmark`)
-    [tune]      window, hidden, noise, center (the grid), epochs, copies, seed, vus_window:
-                when present, the model is chosen label-free first (see :mod:`anomae.tune`)
+    [tune]      window, hidden, noise, center (the grid), epochs, train_stride, copies, unit,
+                seed, vus_window: when present, the model is chosen label-free first (see
+                :mod:`anomae.tune`)
 
 Unknown sections or keys, and values of the wrong type, are errors naming file and key.
 """
