@@ -705,11 +705,12 @@ def tune_command(
     every candidate's scores and the choice (training.tune; `anomae inspect --json`)."""
     from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.detector import Detector
+    from anomae.grid import parse_grid
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
     from anomae.pipeline import calibrate_blocks, parse_pipeline, sampling_interval
-    from anomae.tune import label_free, label_note, parse_grid, tuned_train_step
+    from anomae.tune import label_free, label_note, tuned_train_step
 
     try:
         axes = parse_grid(grid)

@@ -246,8 +246,8 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
         if name not in OPTIONAL_SECTIONS:
             kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
     from anomae.benchmark import BenchmarkSection
+    from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
-    from anomae.tune import TuneSection
 
     optional = (("likelihood", Likelihood), ("benchmark", BenchmarkSection), ("tune", TuneSection))
     for name, cls in optional:

@@ -92,10 +92,11 @@ def hindsight(
 
 
 def demo() -> None:
+    from anomae.grid import TuneSection
     from anomae.io import TableSpec, read_series
     from anomae.pipeline import load_pipeline
     from anomae.synth import SynthConfig, write_demo
-    from anomae.tune import TuneSection, label_free
+    from anomae.tune import label_free
 
     with tempfile.TemporaryDirectory(prefix="tune-demo-") as tmp:
         paths = write_demo(tmp, SynthConfig())
@@ -110,9 +111,9 @@ def demo() -> None:
 
 def skab(root: Path) -> None:
     from anomae.datasets import load_skab
+    from anomae.grid import TuneSection
     from anomae.io import SeriesData
     from anomae.pipeline import load_pipeline
-    from anomae.tune import TuneSection
 
     all_cases = load_skab(root, "anomaly_free")
     free = all_cases[0]

@@ -1,4 +1,4 @@
-"""Tests for :mod:`anomae.tune` and :mod:`anomae.inject`: label-free model choice."""
+"""Tests for :mod:`anomae.tune` and :mod:`anomae.grid`: label-free model choice."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from conftest import run_cli
 
+from anomae.grid import TuneSection, candidates, parse_grid
 from anomae.inject import rows_needed
 from anomae.pipeline import PipelineError, parse_pipeline
 from anomae.synth import ANOMALY_KINDS, SynthConfig, generate
-from anomae.tune import TuneSection, candidates, parse_grid
 
 # Two candidates, one epoch each: what is tested is the plumbing, not the choice.
 QUICK = ["--grid", "window=8,16", "--grid", "hidden=3", "--grid", "noise=0", "--grid",
