@@ -21,6 +21,9 @@ commands cannot drift apart. Sections and keys (all optional but ``data.train``)
                 series' scores, not the fixed threshold (see :mod:`anomae.likelihood`)
     [benchmark] dataset, protocol, data, categories, baselines, vus_window, limit
                 (evaluation pipelines, ``anomae evaluate``: see :mod:`anomae.benchmark`)
+    [tune]      window, hidden, noise, center (the grid), epochs, train_stride, copies, unit,
+                seed, vus_window: when present, the model is chosen label-free first (see
+                :mod:`anomae.tune`)
 
 Unknown sections or keys, and values of the wrong type, are errors naming file and key.
 """
@@ -218,6 +221,7 @@ class Pipeline:
     score: ScoreSection = field(default_factory=ScoreSection)
     likelihood: Any = None  # anomae.likelihood.Likelihood: the alarm policy, when set
     benchmark: Any = None  # anomae.benchmark.BenchmarkSection in evaluation pipelines
+    tune: Any = None  # anomae.tune.TuneSection: choose the model label-free first
     source: str = "<options>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -273,8 +277,9 @@ SECTIONS: dict[str, type | None] = {
     "score": ScoreSection,
     "likelihood": None,
     "benchmark": None,
+    "tune": None,
 }
-OPTIONAL_SECTIONS = ("likelihood", "benchmark")  # None when absent, not a default section
+OPTIONAL_SECTIONS = ("likelihood", "benchmark", "tune")  # None when absent, not a default section
 
 
 def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
@@ -290,9 +295,11 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
         if name not in OPTIONAL_SECTIONS:
             kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
     from anomae.benchmark import BenchmarkSection
+    from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
 
-    for name, cls in (("likelihood", Likelihood), ("benchmark", BenchmarkSection)):
+    optional = (("likelihood", Likelihood), ("benchmark", BenchmarkSection), ("tune", TuneSection))
+    for name, cls in optional:
         kw[name] = _coerce(cls, doc[name], f"{source} [{name}]") if name in doc else None
     pipe = Pipeline(**kw)
     train_config(pipe)  # validates [model], [noise], [sparsity] now, not after minutes of work
@@ -379,11 +386,13 @@ def split_holdout(
 
 
 def holdout_blocks(
-    pipe: Pipeline, series: list[SeriesData]
+    pipe: Pipeline, series: list[SeriesData], min_rows: int | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """:func:`split_holdout_named` as ``pipe``'s [calibrate] and [window] say."""
+    """:func:`split_holdout_named` as ``pipe``'s [calibrate] and [window] say (``min_rows``
+    defaults to the window length)."""
     c = pipe.calibrate
-    return split_holdout_named(series, c.holdout, c.holdout_spread, min_rows=pipe.window.length)
+    rows = min_rows or pipe.window.length
+    return split_holdout_named(series, c.holdout, c.holdout_spread, min_rows=rows)
 
 
 def split_holdout_named(
@@ -475,10 +484,16 @@ def versions() -> dict[str, str]:
 
 
 def train_step(
-    pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], out: Path
+    pipe: Pipeline,
+    series: list[SeriesData],
+    features: tuple[str, ...],
+    out: Path,
+    min_rows: int | None = None,
 ) -> tuple[ModelCard, dict[str, Any], list[np.ndarray]]:
     """Fit on the non-held-out rows, export to ``out`` with parity check.
 
+    ``min_rows`` (default: the window length) is :func:`split_holdout`'s: tuning passes its
+    largest window so every candidate holds out the same rows.
     Returns (card as written, training summary, calibration row blocks)."""
     from anomae.graph import center_mask
     from anomae.train.export import export_model
@@ -488,7 +503,7 @@ def train_step(
 
     cfg = train_config(pipe)
     length = pipe.window.length
-    fit_rows, cal_rows, _ = holdout_blocks(pipe, series)
+    fit_rows, cal_rows, _ = holdout_blocks(pipe, series, min_rows)
     scaler = fit_scaler(fit_rows, features)
     center = np.asarray(scaler.center, np.float32)
     scale = np.asarray(scaler.scale, np.float32)
@@ -681,16 +696,26 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     if d.generate:
         _generate_if_missing(pipe)
     table = d.table()
-    series, features = read_series(list(d.train), table)
     model_path = out / "model.onnx"
+    if pipe.tune is None:
+        series, features = read_series(list(d.train), table)
+        note = ""
+    else:  # label-free model choice: the training files' label column is never read
+        from anomae.tune import label_free, label_note
+
+        series, features = read_series(list(d.train), label_free(table))
+        note = label_note(list(d.train), d.label) or ""
+        if note and pipe.train.get("progress", True):
+            print(note)
     # trained and calibrated beside the old model, which is replaced once, when complete
     tmp_model = temp_name(target_of(model_path))
     try:
-        card, train_summary, rule = _train_and_calibrate(pipe, series, features, tmp_model)
+        pipe, card, train_summary, rule = _train_and_calibrate(pipe, series, features, tmp_model)
         rewrite_card(tmp_model, card, model_path)
     finally:
         tmp_model.unlink(missing_ok=True)
     assert card.threshold is not None
+    tuned = None if pipe.tune is None else {**card.training["tune"], "labels": note}
     report: dict[str, Any] = {
         "pipeline": str(path),
         "config": pipe.to_dict(),
@@ -704,6 +729,8 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
         "threshold": dataclasses.asdict(card.threshold),
         "alarm": card.alarm,
     }
+    if tuned is not None:
+        report["tune"] = tuned
     if d.test:
         det = Detector.load(model_path)
         test_series, _ = read_series(list(d.test), table, features=features)
@@ -737,15 +764,24 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
 
 def _train_and_calibrate(
     pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], model_path: Path
-) -> tuple[ModelCard, dict[str, Any], Any]:
-    """Train to ``model_path``, calibrate its threshold and write it with the alarm policy
-    into the card there; returns the card, the training summary and the post-rule."""
+) -> tuple[Pipeline, ModelCard, dict[str, Any], Any]:
+    """Train (with ``[tune]``: the model chosen from normal data) to ``model_path``,
+    calibrate its threshold and write it with the alarm policy into the card there; returns
+    the pipeline trained (the tuned one), the card, the training summary and the post-rule."""
     from anomae.detector import Detector
     from anomae.modelfile import rewrite_card
 
     d = pipe.data
     table = d.table()
-    card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    if pipe.tune is None:
+        card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    else:
+        from anomae.tune import tuned_train_step
+
+        echo = print if pipe.train.get("progress", True) else (lambda _: None)
+        pipe, card, train_summary, cal_rows = tuned_train_step(
+            pipe, series, features, model_path, echo
+        )
     cal_names = holdout_blocks(pipe, series)[2]
     cal_labels = None
     if d.calibration:
@@ -767,7 +803,7 @@ def _train_and_calibrate(
         names=cal_names,
     )
     rewrite_card(model_path, card)
-    return card, train_summary, rule
+    return pipe, card, train_summary, rule
 
 
 def calibrate_card(

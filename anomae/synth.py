@@ -54,13 +54,13 @@ _NOISE = {
 _RANGE = {s: (-math.inf if "temp" in s else 0.0, math.inf) for s in SENSORS}
 _RANGE["humidity"] = (0.0, 100.0)
 # Segment length in rows, inclusive bounds, per kind.
-_LENGTHS = {
+SEGMENT_LENGTHS = {
     "spike": (1, 5), "level_shift": (30, 120), "drift": (120, 180),
     "stuck": (30, 120), "correlation_break": (90, 180), "noise_burst": (30, 90),
 }  # fmt: skip
 # Magnitude in local std units per kind: the step, the spike, the drift's final offset and
 # the std of the burst's added noise.
-_SIZES = {"spike": (5, 8), "level_shift": (4, 7), "drift": (4, 7), "noise_burst": (2, 3)}
+SIZES = {"spike": (5, 8), "level_shift": (4, 7), "drift": (4, 7), "noise_burst": (2, 3)}
 # (partner, follower): the follower is replaced by an independent signal in a break.
 _PAIRS = (("flow", "pressure"), ("rpm", "vibration"), ("rpm", "flow"), ("current", "power_kw"))
 _LEAD_IN = 200  # normal rows at the start of the test period, for windows to warm up
@@ -300,7 +300,7 @@ def _inject(
     touched = np.zeros(x.shape, dtype=bool)
     plan = [kind for kind in ANOMALY_KINDS for _ in range(cfg.anomalies_per_kind)]
     plan = [plan[i] for i in rng.permutation(len(plan))]
-    lengths = [int(rng.integers(lo, hi + 1)) for lo, hi in (_LENGTHS[p] for p in plan)]
+    lengths = [int(rng.integers(lo, hi + 1)) for lo, hi in (SEGMENT_LENGTHS[p] for p in plan)]
     slack = n - _LEAD_IN - sum(lengths) - _GAP * len(plan)
     if slack < 0:
         raise ValueError(
@@ -328,33 +328,57 @@ def _inject(
         local_sd = (x[s - _GAP : s, cols].std(axis=0) + x[e : e + _GAP, cols].std(axis=0)) / 2
         # A downward step or drift that would cross the sensor's physical floor goes up.
         floors = np.array([_RANGE[cfg.features[c]][0] for c in cols])
-        size = rng.uniform(*_SIZES.get(kind, (0, 0)), len(cols)) * local_sd
-        sign = np.where(x[s:e, cols].min(axis=0) - size > floors, rng.choice([-1, 1]), 1)
-        seg = out[s:e, cols]
-        if kind == "spike":
-            seg += size
-        elif kind == "level_shift":
-            seg += sign * size
-        elif kind == "drift":
-            seg += np.linspace(0.0, 1.0, length)[:, None] * sign * size
-        elif kind == "stuck":
-            seg[:] = x[s - 1, cols]
-        elif kind == "correlation_break":
-            # A plausible but independent signal with the follower's own mean and std. It is
-            # made exactly uncorrelated with the partner in the segment: a short smooth
-            # series could otherwise correlate with it by chance and hide the break.
-            z = _ar1(rng, length, 1, _phi(600, cfg.freq_s))[:, 0]
-            partner_vals = x[s:e, cols[0]] - x[s:e, cols[0]].mean()
-            z -= z.mean() + (z @ partner_vals) / (partner_vals @ partner_vals) * partner_vals
-            z /= z.std()
-            follower_vals = x[s:e, cols[1]]
-            seg[:, 1] = follower_vals.mean() + follower_vals.std() * z
-        elif kind == "noise_burst":
-            # A loose connector: white noise on top of the signal.
-            seg += rng.standard_normal(seg.shape) * size
-        out[s:e, cols] = seg
+        inject_segment(rng, x, out, kind, s, e, cols, local_sd, floors, _phi(600, cfg.freq_s))
         changed = cols[1:] if kind == "correlation_break" else cols
         touched[s:e, changed] = True
         kind_codes[s:e] = ANOMALY_KINDS.index(kind)
         events.append((kind, s, e, [cfg.features[c] for c in cols]))
     return out, kind_codes, touched, events
+
+
+def inject_segment(
+    rng: np.random.Generator,
+    x: np.ndarray,
+    out: np.ndarray,
+    kind: str,
+    s: int,
+    e: int,
+    cols: list[int],
+    unit: np.ndarray,
+    floors: np.ndarray,
+    smooth_phi: float,
+) -> None:
+    """One anomaly of ``kind`` into ``out[s:e, cols]`` (in place), from the clean rows ``x``.
+
+    Magnitudes are drawn from :data:`SIZES` in units of ``unit`` (one per column); a
+    downward step or drift that would cross a column's ``floors`` goes up instead.
+    ``stuck`` repeats row ``s - 1``; ``correlation_break`` replaces ``cols[1]`` by an AR(1)
+    signal (lag-one coefficient ``smooth_phi``) with its own mean and std in the segment,
+    exactly uncorrelated with ``cols[0]``. The generator and :mod:`anomae.tune` share it.
+    """
+    length = e - s
+    size = rng.uniform(*SIZES.get(kind, (0, 0)), len(cols)) * unit
+    sign = np.where(x[s:e, cols].min(axis=0) - size > floors, rng.choice([-1, 1]), 1)
+    seg = out[s:e, cols]
+    if kind == "spike":
+        seg += size
+    elif kind == "level_shift":
+        seg += sign * size
+    elif kind == "drift":
+        seg += np.linspace(0.0, 1.0, length)[:, None] * sign * size
+    elif kind == "stuck":
+        seg[:] = x[s - 1, cols]
+    elif kind == "correlation_break":
+        # A plausible but independent signal with the follower's own mean and std. It is
+        # made exactly uncorrelated with the partner in the segment: a short smooth
+        # series could otherwise correlate with it by chance and hide the break.
+        z = _ar1(rng, length, 1, smooth_phi)[:, 0]
+        partner_vals = x[s:e, cols[0]] - x[s:e, cols[0]].mean()
+        z -= z.mean() + (z @ partner_vals) / (partner_vals @ partner_vals) * partner_vals
+        z /= z.std()
+        follower_vals = x[s:e, cols[1]]
+        seg[:, 1] = follower_vals.mean() + follower_vals.std() * z
+    elif kind == "noise_burst":
+        # A loose connector: white noise on top of the signal.
+        seg += rng.standard_normal(seg.shape) * size
+    out[s:e, cols] = seg

@@ -1,0 +1,139 @@
+"""Tests for :mod:`anomae.tune` and :mod:`anomae.grid`: label-free model choice."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import run_cli
+
+from anomae.grid import TuneSection, candidates, parse_grid
+from anomae.inject import rows_needed
+from anomae.pipeline import PipelineError, parse_pipeline
+from anomae.synth import ANOMALY_KINDS, SynthConfig, generate
+
+# Two candidates, one epoch each: what is tested is the plumbing, not the choice.
+QUICK = ["--grid", "window=8,16", "--grid", "hidden=3", "--grid", "noise=0", "--grid",
+         "center=off", "--tune-epochs", "1", "--tune-stride", "8", "--epochs", "1",
+         "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def train_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 days of one machine (4,320 rows) with a label column that cannot be parsed: any
+    read of it as a label would fail, so a run that succeeds never read it."""
+    train, _ = generate(SynthConfig(n_series=1, n_features=6, train_days=3, test_days=1))
+    path = tmp_path_factory.mktemp("tune") / "train.csv"
+    train.with_columns(pl.lit("not-a-label").alias("label")).write_csv(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        (["window=16,32"], {"window": [16, 32]}),
+        (["hidden=8;64,16"], {"hidden": [[8], [64, 16]]}),
+        (["noise=none,0.2", "center=off,ON"], {"noise": [0.0, 0.2], "center": [False, True]}),
+    ],
+)
+def test_parse_grid(items: list[str], expected: dict) -> None:
+    assert parse_grid(items) == expected
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [("depth=3", "AXIS=VALUES"), ("window=eight", "cannot read"), ("center=maybe", "e.g.")],
+)
+def test_parse_grid_names_the_bad_item(item: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as err:
+        parse_grid([item])
+    assert item in str(err.value)
+
+
+def test_default_grid_and_candidates() -> None:
+    section = TuneSection()
+    g = section.grid(8)
+    assert g == {
+        "window": [8, 32],
+        "hidden": [[4], [64, 16]],
+        "noise": [0.0, 0.2],
+        "center": [False, True],
+    }
+    cands = candidates(section, 8)
+    assert len(cands) == 16 and len(set(cands)) == 16
+
+
+def test_tune_section_in_a_pipeline() -> None:
+    doc = {"data": {"train": "x.csv"}, "tune": {"window": [4, 8], "hidden": [[2], [8, 2]]}}
+    pipe = parse_pipeline(doc, "p.toml")
+    assert pipe.tune.window == (4, 8) and pipe.tune.hidden == ((2,), (8, 2))
+    assert parse_pipeline({"data": {"train": "x.csv"}}).tune is None
+    with pytest.raises(PipelineError, match=r"p.toml \[tune\]: unknown key\(s\) \['depth'\]"):
+        parse_pipeline({**doc, "tune": {"depth": 3}}, "p.toml")
+    with pytest.raises(PipelineError, match=r"\[tune\]: window lengths must be >= 2"):
+        parse_pipeline({**doc, "tune": {"window": [1]}}, "p.toml")
+    with pytest.raises(PipelineError, match=r"\[tune\]: unit must be 'global' or 'local'"):
+        parse_pipeline({**doc, "tune": {"unit": "huge"}}, "p.toml")
+
+
+def test_tune_cli_chooses_records_and_ignores_labels(train_csv: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    r = run_cli(["tune", str(train_csv), "-o", str(model), *QUICK])
+    assert r.returncode == 0, r.stderr
+    assert f"label column 'label' in {train_csv} ignored" in r.stdout
+    assert "[ 2/2] window 16" in r.stdout and "vus_pr" in r.stdout
+    card = json.loads(run_cli(["inspect", str(model), "--json"]).stdout)
+    tune = card["training"]["tune"]
+    assert tune["grid"] == {"window": [8, 16], "hidden": [[3]], "noise": [0.0], "center": [False]}
+    assert len(tune["candidates"]) == 2 and set(tune["injected"]["kinds"]) == set(ANOMALY_KINDS)
+    best = tune["candidates"][tune["choice"]]
+    assert best["rank"] == 1
+    assert best["vus_pr"] == max(c["vus_pr"] for c in tune["candidates"])
+    assert card["window"]["length"] == best["window"]  # the model written is the choice
+    assert card["threshold"] is not None
+
+
+def test_too_short_data_says_how_many_rows(train_csv: Path, tmp_path: Path) -> None:
+    short = tmp_path / "short.csv"
+    pl.read_csv(train_csv).head(2000).write_csv(short)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"keep me")
+    r = run_cli(["tune", str(short), "-o", str(model), "--force", *QUICK])
+    assert r.returncode == 2
+    need = rows_needed(16)
+    assert f"held-out blocks of {need} rows" in r.stderr
+    assert f"series of at least {10 * need:,} rows" in r.stderr and "has 2,000" in r.stderr
+    assert model.read_bytes() == b"keep me"
+
+
+def test_run_with_a_tune_section(train_csv: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "p.toml"
+    toml.write_text(
+        textwrap.dedent(
+            f"""
+            [data]
+            train = "{train_csv}"
+            [train]
+            epochs = 1
+            progress = false
+            [tune]
+            window = [8, 16]
+            hidden = [[3]]
+            noise = [0.0]
+            center = [false, true]
+            epochs = 1
+            train_stride = 8
+            """
+        )
+    )
+    r = run_cli(["run", str(toml), "--out", str(tmp_path / "run")])
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert len(report["tune"]["candidates"]) == 4
+    assert "ignored" in report["tune"]["labels"]
+    best = report["tune"]["candidates"][report["tune"]["choice"]]
+    assert report["config"]["window"]["length"] == best["window"]
+    assert report["config"]["window"]["center"] == best["center"]
