@@ -1010,10 +1010,12 @@ def inspect(model: str, as_json: bool) -> None:
 )
 @click.option(
     "--max-gap-seconds",
-    default=0.0,
-    show_default=True,
-    help="A longer gap between readings restarts the series' window (0: auto, 10x its "
-    "typical interval).",
+    type=float,
+    default=None,
+    help="A longer gap between readings restarts the series' window. Default: the model "
+    "card's gap limit (10x the training data's median interval), the one `anomae score` "
+    "applies, so both window alike; a value given here overrides it (0: auto, 10x each "
+    "series' recent typical interval, also what a card without a gap limit gets).",
 )
 @click.option(
     "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
@@ -1066,7 +1068,7 @@ def monitor(
     device: str,
     max_series: int,
     series_ttl: float,
-    max_gap_seconds: float,
+    max_gap_seconds: float | None,
     max_line_bytes: int,
     max_future: float,
     min_windows: int | None,
