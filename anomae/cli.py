@@ -813,6 +813,14 @@ def calibrate(
     help="cpu, or cuda / cuda:N with onnxruntime-gpu installed.",
 )
 @click.option("--threads", default=0, show_default=True, help="onnxruntime threads (0 = all).")
+@click.option(
+    "--max-gap-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="A longer gap between a series' rows starts its windows afresh. Default: the model "
+    "card's gap limit (10x the training data's median interval), as `anomae monitor` "
+    "applies it; 0: window straight across gaps.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @_force_option("existing scores and events files")
 def score(
@@ -832,6 +840,7 @@ def score(
     threshold: float | None,
     device: str,
     threads: int,
+    max_gap_seconds: float | None,
     progress: bool | None,
     force: bool,
     **likelihood: Any,
@@ -851,6 +860,7 @@ def score(
         threshold=threshold,
         likelihood=policy,
         progress=progress,
+        max_gap_s=max_gap_seconds,
     )
     table = _table(timestamp_column, series_column, label_column, features)
     s = score_files(

@@ -62,6 +62,9 @@ class ScoreOptions:
         t = self.threshold
         if t is not None and not (np.isfinite(t) and t > 0):
             raise ValueError(f"threshold must be a finite number > 0, got {t}")
+        g = self.max_gap_s
+        if g is not None and not (np.isfinite(g) and g >= 0):
+            raise ValueError(f"max_gap_s must be a finite number >= 0 (0: no gap rule), got {g}")
 
 
 @dataclass

@@ -118,7 +118,7 @@ def test_batch_and_monitor_agree_window_for_window_across_gaps(
     assert got == want
 
 
-def test_an_explicit_max_gap_seconds_overrides_the_card(
+def test_an_explicit_max_gap_seconds_overrides_the_card_in_both(
     model: Path, small_demo: dict[str, Path], tmp_path: Path
 ) -> None:
     data = with_gaps(small_demo["test"], tmp_path)
@@ -134,3 +134,9 @@ def test_an_explicit_max_gap_seconds_overrides_the_card(
     assert r.returncode == 0, r.stderr
     listening = next(json.loads(x) for x in r.stderr.splitlines() if '"listening"' in x)
     assert listening["max_gap_seconds"] == 1e9
+    # and for anomae score, 0 windows straight across the gaps, as before the rule
+    scores = tmp_path / "scores.parquet"
+    r = run_cli(["score", str(model), str(data), "-o", str(scores), "--max-gap-seconds", "0"])
+    assert r.returncode == 0, r.stderr
+    rows = pl.read_parquet(data).group_by("series").len()["len"].to_list()
+    assert pl.read_parquet(scores).height == sum(n - 16 + 1 for n in rows)
