@@ -984,6 +984,14 @@ def calibrate(
     help="cpu, or cuda / cuda:N with onnxruntime-gpu installed.",
 )
 @click.option("--threads", default=0, show_default=True, help="onnxruntime threads (0 = all).")
+@click.option(
+    "--max-gap-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="A longer gap between a series' rows starts its windows afresh. Default: the model "
+    "card's gap limit (10x the training data's median interval), as `anomae monitor` "
+    "applies it; 0: window straight across gaps.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @_force_option("existing scores and events files")
 def score(
@@ -1003,6 +1011,7 @@ def score(
     threshold: float | None,
     device: str,
     threads: int,
+    max_gap_seconds: float | None,
     progress: bool | None,
     force: bool,
     **likelihood: Any,
@@ -1022,6 +1031,7 @@ def score(
         threshold=threshold,
         likelihood=policy,
         progress=progress,
+        max_gap_s=max_gap_seconds,
     )
     table = _table(timestamp_column, series_column, label_column, features)
     s = score_files(
@@ -1181,10 +1191,12 @@ def inspect(model: str, as_json: bool) -> None:
 )
 @click.option(
     "--max-gap-seconds",
-    default=0.0,
-    show_default=True,
-    help="A longer gap between readings restarts the series' window (0: auto, 10x its "
-    "typical interval).",
+    type=float,
+    default=None,
+    help="A longer gap between readings restarts the series' window. Default: the model "
+    "card's gap limit (10x the training data's median interval), the one `anomae score` "
+    "applies, so both window alike; a value given here overrides it (0: auto, 10x each "
+    "series' recent typical interval, also what a card without a gap limit gets).",
 )
 @click.option(
     "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
@@ -1237,7 +1249,7 @@ def monitor(
     device: str,
     max_series: int,
     series_ttl: float,
-    max_gap_seconds: float,
+    max_gap_seconds: float | None,
     max_line_bytes: int,
     max_future: float,
     min_windows: int | None,

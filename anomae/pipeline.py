@@ -499,7 +499,7 @@ def train_step(
     from anomae.train.export import export_model
     from anomae.train.fit import fit
     from anomae.train.weights import constant_features, error_weights, with_weights
-    from anomae.windows import sliding_windows
+    from anomae.windows import GAP_FACTOR, sliding_windows
 
     cfg = train_config(pipe)
     length = pipe.window.length
@@ -523,6 +523,7 @@ def train_step(
             f"training data gives {windows_arr.shape[0]} windows of {length} rows; need more "
             f"rows per series or a shorter window"
         )
+    interval_s = sampling_interval(series) or 0.0
     t0 = time.perf_counter()
     result = fit(windows_arr, cfg)
     seconds = time.perf_counter() - t0
@@ -555,6 +556,9 @@ def train_step(
         data_fingerprint=fingerprint(series, features),
         versions=versions(),
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        # the gap rule batch and stream share (anomae.windows); none without timestamps
+        interval_s=interval_s,
+        max_gap_s=GAP_FACTOR * interval_s,
     )
     constant = constant_features(fit_rows)
     ignore = constant if pipe.weights.constant == "ignore" else None

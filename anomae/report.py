@@ -164,7 +164,12 @@ def card_text(card: ModelCard, path: str) -> str:
         f"{path}",
         f"  format       {card.format_version}, created {card.created_at}",
         f"  features     {', '.join(card.features)}",
-        f"  window       {card.window.length} rows, stride {card.window.stride}",
+        f"  window       {card.window.length} rows, stride {card.window.stride}; "
+        + (
+            f"a gap over {card.max_gap_s:g} s restarts it (median interval {card.interval_s:g} s)"
+            if card.max_gap_s > 0
+            else "no gap rule (score windows across gaps; the monitor: auto)"
+        ),
         f"  architecture {card.architecture}",
         "  threshold    "
         + (

@@ -35,7 +35,7 @@ from anomae.io import SeriesData, TableSpec, read_series
 from anomae.likelihood import Likelihood, likelihood_scores
 from anomae.progress import Progress
 from anomae.spec import WindowSpec
-from anomae.windows import window_ends
+from anomae.windows import gap_segments, segment_window_ends, window_ends
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "series": pl.Utf8(),
@@ -56,12 +56,16 @@ class ScoreOptions:
     threshold: float | None = None  # overrides the model card's
     likelihood: Likelihood | None = None  # alarm on the anomaly likelihood, not the threshold
     chunk_windows: int | None = None  # None: the detector's default for its device
+    max_gap_s: float | None = None  # None: the model card's gap rule; 0: window across gaps
     progress: bool | None = None  # None: a bar when stderr is a terminal
 
     def __post_init__(self) -> None:
         t = self.threshold
         if t is not None and not (np.isfinite(t) and t > 0):
             raise ValueError(f"threshold must be a finite number > 0, got {t}")
+        g = self.max_gap_s
+        if g is not None and not (np.isfinite(g) and g >= 0):
+            raise ValueError(f"max_gap_s must be a finite number >= 0 (0: no gap rule), got {g}")
 
 
 @dataclass
@@ -110,11 +114,14 @@ def score_table(
     threshold: float | None,
     features: Sequence[str],
     opts: ScoreOptions = ScoreOptions(),
+    ends: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The windows table and the events table of one scored series (``threshold`` is
-    unused, and may be None, when ``opts.likelihood`` is set)."""
+    unused, and may be None, when ``opts.likelihood`` is set). ``ends``: the row of each
+    window's end, as :func:`score_segments` returns them (None: windows straight across)."""
     n = scores.score.shape[0]
-    ends = window_ends(s.values.shape[0], window)
+    if ends is None:
+        ends = window_ends(s.values.shape[0], window)
     ts = s.timestamps[ends]
     if opts.likelihood is not None:
         interval = window_interval(s.timestamps, window) if opts.likelihood.season_s else None
@@ -203,14 +210,17 @@ def score_all(
         )
     spec = det.card.window
     card_th = det.card.threshold if opts.threshold is None else None  # --threshold: for all
+    max_gap_s = det.card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
     tables, events = [], []
-    total = sum(spec.count(s.values.shape[0]) for s in series)
+    total = sum(
+        segment_window_ends(gap_segments(s.timestamps, max_gap_s), spec).size for s in series
+    )
     with Progress(total, "scoring", "windows", enabled=opts.progress) as bar:
         for s in series:
-            sc = det.score_series(s.values, opts.chunk_windows)
+            sc, ends = score_segments(det, s, max_gap_s, opts.chunk_windows)
             _check_finite(det, s, sc)
             th = threshold if card_th is None else card_th.for_series(s.name)
-            w, e = score_table(s, sc, spec, th, det.card.features, opts)
+            w, e = score_table(s, sc, spec, th, det.card.features, opts, ends)
             tables.append(w)
             events.append(e)
             bar.update(sc.score.shape[0])
@@ -226,6 +236,31 @@ def score_all(
         seconds=time.perf_counter() - t0,
     )
     return windows, ev, summary
+
+
+def score_segments(
+    det: Detector, s: SeriesData, max_gap_s: float, chunk_windows: int | None = None
+) -> tuple[Scores, np.ndarray]:
+    """Scores of one series' windows in time order, and the row each ends at: each segment
+    between gaps (:func:`anomae.windows.gap_segments`) windowed on its own, as the monitor
+    does, so no window spans a gap."""
+    bounds = gap_segments(s.timestamps, max_gap_s)
+    if bounds.size == 2:
+        return det.score_series(s.values, chunk_windows), window_ends(
+            s.values.shape[0], det.card.window
+        )
+    parts = [det.score_series(s.values[lo:hi], chunk_windows) for lo, hi in _pairs(bounds)]
+    scores = Scores(
+        np.concatenate([p.score for p in parts]),
+        np.concatenate([p.feature_error for p in parts]),
+        np.concatenate([p.coverage for p in parts]),
+    )
+    return scores, segment_window_ends(bounds, det.card.window)
+
+
+def _pairs(bounds: np.ndarray) -> list[tuple[int, int]]:
+    b = bounds.tolist()
+    return list(zip(b[:-1], b[1:], strict=True))
 
 
 def _check_finite(det: Detector, s: SeriesData, sc: Scores) -> None:

@@ -173,6 +173,11 @@ class ModelCard:
     # the alarm policy scoring applies by default: {"post_rule": {min_windows, max_gap, off,
     # cooldown}, "likelihood": {Likelihood fields}} (likelihood absent: the fixed threshold)
     alarm: dict[str, Any] = field(default_factory=dict)
+    # the gap rule (anomae.windows): the training data's median seconds between rows, and
+    # the gap after which batch and stream restart a series' windows; 0 (cards written
+    # before): unknown / no rule in batch, the monitor's auto rule
+    interval_s: float = 0.0
+    max_gap_s: float = 0.0
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -182,6 +187,10 @@ class ModelCard:
             raise ValueError(f"duplicate feature names: {list(self.features)}")
         if len(self.scaler.center) != len(self.features):
             raise ValueError("scaler size differs from the number of features")
+        for name in ("interval_s", "max_gap_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {v}")
 
     def with_threshold(self, threshold: Threshold) -> ModelCard:
         return replace(self, threshold=threshold)
@@ -258,6 +267,8 @@ class ModelCard:
                 created_at=str(d.get("created_at", "")),
                 parity=dict(d.get("parity") or {}),
                 alarm=dict(d.get("alarm") or {}),
+                interval_s=float(d.get("interval_s", 0.0)),
+                max_gap_s=float(d.get("max_gap_s", 0.0)),
                 format_version=int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:

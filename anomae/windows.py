@@ -14,14 +14,33 @@ same rows. Windows never cross series: callers hold one array or one buffer per 
     >>> buf = RingBuffer(spec, n_features=2)
     >>> [i for i, r in enumerate(rows) if buf.push(r) is not None]
     [2, 4]
+
+**The gap rule**, one for batch and stream: a reading more than ``max_gap_s`` seconds after
+the previous one of its series starts a new segment, and no window spans two segments
+(:func:`is_gap`; ``max_gap_s`` 0: no rule). Training records ``GAP_FACTOR`` times the median
+training interval in the model card; batch scoring windows each segment on its own
+(:func:`gap_segments`, :func:`segment_window_ends`) and the monitor restarts a series'
+ring buffer at the same readings (:mod:`anomae.monitor.series`). A segment shorter than the
+window yields no window; the post-rules still run over all windows of the series.
+
+    >>> ts = np.array([0, 60, 120, 1200, 1260, 1320, 1380], dtype=np.int64) * 10**9
+    >>> bounds = gap_segments(ts, max_gap_s=600.0)
+    >>> bounds.tolist()
+    [0, 3, 7]
+    >>> segment_window_ends(bounds, spec).tolist()
+    [2, 5]
 """
 
 from __future__ import annotations
+
+from typing import Any, overload
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from anomae.spec import WindowSpec
+
+GAP_FACTOR = 10.0  # a gap is longer than this many typical sampling intervals
 
 
 def sliding_windows(rows: np.ndarray, spec: WindowSpec) -> np.ndarray:
@@ -37,6 +56,35 @@ def sliding_windows(rows: np.ndarray, spec: WindowSpec) -> np.ndarray:
 def window_ends(n_rows: int, spec: WindowSpec) -> np.ndarray:
     """Row index of the last row of each window (where its score is reported)."""
     return np.arange(spec.count(n_rows), dtype=np.int64) * spec.stride + (spec.length - 1)
+
+
+@overload
+def is_gap(dt_s: float, max_gap_s: float) -> bool: ...
+@overload
+def is_gap(dt_s: np.ndarray, max_gap_s: float) -> np.ndarray: ...
+def is_gap(dt_s: Any, max_gap_s: float) -> Any:
+    """Whether ``dt_s`` seconds between two readings of a series (a number, or an array of
+    them) break its windows: the one comparison batch and stream both make."""
+    return max_gap_s > 0 and dt_s > max_gap_s
+
+
+def gap_segments(timestamps: np.ndarray, max_gap_s: float) -> np.ndarray:
+    """Row bounds ``[0, ..., n]`` of the segments of one series (``timestamps`` int64 ns,
+    increasing): segment ``i`` is rows ``bounds[i]:bounds[i + 1]``, cut where
+    :func:`is_gap` holds between consecutive rows."""
+    n = timestamps.shape[0]
+    if max_gap_s <= 0 or n < 2:
+        return np.array([0, n], dtype=np.int64)
+    dt_s = np.diff(timestamps).astype(np.float64) / 1e9
+    cuts = np.flatnonzero(is_gap(dt_s, max_gap_s)) + 1
+    return np.concatenate([[0], cuts, [n]]).astype(np.int64)
+
+
+def segment_window_ends(bounds: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Row index of each window's last row when every segment is windowed on its own."""
+    b = bounds.tolist()
+    parts = [lo + window_ends(hi - lo, spec) for lo, hi in zip(b[:-1], b[1:], strict=True)]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
 class RingBuffer:

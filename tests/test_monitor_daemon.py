@@ -3,6 +3,7 @@ promtool, micro-batching, caps, backpressure, reloads and the HTTP endpoints (TL
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -543,3 +544,24 @@ def test_idle_series_are_evicted_from_state_and_metrics() -> None:
     finally:
         stop.set()
         th.join(5)
+
+
+def _with_gap_limit(det: FakeDetector, max_gap_s: float) -> FakeDetector:
+    det.card = dataclasses.replace(det.card, max_gap_s=max_gap_s)
+    return det
+
+
+def test_the_cards_gap_limit_applies_unless_an_option_overrides_it() -> None:
+    lines = [line("a", t, 0.1) for t in (0, 1, 2, 3, 100, 101, 102)]
+    opts = MonitorOptions(stats_log_seconds=0)  # no --max-gap-seconds: the card's 10 s
+    mon, _ = run_monitor([RawBatch(lines)], _with_gap_limit(FakeDetector(), 10.0), opts)
+    assert mon.table.max_gap_seconds == 10.0
+    assert mon.metrics.stats.window_resets == 1
+    assert mon.metrics.stats.windows_scored == 2 + 1  # (0..3) and (100..102), as batch
+    mon._reloaded(_with_gap_limit(FakeDetector(sha="ef56"), 30.0), "ok", "")
+    assert mon.table.max_gap_seconds == 30.0  # a reloaded card brings its own limit
+    given = MonitorOptions(max_gap_seconds=1000.0, stats_log_seconds=0)
+    mon, _ = run_monitor([RawBatch(lines)], _with_gap_limit(FakeDetector(), 10.0), given)
+    assert mon.table.max_gap_seconds == 1000.0 and mon.metrics.stats.window_resets == 0
+    mon._reloaded(_with_gap_limit(FakeDetector(sha="ef56"), 30.0), "ok", "")
+    assert mon.table.max_gap_seconds == 1000.0  # the option still wins

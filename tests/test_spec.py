@@ -126,3 +126,18 @@ def test_bad_threshold_fields_are_rejected(threshold: dict, message: str) -> Non
     d["threshold"].update(threshold)
     with pytest.raises(ModelCardError, match=message):
         ModelCard.from_json(json.dumps(d))
+
+
+def test_gap_rule_round_trips_and_old_cards_load_without_one() -> None:
+    card = _card(interval_s=60.0, max_gap_s=600.0)
+    assert ModelCard.from_json(card.to_json()) == card
+    d = json.loads(card.to_json())
+    d.pop("interval_s"), d.pop("max_gap_s")
+    old = ModelCard.from_json(json.dumps(d))
+    assert old.interval_s == old.max_gap_s == 0.0  # no gap rule, as before it existed
+    for bad in (-1.0, float("inf")):
+        with pytest.raises(ValueError, match="max_gap_s must be finite and >= 0"):
+            _card(max_gap_s=bad)
+    d["max_gap_s"] = -5
+    with pytest.raises(ModelCardError, match="max_gap_s must be finite"):
+        ModelCard.from_json(json.dumps(d))

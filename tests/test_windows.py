@@ -3,8 +3,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anomae.monitor.series import SeriesTable
 from anomae.spec import WindowSpec
-from anomae.windows import RingBuffer, sliding_windows, window_ends
+from anomae.windows import (
+    RingBuffer,
+    gap_segments,
+    is_gap,
+    segment_window_ends,
+    sliding_windows,
+    window_ends,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +74,58 @@ def test_emitted_window_is_a_copy() -> None:
 def test_window_spec_validates(length: int, stride: int) -> None:
     with pytest.raises(ValueError, match="must be >= 1"):
         WindowSpec(length, stride)
+
+
+S = 10**9  # ns per second
+
+
+@pytest.mark.parametrize(
+    ("seconds", "max_gap_s", "bounds"),
+    [
+        ([0, 60, 120, 180], 600.0, [0, 4]),  # regular: one segment
+        ([0, 60, 660, 720], 600.0, [0, 4]),  # exactly the limit is no gap
+        ([0, 60, 661, 721], 600.0, [0, 2, 4]),  # just over it is
+        ([0, 60, 1200, 1260, 2400], 600.0, [0, 2, 4, 5]),  # a gap before the last row
+        ([0, 5000, 10000], 600.0, [0, 1, 2, 3]),  # every row its own segment
+        ([0, 60, 100000], 0.0, [0, 3]),  # 0: no rule (cards written before it)
+        ([0], 600.0, [0, 1]),
+        ([], 600.0, [0, 0]),
+    ],
+)
+def test_gap_segments_cut_where_the_interval_exceeds_the_limit(
+    seconds: list[int], max_gap_s: float, bounds: list[int]
+) -> None:
+    ts = np.asarray(seconds, np.int64) * S
+    assert gap_segments(ts, max_gap_s).tolist() == bounds
+
+
+@pytest.mark.parametrize(("length", "stride"), [(8, 1), (8, 3), (2, 1), (5, 5)])
+def test_segment_windows_equal_the_monitors_after_its_gap_resets(length: int, stride: int) -> None:
+    """Batch segments vs the monitor's admission (SeriesTable) + ring buffer, row for row."""
+    rng = np.random.default_rng(length * 10 + stride)
+    n = 3000
+    dt = rng.choice([55, 60, 65], size=n - 1).astype(np.int64)
+    gaps = rng.choice(n - 1, size=12, replace=False)
+    dt[gaps] = rng.integers(8 * 60, 40 * 60, size=12)  # some under the 600 s limit, most over
+    ts = np.concatenate([[1_700_000_000], 1_700_000_000 + np.cumsum(dt)]) * S
+    max_gap_s = 600.0
+    spec = WindowSpec(length, stride)
+    table = SeriesTable(max_series=1, max_gap_seconds=max_gap_s)
+    adm = table.admit(["m1"] * n, (ts / 1e9).tolist(), [None] * n, now=0.0)
+    assert adm.index.tolist() == list(range(n))
+    buf = RingBuffer(spec, 1)
+    streamed = []
+    for i, (r, reset) in enumerate(zip(np.arange(n, dtype=np.float32), adm.reset, strict=True)):
+        if reset:
+            buf.reset()
+        if buf.push(np.array([r], np.float32)) is not None:
+            streamed.append(i)
+    bounds = gap_segments(ts, max_gap_s)
+    assert table.gap_resets == bounds.size - 2 > 0
+    assert streamed == segment_window_ends(bounds, spec).tolist()
+    assert len(streamed) < spec.count(n)  # windows that would span a gap are gone
+
+
+def test_is_gap_is_one_comparison_for_numbers_and_arrays() -> None:
+    assert is_gap(601.0, 600.0) and not is_gap(600.0, 600.0) and not is_gap(1e9, 0.0)
+    assert is_gap(np.array([599.0, 600.0, 601.0]), 600.0).tolist() == [False, False, True]

@@ -182,7 +182,7 @@ def check_options(o: MonitorOptions) -> None:
             f"--series-ttl must be >= 0 (0: never), got {o.series_ttl_seconds}",
         ),
         (
-            o.max_gap_seconds >= 0,
+            o.max_gap_seconds is None or o.max_gap_seconds >= 0,
             f"--max-gap-seconds must be >= 0 (0: auto), got {o.max_gap_seconds}",
         ),
         (o.drain_seconds >= 0, f"--drain-seconds must be >= 0, got {o.drain_seconds}"),
@@ -261,6 +261,7 @@ def run_monitor(cfg: MonitorConfig, stop: threading.Event | None = None) -> int:
             window=det.card.window.length,
             stride=det.card.window.stride,
             threshold=mon.scorer.threshold,
+            max_gap_seconds=mon.table.max_gap_seconds,
             source=cfg.source,
         )
         try:

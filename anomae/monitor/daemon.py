@@ -61,7 +61,9 @@ class MonitorOptions:
     queue_size: int = 65536  # readings
     queue_bytes: int = 128 * 2**20  # payload bytes waiting in the queue
     max_series: int = 10_000
-    max_gap_seconds: float = 0.0  # 0: auto, 10x each series' typical interval
+    # None: the model card's gap limit (as `anomae score`); 0: auto, 10x each series'
+    # typical interval (also what a card without one gets)
+    max_gap_seconds: float | None = None
     series_ttl_seconds: float = 0.0  # 0: never evict idle series
     max_line_bytes: int = MAX_BYTES
     max_future_seconds: float = 300.0  # readings dated later than now + this are refused; 0: off
@@ -104,7 +106,7 @@ class Monitor:
             options.max_future_seconds if options.max_future_seconds > 0 else math.inf,
             wall_clock,
         )
-        self.table = SeriesTable(options.max_series, options.max_gap_seconds)
+        self.table = SeriesTable(options.max_series, self._gap_limit(card))
         self.ring = RingBank(card.window, len(self.features), options.max_series)
         self.alarms = SeriesAlarms(options.rule, self.features, options.top_k)
         self.scorer = Scorer(
@@ -137,12 +139,18 @@ class Monitor:
         self._drop_samples: dict[str, str] = {}
         self.refusals = RefusalLog()
 
+    def _gap_limit(self, card: Any) -> float:
+        """--max-gap-seconds when given, else the card's gap rule (0 in old cards: auto)."""
+        given = self.opts.max_gap_seconds
+        return float(card.max_gap_s) if given is None else given
+
     def _reloaded(self, det: Any, outcome: str, detail: str) -> None:
         if det is not None:
             try:
                 self.scorer.threshold_of(det)
                 self.scorer.warm_up(det, self.opts.batch_size)  # here, on the loader thread
                 self.scorer.offer(det)
+                self.table.max_gap_seconds = self._gap_limit(det.card)
             except MonitorError as exc:
                 det, outcome, detail = None, "refused", str(exc)
         self.metrics.stats.reloads[outcome] += 1

@@ -8,9 +8,11 @@ is dropped and counted as ``series_limit``, never silently) and applies, per ser
   stream is never re-sorted, so latency stays bounded; a late reading cannot change windows
   already scored.
 * **gaps**: a reading more than ``max_gap_seconds`` after the previous one starts a fresh
-  window (the rows before the gap are forgotten; the reset is counted). ``0`` means *auto*:
-  ``gap_factor`` (10) times the series' typical interval, an average of its recent intervals
-  that a single gap cannot inflate by more than the factor.
+  window (the rows before the gap are forgotten; the reset is counted), by the same rule
+  (:func:`anomae.windows.is_gap`) batch scoring applies; the daemon takes the limit from the
+  model card unless told otherwise. ``0`` means *auto*: ``gap_factor`` (10) times the
+  series' typical interval, an average of its recent intervals that a single gap cannot
+  inflate by more than the factor.
 * **sequence numbers**: when readings carry ``seq``, a jump other than +1 between accepted
   readings counts as a gap (``seq_gaps``) and the skipped numbers as ``seq_missing``.
 * **idle series**: :meth:`SeriesTable.evict_idle` frees the slots of series silent for a
@@ -32,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from anomae.windows import GAP_FACTOR, is_gap
 
 DROP_REASONS = (
     "out_of_order",
@@ -56,7 +60,7 @@ class SeriesTable:
     """Series name → slot, with the newest timestamp, sequence number and interval of each."""
 
     def __init__(
-        self, max_series: int, max_gap_seconds: float = 0.0, gap_factor: float = 10.0
+        self, max_series: int, max_gap_seconds: float = 0.0, gap_factor: float = GAP_FACTOR
     ) -> None:
         if max_series < 1:
             raise ValueError(f"max_series must be >= 1, got {max_series}")
@@ -134,10 +138,10 @@ class SeriesTable:
             dt = t - prev
             est = interval[slot]
             if fixed > 0:
-                gap = dt > fixed
+                gap = is_gap(dt, fixed)
             else:
                 limit = factor * est
-                gap = est > 0 and dt > limit
+                gap = is_gap(dt, limit)  # est 0 (a series' first interval): no gap yet
                 interval[slot] = dt if est == 0 else est + 0.1 * ((limit if gap else dt) - est)
             if gap:
                 self.gap_resets += 1
