@@ -418,8 +418,11 @@ def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _calibration(method: str, holdout: float = 0.2, **kw: Any) -> Any:
+    """The :class:`CalibrateSection` of :func:`calibration_options`' values."""
     from anomae.pipeline import CalibrateSection
 
+    if "search_min_windows" in kw:  # the option's text, as the section's candidates
+        kw["min_windows"] = tuple(_ints(kw.pop("search_min_windows") or ""))
     try:
         return CalibrateSection(method=method, holdout=holdout, **kw)
     except ValueError as exc:
@@ -808,7 +811,7 @@ def tune_command(
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import calibrate_blocks, parse_pipeline, sampling_interval
+    from anomae.pipeline import calibrate_card, holdout_blocks, parse_pipeline, sampling_interval
     from anomae.tune import label_free, label_note, tuned_train_step
 
     try:
@@ -842,6 +845,7 @@ def tune_command(
             "holdout": holdout,
             "holdout_from": holdout_from,
             "per_feature": section.per_feature,
+            "per_series": section.per_series,
             **section.params(),
         },
         "tune": {**axes, "epochs": tune_epochs, "train_stride": tune_stride, "seed": seed},
@@ -863,13 +867,19 @@ def tune_command(
             f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
             f"val loss {summary['best_val_loss']:.4g})"
         )
-        th = calibrate_blocks(
-            Detector.load(tmp), cal_rows, pipe.calibrate, interval_s=sampling_interval(series)
+        card, _ = calibrate_card(
+            Detector.load(tmp),
+            card,
+            cal_rows,
+            pipe,
+            sampling_interval(series),
+            names=holdout_blocks(pipe, series)[2],
         )
-        rewrite_card(tmp, card.with_threshold(th), out)
+        rewrite_card(tmp, card, out)
     finally:
         tmp.unlink(missing_ok=True)
-    click.echo(_threshold_text(th))
+    assert card.threshold is not None
+    click.echo(_threshold_text(card.threshold))
     click.echo(f"wrote {out}")
 
 

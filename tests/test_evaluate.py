@@ -111,7 +111,7 @@ def test_baselines_through_the_run_alarm_path() -> None:
     pipe = SimpleNamespace(
         window=WindowSection(length=4),
         score=ScoreSection(min_windows=3),
-        calibrate=CalibrateSection(method="quantile", q=0.995, holdout=0.2),
+        calibrate=CalibrateSection(method="quantile", q=0.995, holdout=0.2, holdout_from="tail"),
         likelihood=None,
     )
     spec = WindowSpec(4)
@@ -131,7 +131,7 @@ def test_baselines_through_the_run_alarm_path() -> None:
         assert m["false_events"] == 0 and m["false_events_per_day"] == 0.0, name
         assert m["event_f1"] > 0.9, name
     # a method the held-out rows cannot serve is reported per baseline, not raised
-    pipe.calibrate = CalibrateSection(method="quantile", q=0.999, holdout=0.2)
+    pipe.calibrate = CalibrateSection(method="quantile", q=0.999, holdout=0.2, holdout_from="tail")
     r = compare_baselines(pipe, train, test, _windows(test, spec))
     assert "at least 1000 are needed" in r["ksigma"]["error"]
 
@@ -147,7 +147,7 @@ def test_baselines_f1_calibration_uses_the_held_out_labels() -> None:
     pipe = SimpleNamespace(
         window=WindowSection(length=4),
         score=ScoreSection(),
-        calibrate=CalibrateSection(method="f1", holdout=0.2),
+        calibrate=CalibrateSection(method="f1", holdout=0.2, holdout_from="tail"),
         likelihood=None,
     )
     spec = WindowSpec(4)
