@@ -8,20 +8,20 @@ readings/s, ``--hostile`` of them hostile (bad JSON, lone surrogates, huge seq, 
 day ahead, lines over ``--max-line-bytes``), and kills the broker (``--restart-signal``,
 SIGKILL by default) every ``--restart-every`` seconds, restarting it at once.
 
-Accounting: *offered* readings due at ``--rate``, *published* publish() calls (at most
-``--max-unacked`` waiting for their PUBACK: beyond, a reading is counted and not sent, as a
-device with a bounded buffer would),
-*acknowledged* PUBACKs received, *received* the monitor's ``anomae_events_received``. With
-the persistent config, acknowledged readings are never lost: by count (acknowledged -
-received, QoS 1 redelivery after a kill adds duplicates) and by identity (valid readings
-carry a per-series ``seq``; ``anomae_sequence_missing`` counts numbers the monitor never
-saw). ``--autosave-interval`` N trades that guarantee (up to N acknowledged readings per
-kill) for broker throughput. Latency p99 is read from the monitor's
-``anomae_event_to_score_seconds`` histogram (a bucket bound). The model has random weights
-(a 16-row window, 4 features): scoring cost, not quality.
+Accounting: *offered* readings due at ``--rate``; *published* publish() calls (at most
+``--max-unacked`` wait for their PUBACK: beyond, a reading is counted and not sent, as a
+device with a bounded buffer would); *acknowledged* PUBACKs received; *received* the
+monitor's ``anomae_events_received``. With the persistent config no acknowledged reading
+may be lost, checked by count (acknowledged - received; QoS 1 redelivery after a kill adds
+duplicates) and by identity (valid readings carry a per-series ``seq``;
+``anomae_sequence_missing`` counts numbers the monitor skipped; the count alone can hide a
+loss behind redelivered duplicates). ``--autosave-interval`` N trades that guarantee (up to
+N acknowledged readings per kill) for broker throughput. Latency p99 is read from the
+monitor's ``anomae_event_to_score_seconds`` histogram (a bucket bound). The model has random
+weights (a 16-row window, 4 features): scoring cost, not quality.
 
     python bench/soak.py [--minutes 30] [--rate 100000] [--restart-every 300]
-    python bench/soak.py --minutes 1 --rate 5000        # quick run
+    python bench/soak.py --minutes 1 --rate 5000 --restart-every 20   # quick run
 """
 
 from __future__ import annotations
