@@ -379,9 +379,9 @@ def _timestamps(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
             return _epoch(epoch, text, source, is_csv)
     elif isinstance(col.dtype, pl.Datetime):
         zoned = col.dt.convert_time_zone("UTC") if col.dtype.time_zone else col
-        parsed = zoned.dt.replace_time_zone(None).cast(pl.Datetime("ns"))
+        parsed = _in_ns_range(zoned.dt.replace_time_zone(None), source, is_csv)
     elif col.dtype == pl.Date:
-        parsed = col.cast(pl.Datetime("ns"))
+        parsed = _in_ns_range(col, source, is_csv)
     elif col.dtype.is_numeric():
         return _epoch(col, col, source, is_csv)
     else:
@@ -391,6 +391,20 @@ def _timestamps(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
         )
     _check_parsed(parsed, col, source, is_csv)
     return parsed.to_physical().to_numpy()
+
+
+def _in_ns_range(col: pl.Series, source: str, is_csv: bool) -> pl.Series:
+    """``col`` (dates or datetimes) as Datetime("ns"); a value outside nanoseconds' years
+    1677-2262 is an error naming its row, not a polars cast failure."""
+    parsed = col.cast(pl.Datetime("ns"), strict=False)
+    lost = parsed.is_null() & col.is_not_null()
+    if lost.any():
+        row = int(lost.arg_true()[0])
+        raise InputError(
+            f"{_cell(source, col.name, row, is_csv)}: {_show(col[row])} is out of range for "
+            "timestamps (years 1677-2262)"
+        )
+    return parsed
 
 
 def _format_like(value: str) -> str | None:

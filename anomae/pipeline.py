@@ -337,8 +337,12 @@ def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
     name = doc.pop("recipe")
     if not isinstance(name, str):
         raise PipelineError(f"{path}: recipe must be a file name, got {name!r}")
-    base_path = (path.parent / name).resolve()
-    if not base_path.is_file():
+    try:
+        base_path = (path.parent / name).resolve()
+        found = base_path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise PipelineError(f"{path}: recipe {name!r} is not a usable file name: {exc}") from exc
+    if not found:
         raise PipelineError(f"{path}: recipe {name!r} not found (looked for {base_path})")
     base = _read_toml(base_path)
     if "recipe" in base:

@@ -152,6 +152,19 @@ def _pair(v: Any) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _no_constant(name: str) -> float:
+    """Cards are written with ``allow_nan=False``: NaN or Infinity means a damaged card, and
+    a card holding one could not be written back."""
+    raise ValueError(f"{name} is not a number a model card holds")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a model card number")
+    return value
+
+
 def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
 
@@ -271,13 +284,13 @@ class ModelCard:
                 max_gap_s=float(d.get("max_gap_s", 0.0)),
                 format_version=int(version),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
             raise ModelCardError(f"model card is malformed: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
+            d = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
             raise ModelCardError(f"model card is not valid JSON: {exc}") from exc
         return cls.from_dict(d)
