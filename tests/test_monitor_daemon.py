@@ -368,7 +368,9 @@ def test_the_intake_queue_is_bounded_in_bytes_too() -> None:
     assert mon.run(threading.Event()) == 0
     done.set()
     st = mon.metrics.stats
-    assert 0 < peak[0] <= 100_000
+    # the sampler may miss the brief moments the queue holds anything (a busy machine): the
+    # drops prove the bound was reached, the samples that it was never passed
+    assert peak[0] <= 100_000
     assert st.dropped["queue_full"] == src.refused > 0
     assert st.received == 3000
 
