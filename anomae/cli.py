@@ -449,7 +449,7 @@ def _threshold_text(th: Any) -> str:
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
 )
 @table_options
-@click.option("--window", default=16, show_default=True, help="Window length in rows.")
+@click.option("--window", default=8, show_default=True, help="Window length in rows.")
 @click.option("--stride", default=1, show_default=True, help="Scoring stride in rows.")
 @click.option(
     "--train-stride",
@@ -530,7 +530,7 @@ def _threshold_text(th: Any) -> str:
 @click.option(
     "--error-weights",
     type=click.Choice(["heldout", "equal"]),
-    default="heldout",
+    default="equal",
     show_default=True,
     help="heldout: each feature's squared error divided by its mean on held-out normal "
     "windows, so no sensor dominates the score; equal: raw scaled errors.",

@@ -189,7 +189,7 @@ class WeightSection:
     ("equal": raw scaled errors); ``constant`` "ignore" leaves out features constant in the
     training rows ("keep": score them)."""
 
-    errors: str = "heldout"
+    errors: str = "equal"
     constant: str = "ignore"
 
     def __post_init__(self) -> None:

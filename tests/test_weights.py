@@ -65,7 +65,8 @@ def _pipe(extra: str = "") -> object:
 def test_training_weights_errors_and_leaves_constant_features_out(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     feats = ("clean", "noisy", "fixed")
-    card, summary, _ = train_step(_pipe(), [_series(rng)], feats, tmp_path / "m.onnx")  # type: ignore[arg-type]
+    pipe = _pipe('[weights]\nerrors = "heldout"\n')
+    card, summary, _ = train_step(pipe, [_series(rng)], feats, tmp_path / "m.onnx")  # type: ignore[arg-type]
     w = card.scaler.error_weight
     assert w[2] == 0.0 and summary["ignored_features"] == ["fixed"]
     assert w[0] > 2 * w[1]  # the noisy sensor's normal error counts for less
