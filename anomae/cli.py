@@ -344,6 +344,15 @@ def run(pipeline: str, out_dir: str) -> None:
     click.echo(summary_text(report))
 
 
+_HOLDOUT_FROM = click.option(
+    "--holdout-from",
+    type=click.Choice(["spread", "tail"]),
+    default="spread",
+    show_default=True,
+    help="spread: held-out blocks sampled over each series' whole span; tail: its last rows.",
+)
+
+
 def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option(
@@ -551,13 +560,7 @@ def _threshold_text(th: Any) -> str:
     show_default=True,
     help="Fraction of each series held out to calibrate (0: no threshold).",
 )
-@click.option(
-    "--holdout-from",
-    type=click.Choice(["spread", "tail"]),
-    default="spread",
-    show_default=True,
-    help="spread: held-out blocks sampled over each series' whole span; tail: its last rows.",
-)
+@_HOLDOUT_FROM
 @calibration_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_force_option("an existing --out file")
@@ -765,13 +768,7 @@ def train(
     help="Fraction of each series held out: candidates are compared on it, then it "
     "calibrates the chosen model.",
 )
-@click.option(
-    "--holdout-from",
-    type=click.Choice(["spread", "tail"]),
-    default="spread",
-    show_default=True,
-    help="spread: held-out blocks sampled over each series' whole span; tail: its last rows.",
-)
+@_HOLDOUT_FROM
 @calibration_options
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_force_option("an existing --out file")
