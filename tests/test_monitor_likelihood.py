@@ -114,7 +114,7 @@ def test_occurrence_counts_earlier_windows_of_the_same_slot() -> None:
 
 
 def test_season_is_refused_with_what_to_change() -> None:
-    with pytest.raises(ValueError, match="season_s .--likelihood-season-s. to 0"):
+    with pytest.raises(ValueError, match="season_s 86400.*--likelihood-season-s 0"):
         LikelihoodBank(Likelihood(season_s=86400))
 
 

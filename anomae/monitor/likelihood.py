@@ -80,8 +80,10 @@ class LikelihoodBank:
     def __init__(self, spec: Likelihood) -> None:
         if spec.season_s:
             raise ValueError(
-                "the monitor's anomaly likelihood has no season: set season_s "
-                f"(--likelihood-season-s) to 0, got {spec.season_s:g}"
+                f"the monitor's anomaly likelihood has no season yet (season_s "
+                f"{spec.season_s:g}, from the model card's alarm policy or the options): pass "
+                f"--likelihood-season-s 0 to alarm without it (what recurs at the same time "
+                f"of day may then alarm where `anomae score` would not)"
             )
         self.spec = spec
         r = spec.refit
