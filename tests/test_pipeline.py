@@ -265,37 +265,14 @@ def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_pa
 
     events = tmp_path / "e.csv"
     model = str(tmp_path / "run" / "model.onnx")
-    r = run_cli(
-        [
-            "score",
-            model,
-            str(small_demo["test"]),
-            "-o",
-            str(tmp_path / "s.parquet"),
-            "--events",
-            str(events),
-            "--no-progress",
-        ]
-    )
+    score = ["score", model, str(small_demo["test"]), "-o", str(tmp_path / "s.parquet")]
+    score += ["--events", str(events), "--no-progress"]
+    r = run_cli(score)
     assert r.returncode == 0, r.stderr
     assert f"min_windows={chosen['min_windows']} (card), max_gap=16 (card)" in r.stderr
     assert pl.read_csv(events).height == report["scoring"]["n_events"]
 
-    r = run_cli(
-        [
-            "score",
-            model,
-            str(small_demo["test"]),
-            "-o",
-            str(tmp_path / "s.parquet"),
-            "--events",
-            str(events),
-            "--max-gap",
-            "0",
-            "--force",
-            "--no-progress",
-        ]
-    )
+    r = run_cli([*score, "--max-gap", "0", "--force"])
     assert r.returncode == 0, r.stderr
     assert "max_gap=0 (option)" in r.stderr and "off=1.0 (card)" in r.stderr
 
