@@ -122,9 +122,10 @@ class AnomaeDetector:
         self._cache: dict[str, tuple[Any, float, int]] = {}
 
     def __call__(self, case: Case) -> Scored:
+        from anomae.calibrate_model import calibrate_blocks, sampling_interval
         from anomae.detector import Detector
         from anomae.io import SeriesData
-        from anomae.pipeline import calibrate_blocks, sampling_interval, train_step
+        from anomae.train.step import train_step
 
         key = hashlib.sha256(case.train.tobytes()).hexdigest()
         if key not in self._cache:

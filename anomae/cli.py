@@ -337,8 +337,8 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
 )
 def run(pipeline: str, out_dir: str) -> None:
     """Run a pipeline file: train → export → calibrate → score → report."""
-    from anomae.pipeline import run_pipeline
     from anomae.report import summary_text
+    from anomae.run import run_pipeline
 
     report = run_pipeline(pipeline, out_dir)
     click.echo(summary_text(report))
@@ -622,17 +622,14 @@ def train(
     (constant within every series, or named *id*): those are refused. The model is exported
     and calibrated in a temporary file and replaces --out only when complete."""
     from anomae.atomic import check_outputs, target_of, temp_name
+    from anomae.calibrate_model import calibrate_card, sampling_interval
     from anomae.detector import Detector
+    from anomae.holdout import holdout_blocks
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import (
-        calibrate_card,
-        holdout_blocks,
-        parse_pipeline,
-        sampling_interval,
-        train_step,
-    )
+    from anomae.pipeline import parse_pipeline
+    from anomae.train.step import train_step
 
     section = _calibration(
         method,
@@ -803,12 +800,14 @@ def tune_command(
     reconstruction error). A label column is never read. The model card keeps the grid,
     every candidate's scores and the choice (training.tune; `anomae inspect --json`)."""
     from anomae.atomic import check_outputs, target_of, temp_name
+    from anomae.calibrate_model import calibrate_card, sampling_interval
     from anomae.detector import Detector
     from anomae.grid import parse_grid
+    from anomae.holdout import holdout_blocks
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import calibrate_card, holdout_blocks, parse_pipeline, sampling_interval
+    from anomae.pipeline import parse_pipeline
     from anomae.tune import label_free, label_note, tuned_train_step
 
     try:
@@ -923,11 +922,11 @@ def calibrate(
     post-rule (else min_windows 3) and stores the rule it chose in the card's alarm policy,
     which `anomae score` applies."""
     from anomae.atomic import check_outputs, same_file
+    from anomae.calibrate_model import calibrate_blocks, chosen_rule, sampling_interval
     from anomae.detector import Detector
     from anomae.events import resolve_post_rule
     from anomae.io import read_series
     from anomae.modelfile import read_card, rewrite_card
-    from anomae.pipeline import calibrate_blocks, chosen_rule, sampling_interval
 
     section = _calibration(
         method,

@@ -2,7 +2,7 @@
 
 Each baseline of :data:`RUN_BASELINES` (:mod:`anomae.baselines`) goes through anomae's own
 alarm path: it is fitted on the same training rows (each series less its held-out blocks, as
-:func:`anomae.pipeline.split_holdout` cuts them), its threshold (and, for ``events``, its
+:func:`anomae.holdout.split_holdout` cuts them), its threshold (and, for ``events``, its
 post-rule) comes from the same ``[calibrate]`` method on the same held-out rows
 (or ``[data] calibration`` files), its scores pass the same post-rules (or the same
 ``[likelihood]``), and it is judged on the same windows with the same metrics
@@ -49,7 +49,9 @@ def compare_baselines(
     :func:`evaluate_windows` of its scores on anomae's scored ``windows`` (which bring the
     window labels and, in ``kind_column``, the anomaly kinds)."""
     from anomae.calibrate import CalibrationError, calibrate
-    from anomae.pipeline import chosen_rule, post_rule, sampling_interval, split_holdout
+    from anomae.calibrate_model import chosen_rule, sampling_interval
+    from anomae.holdout import split_holdout
+    from anomae.pipeline import post_rule
     from anomae.score import window_labels
 
     spec = WindowSpec(pipe.window.length, pipe.window.stride)

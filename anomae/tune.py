@@ -2,7 +2,7 @@
 
 Every candidate of a small grid (window length, code size ``[model] hidden``, Gaussian
 noise, centring) is trained for a few epochs on the fit blocks of the training rows
-(:func:`anomae.pipeline.split_holdout`) and exported as ``anomae train`` would. On the
+(:func:`anomae.holdout.split_holdout`) and exported as ``anomae train`` would. On the
 held-out normal blocks it is then measured twice, with onnxruntime as it will score:
 
 * ``recon_error``: mean squared reconstruction error of the clean held-out windows, in
@@ -79,8 +79,10 @@ def tune(
     Candidate ``i``'s model is written to ``keep / f"c{i}.onnx"`` when ``keep`` is given
     (``bench/tune_hindsight.py`` scores them on labelled data), else to a temporary folder."""
     from anomae.detector import Detector
+    from anomae.holdout import HOLDOUT_BLOCKS, split_holdout
     from anomae.inject import injected_copies, rows_needed
-    from anomae.pipeline import HOLDOUT_BLOCKS, PipelineError, split_holdout, train_step
+    from anomae.pipeline import PipelineError
+    from anomae.train.step import train_step
     from anomae.train.weights import constant_features
 
     section: TuneSection = pipe.tune
@@ -178,11 +180,11 @@ def tuned_train_step(
     out: Path,
     echo: Callable[[str], None] = print,
 ) -> tuple[Any, ModelCard, dict[str, Any], list[np.ndarray]]:
-    """:func:`tune`, then :func:`anomae.pipeline.train_step` of the winner (full settings)
+    """:func:`tune`, then :func:`anomae.train.step.train_step` of the winner (full settings)
     to ``out``. Returns (winning pipeline, card with ``training["tune"]`` (not yet written
     to ``out``: the caller rewrites the card with its threshold), summary, calibration
     blocks)."""
-    from anomae.pipeline import train_step
+    from anomae.train.step import train_step
 
     result = tune(pipe, series, features, echo)
     echo(table(result.candidates))

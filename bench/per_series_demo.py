@@ -23,7 +23,8 @@ from anomae.evaluate import event_metrics
 from anomae.events import PostRule
 from anomae.io import read_series
 from anomae.modelfile import read_card, rewrite_card
-from anomae.pipeline import load_pipeline, run_pipeline
+from anomae.pipeline import load_pipeline
+from anomae.run import run_pipeline
 from anomae.score import ScoreOptions, score_all
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,13 +15,15 @@ from conftest import run_cli
 
 from anomae.calibrate import CalibrationError, calibrate
 from anomae.calibrate_events import calibrate_events
+from anomae.calibrate_model import calibrate_blocks
 from anomae.calibrate_series import calibrate_per_series
 from anomae.detector import Detector
 from anomae.events import PostRule
 from anomae.graph import Layer, build_graph
+from anomae.holdout import split_holdout_named
 from anomae.io import SeriesData
 from anomae.modelfile import write_model
-from anomae.pipeline import CalibrateSection, calibrate_blocks, split_holdout_named
+from anomae.pipeline import CalibrateSection
 from anomae.score import ScoreOptions, score_all
 from anomae.spec import ModelCard, ModelCardError, Scaler, Threshold, WindowSpec
 

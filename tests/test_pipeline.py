@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+from anomae.holdout import split_holdout  # noqa: E402
 from anomae.io import SeriesData  # noqa: E402
 from anomae.modelfile import read_card  # noqa: E402
 from anomae.pipeline import (  # noqa: E402
@@ -16,10 +17,9 @@ from anomae.pipeline import (  # noqa: E402
     PipelineError,
     load_pipeline,
     parse_pipeline,
-    split_holdout,
     train_config,
-    train_step,
 )
+from anomae.train.step import train_step  # noqa: E402
 
 BASE = '[data]\ntrain = "t.parquet"\n'
 
@@ -229,7 +229,7 @@ def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_pa
     import polars as pl
     from conftest import run_cli
 
-    from anomae.pipeline import run_pipeline
+    from anomae.run import run_pipeline
 
     pipe = tmp_path / "p.toml"
     pipe.write_text(

@@ -1,5 +1,6 @@
 """Training: the only part of anomae that imports torch (``pip install 'anomae[train]'``).
 
 ``noise`` corrupts inputs for denoising, ``model`` holds the networks, ``fit`` trains them
-on scaled windows, ``export`` writes the one-file ONNX model with its parity check.
+on scaled windows, ``export`` writes the one-file ONNX model with its parity check;
+``step`` is one pipeline training step (scaler, fit, export), torch-free until it runs.
 """

@@ -1,0 +1,115 @@
+"""A model's threshold and alarm policy from held-out row blocks (torch-free): the sampling
+interval, the threshold a [calibrate] section sets, the post-rule it chose, and the card
+that carries both."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from anomae.io import SeriesData
+from anomae.pipeline import CalibrateSection, Pipeline, post_rule
+from anomae.spec import ModelCard, Threshold
+
+
+def sampling_interval(series: list[SeriesData]) -> float | None:
+    """Median seconds between rows over all series (None when it cannot be told)."""
+    diffs = [np.diff(s.timestamps) for s in series if s.timestamps.size > 1]
+    if not diffs:
+        return None
+    return float(np.median(np.concatenate(diffs))) / 1e9
+
+
+def calibrate_blocks(
+    det: Any,
+    blocks: list[np.ndarray],
+    section: CalibrateSection,
+    interval_s: float | None = None,
+    labels: list[np.ndarray | None] | None = None,
+    rule: Any = None,
+    names: list[str] | None = None,
+) -> Threshold:
+    """Threshold for ``det`` from held-out row blocks, as ``section`` says (torch-free).
+
+    ``names`` (the series of each block) is needed by, and only used with,
+    ``section.per_series``: a threshold per series besides the fleet's.
+
+    ``labels`` (row labels per block) are needed by, and only by, the ``f1`` method.
+    ``rule`` (a :class:`~anomae.events.PostRule`, default ``min_windows=3``) is the
+    post-rule method ``events`` calibrates for; the threshold's ``post_rule`` says which
+    one it chose (:func:`chosen_rule`)."""
+    from anomae.calibrate import CalibrationError, calibrate_rows
+    from anomae.score import window_labels
+    from anomae.windows import window_ends
+
+    params: dict[str, Any] = section.params()
+    if section.method == "fpr":
+        params.setdefault("stride", det.card.window.stride)
+        if "alarms_per_day" in params and "interval_s" not in params:
+            if interval_s is None:
+                raise CalibrationError(
+                    "fpr with alarms_per_day needs the sampling interval: set interval_s"
+                )
+            params["interval_s"] = interval_s
+    if section.method == "events":
+        params["rule"] = rule
+        if "interval_s" not in params:
+            if interval_s is None:
+                raise CalibrationError(
+                    "method 'events' counts false events per day and needs the sampling "
+                    "interval: the calibration data has no usable timestamps; set interval_s "
+                    "(seconds between rows)"
+                )
+            params["interval_s"] = interval_s
+    if section.method == "f1":
+        if labels is None or any(lb is None for lb in labels):
+            raise CalibrationError(
+                "method 'f1' needs labelled calibration data (a label column); without "
+                "labels use a label-free method: quantile, pot, fpr, ksigma or mad"
+            )
+        spec = det.card.window
+        params["labels"] = [
+            window_labels(lb, window_ends(b.shape[0], spec), spec.length)
+            for b, lb in zip(blocks, labels, strict=True)
+            if lb is not None
+        ]
+    if section.per_series and names is None:
+        raise CalibrationError(
+            "[calibrate] per_series needs the series name of each calibration block: pass "
+            "names= (one per block) to calibrate_blocks"
+        )
+    series = names if section.per_series else None
+    return calibrate_rows(
+        det, blocks, section.method, per_feature=section.per_feature, series=series, **params
+    )
+
+
+def chosen_rule(threshold: Threshold, rule: Any) -> Any:
+    """The post-rule ``threshold`` was calibrated for (method ``events``), else ``rule``."""
+    from anomae.events import PostRule
+
+    return PostRule(**threshold.post_rule) if threshold.post_rule else rule
+
+
+def calibrate_card(
+    det: Any,
+    card: ModelCard,
+    cal_rows: list[np.ndarray],
+    pipe: Pipeline,
+    interval_s: float | None,
+    labels: list[np.ndarray | None] | None = None,
+    names: list[str] | None = None,
+) -> tuple[ModelCard, Any]:
+    """``card`` with the threshold ``pipe`` calibrates for ``det`` on ``cal_rows`` (of the
+    series ``names``, for per-series thresholds) and the alarm policy (the post-rule it
+    chose, the likelihood); returns it and the post-rule."""
+    from anomae.events import alarm_policy
+
+    base = post_rule(pipe.score)
+    threshold = calibrate_blocks(
+        det, cal_rows, pipe.calibrate, interval_s, labels, rule=base, names=names
+    )
+    rule = chosen_rule(threshold, base)
+    return replace(card.with_threshold(threshold), alarm=alarm_policy(rule, pipe.likelihood)), rule

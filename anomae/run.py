@@ -1,0 +1,183 @@
+"""``anomae run``: one pipeline file carried out.
+
+train (or tune, with ``[tune]``) → export (parity-checked) → calibrate → score → report.
+Each step is a function the CLI's single commands (``train``, ``calibrate``, ``score``)
+call too, so the pipeline and the commands cannot drift apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from anomae.calibrate_model import calibrate_card, sampling_interval
+from anomae.holdout import holdout_blocks
+from anomae.io import SeriesData, TableSpec, read_series
+from anomae.pipeline import Pipeline, PipelineError, load_pipeline
+from anomae.spec import ModelCard
+from anomae.train.step import train_step
+
+
+def report_path(out_dir: Path) -> Path:
+    return out_dir / "report.json"
+
+
+def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
+    from anomae.atomic import target_of, temp_name, write_atomically
+    from anomae.compare import compare_baselines
+    from anomae.detector import Detector
+    from anomae.evaluate import evaluate_windows, span_days
+    from anomae.modelfile import atomic_write_bytes, rewrite_card
+    from anomae.score import ScoreOptions, encode_table, score_all
+
+    t_start = time.perf_counter()
+    pipe = load_pipeline(path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    d = pipe.data
+    if d.generate:
+        _generate_if_missing(pipe)
+    table = d.table()
+    model_path = out / "model.onnx"
+    if pipe.tune is None:
+        series, features = read_series(list(d.train), table)
+        note = ""
+    else:  # label-free model choice: the training files' label column is never read
+        from anomae.tune import label_free, label_note
+
+        series, features = read_series(list(d.train), label_free(table))
+        note = label_note(list(d.train), d.label) or ""
+        if note and pipe.train.get("progress", True):
+            print(note)
+    # trained and calibrated beside the old model, which is replaced once, when complete
+    tmp_model = temp_name(target_of(model_path))
+    try:
+        pipe, card, train_summary, rule = _train_and_calibrate(pipe, series, features, tmp_model)
+        rewrite_card(tmp_model, card, model_path)
+    finally:
+        tmp_model.unlink(missing_ok=True)
+    assert card.threshold is not None
+    tuned = None if pipe.tune is None else {**card.training["tune"], "labels": note}
+    report: dict[str, Any] = {
+        "pipeline": str(path),
+        "config": pipe.to_dict(),
+        "model": {
+            "path": str(model_path),
+            "features": list(features),
+            "window": dataclasses.asdict(card.window),
+            "parity": card.parity,
+        },
+        "training": train_summary,
+        "threshold": dataclasses.asdict(card.threshold),
+        "alarm": card.alarm,
+    }
+    if tuned is not None:
+        report["tune"] = tuned
+    if d.test:
+        det = Detector.load(model_path)
+        test_series, _ = read_series(list(d.test), table, features=features)
+        opts = ScoreOptions(rule=rule, top_k=pipe.score.top_k, likelihood=pipe.likelihood)
+        windows, events, summary = score_all(det, test_series, opts)
+        write_atomically(
+            [
+                (out / "events.csv", encode_table(events, out / "events.csv")),
+                (out / "scores.parquet", encode_table(windows, out / "scores.parquet")),
+            ]
+        )
+        report["scoring"] = dataclasses.asdict(summary)
+        if "label" in windows.columns:
+            kinds = _anomaly_kinds(list(d.test), table, windows)
+            days = sum(span_days(s.timestamps) for s in test_series)
+            labelled, kind = (windows, None) if kinds is None else (kinds, "anomaly")
+            report["metrics"] = evaluate_windows(labelled, kind, days)
+            # what the model adds: the baselines through the same calibration and post-rules
+            cal_files = (
+                read_series(list(d.calibration), table, features=features)[0]
+                if d.calibration
+                else None
+            )
+            report["baselines"] = compare_baselines(
+                pipe, series, test_series, labelled, cal_files, kind, days
+            )
+    report["seconds_total"] = round(time.perf_counter() - t_start, 2)
+    atomic_write_bytes(report_path(out), json.dumps(report, indent=2, default=str).encode())
+    return report
+
+
+def _train_and_calibrate(
+    pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], model_path: Path
+) -> tuple[Pipeline, ModelCard, dict[str, Any], Any]:
+    """Train (with ``[tune]``: the model chosen from normal data) to ``model_path``,
+    calibrate its threshold and write it with the alarm policy into the card there; returns
+    the pipeline trained (the tuned one), the card, the training summary and the post-rule."""
+    from anomae.detector import Detector
+    from anomae.modelfile import rewrite_card
+
+    d = pipe.data
+    table = d.table()
+    if pipe.tune is None:
+        card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+    else:
+        from anomae.tune import tuned_train_step
+
+        echo = print if pipe.train.get("progress", True) else (lambda _: None)
+        pipe, card, train_summary, cal_rows = tuned_train_step(
+            pipe, series, features, model_path, echo
+        )
+    cal_names = holdout_blocks(pipe, series)[2]
+    cal_labels = None
+    if d.calibration:
+        cal_series, _ = read_series(list(d.calibration), table, features=features)
+        cal_rows = [s.values for s in cal_series]
+        cal_names = [s.name for s in cal_series]
+        cal_labels = [s.labels for s in cal_series] if pipe.calibrate.method == "f1" else None
+    if not cal_rows:
+        raise PipelineError(
+            f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
+        )
+    card, rule = calibrate_card(
+        Detector.load(model_path),
+        card,
+        cal_rows,
+        pipe,
+        sampling_interval(series),
+        cal_labels,
+        names=cal_names,
+    )
+    rewrite_card(model_path, card)
+    return pipe, card, train_summary, rule
+
+
+def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:
+    """Join the test files' ``anomaly`` kind column (if any) onto the windows by end time."""
+    import polars as pl
+
+    frames = []
+    for p in paths:
+        df = pl.read_parquet(p) if str(p).endswith((".parquet", ".pq")) else pl.read_csv(p)
+        if "anomaly" not in df.columns or table.series not in df.columns:
+            return None
+        frames.append(
+            df.select(
+                pl.col(table.series).cast(pl.Utf8).alias("series"),
+                pl.col(table.timestamp).cast(pl.Datetime("ns")).alias("timestamp"),
+                pl.col("anomaly").fill_null(""),
+            )
+        )
+    kinds = pl.concat(frames)
+    return windows.join(kinds, on=["series", "timestamp"], how="left", maintain_order="left")
+
+
+def _generate_if_missing(pipe: Pipeline) -> None:
+    d = pipe.data
+    if d.generate != "demo":
+        raise PipelineError(f'{pipe.source} [data]: generate must be "demo" or absent')
+    paths = [Path(p) for p in (*d.train, *d.test)]
+    if all(p.exists() for p in paths):
+        return
+    from anomae.synth import SynthConfig, write_demo
+
+    write_demo(paths[0].parent, SynthConfig(seed=d.seed))

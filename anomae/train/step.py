@@ -1,0 +1,166 @@
+"""One training step: the scaler and the network fitted on the non-held-out rows, exported
+with its parity check to the one-file model (torch is imported only when
+:func:`train_step` runs, so importing this module stays torch-free)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anomae.calibrate_model import sampling_interval
+from anomae.holdout import holdout_blocks
+from anomae.io import SeriesData, fingerprint
+from anomae.pipeline import Pipeline, PipelineError, train_config
+from anomae.spec import ModelCard, Scaler, WindowSpec
+
+
+def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
+    rows = np.concatenate(blocks) if blocks else np.empty((0, len(features)), np.float32)
+    with np.errstate(all="ignore"):
+        center = np.nanmean(rows.astype(np.float64), axis=0)
+        scale = np.nanstd(rows.astype(np.float64), axis=0)
+    empty = [f for f, c in zip(features, center, strict=True) if not np.isfinite(c)]
+    if empty:
+        raise PipelineError(f"features {empty} have no observed value in the training data")
+    # a constant sensor would divide by zero; 1.0 keeps its (zero) deviations unscaled
+    scale = np.where(scale > 1e-12 * np.maximum(np.abs(center), 1.0), scale, 1.0)
+    return Scaler(tuple(center.tolist()), tuple(scale.tolist()))
+
+
+def versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import polars
+
+    import anomae
+
+    out = {
+        "anomae": anomae.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "polars": polars.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def train_step(
+    pipe: Pipeline,
+    series: list[SeriesData],
+    features: tuple[str, ...],
+    out: Path,
+    min_rows: int | None = None,
+) -> tuple[ModelCard, dict[str, Any], list[np.ndarray]]:
+    """Fit on the non-held-out rows, export to ``out`` with parity check.
+
+    ``min_rows`` (default: the window length) is :func:`split_holdout`'s: tuning passes its
+    largest window so every candidate holds out the same rows.
+    Returns (card as written, training summary, calibration row blocks)."""
+    from anomae.graph import center_mask
+    from anomae.train.export import export_model
+    from anomae.train.fit import fit
+    from anomae.train.weights import constant_features, error_weights, with_weights
+    from anomae.windows import GAP_FACTOR, sliding_windows
+
+    cfg = train_config(pipe)
+    length = pipe.window.length
+    fit_rows, cal_rows, _ = holdout_blocks(pipe, series, min_rows)
+    scaler = fit_scaler(fit_rows, features)
+    center = np.asarray(scaler.center, np.float32)
+    scale = np.asarray(scaler.scale, np.float32)
+    train_spec = WindowSpec(length, pipe.window.train_stride)
+    windows = [sliding_windows((r - center) / scale, train_spec) for r in fit_rows]
+    windows_arr = np.ascontiguousarray(np.concatenate(windows), dtype=np.float32)
+    try:
+        mask = center_mask(features, pipe.window.centred)
+    except ValueError as exc:
+        raise PipelineError(f"{pipe.source} [window] center_features: {exc}") from exc
+    if mask is not None:  # as the graph does: each window minus its per-feature mean
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN feature: stays NaN
+            windows_arr -= mask * np.nanmean(windows_arr, axis=1, keepdims=True)
+    if windows_arr.shape[0] < 2:
+        raise PipelineError(
+            f"training data gives {windows_arr.shape[0]} windows of {length} rows; need more "
+            f"rows per series or a shorter window"
+        )
+    interval_s = sampling_interval(series) or 0.0
+    t0 = time.perf_counter()
+    result = fit(windows_arr, cfg)
+    seconds = time.perf_counter() - t0
+    card = ModelCard(
+        features=features,
+        window=WindowSpec(length, pipe.window.stride),
+        scaler=scaler,
+        architecture={
+            "layout": result.model.layout,
+            "center": pipe.window.centred,
+            **dataclasses.asdict(cfg.arch),
+        },
+        training={
+            "noise": dataclasses.asdict(cfg.noise),
+            "sparsity": dataclasses.asdict(cfg.sparsity),
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "n_train_windows": result.n_train,
+            "n_val_windows": result.n_val,
+            "train_stride": pipe.window.train_stride,
+            "device": result.device,
+            "seconds": round(seconds, 2),
+            "config": {
+                k: v
+                for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("arch", "noise", "sparsity", "progress")
+            },
+        },
+        data_fingerprint=fingerprint(series, features),
+        versions=versions(),
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        # the gap rule batch and stream share (anomae.windows); none without timestamps
+        interval_s=interval_s,
+        max_gap_s=GAP_FACTOR * interval_s,
+    )
+    constant = constant_features(fit_rows)
+    ignore = constant if pipe.weights.constant == "ignore" else None
+    try:
+        weights = error_weights(
+            result.model,
+            card,
+            [b for b in cal_rows if b.shape[0] >= length] or fit_rows,
+            equalise=pipe.weights.errors == "heldout",
+            ignore=ignore,
+        )
+    except ValueError as exc:
+        raise PipelineError(f"{pipe.source} [weights]: {exc}; set constant = \"keep\"") from exc
+    card = with_weights(card, weights)
+    parity_src = next((b for b in cal_rows if b.shape[0] >= length), fit_rows[0])
+    parity_rows = np.ascontiguousarray(parity_src[:4096][None], dtype=np.float32)
+    card = export_model(result.model, card, out, parity_rows)
+    summary = {
+        k: card.training[k]
+        for k in (
+            "epochs_run",
+            "best_epoch",
+            "best_val_loss",
+            "n_train_windows",
+            "seconds",
+            "device",
+        )
+    }
+    summary["ignored_features"] = [f for f, w in zip(features, weights, strict=True) if w == 0]
+    return card, summary, cal_rows
