@@ -5,6 +5,7 @@ that carries both."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,3 +114,24 @@ def calibrate_card(
     )
     rule = chosen_rule(threshold, base)
     return replace(card.with_threshold(threshold), alarm=alarm_policy(rule, pipe.likelihood)), rule
+
+
+def calibrate_trained(
+    model_path: str | Path,
+    card: ModelCard,
+    cal_rows: list[np.ndarray],
+    pipe: Pipeline,
+    series: list[SeriesData],
+    labels: list[np.ndarray | None] | None = None,
+    names: list[str] | None = None,
+) -> tuple[ModelCard, Any]:
+    """:func:`calibrate_card` for the model just trained to ``model_path`` on ``series``:
+    the sampling interval is theirs, and the calibration blocks are their held-out blocks
+    (``names`` None) or other series' rows (``names`` given). Writes nothing."""
+    from anomae.detector import Detector
+    from anomae.holdout import holdout_blocks
+
+    if names is None:
+        names = holdout_blocks(pipe, series)[2]
+    det = Detector.load(model_path)
+    return calibrate_card(det, card, cal_rows, pipe, sampling_interval(series), labels, names)

@@ -622,9 +622,7 @@ def train(
     (constant within every series, or named *id*): those are refused. The model is exported
     and calibrated in a temporary file and replaces --out only when complete."""
     from anomae.atomic import check_outputs, target_of, temp_name
-    from anomae.calibrate_model import calibrate_card, sampling_interval
-    from anomae.detector import Detector
-    from anomae.holdout import holdout_blocks
+    from anomae.calibrate_model import calibrate_trained
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
@@ -715,14 +713,7 @@ def train(
                 f"{', '.join(summary['ignored_features'])}"
             )
         if cal_rows:
-            card, _ = calibrate_card(
-                Detector.load(tmp),
-                card,
-                cal_rows,
-                pipe,
-                sampling_interval(series),
-                names=holdout_blocks(pipe, series)[2],
-            )
+            card, _ = calibrate_trained(tmp, card, cal_rows, pipe, series)
         rewrite_card(tmp, card, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -800,10 +791,8 @@ def tune_command(
     reconstruction error). A label column is never read. The model card keeps the grid,
     every candidate's scores and the choice (training.tune; `anomae inspect --json`)."""
     from anomae.atomic import check_outputs, target_of, temp_name
-    from anomae.calibrate_model import calibrate_card, sampling_interval
-    from anomae.detector import Detector
+    from anomae.calibrate_model import calibrate_trained
     from anomae.grid import parse_grid
-    from anomae.holdout import holdout_blocks
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
@@ -863,14 +852,7 @@ def tune_command(
             f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
             f"val loss {summary['best_val_loss']:.4g})"
         )
-        card, _ = calibrate_card(
-            Detector.load(tmp),
-            card,
-            cal_rows,
-            pipe,
-            sampling_interval(series),
-            names=holdout_blocks(pipe, series)[2],
-        )
+        card, _ = calibrate_trained(tmp, card, cal_rows, pipe, series)
         rewrite_card(tmp, card, out)
     finally:
         tmp.unlink(missing_ok=True)

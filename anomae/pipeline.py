@@ -16,7 +16,7 @@ held-out rows), :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrat
     [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
     [calibrate] method (default "events"), false_events_per_day, min_windows (candidates),
                 q, k, rate, alarms_per_day, interval_s, init_quantile, per_feature,
-                holdout (last fraction of each training series, never trained on)
+                holdout (fraction of each series, in blocks spread over it, never trained on)
     [score]     min_windows, max_gap, off (hysteresis hold level), cooldown, top_k
     [likelihood] short, long, warmup, refit, epsilon, min_spread, season_s, seasons,
                 tolerance_s: when present, alarms come from the anomaly likelihood of each

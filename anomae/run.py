@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from anomae.calibrate_model import calibrate_card, sampling_interval
-from anomae.holdout import holdout_blocks
+from anomae.calibrate_model import calibrate_trained
 from anomae.io import SeriesData, TableSpec, read_series
 from anomae.pipeline import Pipeline, PipelineError, load_pipeline
 from anomae.spec import ModelCard
@@ -110,12 +109,9 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
 def _train_and_calibrate(
     pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], model_path: Path
 ) -> tuple[Pipeline, ModelCard, dict[str, Any], Any]:
-    """Train (with ``[tune]``: the model chosen from normal data) to ``model_path``,
-    calibrate its threshold and write it with the alarm policy into the card there; returns
-    the pipeline trained (the tuned one), the card, the training summary and the post-rule."""
-    from anomae.detector import Detector
-    from anomae.modelfile import rewrite_card
-
+    """Train (with ``[tune]``: the model chosen from normal data) to ``model_path`` and
+    calibrate its threshold and alarm policy; returns the pipeline trained (the tuned one),
+    the card (the caller writes it), the training summary and the post-rule."""
     d = pipe.data
     table = d.table()
     if pipe.tune is None:
@@ -127,8 +123,7 @@ def _train_and_calibrate(
         pipe, card, train_summary, cal_rows = tuned_train_step(
             pipe, series, features, model_path, echo
         )
-    cal_names = holdout_blocks(pipe, series)[2]
-    cal_labels = None
+    cal_names = cal_labels = None
     if d.calibration:
         cal_series, _ = read_series(list(d.calibration), table, features=features)
         cal_rows = [s.values for s in cal_series]
@@ -138,16 +133,7 @@ def _train_and_calibrate(
         raise PipelineError(
             f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
-    card, rule = calibrate_card(
-        Detector.load(model_path),
-        card,
-        cal_rows,
-        pipe,
-        sampling_interval(series),
-        cal_labels,
-        names=cal_names,
-    )
-    rewrite_card(model_path, card)
+    card, rule = calibrate_trained(model_path, card, cal_rows, pipe, series, cal_labels, cal_names)
     return pipe, card, train_summary, rule
 
 
