@@ -56,7 +56,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from anomae.calibrate import MIN_PEAKS, CalibrationError, _far_ci
+from anomae.bootstrap import _far_ci
+from anomae.calibrate import MIN_PEAKS, CalibrationError
 from anomae.events import PostRule, event_bounds
 from anomae.gpd import fit_gpd
 from anomae.spec import Threshold
