@@ -1,0 +1,5 @@
+"""``python -m anomae.cli``: the ``anomae`` command."""
+
+from anomae.cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""``anomae monitor``: the streaming daemon's command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from anomae.cli.options import (
+    EXIT_BAD_INPUT,
+    _card_alarm,
+    _card_likelihood,
+    _card_rule,
+    likelihood_options,
+    post_rule_options,
+)
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option(
+    "--source",
+    required=True,
+    help="'-' (stdin), file:PATH or PATH (JSON lines), mqtt[s]://host:port/topic/#, "
+    "prometheus://host:port.",
+)
+@click.option(
+    "--source-opt",
+    "source_opts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Option of an mqtt/prometheus source (repeatable); query.FEATURE=PROMQL for "
+    "Prometheus queries.",
+)
+@click.option(
+    "--follow/--no-follow",
+    default=False,
+    show_default=True,
+    help="Keep reading a file as it grows (tail -F: survives truncation and rotation).",
+)
+@click.option("--from-end", is_flag=True, help="With --follow: start at the file's end.")
+@click.option(
+    "--sink",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Append one JSON line per scored window and per event here.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9108",
+    show_default=True,
+    help="host:port of /metrics, /healthz, /readyz (port 0: any free port, logged).",
+)
+@click.option("--tls-cert", default=None, type=click.Path(dir_okay=False), help="TLS cert (PEM).")
+@click.option("--tls-key", default=None, type=click.Path(dir_okay=False), help="TLS key (PEM).")
+@click.option("--batch-size", default=1024, show_default=True, help="Windows per scoring call.")
+@click.option(
+    "--flush-ms",
+    default=20.0,
+    show_default=True,
+    help="Score a partial batch once its oldest window waited this long.",
+)
+@click.option(
+    "--queue-size", default=65536, show_default=True, help="Readings the intake queue holds."
+)
+@click.option(
+    "--queue-bytes",
+    default=128 * 2**20,
+    show_default=True,
+    help="Payload bytes the intake queue holds (a live source's readings beyond either bound "
+    "are dropped and counted as queue_full; a file waits).",
+)
+@click.option("--threads", default=1, show_default=True, help="onnxruntime intra-op threads.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda / cuda:N.")
+@click.option(
+    "--max-series",
+    default=10000,
+    show_default=True,
+    help="Series tracked at most (the rest is dropped and counted).",
+)
+@click.option(
+    "--series-ttl",
+    default=0.0,
+    show_default=True,
+    help="Forget series silent for this many seconds (0: never).",
+)
+@click.option(
+    "--max-gap-seconds",
+    type=float,
+    default=None,
+    help="A longer gap between readings restarts the series' window. Default: the model "
+    "card's gap limit (10x the training data's median interval), the one `anomae score` "
+    "applies, so both window alike; a value given here overrides it (0: auto, 10x each "
+    "series' recent typical interval, also what a card without a gap limit gets).",
+)
+@click.option(
+    "--max-line-bytes", default=65536, show_default=True, help="Longer readings are invalid."
+)
+@click.option(
+    "--max-future",
+    default=300.0,
+    show_default=True,
+    help="Refuse readings dated more than this many seconds after this host's clock "
+    "(counted as invalid, reason future_timestamp; 0: accept any date up to year 5000).",
+)
+@post_rule_options
+@likelihood_options
+@click.option(
+    "--reload-check-seconds",
+    default=5.0,
+    show_default=True,
+    help="Reload the model when its file changed, checked this often (0: only on SIGHUP).",
+)
+@click.option(
+    "--drain-seconds",
+    default=5.0,
+    show_default=True,
+    help="On SIGTERM, score what is queued for at most this long.",
+)
+@click.option(
+    "--log-format", type=click.Choice(["json", "logfmt"]), default="json", show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def monitor(
+    model: str,
+    source: str,
+    source_opts: tuple[str, ...],
+    follow: bool,
+    from_end: bool,
+    sink: str | None,
+    listen: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    batch_size: int,
+    flush_ms: float,
+    queue_size: int,
+    queue_bytes: int,
+    threads: int,
+    device: str,
+    max_series: int,
+    series_ttl: float,
+    max_gap_seconds: float | None,
+    max_line_bytes: int,
+    max_future: float,
+    min_windows: int | None,
+    max_gap: int | None,
+    off: float | None,
+    cooldown: int | None,
+    top_k: int,
+    threshold: float | None,
+    reload_check_seconds: float,
+    drain_seconds: float,
+    log_format: str,
+    log_level: str,
+    **likelihood: Any,
+) -> None:
+    """Score a live stream with MODEL and serve Prometheus metrics.
+
+    One JSON reading per line or message: {"series": "m1", "ts": RFC 3339 or epoch s,
+    "values": {"temp": 21.5, ...}, "seq": 17}. SIGTERM drains and exits 0; SIGHUP reloads
+    the model. With --source - and --sink it replays a file: at the end of the input it
+    drains and exits 0."""
+    from anomae.monitor.app import MonitorConfig, run_monitor
+    from anomae.monitor.daemon import MonitorError, MonitorOptions
+
+    try:
+        opts = MonitorOptions(
+            rule=_card_rule(model, min_windows, max_gap, off, cooldown),
+            top_k=top_k,
+            threshold=threshold,
+            likelihood=_card_likelihood(_card_alarm(model), **likelihood),
+            batch_size=batch_size,
+            flush_ms=flush_ms,
+            queue_size=queue_size,
+            queue_bytes=queue_bytes,
+            max_series=max_series,
+            max_gap_seconds=max_gap_seconds,
+            series_ttl_seconds=series_ttl,
+            max_line_bytes=max_line_bytes,
+            max_future_seconds=max_future,
+            reload_check_seconds=reload_check_seconds,
+            drain_seconds=drain_seconds,
+        )
+        cfg = MonitorConfig(
+            model=model,
+            source=source,
+            source_opts=source_opts,
+            follow=follow,
+            from_end=from_end,
+            sink=sink,
+            listen=listen,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            device=device,
+            threads=threads,
+            log_format=log_format,
+            log_level=log_level,
+            options=opts,
+        )
+        code = run_monitor(cfg)
+    except MonitorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code)

@@ -1,0 +1,285 @@
+"""``anomae train``: train an autoencoder on normal data and export one calibrated model."""
+
+from __future__ import annotations
+
+import click
+
+from anomae.cli.options import (
+    _HOLDOUT_FROM,
+    _calibration,
+    _force_option,
+    _ints,
+    _threshold_text,
+    calibration_options,
+    table_options,
+)
+
+
+@click.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
+)
+@table_options
+@click.option("--window", default=8, show_default=True, help="Window length in rows.")
+@click.option("--stride", default=1, show_default=True, help="Scoring stride in rows.")
+@click.option(
+    "--train-stride",
+    default=1,
+    show_default=True,
+    help="Stride of the training windows (larger: faster, fewer windows).",
+)
+@click.option(
+    "--center/--no-center",
+    default=False,
+    show_default=True,
+    help="Subtract each window's per-feature mean before the network: slow level drifts "
+    "stop reading as anomalies (level shifts then show only at their edges).",
+)
+@click.option(
+    "--arch",
+    type=click.Choice(["dense", "conv"]),
+    default="dense",
+    show_default=True,
+    help="Dense (stacked) or 1-D convolutional autoencoder.",
+)
+@click.option(
+    "--hidden",
+    default="8",
+    show_default=True,
+    help="Encoder widths, last is the code; wider than the input = over-complete.",
+)
+@click.option(
+    "--channels",
+    default="32,64",
+    show_default=True,
+    help="Conv AE: channels of the stride-2 convolutions.",
+)
+@click.option("--kernel", default=5, show_default=True, help="Conv AE kernel size.")
+@click.option(
+    "--activation",
+    default="relu",
+    show_default=True,
+    type=click.Choice(["relu", "tanh", "elu", "gelu"]),
+)
+@click.option(
+    "--code-activation",
+    default=None,
+    type=click.Choice(["linear", "sigmoid", "relu"]),
+    help="Bottleneck activation (default linear; sigmoid with --sparsity kl).",
+)
+@click.option(
+    "--noise",
+    default="gaussian",
+    show_default=True,
+    type=click.Choice(["none", "gaussian", "salt_pepper", "masking"]),
+    help="Denoising corruption applied to training inputs only.",
+)
+@click.option("--sigma", default=0.3, show_default=True, help="Gaussian noise std (scaled units).")
+@click.option(
+    "--noise-p", default=0.1, show_default=True, help="Salt-and-pepper / masking probability."
+)
+@click.option(
+    "--sparsity",
+    default="none",
+    show_default=True,
+    type=click.Choice(["none", "kl", "l1"]),
+    help="Sparsity penalty on the code.",
+)
+@click.option("--rho", default=0.05, show_default=True, help="KL target mean activation.")
+@click.option("--beta", default=1e-3, show_default=True, help="Sparsity penalty weight.")
+@click.option("--epochs", default=60, show_default=True, help="Most training epochs.")
+@click.option("--batch-size", default=64, show_default=True, help="Training batch size.")
+@click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--weight-decay", default=0.0, show_default=True)
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    show_default=True,
+    help="Training windows held out for early stopping.",
+)
+@click.option("--patience", default=8, show_default=True, help="Early-stopping patience (epochs).")
+@click.option(
+    "--error-weights",
+    type=click.Choice(["heldout", "equal"]),
+    default="equal",
+    show_default=True,
+    help="heldout: each feature's squared error divided by its mean on held-out normal "
+    "windows, so no sensor dominates the score; equal: raw scaled errors.",
+)
+@click.option(
+    "--constant",
+    type=click.Choice(["ignore", "keep"]),
+    default="ignore",
+    show_default=True,
+    help="ignore: features constant in the training rows are left out of the score (and "
+    "named); keep: score them (any change will count as an anomaly).",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--holdout",
+    default=0.2,
+    show_default=True,
+    help="Fraction of each series held out to calibrate (0: no threshold).",
+)
+@_HOLDOUT_FROM
+@calibration_options
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_force_option("an existing --out file")
+def train(
+    data: tuple[str, ...],
+    out: str,
+    timestamp_column: str,
+    series_column: str,
+    label_column: str,
+    features: str,
+    window: int,
+    stride: int,
+    train_stride: int,
+    center: bool,
+    arch: str,
+    hidden: str,
+    channels: str,
+    kernel: int,
+    activation: str,
+    code_activation: str | None,
+    noise: str,
+    sigma: float,
+    noise_p: float,
+    sparsity: str,
+    rho: float,
+    beta: float,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    val_fraction: float,
+    patience: int,
+    error_weights: str,
+    constant: str,
+    seed: int,
+    device: str,
+    holdout: float,
+    holdout_from: str,
+    method: str,
+    q: float | None,
+    k: float | None,
+    rate: float | None,
+    alarms_per_day: float | None,
+    interval_s: float | None,
+    init_quantile: float | None,
+    false_events_per_day: float | None,
+    search_min_windows: str,
+    per_feature: bool,
+    per_series: bool,
+    progress: bool,
+    force: bool,
+) -> None:
+    """Train an autoencoder on normal DATA files and export one calibrated ONNX model.
+
+    A fraction --holdout of each series (blocks spread over its span, or its last rows with
+    --holdout-from tail) is never trained on; the threshold is calibrated on it by --method
+    (f1 needs labels: calibrate later with `anomae calibrate`). Without --features every
+    numeric column is a feature, except integer columns that look like identifiers
+    (constant within every series, or named *id*): those are refused. The model is exported
+    and calibrated in a temporary file and replaces --out only when complete."""
+    from anomae.atomic import check_outputs, target_of, temp_name
+    from anomae.calibrate_model import calibrate_trained
+    from anomae.idcolumns import refuse_identifier_columns
+    from anomae.io import read_series
+    from anomae.modelfile import rewrite_card
+    from anomae.pipeline import parse_pipeline
+    from anomae.train.step import train_step
+
+    section = _calibration(
+        method,
+        holdout,
+        q=q,
+        k=k,
+        rate=rate,
+        alarms_per_day=alarms_per_day,
+        interval_s=interval_s,
+        init_quantile=init_quantile,
+        false_events_per_day=false_events_per_day,
+        min_windows=tuple(_ints(search_min_windows)),
+        per_feature=per_feature,
+        per_series=per_series,
+    )
+
+    feats = [x.strip() for x in features.split(",") if x.strip()]
+    doc = {
+        "data": {
+            "train": list(data),
+            "timestamp": timestamp_column,
+            "series": series_column,
+            "label": label_column,
+            "features": feats,
+        },
+        "window": {
+            "length": window,
+            "stride": stride,
+            "train_stride": train_stride,
+            "center": center,
+        },
+        "model": {
+            "kind": arch,
+            "hidden": _ints(hidden),
+            "channels": _ints(channels),
+            "kernel": kernel,
+            "activation": activation,
+            "code_activation": code_activation or ("sigmoid" if sparsity == "kl" else "linear"),
+        },
+        "noise": {"kind": noise, "sigma": sigma, "p": noise_p},
+        "sparsity": {"kind": sparsity, "rho": rho, "beta": beta},
+        "train": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "val_fraction": val_fraction,
+            "patience": patience,
+            "seed": seed,
+            "device": device,
+            "progress": progress,
+        },
+        "weights": {"errors": error_weights, "constant": constant},
+        "calibrate": {
+            "method": method,
+            "holdout": holdout,
+            "holdout_from": holdout_from,
+            "per_feature": per_feature,
+            "per_series": per_series,
+            **section.params(),
+        },
+    }
+    pipe = parse_pipeline(doc, "anomae train")
+    check_outputs([out], data, force)
+    series, feats_t = read_series(list(data), pipe.data.table())
+    if not feats:
+        refuse_identifier_columns(series, feats_t, data[0] if len(data) == 1 else "DATA")
+    click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
+    # Export and calibrate beside --out, then replace it once: a kill or a calibration error
+    # leaves the old model as it was (the temporary is removed, or cleaned up on next write).
+    tmp = temp_name(target_of(out))
+    try:
+        card, summary, cal_rows = train_step(pipe, series, feats_t, tmp)
+        click.echo(
+            f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
+            f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
+            f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
+            f"{card.parity['max_rel_diff']:.2g}"
+        )
+        if summary["ignored_features"]:
+            click.echo(
+                f"left out of the score (constant in the training rows): "
+                f"{', '.join(summary['ignored_features'])}"
+            )
+        if cal_rows:
+            card, _ = calibrate_trained(tmp, card, cal_rows, pipe, series)
+        rewrite_card(tmp, card, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if card.threshold is not None:
+        click.echo(_threshold_text(card.threshold))
+    click.echo(f"wrote {out}")
