@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from anomae.bootstrap import _far_ci
+from anomae.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, _far_ci
 from anomae.calibrate import MIN_PEAKS, CalibrationError
 from anomae.events import PostRule, event_bounds
 from anomae.gpd import fit_gpd
@@ -66,8 +66,6 @@ DEFAULT_FALSE_EVENTS_PER_DAY = 1.0 / 7.0  # one false event per series per week
 EXTRAPOLATION = 10.0
 LOWEST_BASE_QUANTILE = 0.5  # the base level may drop to the median for enough events
 BLOCK_S = 6 * 3600.0
-BOOTSTRAP_RESAMPLES = 200
-BOOTSTRAP_SEED = 0
 _SCAN_LEVELS = 200
 
 
