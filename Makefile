@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# constraints.txt pins the CPU build of torch; an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[train,dev]'
-	# reference VUS implementation for tests/test_metrics.py; --no-deps: its metadata pins
+	# reference VUS implementation for tests/eval/test_metrics.py; --no-deps: its metadata pins
 	# numpy<2 and pulls torch and tslearn, none of which its evaluation module needs
 	$(BIN)/python -m pip install -q --no-deps tsb-ad==1.5
 	@touch $(STAMP)

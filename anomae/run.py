@@ -26,9 +26,9 @@ def report_path(out_dir: Path) -> Path:
 def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
     from anomae.atomic import target_of, temp_name, write_atomically
-    from anomae.compare import compare_baselines
     from anomae.detector import Detector
-    from anomae.evaluate import evaluate_windows, span_days
+    from anomae.eval.compare import compare_baselines
+    from anomae.eval.evaluate import evaluate_windows, span_days
     from anomae.modelfile import atomic_write_bytes, rewrite_card
     from anomae.score import ScoreOptions, encode_table, score_all
 

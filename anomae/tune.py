@@ -197,7 +197,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """``recon_error`` on ``clean`` blocks, and VUS-PR (overall and per kind) on ``copies``,
     each copy's rows scored from row ``longest - 1`` on (window-end scores)."""
-    from anomae.metrics import vus_pr
+    from anomae.eval.metrics import vus_pr
 
     card = det.card
     w = np.asarray(card.scaler.error_weight or np.ones(len(card.features)), np.float64)

@@ -112,7 +112,7 @@ class PacedSource:
         self.offered = 0
 
     def run(self, emit, stop) -> None:  # type: ignore[no-untyped-def]
-        from anomae.monitor.source import RawBatch
+        from anomae.monitor.sources.base import RawBatch
 
         self.up = True
         t0 = time.monotonic()
@@ -224,7 +224,7 @@ def main() -> None:
 
     tune_malloc()  # as `anomae monitor` does
     skip = set(args.skip.split(","))
-    from anomae.monitor.files import FileSource
+    from anomae.monitor.sources.files import FileSource
 
     with tempfile.TemporaryDirectory() as tmp:
         model, data = Path(tmp) / "model.onnx", Path(tmp) / "events.jsonl"

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from anomae.detector import Detector
-from anomae.evaluate import event_metrics
+from anomae.eval.evaluate import event_metrics
 from anomae.events import PostRule
 from anomae.io import read_series
 from anomae.modelfile import read_card, rewrite_card

@@ -39,7 +39,7 @@ UNIT = "global"  # injected magnitudes in units of each feature's global or loca
 
 def _real_vus(det: Any, cases: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
     """Mean VUS-PR over ``(train, test, label)`` cases; the last train rows give context."""
-    from anomae.metrics import vus_pr
+    from anomae.eval.metrics import vus_pr
 
     ctx = det.card.window.length - 1
     out = []
@@ -110,7 +110,7 @@ def demo() -> None:
 
 
 def skab(root: Path) -> None:
-    from anomae.datasets import load_skab
+    from anomae.eval.datasets import load_skab
     from anomae.grid import TuneSection
     from anomae.io import SeriesData
     from anomae.pipeline import load_pipeline

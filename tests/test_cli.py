@@ -103,7 +103,7 @@ def test_train_calibrate_score_inspect(
     ]
     assert ev.height >= 1 and (ev["n_windows"] >= 3).all()
     # the anomalies are where the labels are: scores rank labelled windows higher
-    from anomae.metrics import auc_roc
+    from anomae.eval.metrics import auc_roc
 
     assert auc_roc(df["score"].to_numpy(), df["label"].to_numpy()) > 0.7
 
@@ -140,7 +140,8 @@ def test_score_works_with_torch_blocked(
             sys.executable,
             "-c",
             "import anomae, anomae.cli, anomae.detector, anomae.score, "
-            "anomae.calibrate, anomae.io, anomae.windows, anomae.events, anomae.evaluate, sys; "
+            "anomae.calibrate, anomae.io, anomae.windows, anomae.events, anomae.eval.evaluate, "
+            "sys; "
             "import torch",
         ],
         capture_output=True,

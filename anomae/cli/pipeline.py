@@ -83,11 +83,11 @@ def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int, plot: bo
     import dataclasses
     import json as _json
 
-    from anomae.benchmark import DataMissing, run_benchmark
+    from anomae.eval.benchmark import DataMissing, run_benchmark
+    from anomae.eval.plot import CasePlotter, PlotError
+    from anomae.eval.report import benchmark_markdown, benchmark_table
     from anomae.modelfile import atomic_write_bytes
     from anomae.pipeline import PipelineError, load_pipeline
-    from anomae.plot import CasePlotter, PlotError
-    from anomae.report import benchmark_markdown, benchmark_table
 
     pipe = load_pipeline(pipeline)
     if pipe.benchmark is None:

@@ -1,8 +1,8 @@
 """The streaming monitor (``anomae monitor``): sources → per-series windows → micro-batched
 scoring → post-rules → Prometheus metrics (and an optional JSON-lines sink).
 
-One noun per module: :mod:`~anomae.monitor.source` (the interface sources implement),
-:mod:`~anomae.monitor.files` (stdin and followed files), :mod:`~anomae.monitor.intake` (the
+One noun per module: :mod:`~anomae.monitor.sources.base` (the interface sources implement),
+:mod:`~anomae.monitor.sources.files` (stdin and followed files), :mod:`~anomae.monitor.intake` (the
 bounded queue), :mod:`~anomae.monitor.readings` (JSON → columns, invalid input counted by
 reason), :mod:`~anomae.monitor.series` (per-series admission: order, gaps, caps),
 :mod:`~anomae.monitor.ring` (many ring buffers, pushed a batch at a time),

@@ -2,8 +2,9 @@
 HTTP server, sink and signals around a :class:`~anomae.monitor.daemon.Monitor`.
 
 Sources by ``--source``: ``-`` (stdin), ``file:PATH`` or a plain path (``--follow`` to keep
-reading as it grows), ``mqtt://`` / ``mqtts://`` (:class:`anomae.monitor.mqtt.MqttSource`)
-and ``prometheus://`` (:class:`anomae.monitor.prometheus.PrometheusSource`). The last two are
+reading as it grows), ``mqtt://`` / ``mqtts://``
+(:class:`anomae.monitor.sources.mqtt.MqttSource`) and ``prometheus://``
+(:class:`anomae.monitor.sources.prometheus.PrometheusSource`). The last two are
 imported only when used; ``--source-opt KEY=VALUE`` pairs become their ``from_url`` keyword
 arguments (numbers and true/false are converted unless the value is in double quotes;
 ``query.FEATURE=PROMQL`` pairs are gathered into ``queries={FEATURE: PROMQL}``).
@@ -24,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from anomae.monitor.daemon import Monitor, MonitorError, MonitorOptions
-from anomae.monitor.files import FileSource, StdinSource
 from anomae.monitor.logs import log, setup_logging
 from anomae.monitor.sink import JsonlSink
-from anomae.monitor.source import Source
+from anomae.monitor.sources.base import Source
+from anomae.monitor.sources.files import FileSource, StdinSource
 
 LOG = logging.getLogger("anomae.monitor")
 REMOTE = {
-    "mqtt": ("anomae.monitor.mqtt", "MqttSource", "pip install 'anomae[mqtt]'"),
-    "mqtts": ("anomae.monitor.mqtt", "MqttSource", "pip install 'anomae[mqtt]'"),
-    "prometheus": ("anomae.monitor.prometheus", "PrometheusSource", ""),
+    "mqtt": ("anomae.monitor.sources.mqtt", "MqttSource", "pip install 'anomae[mqtt]'"),
+    "mqtts": ("anomae.monitor.sources.mqtt", "MqttSource", "pip install 'anomae[mqtt]'"),
+    "prometheus": ("anomae.monitor.sources.prometheus", "PrometheusSource", ""),
 }
 
 

@@ -43,7 +43,7 @@ from anomae.monitor.ring import RingBank
 from anomae.monitor.scorer import MonitorError, Scorer, WindowBatch
 from anomae.monitor.series import SeriesTable
 from anomae.monitor.sink import JsonlSink
-from anomae.monitor.source import Raw, RawBatch, Reading, Source
+from anomae.monitor.sources.base import Raw, RawBatch, Reading, Source
 
 LOG = logging.getLogger("anomae.monitor")
 _READING_BYTES = 256  # what a ready Reading is counted as in the queue's byte bound

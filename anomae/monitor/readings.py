@@ -67,7 +67,7 @@ import msgspec
 import numpy as np
 
 from anomae.monitor.decoder import typed_decoder
-from anomae.monitor.source import Raw, RawBatch, Reading
+from anomae.monitor.sources.base import Raw, RawBatch, Reading
 
 INVALID_REASONS = (
     "too_large",

@@ -79,7 +79,7 @@ def _one_line(message: str) -> None:
 def _section_keys() -> dict[str, list[str]]:
     """The keys each section knows, read from the classes the parser builds."""
     pytest.importorskip("torch")  # [model], [noise], [sparsity], [train] are checked by train/
-    from anomae.benchmark import BenchmarkSection
+    from anomae.eval.benchmark import BenchmarkSection
     from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
     from anomae.pipeline import SECTIONS
@@ -399,7 +399,7 @@ def test_read_series_on_damaged_parquet_bytes_is_an_input_error(raw: bytes) -> N
         _read_or_input_error(path, None)
 
 
-# -- readings: the parser is fuzzed in tests/test_monitor_core.py; the line splitter here --
+# -- readings: the parser is fuzzed in tests/monitor/test_monitor_core.py; the line splitter here --
 
 
 NO_BLANKS = bytes.maketrans(b" \t\r\x0b\x0c", b"_____")  # a blank line is skipped by design
@@ -412,7 +412,7 @@ def test_line_splitter_on_any_bytes_passes_or_cuts_every_line(
 ) -> None:
     """Every line comes out once, in order: whole, or (over max_bytes) cut to a prefix still
     over max_bytes, which the parser counts too_large; nothing is dropped silently."""
-    from anomae.monitor.files import LineSplitter
+    from anomae.monitor.sources.files import LineSplitter
 
     chunks = [c.translate(NO_BLANKS) for c in chunks]
     splitter = LineSplitter(max_bytes)

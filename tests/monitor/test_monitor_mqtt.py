@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from anomae.monitor.mqtt import MqttSource, series_hint
-from anomae.monitor.source import Raw
+from anomae.monitor.sources.base import Raw
+from anomae.monitor.sources.mqtt import MqttSource, series_hint
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

@@ -58,7 +58,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
-from anomae.monitor.source import Emit, Raw, Source
+from anomae.monitor.sources.base import Emit, Raw, Source
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, MQTTMessage

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import anomae
-from anomae.datasets import (
+from anomae.eval.datasets import (
     Case,
     find_data,
     load_labelled,

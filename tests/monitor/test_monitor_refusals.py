@@ -18,7 +18,7 @@ from anomae.monitor.daemon import Monitor, MonitorOptions
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.readings import ReadingParser
 from anomae.monitor.refusals import RefusalLog
-from anomae.monitor.source import Raw, RawBatch
+from anomae.monitor.sources.base import Raw, RawBatch
 
 NOW = 1_767_571_200.0  # 2026-01-05T00:00:00Z, the injected wall clock
 

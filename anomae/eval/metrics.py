@@ -1,5 +1,5 @@
 """Anomaly-detection metrics, computed the way TSB-AD (NeurIPS 2024) defines them; NAB's
-scoring is in :mod:`anomae.nab`.
+scoring is in :mod:`anomae.eval.nab`.
 
 Inputs are 1-D numpy arrays of equal length: ``score`` (float, higher is more anomalous; NaN
 counts as the lowest score), ``label`` (0/1) and ``pred`` (bool or 0/1). Where a metric is

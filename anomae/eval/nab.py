@@ -1,7 +1,7 @@
 """NAB's scoring (Numenta Anomaly Benchmark v1.1): early detections inside labelled windows
 earn up to ``tpWeight``, false alarms and missed windows cost, and a corpus is normalised so
 that no detections score 0 and perfect ones 100. The threshold-free and point metrics are in
-:mod:`anomae.metrics`.
+:mod:`anomae.eval.metrics`.
 
     >>> import numpy as np
     >>> det = np.zeros(100, bool)
@@ -20,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import ArrayLike
 
-from anomae.metrics import NAN, _as_bool
+from anomae.eval.metrics import NAN, _as_bool
 
 NAB_PROFILES: Final[dict[str, dict[str, float]]] = {
     "standard": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0},

@@ -3,7 +3,7 @@
 One panel per detector (anomae first), sharing the test-row axis: the normalised score
 ``score / threshold`` on a log scale with the threshold at 1, the labelled anomalous
 ranges shaded, and the events the post-rule raised drawn as a strip along the bottom —
-the same events :func:`anomae.benchmark.case_metrics` scores. ``all_anomalous`` has no
+the same events :func:`anomae.eval.benchmark.case_metrics` scores. ``all_anomalous`` has no
 meaningful score and gets no panel. Rows before the first full window have no score (NaN)
 and leave a gap; scores at or below zero sit on the bottom edge, ``inf`` on the top edge.
 
@@ -30,8 +30,8 @@ from anomae.events import PostRule, event_bounds, event_mask, runs
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from anomae.benchmark import Scored
-    from anomae.datasets import Case
+    from anomae.eval.benchmark import Scored
+    from anomae.eval.datasets import Case
 
 WIDTH_IN = 12.0
 PANEL_IN = 1.7
@@ -82,7 +82,7 @@ def _display_range(norm: np.ndarray) -> tuple[float, float]:
 
 
 def _key_numbers(name: str, s: Scored, pred: np.ndarray, label: np.ndarray, n: int) -> str:
-    from anomae import metrics
+    from anomae.eval import metrics
 
     m = metrics.point_metrics(pred, label)
 
@@ -204,7 +204,7 @@ def plot_case(case: Case, scored: dict[str, Scored], rule: PostRule, path: str |
 
 
 class CasePlotter:
-    """``on_case`` callback of :func:`anomae.benchmark.run_benchmark`: one PNG per case.
+    """``on_case`` callback of :func:`anomae.eval.benchmark.run_benchmark`: one PNG per case.
 
     Construction checks up front, before a long benchmark run, that matplotlib is
     installed and that ``folder`` can be created or written; the folder itself is made on

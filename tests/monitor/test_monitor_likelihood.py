@@ -191,8 +191,8 @@ def test_anomaly_score_metric_is_the_likelihood(replay_setup: dict) -> None:
 
     from anomae.detector import Detector
     from anomae.monitor.daemon import Monitor, MonitorOptions
-    from anomae.monitor.files import FileSource
     from anomae.monitor.sink import JsonlSink
+    from anomae.monitor.sources.files import FileSource
 
     spec = Likelihood(warmup=60, long=400)
     reg = CollectorRegistry()

@@ -1,6 +1,6 @@
 """deploy/ as a whole: every file parses, and the metric names it uses are exactly the list at
 the top of deploy/README.md (one place to align them with the monitor). The helpers here are
-shared by the other tests/test_deploy_*.py files.
+shared by the other tests/deploy/test_deploy_*.py files.
 
 Tools (promtool, amtool, systemd-analyze, ...) and the dev packages that check the files skip
 their tests where they are missing, unless ANOMAE_REQUIRE_SERVERS=1 (CI), where they fail."""
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 README = DEPLOY / "README.md"
 REQUIRED = os.environ.get("ANOMAE_REQUIRE_SERVERS") == "1"
@@ -148,7 +148,7 @@ def test_readme_has_copy_paste_steps_for_systemd_and_kubernetes() -> None:
     ):
         assert step in joined, f"README lacks the step: {step}"
     # every deploy/ path the README mentions exists
-    for ref in set(re.findall(r"deploy/[\w./-]+\w", text)):
+    for ref in set(re.findall(r"(?<![\w/])deploy/[\w./-]+\w", text)):
         assert (ROOT / ref).exists(), f"README refers to a missing {ref}"
 
 

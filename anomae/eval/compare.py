@@ -1,12 +1,12 @@
 """What the autoencoder adds: simple baselines beside it in ``anomae run``'s report.
 
-Each baseline of :data:`RUN_BASELINES` (:mod:`anomae.baselines`) goes through anomae's own
+Each baseline of :data:`RUN_BASELINES` (:mod:`anomae.eval.baselines`) goes through anomae's own
 alarm path: it is fitted on the same training rows (each series less its held-out blocks, as
 :func:`anomae.holdout.split_holdout` cuts them), its threshold (and, for ``events``, its
 post-rule) comes from the same ``[calibrate]`` method on the same held-out rows
 (or ``[data] calibration`` files), its scores pass the same post-rules (or the same
 ``[likelihood]``), and it is judged on the same windows with the same metrics
-(:func:`anomae.evaluate.evaluate_windows`). A baseline scores rows; the score of a window is
+(:func:`anomae.eval.evaluate.evaluate_windows`). A baseline scores rows; the score of a window is
 that of its last row, as the benchmark harness does.
 
 A baseline is fitted per series, on that series' own training rows (a series without any
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from anomae.baselines import BASELINES, Baseline
-from anomae.evaluate import evaluate_windows
+from anomae.eval.baselines import BASELINES, Baseline
+from anomae.eval.evaluate import evaluate_windows
 from anomae.events import event_bounds, event_mask, is_anomalous
 from anomae.io import SeriesData
 from anomae.spec import WindowSpec

@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from anomae.events import PostRule, event_bounds
 from anomae.monitor.alarms import SeriesAlarms
-from anomae.monitor.files import FileSource, LineSplitter
 from anomae.monitor.intake import EventQueue
 from anomae.monitor.readings import INVALID_REASONS, ReadingParser
 from anomae.monitor.ring import RingBank
 from anomae.monitor.series import SeriesTable
 from anomae.monitor.sink import JsonlSink, repair_tail
-from anomae.monitor.source import Raw, RawBatch, Reading
+from anomae.monitor.sources.base import Raw, RawBatch, Reading
+from anomae.monitor.sources.files import FileSource, LineSplitter
 from anomae.spec import WindowSpec
 from anomae.windows import RingBuffer, sliding_windows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomae.baselines import (
+from anomae.eval.baselines import (
     BASELINES,
     AllAnomalousBaseline,
     Baseline,
@@ -14,7 +14,7 @@ from anomae.baselines import (
     RandomBaseline,
     WindowedGaussianBaseline,
 )
-from anomae.datasets import find_data, load_skab
+from anomae.eval.datasets import find_data, load_skab
 
 
 def _low_rank(rows: int, seed: int = 0, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray]:

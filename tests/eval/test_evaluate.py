@@ -6,10 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anomae.baselines import KSigmaBaseline
 from anomae.calibrate import calibrate
-from anomae.compare import compare_baselines
-from anomae.evaluate import evaluate_windows, event_metrics, span_days
+from anomae.eval.baselines import KSigmaBaseline
+from anomae.eval.compare import compare_baselines
+from anomae.eval.evaluate import evaluate_windows, event_metrics, span_days
 from anomae.io import SeriesData
 from anomae.pipeline import CalibrateSection, ScoreSection, WindowSection
 from anomae.score import window_labels

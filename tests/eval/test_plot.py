@@ -14,9 +14,9 @@ from conftest import blocked_imports, run_cli
 
 pytest.importorskip("matplotlib")
 
-from anomae import plot  # noqa: E402
-from anomae.benchmark import Scored  # noqa: E402
-from anomae.datasets import Case  # noqa: E402
+from anomae.eval import plot  # noqa: E402
+from anomae.eval.benchmark import Scored  # noqa: E402
+from anomae.eval.datasets import Case  # noqa: E402
 from anomae.events import PostRule  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

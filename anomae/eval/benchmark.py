@@ -1,10 +1,10 @@
 """Honest evaluation on public benchmarks: anomae and baselines in one harness.
 
-Every detector (anomae's autoencoder and the baselines of :mod:`anomae.baselines`) is
+Every detector (anomae's autoencoder and the baselines of :mod:`anomae.eval.baselines`) is
 trained on each case's training rows, gets its threshold **without labels** from the
 calibration method the pipeline names (on held-out training rows, or in-sample when
 ``[calibrate] holdout = 0``, as the SKAB leaderboard does), flags test rows through the
-same post-rules as ``anomae score``, and is scored by :mod:`anomae.metrics`. Row ``t``'s
+same post-rules as ``anomae score``, and is scored by :mod:`anomae.eval.metrics`. Row ``t``'s
 score is that of the window ending at ``t`` (the last ``length - 1`` training rows give the
 first test rows their context).
 
@@ -20,7 +20,7 @@ Reported per detector: pooled point F1/FAR/MAR (SKAB's definitions, no point-adj
 mean VUS-PR/VUS-ROC/AUC-PR/AUC-ROC over cases, mean event F1 (TSB-AD's event-based F1, which
 flagging everything cannot win), false events per day (events after the post-rules that
 overlap no label, pooled over the cases' test spans; per 10,000 test rows where a dataset has
-no time, as :func:`anomae.datasets.load_matrix`), point-adjusted F1 (secondary, inflated by
+no time, as :func:`anomae.eval.datasets.load_matrix`), point-adjusted F1 (secondary, inflated by
 construction) and, for NAB, the normalised NAB score per profile.
 """
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from anomae.datasets import Case
+from anomae.eval.datasets import Case
 from anomae.events import PostRule, event_bounds, event_mask
 
 NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
@@ -60,7 +60,7 @@ class BenchmarkSection:
     def __post_init__(self) -> None:
         if self.dataset not in ("skab", "nab", "matrix", "labelled"):
             raise ValueError(f"dataset must be skab, nab, matrix or labelled, got {self.dataset!r}")
-        from anomae.baselines import BASELINES
+        from anomae.eval.baselines import BASELINES
 
         unknown = sorted(set(self.baselines) - set(BASELINES))
         if unknown:
@@ -72,7 +72,7 @@ class DataMissing(RuntimeError):
 
 
 def load_cases(bench: BenchmarkSection, data: str | None = None) -> list[Case]:
-    from anomae import datasets
+    from anomae.eval import datasets
 
     if bench.dataset == "labelled":
         return datasets.load_labelled(bench.train, bench.test)
@@ -193,8 +193,8 @@ class BaselineDetector:
         self.pipe = pipe
 
     def __call__(self, case: Case) -> Scored:
-        from anomae.baselines import BASELINES
         from anomae.calibrate import calibrate
+        from anomae.eval.baselines import BASELINES
 
         if self.name == "all_anomalous":
             return Scored(np.ones(case.test.shape[0]), 1.0, flag_all=True)
@@ -219,7 +219,7 @@ class BaselineDetector:
 def case_metrics(
     s: Scored, case: Case, rule: PostRule, vus_window: int, nab: bool = False
 ) -> dict[str, Any]:
-    from anomae import metrics
+    from anomae.eval import metrics
 
     label = case.test_label.astype(np.int8)
     n = label.size
@@ -245,7 +245,7 @@ def case_metrics(
         # NAB scores the full series; the training (probationary) rows never alarm
         onsets = np.zeros(case.probation + n, bool)
         onsets[case.probation + starts] = True
-        from anomae.nab import nab_score
+        from anomae.eval.nab import nab_score
 
         for profile in NAB_PROFILES:
             out[f"nab_{profile}"] = nab_score(onsets, case.windows, case.probation, profile)
@@ -255,8 +255,8 @@ def case_metrics(
 def span_days(case: Case) -> float | None:
     """Days the test rows span (first to last timestamp plus one median step), or ``None``
     where the dataset has no time and the loader numbered the rows instead (it says so in
-    ``meta["timestamps"]``, as :func:`anomae.datasets.load_matrix` does)."""
-    from anomae.evaluate import span_days as days
+    ``meta["timestamps"]``, as :func:`anomae.eval.datasets.load_matrix` does)."""
+    from anomae.eval.evaluate import span_days as days
 
     return None if "timestamps" in case.meta else days(case.test_timestamps)
 
@@ -266,7 +266,7 @@ def _ratio(num: float, den: float) -> float:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from anomae import metrics
+    from anomae.eval import metrics
 
     pooled = metrics.pooled([{k: r[k] for k in ("tp", "fp", "fn", "tn")} for r in rows])
     out: dict[str, Any] = {
@@ -287,7 +287,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     else:  # some case has no time axis: per 10,000 test rows instead
         out["false_events_per_10k_rows"] = _ratio(1e4 * n_false, sum(r["rows"] for r in rows))
     if rows and "nab_standard" in rows[0]:
-        from anomae.nab import nab_normalised
+        from anomae.eval.nab import nab_normalised
 
         for profile in NAB_PROFILES:
             out[f"nab_{profile}"] = nab_normalised(r[f"nab_{profile}"] for r in rows)

@@ -90,7 +90,7 @@ def find_data(name: str, data: str | Path | None = None) -> Path | None:
         if path.exists():
             return path
         raise FileNotFoundError(f"{path}: no such data folder for benchmark {name!r}")
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / name
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / name
     return shared if shared.is_dir() else None
 
 

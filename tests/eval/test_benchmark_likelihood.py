@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from anomae.baselines import WindowedGaussianBaseline
-from anomae.benchmark import BaselineDetector
 from anomae.calibrate import calibrate
-from anomae.datasets import Case
+from anomae.eval.baselines import WindowedGaussianBaseline
+from anomae.eval.benchmark import BaselineDetector
+from anomae.eval.datasets import Case
 from anomae.events import PostRule, event_bounds
 from anomae.likelihood import Likelihood, likelihood_scores
 from anomae.pipeline import CalibrateSection

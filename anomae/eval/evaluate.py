@@ -4,7 +4,7 @@ A window is labelled anomalous when any of its rows is (:func:`anomae.score.wind
 so a labelled segment is a run of label-1 windows. It is *detected* when an event covers
 one of its windows; an event that covers none is a *false event*.
 
-The metrics themselves live in :mod:`anomae.metrics`; this module applies them to the
+The metrics themselves live in :mod:`anomae.eval.metrics`; this module applies them to the
 scored windows of ``anomae run``'s test data for its report.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from anomae.eval.metrics import auc_pr, auc_roc, f_score, point_metrics
 from anomae.events import runs
-from anomae.metrics import auc_pr, auc_roc, f_score, point_metrics
 
 
 def event_metrics(windows: pl.DataFrame, kind_column: str | None = None) -> dict[str, Any]:

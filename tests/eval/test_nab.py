@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import anomae
-from anomae.nab import (
+from anomae.eval.nab import (
     NAB_PROFILES,
     nab_normalised,
     nab_probationary_length,

@@ -26,7 +26,7 @@ import threading
 import time
 
 from anomae.monitor.readings import MAX_BYTES
-from anomae.monitor.source import Emit, RawBatch, Source
+from anomae.monitor.sources.base import Emit, RawBatch, Source
 
 CHUNK = 64 * 1024
 

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anomae.benchmark import Scored, case_metrics, span_days, summarise
-from anomae.datasets import Case
+from anomae.eval.benchmark import Scored, case_metrics, span_days, summarise
+from anomae.eval.datasets import Case
+from anomae.eval.report import benchmark_table
 from anomae.events import PostRule
-from anomae.report import benchmark_table
 
 HOUR = 3600 * 10**9
 LABEL = "0011100011"  # two labelled anomalies: rows 2-4 and 8-9

@@ -26,7 +26,7 @@ from anomae.monitor.daemon import Monitor, MonitorOptions
 from anomae.monitor.http import MonitorHTTPServer
 from anomae.monitor.models import ModelWatcher
 from anomae.monitor.sink import JsonlSink
-from anomae.monitor.source import Emit, Raw, RawBatch, Source
+from anomae.monitor.sources.base import Emit, Raw, RawBatch, Source
 from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
 
 REQUIRE = os.environ.get("ANOMAE_REQUIRE_SERVERS") == "1"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anomae.metrics import (
+from anomae.eval.metrics import (
     auc_pr,
     auc_roc,
     event_f1,

@@ -48,7 +48,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from anomae.monitor.source import Emit, Reading, Source
+from anomae.monitor.sources.base import Emit, Reading, Source
 
 log = logging.getLogger(__name__)
 

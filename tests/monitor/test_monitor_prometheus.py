@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from anomae.monitor.prometheus import (
+from anomae.monitor.sources.base import Raw, Reading
+from anomae.monitor.sources.prometheus import (
     PrometheusError,
     PrometheusSource,
     parse_matrix,
     parse_value,
 )
-from anomae.monitor.source import Raw, Reading
 
 STEP = 60
 N = 120  # two hours of 1-minute samples
@@ -247,7 +247,7 @@ def test_a_bad_query_is_logged_and_retried(
     source = PrometheusSource.from_url(server.url, queries=queries, start=t0, interval=0.05)
     stop = threading.Event()
     thread = threading.Thread(target=source.run, args=(lambda item, block: True, stop))
-    with caplog.at_level(logging.INFO, logger="anomae.monitor.prometheus"):
+    with caplog.at_level(logging.INFO, logger="anomae.monitor.sources.prometheus"):
         thread.start()
         wait_for(lambda: source.errors >= 3)
         stop.set()

@@ -99,6 +99,6 @@ def test_evaluate_skips_cleanly_without_data(tmp_path: Path) -> None:
 
 
 def test_evaluate_needs_a_benchmark_section(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     r = run_cli(["evaluate", str(repo / "pipelines/demo.toml"), "--out", str(tmp_path)])
     assert r.returncode == 2 and "no [benchmark] section" in r.stderr
