@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from anomae.verdict import ANOMALOUS_ABOVE, is_anomalous
+
 
 @dataclass(frozen=True)
 class PostRule:
@@ -142,11 +144,6 @@ class Span:
     last: int
 
 
-def is_anomalous(normalised: np.ndarray) -> np.ndarray:
-    """The one place a label is decided: normalised score above 1 (NaN is not anomalous)."""
-    return _above(normalised, 1.0)
-
-
 def _above(x: np.ndarray, level: float) -> np.ndarray:
     return np.greater(x, level, where=~np.isnan(x), out=np.zeros(x.shape, bool))
 
@@ -244,7 +241,7 @@ class EventTracker:
         t = self.t
         done: list[Span] = []
         finite = v == v  # NaN is neither above 1 nor above `off`
-        on = finite and v > 1.0
+        on = finite and v > ANOMALOUS_ABOVE
         held = finite and v > r.off
         if self._open is not None and not held:
             self._pending = (self._open, t - 1, self._open_suppressed)

@@ -30,11 +30,12 @@ import polars as pl
 
 from anomae.atomic import check_outputs, write_atomically
 from anomae.detector import Detector, DetectorError, Scores
-from anomae.events import PostRule, event_bounds, event_mask, is_anomalous
+from anomae.events import PostRule, event_bounds, event_mask
 from anomae.io import SeriesData, TableSpec, read_series
 from anomae.likelihood import Likelihood, likelihood_scores
 from anomae.progress import Progress
 from anomae.spec import WindowSpec
+from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top_features
 from anomae.windows import gap_segments, segment_window_ends, window_ends
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
@@ -88,12 +89,6 @@ def _span_indices(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return np.arange(int(lengths.sum())) + offsets
 
 
-def top_features(fe: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest per-feature errors of each window, largest first."""
-    k = min(k, fe.shape[1])
-    return np.argsort(-fe, axis=1, kind="stable")[:, :k]
-
-
 def window_labels(labels: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
     """A window is labelled anomalous when any of its rows is (int8 ``[windows]``)."""
     csum = np.concatenate([[0], np.cumsum(labels > 0, dtype=np.int64)])
@@ -115,10 +110,13 @@ def score_table(
     features: Sequence[str],
     opts: ScoreOptions = ScoreOptions(),
     ends: np.ndarray | None = None,
+    feature_scale: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The windows table and the events table of one scored series (``threshold`` is
     unused, and may be None, when ``opts.likelihood`` is set). ``ends``: the row of each
-    window's end, as :func:`score_segments` returns them (None: windows straight across)."""
+    window's end, as :func:`score_segments` returns them (None: windows straight across).
+    ``feature_scale``: each feature's error threshold, which top features are ranked over
+    (:meth:`anomae.verdict.Thresholds.feature_scale`; None: the raw errors)."""
     n = scores.score.shape[0]
     if ends is None:
         ends = window_ends(s.values.shape[0], window)
@@ -131,7 +129,12 @@ def score_table(
     else:
         norm = scores.normalised(threshold)
     spans = event_bounds(norm, opts.rule)
-    top = top_features(scores.feature_error, opts.top_k)
+    ratio = (
+        scores.feature_error
+        if feature_scale is None
+        else feature_ratios(scores.feature_error, feature_scale)
+    )
+    top = top_features(ratio, opts.top_k)
     names = pl.Series(list(features), dtype=pl.Enum(list(features)))
     cols = [
         pl.repeat(s.name, n, dtype=pl.Utf8, eager=True).alias("series"),
@@ -153,7 +156,7 @@ def score_table(
         if bounds[-1] == n:
             bounds = bounds[:-1]  # reduceat cannot take n; the last segment runs to the end
         peak_val = np.fmax.reduceat(norm, bounds)[::2]
-        contrib = np.add.reduceat(scores.feature_error, bounds, axis=0)[::2]
+        contrib = np.add.reduceat(ratio, bounds, axis=0)[::2]
         seg = np.repeat(np.arange(first.size), last - first + 1)
         idx = _span_indices(first, last)
         at_peak = norm[idx] == peak_val[seg]
@@ -201,15 +204,11 @@ def score_all(
 ) -> tuple[pl.DataFrame, pl.DataFrame, ScoreSummary]:
     """Score every series with ``det``; return (windows, events, summary)."""
     t0 = time.perf_counter()
-    threshold = opts.threshold if opts.threshold is not None else det.threshold
-    if threshold is None and opts.likelihood is None:
-        raise DetectorError(
-            f"{det.path}: the model has no threshold; run `anomae calibrate {det.path} DATA` "
-            f"on held-out normal data, pass --threshold, or alarm on the anomaly likelihood "
-            f"(--likelihood), which needs no threshold"
-        )
+    ths = resolve_thresholds(
+        det.card.threshold, det.path, opts.threshold, opts.likelihood is not None
+    )
+    scale = ths.feature_scale(det.card.features)
     spec = det.card.window
-    card_th = det.card.threshold if opts.threshold is None else None  # --threshold: for all
     max_gap_s = det.card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
     tables, events = [], []
     total = sum(
@@ -219,8 +218,8 @@ def score_all(
         for s in series:
             sc, ends = score_segments(det, s, max_gap_s, opts.chunk_windows)
             _check_finite(det, s, sc)
-            th = threshold if card_th is None else card_th.for_series(s.name)
-            w, e = score_table(s, sc, spec, th, det.card.features, opts, ends)
+            th = None if opts.likelihood is not None else ths.for_series(s.name)
+            w, e = score_table(s, sc, spec, th, det.card.features, opts, ends, scale)
             tables.append(w)
             events.append(e)
             bar.update(sc.score.shape[0])
@@ -232,7 +231,7 @@ def score_all(
         n_windows=windows.height,
         n_anomalous=int(windows["is_anomaly"].sum()) if windows.height else 0,
         n_events=ev.height,
-        threshold=float("nan") if threshold is None else float(threshold),
+        threshold=ths.value,
         seconds=time.perf_counter() - t0,
     )
     return windows, ev, summary

@@ -26,9 +26,10 @@ import polars as pl
 
 from anomae.eval.baselines import BASELINES, Baseline
 from anomae.eval.evaluate import evaluate_windows
-from anomae.events import event_bounds, event_mask, is_anomalous
+from anomae.events import event_bounds, event_mask
 from anomae.io import SeriesData
 from anomae.spec import WindowSpec
+from anomae.verdict import is_anomalous
 from anomae.windows import window_ends
 
 RUN_BASELINES = ("ksigma", "pca", "windowed_gaussian")

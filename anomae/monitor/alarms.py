@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from anomae.events import EventTracker, PostRule, Span
+from anomae.verdict import ANOMALOUS_ABOVE, is_anomalous
 
 
 class _Agg:
@@ -111,7 +112,7 @@ class SeriesAlarms:
         """Next window of ``slot``: normalised score ``v``, per-feature errors ``fe``."""
         st = self._state(slot)
         tr = st.tracker
-        if not v > 1.0 and not st.closed and not st.run and tr.idle:
+        if not v > ANOMALOUS_ABOVE and not st.closed and not st.run and tr.idle:
             tr.skip(1)  # all step() would do here
             self.last_active = False
             return []
@@ -124,10 +125,10 @@ class SeriesAlarms:
         was = tr.active
         done = tr.step(v)
         now = self.last_active = tr.active
-        if not (was or now or st.closed or st.run or v > 1.0):
+        if not (was or now or st.closed or st.run or v > ANOMALOUS_ABOVE):
             return []  # quiet: nothing to remember
         t = tr.t
-        if v > 1.0:
+        if v > ANOMALOUS_ABOVE:
             st.run.append((t, ts, v, fe))
         else:
             st.run.clear()
@@ -181,7 +182,7 @@ class SeriesAlarms:
         if n == 0:
             return active, []
         self._ensure(int(slots.max()) + 1)
-        need = (norm > 1.0) | self._busy[slots]
+        need = is_anomalous(norm) | self._busy[slots]
         if need.any():
             order = np.argsort(slots, kind="stable")
             s_sorted, n_sorted = slots[order], need[order].astype(np.int64)

@@ -147,7 +147,7 @@ class Monitor:
     def _reloaded(self, det: Any, outcome: str, detail: str) -> None:
         if det is not None:
             try:
-                self.scorer.threshold_of(det)
+                self.scorer.thresholds_of(det)
                 self.scorer.warm_up(det, self.opts.batch_size)  # here, on the loader thread
                 self.scorer.offer(det)
                 self.table.max_gap_seconds = self._gap_limit(det.card)

@@ -12,7 +12,6 @@ is scored half with one model and half with the other.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,13 @@ from anomae.monitor.alarms import SeriesAlarms
 from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.sink import JsonlSink, event_line, window_lines
-from anomae.score import top_features
+from anomae.verdict import (
+    Thresholds,
+    feature_ratios,
+    is_anomalous,
+    resolve_thresholds,
+    top_features,
+)
 
 
 class MonitorError(ValueError):
@@ -84,29 +89,26 @@ class Scorer:
         self._next: Any = None
         self._use(detector)
 
-    def threshold_of(self, det: Any) -> float:
-        th = self.override if self.override is not None else det.threshold
-        if th is None and self.likelihood is not None:
-            return math.nan  # the likelihood needs no threshold
-        if th is None or not th > 0:
-            raise MonitorError(
-                f"{det.path}: the model has no (positive) threshold; run `anomae calibrate` "
-                "on normal data or pass --threshold"
+    def thresholds_of(self, det: Any) -> Thresholds:
+        """The thresholds ``det`` is judged by (:func:`anomae.verdict.resolve_thresholds`:
+        the same rule as batch scoring); :class:`MonitorError` if it has none."""
+        from anomae.detector import DetectorError
+
+        try:
+            return resolve_thresholds(
+                det.card.threshold, det.path, self.override, self.likelihood is not None
             )
-        return float(th)
+        except DetectorError as exc:
+            raise MonitorError(str(exc)) from exc
 
     def _use(self, det: Any) -> None:
         from anomae import __version__
 
-        th = self.threshold_of(det)
-        self.detector, self.threshold = det, th
+        self._thresholds = ths = self.thresholds_of(det)
+        self.detector, self.threshold = det, ths.value
         card = det.card
-        # the card's per-series thresholds, unless --threshold or the likelihood decides
-        per_series = self.override is None and self.likelihood is None and card.threshold
-        self._per_series = card.threshold if per_series and card.threshold.per_series else None
-        per = card.threshold.per_feature if card.threshold else {}
-        den = 1.0 if math.isnan(th) else th  # no threshold: the ratios are the raw errors
-        self._ratio_den = np.array([per.get(f, den) for f in self.features], np.float32)
+        self._slot_threshold = np.zeros(0, np.float32)  # per slot, filled as slots appear
+        self._ratio_den = ths.feature_scale(self.features)
         self.metrics.set_model(
             {
                 "version": __version__,
@@ -116,7 +118,7 @@ class Scorer:
                 "features": str(len(self.features)),
                 "threshold_method": card.threshold.method if card.threshold else "",
             },
-            th,
+            ths.value,
             card.threshold.expected_false_events_per_day if card.threshold else None,
         )
 
@@ -128,7 +130,7 @@ class Scorer:
 
     def offer(self, det: Any) -> None:
         """A compatible reloaded model, used from the next batch (or :meth:`swap`) on."""
-        self.threshold_of(det)
+        self.thresholds_of(det)
         self._next = det
 
     def swap(self) -> None:
@@ -145,16 +147,16 @@ class Scorer:
         score, fe, cov = score[:, 0], fe[:, 0], cov[:, 0]
         if self.likelihood is not None:
             norm = self.likelihood.step(batch.slots, score).astype(np.float32)
-        elif self._per_series is not None:
-            for_series = self._per_series.for_series
-            norm = score / np.array([for_series(n) for n in batch.names], np.float32)
+        elif self._thresholds.per_series:
+            norm = score / self._series_thresholds(batch)
         else:
             norm = score / np.float32(self.threshold)
-        active, events = self.alarms.step_many(batch.slots, batch.names, batch.ts, norm, fe)
+        ratio = feature_ratios(fe, self._ratio_den)
+        active, events = self.alarms.step_many(batch.slots, batch.names, batch.ts, norm, ratio)
         self.slot_names.update(zip(batch.slots.tolist(), batch.names, strict=True))
-        self.metrics.update_series(batch.slots, norm, fe / self._ratio_den, active)
+        self.metrics.update_series(batch.slots, norm, ratio, active)
         if self.sink is not None:
-            top = top_features(fe, self.top_k)
+            top = top_features(ratio, self.top_k)
             lines = window_lines(
                 batch.names, batch.ts, score, norm, active.tolist(), cov, top, self.features
             )
@@ -162,12 +164,25 @@ class Scorer:
             self.sink.write(lines)
         st = self.metrics.stats
         st.windows_scored += int(norm.size)
-        st.anomalous_windows += int(np.count_nonzero(norm > 1.0))
+        st.anomalous_windows += int(np.count_nonzero(is_anomalous(norm)))
         st.anomalies = self.alarms.opened
         latency = clock() - batch.received
         self.metrics.observe_scoring(t1 - t0, int(norm.size), latency)
         if self.observer is not None:
             self.observer(latency)
+
+    def _series_thresholds(self, batch: WindowBatch) -> np.ndarray:
+        """Each window's series threshold, looked up once per slot (a slot keeps its series
+        until it is evicted, and eviction goes through :meth:`finish`)."""
+        table = self._slot_threshold
+        top = int(batch.slots.max()) + 1 if batch.slots.size else 0
+        if top > table.size:
+            table = np.concatenate([table, np.zeros(top - table.size, np.float32)])
+            self._slot_threshold = table
+        new = np.flatnonzero(table[batch.slots] == 0)
+        for i in new.tolist():
+            table[batch.slots[i]] = self._thresholds.for_series(batch.names[i])
+        return table[batch.slots]
 
     def finish(self, slots: list[int] | None, forget: bool) -> None:
         """Close the post-rules of ``slots`` (None: every series) and write their events:
@@ -179,6 +194,8 @@ class Scorer:
             if name is not None:
                 lines.extend(event_line(e) for e in self.alarms.finish(slot, name))
             if forget:
+                if slot < self._slot_threshold.size:
+                    self._slot_threshold[slot] = 0
                 self.metrics.remove_series(slot)
                 if self.likelihood is not None:
                     self.likelihood.forget(slot)

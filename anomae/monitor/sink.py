@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from anomae.verdict import is_anomalous
+
 
 def rfc3339(ts: np.ndarray) -> list[str]:
     """Epoch seconds → RFC 3339 UTC strings (second, millisecond or microsecond precision)."""
@@ -152,7 +154,7 @@ def window_lines(
         tops.append(text)
     if not top.size:
         tops = ["[]"] * len(names)
-    anomalous = (norm > 1.0).tolist()
+    anomalous = is_anomalous(norm).tolist()
     return [
         f'{_head(n)}{t}", "score": {s}, "score_normalised": {v}, "is_anomaly": {_TF[x]}, '
         f'"anomaly": {_TF[a]}, "coverage": {c}, "top_features": {tf}}}\n'

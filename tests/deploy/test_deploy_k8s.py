@@ -4,7 +4,8 @@ that package has no schema for, against the subset of the Prometheus Operator's 
 uses; the PrometheusRule equal to deploy/prometheus/rules; and the wiring between them
 (selectors, ports, probes, the model mount, the job name the alert rules select).
 
-``python tests/deploy/test_deploy_k8s.py`` rewrites deploy/k8s/prometheusrule.yaml from the rules."""
+``python tests/deploy/test_deploy_k8s.py`` rewrites deploy/k8s/prometheusrule.yaml from the
+rules."""
 
 from __future__ import annotations
 
@@ -189,7 +190,8 @@ def prometheus_rule() -> dict[str, Any]:
 def write_prometheus_rule() -> None:
     yaml = need_module("yaml")
     header = (
-        "# GENERATED from deploy/prometheus/rules/*.yml by `python tests/deploy/test_deploy_k8s.py`:\n"
+        "# GENERATED from deploy/prometheus/rules/*.yml by "
+        "`python tests/deploy/test_deploy_k8s.py`:\n"
         "# edit the rules there, then regenerate. For the Prometheus Operator; your\n"
         "# Prometheus' ruleSelector may require a label such as release: <helm release>.\n"
     )
