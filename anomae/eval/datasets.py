@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from anomae.eval.nab import nab_window_rows
 from anomae.io import TableSpec, read_series
 
 __all__ = [
@@ -355,12 +356,12 @@ def _nab_case(path: Path, key: str, bounds: Any, label_file: Path) -> Case:
         parsed = [(np.datetime64(a, "ns"), np.datetime64(b, "ns")) for a, b in bounds]
     except (TypeError, ValueError) as err:
         raise ValueError(f"{label_file}: bad windows for {key!r}: {err}") from err
-    for a, b in parsed:
-        rows = np.flatnonzero((ts >= a.astype(np.int64)) & (ts <= b.astype(np.int64)))
-        if rows.size == 0:
+    rows = nab_window_rows(ts.astype("datetime64[ns]"), parsed)
+    for (a, b), (lo, hi) in zip(parsed, rows, strict=True):
+        if hi < lo:
             raise ValueError(f"{label_file}: window {a}..{b} of {key!r} holds no row of {path}")
-        windows.append((int(rows[0]), int(rows[-1])))
-        label[rows[0] : rows[-1] + 1] = 1
+        windows.append((lo, hi))
+        label[lo : hi + 1] = 1
     p = nab_probation(len(ts))
     return Case(
         name=f"nab/{path.parent.name}/{path.stem}",
