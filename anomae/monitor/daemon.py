@@ -72,11 +72,12 @@ class MonitorOptions:
     stats_log_seconds: float = 60.0
 
 
-def _bank(spec: Likelihood | None) -> LikelihoodBank | None:
+def _bank(spec: Likelihood | None, card: Any) -> LikelihoodBank | None:
+    """The likelihood state; its season counts windows at the card's sampling interval."""
     if spec is None:
         return None
     try:
-        return LikelihoodBank(spec)
+        return LikelihoodBank(spec, card.interval_s * card.window.stride or None)
     except ValueError as exc:
         raise MonitorError(str(exc)) from exc
 
@@ -118,7 +119,7 @@ class Monitor:
             sink,
             clock,
             observer,
-            _bank(options.likelihood),
+            _bank(options.likelihood, card),
         )
         self.queue = EventQueue(options.queue_size, options.queue_bytes)
         st = self.metrics.stats

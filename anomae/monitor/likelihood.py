@@ -27,8 +27,12 @@ default, 5.7 KiB) rather than ``long`` averages (8640, 69 KiB).
     >>> bool(np.allclose(got[1::2], want, rtol=1e-12, equal_nan=True))
     True
 
-Not supported here: ``season_s`` (the seasonal cap needs each series' window interval and
-``season * seasons`` averages per series); :class:`LikelihoodBank` refuses it.
+With ``season_s`` the bank needs the seconds between windows (``interval_s``: the monitor
+takes the model card's sampling interval times the window stride, where batch scoring
+measures each series' own) and keeps per series a ring of the last
+``season * seasons + tolerance`` averages for the seasonal cap: 8 bytes per window of that
+span (4.6 KiB for a day at one window every 5 minutes, two seasons), so it refuses a span
+over :data:`MAX_SEASON_WINDOWS` windows.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ import math
 import numpy as np
 
 from anomae.likelihood import Likelihood
+
+MAX_SEASON_WINDOWS = 100_000  # per series: 800 KB of averages for the seasonal cap
 
 
 def occurrence(slots: np.ndarray) -> np.ndarray:
@@ -77,14 +83,36 @@ class LikelihoodBank:
     _rmean: np.ndarray
     _rm2: np.ndarray
 
-    def __init__(self, spec: Likelihood) -> None:
-        if spec.season_s:
+    def __init__(self, spec: Likelihood, interval_s: float | None = None) -> None:
+        if spec.season_s and not (interval_s is not None and interval_s > 0):
             raise ValueError(
-                f"the monitor's anomaly likelihood has no season yet (season_s "
-                f"{spec.season_s:g}, from the model card's alarm policy or the options): pass "
-                f"--likelihood-season-s 0 to alarm without it (what recurs at the same time "
-                f"of day may then alarm where `anomae score` would not)"
+                f"the anomaly likelihood's season (season_s {spec.season_s:g}, from the model "
+                f"card's alarm policy or the options) needs the seconds between windows, and "
+                f"this model's card does not say how often its data was sampled (trained "
+                f"before anomae recorded it): retrain it, or pass --likelihood-season-s 0 to "
+                f"alarm without the season"
             )
+        self._season, self._tol = spec.cycle(interval_s)
+        span = self._season * spec.seasons + self._tol
+        if span > MAX_SEASON_WINDOWS:
+            raise ValueError(
+                f"the anomaly likelihood's season spans {span} windows of {interval_s:g} s "
+                f"(season_s {spec.season_s:g} x {spec.seasons} seasons): over "
+                f"{MAX_SEASON_WINDOWS} per series; use a longer window stride, fewer seasons "
+                f"or --likelihood-season-s 0"
+            )
+        self._span = span
+        # offsets d (windows ago) the cap looks at: within tol of each season back
+        self._back = (
+            np.concatenate(
+                [
+                    np.arange(c * self._season - self._tol, c * self._season + self._tol + 1)
+                    for c in range(1, spec.seasons + 1)
+                ]
+            ).astype(np.int64)
+            if span
+            else np.zeros(0, np.int64)
+        )
         self.spec = spec
         r = spec.refit
         self._cuts = (spec.warmup % r, (spec.warmup - spec.long) % r)
@@ -111,6 +139,7 @@ class LikelihoodBank:
         grow("_rstart", (nb,), np.int64)
         grow("_rmean", (nb,), np.float64)
         grow("_rm2", (nb,), np.float64)
+        grow("_past", (self._span,), np.float64)  # the averages for the seasonal cap, a ring
         self._cap = cap
 
     def step(self, slots: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -157,7 +186,13 @@ class LikelihoodBank:
             sj = s[judge]
             mean = self._mean[sj]
             spread = sp.spread(mean, self._std[sj])
-            out[judge] = sp.normalised(avg[judge], mean, spread)
+            norm = sp.normalised(avg[judge], mean, spread)
+            if self._span:  # seen within tol of the same time of a past season: capped at 1
+                seen = avg[judge] <= self._seen(sj, c[judge]) + spread
+                norm = np.where(seen, np.minimum(norm, 1.0), norm)
+            out[judge] = norm
+        if self._span:
+            self._past[s, c % self._span] = avg
         # Welford: the average joins the open block
         bn = self._bn[s] + 1
         bmean = self._bmean[s]
@@ -166,6 +201,13 @@ class LikelihoodBank:
         self._bm2[s] += d * (avg - bmean)
         self._bmean[s], self._bn[s], self._count[s] = bmean, bn, c + 1
         return out
+
+    def _seen(self, s: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """The highest average of each slot ``d`` windows ago, over the cap's offsets ``d``
+        (-inf where the series is younger); ``c`` averages were stored before."""
+        d = self._back[None, :]
+        vals = self._past[s[:, None], (c[:, None] - d) % self._span]
+        return np.where(d <= c[:, None], vals, -np.inf).max(axis=1)
 
     def _close(self, s: np.ndarray, c: np.ndarray) -> None:
         """The open blocks of ``s`` end before count ``c``: into the ring, a new one opens."""
@@ -195,6 +237,6 @@ class LikelihoodBank:
             return
         for name in (
             "_recent", "_filled", "_pos", "_count", "_bn", "_bstart", "_head",
-            "_mean", "_std", "_bmean", "_bm2", "_rn", "_rstart", "_rmean", "_rm2",
+            "_mean", "_std", "_bmean", "_bm2", "_rn", "_rstart", "_rmean", "_rm2", "_past",
         ):  # fmt: skip
             getattr(self, name)[slot] = 0
