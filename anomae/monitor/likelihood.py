@@ -82,6 +82,7 @@ class LikelihoodBank:
     _rstart: np.ndarray
     _rmean: np.ndarray
     _rm2: np.ndarray
+    _past: np.ndarray  # [cap, span] averages for the seasonal cap, a ring by count
 
     def __init__(self, spec: Likelihood, interval_s: float | None = None) -> None:
         if spec.season_s and not (interval_s is not None and interval_s > 0):
