@@ -330,6 +330,16 @@ def calibrate_features(
     return out
 
 
+def score_quantiles(th: Threshold, scored: list[Any], series: Any) -> dict[str, float]:
+    """Quantiles 0.5/0.9/0.99 of the calibration windows' normalised scores (a block over
+    its series' threshold): what the monitor's score drift is read against."""
+    norm = np.concatenate(
+        [sc.score / (th.value if series is None else th.for_series(series[i])) for i, sc in scored]
+    )
+    norm = norm[np.isfinite(norm)]
+    return {str(q): float(np.quantile(norm, q)) for q in (0.5, 0.9, 0.99)} if norm.size else {}
+
+
 def calibrate_rows(
     detector: Any,
     blocks: list[np.ndarray],
@@ -373,6 +383,7 @@ def calibrate_rows(
         got = dict(scored)
         own = [got[i].score if i in got else np.empty(0) for i in range(len(blocks))]
         th = calibrate_per_series(th, series, own, method, params, labels)
+    th = replace(th, score_quantiles=score_quantiles(th, scored, series))
     if per_feature:
         # events budget whole-model alarms; a feature's share is read against its 0.995 quantile
         fmethod, fparams = ("quantile", {}) if method == "events" else (method, params)

@@ -109,6 +109,9 @@ class Threshold:
     expected_false_events_per_day_ci: tuple[float, float] | None = None
     per_series: dict[str, float] = field(default_factory=dict)
     per_series_fallback: dict[str, str] = field(default_factory=dict)
+    # quantiles of the calibration windows' normalised scores ("0.99" -> value): what the
+    # monitor's score drift is read against
+    score_quantiles: dict[str, float] = field(default_factory=dict)
 
     def for_series(self, name: str) -> float:
         """The threshold of series ``name``: its own, else the fleet's ``value``.
@@ -271,6 +274,9 @@ class ModelCard:
                     },
                     per_series_fallback={
                         str(k): str(v) for k, v in (th.get("per_series_fallback") or {}).items()
+                    },
+                    score_quantiles={
+                        str(k): float(v) for k, v in (th.get("score_quantiles") or {}).items()
                     },
                 ),
                 architecture=dict(d.get("architecture") or {}),

@@ -355,9 +355,12 @@ def test_calibrate_rows_with_a_detector(detector: Detector, tmp_path: Path) -> N
     scores = [detector.score_series(b) for b in blocks]
     all_scores = np.concatenate([s.score for s in scores])
     th = calibrate_rows(detector, blocks, "pot", q=0.01, init_quantile=0.9, per_feature=True)
-    assert th == replace(
-        calibrate(all_scores, "pot", q=0.01, init_quantile=0.9), per_feature=th.per_feature
-    )
+    plain = calibrate(all_scores, "pot", q=0.01, init_quantile=0.9)
+    assert th == replace(plain, per_feature=th.per_feature, score_quantiles=th.score_quantiles)
+    # the drift reference: quantiles of the calibration windows' normalised scores
+    want = np.quantile(all_scores[np.isfinite(all_scores)] / plain.value, [0.5, 0.9, 0.99])
+    np.testing.assert_allclose(list(th.score_quantiles.values()), want, rtol=1e-6)
+    assert list(th.score_quantiles) == ["0.5", "0.9", "0.99"]
     fe = np.concatenate([s.feature_error for s in scores])
     assert th.per_feature == calibrate_features(fe, FEATURES, "pot", q=0.01, init_quantile=0.9)
     # the scaler's scale shrinks each feature's error: 1, 1/4, 1/16

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 from anomae.events import PostRule
 from anomae.likelihood import Likelihood
 from anomae.monitor.alarms import SeriesAlarms
+from anomae.monitor.health import ModelHealth
 from anomae.monitor.intake import EventQueue
 from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.logs import log
@@ -70,6 +71,7 @@ class MonitorOptions:
     reload_check_seconds: float = 5.0  # 0: only on SIGHUP
     drain_seconds: float = 5.0
     stats_log_seconds: float = 60.0
+    health: bool = True  # model health metrics (input and score drift, alarm rate, age)
 
 
 def _bank(spec: Likelihood | None, card: Any) -> LikelihoodBank | None:
@@ -120,6 +122,7 @@ class Monitor:
             clock,
             observer,
             _bank(options.likelihood, card),
+            ModelHealth(registry, card) if options.health else None,
         )
         self.queue = EventQueue(options.queue_size, options.queue_bytes)
         st = self.metrics.stats

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from anomae.monitor.alarms import SeriesAlarms
+from anomae.monitor.health import ModelHealth
 from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.sink import JsonlSink, event_line, window_lines
@@ -73,7 +74,9 @@ class Scorer:
         clock: Callable[[], float] = lambda: 0.0,
         observer: Callable[[np.ndarray], None] | None = None,
         likelihood: LikelihoodBank | None = None,
+        health: ModelHealth | None = None,
     ) -> None:
+        self.health = health  # model health statistics (None: not measured)
         self.likelihood = likelihood  # set: normalised scores are its, not score / threshold
         self.metrics, self.alarms, self.sink, self.clock, self.observer = (
             metrics,
@@ -109,6 +112,8 @@ class Scorer:
         card = det.card
         self._slot_threshold = np.zeros(0, np.float32)  # per slot, filled as slots appear
         self._ratio_den = ths.feature_scale(self.features)
+        if self.health is not None:
+            self.health.set_model(card)
         self.metrics.set_model(
             {
                 "version": __version__,
@@ -155,6 +160,10 @@ class Scorer:
         active, events = self.alarms.step_many(batch.slots, batch.names, batch.ts, norm, ratio)
         self.slot_names.update(zip(batch.slots.tolist(), batch.names, strict=True))
         self.metrics.update_series(batch.slots, norm, ratio, active)
+        if self.health is not None:
+            self.health.observe(batch.windows[:, -1, :], norm)
+            for e in events:
+                self.health.event(e["series"])
         if self.sink is not None:
             top = top_features(ratio, self.top_k)
             lines = window_lines(
@@ -192,7 +201,13 @@ class Scorer:
         for slot in list(self.slot_names) if slots is None else slots:
             name = self.slot_names.pop(slot, None) if forget else self.slot_names.get(slot)
             if name is not None:
-                lines.extend(event_line(e) for e in self.alarms.finish(slot, name))
+                closed = self.alarms.finish(slot, name)
+                lines.extend(event_line(e) for e in closed)
+                if self.health is not None:
+                    for _ in closed:
+                        self.health.event(name)
+                    if forget:
+                        self.health.forget(name)
             if forget:
                 if slot < self._slot_threshold.size:
                     self._slot_threshold[slot] = 0

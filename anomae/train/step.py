@@ -58,6 +58,25 @@ def versions() -> dict[str, str]:
     return out
 
 
+def data_extent(fit_rows: list[np.ndarray], series: list[SeriesData]) -> dict[str, Any]:
+    """What the monitor's model health reads against: each feature's range in the rows
+    fitted on, and the span of the training data (Unix seconds; absent without time)."""
+    rows = np.concatenate(fit_rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN feature: NaN
+        lo, hi = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
+    def finite(a: np.ndarray) -> list[float | None]:
+        return [float(v) if np.isfinite(v) else None for v in a]
+
+    out: dict[str, Any] = {"feature_range": {"min": finite(lo), "max": finite(hi)}}
+    stamps = [s.timestamps for s in series if s.timestamps.size]
+    if stamps:
+        first = min(int(t[0]) for t in stamps)
+        last = max(int(t[-1]) for t in stamps)
+        out["data_span"] = [first / 1e9, last / 1e9]
+    return out
+
+
 def train_step(
     pipe: Pipeline,
     series: list[SeriesData],
@@ -121,6 +140,7 @@ def train_step(
             "n_val_windows": result.n_val,
             "train_stride": pipe.window.train_stride,
             "device": result.device,
+            **data_extent(fit_rows, series),
             "seconds": round(seconds, 2),
             "config": {
                 k: v

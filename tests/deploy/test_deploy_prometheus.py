@@ -21,6 +21,7 @@ PROM = DEPLOY / "prometheus"
 RULES = PROM / "rules"
 TESTS = sorted((PROM / "tests").glob("*.test.yml"))
 ALERTS = RULES / "anomae-alerts.yml"
+HEALTH = RULES / "anomae-health.yml"
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 
 
@@ -171,6 +172,47 @@ def test_unit_tests_catch_a_broken_rule(name: str, promtool: str, tmp_path: Path
     (tmp_path / "prometheus" / "rules" / ALERTS.name).write_text(yaml.safe_dump(doc))
     tests = sorted((tmp_path / "prometheus" / "tests").glob("*.test.yml"))
     r = run([promtool, "test", "rules", *map(str, tests)])
+    assert r.returncode != 0, f"the unit tests still pass with '{name}'"
+
+
+HEALTH_MUTATIONS = {
+    "alarm rate margin": _set(
+        "AnomaeAlarmRateAboveCalibration",
+        "expr",
+        "increase(anomae_series_events_total[6h]) > on (job, instance) group_left () "
+        "(anomae_expected_false_events_per_day + 20)",
+    ),
+    "alarm rate for": _set("AnomaeAlarmRateAboveCalibration", "for", "0s"),
+    "drift level": _set("AnomaeInputDrift", "expr", "abs(anomae_feature_mean_shift) >= 3"),
+    "drift without spread": _set("AnomaeInputDrift", "expr", "abs(anomae_feature_mean_shift) > 3"),
+    "drift for": _set("AnomaeInputDrift", "for", "30m"),
+    "range level": _set(
+        "AnomaeInputOutOfRange", "expr", "anomae_feature_out_of_range_ratio >= 0.05"
+    ),
+    "score drift factor": _set(
+        "AnomaeScoreDrift",
+        "expr",
+        'anomae_score_quantile{q="0.9"} >= 2 * anomae_calibration_score_quantile{q="0.9"}',
+    ),
+    "score drift for": _set("AnomaeScoreDrift", "for", "1h"),
+    "model age": _set(
+        "AnomaeModelOld", "expr", "time() - anomae_model_trained_timestamp_seconds > 365 * 86400"
+    ),
+    "model old severity": _label("AnomaeModelOld", "severity", "warning"),
+}
+
+
+@pytest.mark.parametrize("name", HEALTH_MUTATIONS)
+def test_health_unit_tests_catch_a_broken_rule(name: str, promtool: str, tmp_path: Path) -> None:
+    yaml = need_module("yaml")
+    shutil.copytree(PROM, tmp_path / "prometheus")
+    doc = load_yaml(HEALTH)
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            HEALTH_MUTATIONS[name](rule)
+    assert doc != load_yaml(HEALTH), "mutation changed nothing"
+    (tmp_path / "prometheus" / "rules" / HEALTH.name).write_text(yaml.safe_dump(doc))
+    r = run([promtool, "test", "rules", str(tmp_path / "prometheus/tests/anomae-health.test.yml")])
     assert r.returncode != 0, f"the unit tests still pass with '{name}'"
 
 
