@@ -17,12 +17,14 @@ order. Then, in this process, with one onnxruntime thread:
 
 ``--likelihood`` adds **replay + likelihood**: the same replay with ``anomae monitor
 --likelihood`` (default settings), and prints its events/s as a ratio to the plain replay's.
+``--health-cost`` replays three times each with the model health metrics off and on
+(alternating) and prints the median ratio.
 
 RSS is sampled during the replay: "warm" after the first 20 % of the events, "end" at the
 end; flat memory means they match.
 
     python bench/monitor_bench.py [--events 1000000] [--series 1000] [--rate 100000]
-                                  [--likelihood]
+                                  [--likelihood] [--health-cost]
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class PacedSource:
         pass
 
 
-def run_monitor(model: Path, source, args, n_events: int, sink=None, likelihood=None) -> dict:  # type: ignore[no-untyped-def]
+def run_monitor(model: Path, source, args, n_events: int, sink=None, likelihood=None, health=True) -> dict:  # type: ignore[no-untyped-def]  # noqa: E501
     from prometheus_client import CollectorRegistry
 
     from anomae.detector import Detector
@@ -148,6 +150,7 @@ def run_monitor(model: Path, source, args, n_events: int, sink=None, likelihood=
             flush_ms=args.flush_ms,
             stats_log_seconds=0,
             likelihood=likelihood,
+            health=health,
         ),
         sink=sink,
         observer=lat.append,
@@ -218,6 +221,11 @@ def main() -> None:
     ap.add_argument(
         "--likelihood", action="store_true", help="also replay with the anomaly likelihood"
     )
+    ap.add_argument(
+        "--health-cost",
+        action="store_true",
+        help="replay with the model health metrics off and on, alternating 3 rounds each",
+    )
     ap.add_argument("--skip", default="", help="comma list of replay,sink,paced,baseline to skip")
     args = ap.parse_args()
     from anomae.monitor.app import tune_malloc
@@ -260,6 +268,11 @@ def main() -> None:
                 model, FileSource(str(data)), args, args.events, likelihood=Likelihood()
             )
             rows.append(("replay + --likelihood", r))
+        if args.health_cost:
+            for _ in range(3):
+                for on in (False, True):
+                    r = run_monitor(model, FileSource(str(data)), args, args.events, health=on)
+                    rows.append((f"replay, health {'on' if on else 'off'}", r))
         if "sink" not in skip:
             from anomae.monitor.sink import JsonlSink
 
@@ -292,6 +305,11 @@ def main() -> None:
     if base == base:
         print(f"| per-event onnxruntime loop (baseline) | {base:,.0f} | 1.0x | | | | |")
     rate = {name: r["events_per_s"] for name, r in rows}
+    on = [r["events_per_s"] for name, r in rows if name == "replay, health on"]
+    off = [r["events_per_s"] for name, r in rows if name == "replay, health off"]
+    if on and off:
+        x = float(np.median(on) / np.median(off))
+        print(f"\nhealth on / off (medians of 3): {x:.3f} (throughput cost {100 * (1 - x):.1f} %)")
     if "replay + --likelihood" in rate and "replay (file, blocking)" in rate:
         x = rate["replay + --likelihood"] / rate["replay (file, blocking)"]
         print(f"\nlikelihood / plain replay: {x:.3f} (throughput cost {100 * (1 - x):.1f} %)")
