@@ -71,6 +71,7 @@ class MonitorOptions:
     reload_check_seconds: float = 5.0  # 0: only on SIGHUP
     drain_seconds: float = 5.0
     stats_log_seconds: float = 60.0
+    shard: tuple[int, int] = (0, 1)  # (i, n): only the series of shard i of n (a replica)
     health: bool = True  # model health metrics (input and score drift, alarm rate, age)
 
 
@@ -109,7 +110,9 @@ class Monitor:
             options.max_future_seconds if options.max_future_seconds > 0 else math.inf,
             wall_clock,
         )
-        self.table = SeriesTable(options.max_series, self._gap_limit(card))
+        self.table = SeriesTable(
+            options.max_series, self._gap_limit(card), shard=options.shard
+        )
         self.ring = RingBank(card.window, len(self.features), options.max_series)
         self.alarms = SeriesAlarms(options.rule, self.features, options.top_k)
         self.scorer = Scorer(
@@ -132,6 +135,7 @@ class Monitor:
         m.source_up = lambda: bool(self.source.up)
         m.queue_depth = lambda: self.queue.depth
         m.series_count = lambda: len(self.table)
+        m.other_shard = lambda: self.table.other_shard
         self.watcher = ModelWatcher(detector.path, loader, card, self._reloaded) if loader else None
         self._jobs: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._intake_stop = threading.Event()

@@ -18,6 +18,7 @@ name                                            type       labels
 ``anomae_events_accepted_total``                counter    (admitted into a series' window)
 ``anomae_events_invalid_total``                 counter    reason
 ``anomae_events_dropped_total``                 counter    reason
+``anomae_events_other_shard_total``             counter    (series of other replicas)
 ``anomae_window_resets_total``                  counter    (gaps over the limit)
 ``anomae_sequence_gaps_total``                  counter
 ``anomae_sequence_missing_total``               counter
@@ -35,8 +36,9 @@ name                                            type       labels
 ``anomae_build_info``                           gauge      version, model_sha256, window, ...
 ==============================================  =========  ================================
 
-The reading counters add up: ``received = accepted + Σ invalid + Σ dropped`` over every
-reason but ``scoring_error``, which counts windows of accepted readings lost afterwards.
+The reading counters add up: ``received = accepted + Σ invalid + Σ dropped + other_shard``
+over every reason but ``scoring_error``, which counts windows of accepted readings lost
+afterwards.
 A scrape never fails on a value: counters beyond float range read ``+Inf`` and a series
 name UTF-8 cannot encode (the parser refuses those) is written with backslash escapes.
 """
@@ -128,6 +130,7 @@ class MonitorMetrics:
         self.source_up: Callable[[], bool] = lambda: False
         self.queue_depth: Callable[[], int] = lambda: 0
         self.queue_capacity = 0
+        self.other_shard: Callable[[], int] = lambda: 0
         self._lock = threading.Lock()
         self._score = np.zeros(0)
         self._alarm = np.zeros(0, np.int8)
@@ -231,6 +234,11 @@ class MonitorMetrics:
         )
         yield _by("anomae_events_invalid", "Readings rejected as invalid.", "reason", st.invalid)
         yield _by("anomae_events_dropped", "Valid readings not scored.", "reason", st.dropped)
+        yield _counter(
+            "anomae_events_other_shard",
+            "Readings of series another replica takes (--shard).",
+            self.other_shard(),
+        )
         yield _counter("anomae_window_resets", "Windows restarted after a gap.", st.window_resets)
         yield _counter("anomae_sequence_gaps", "Jumps in a series' seq numbers.", st.seq_gaps)
         yield _counter(

@@ -15,6 +15,10 @@ is dropped and counted as ``series_limit``, never silently) and applies, per ser
   inflate by more than the factor.
 * **sequence numbers**: when readings carry ``seq``, a jump other than +1 between accepted
   readings counts as a gap (``seq_gaps``) and the skipped numbers as ``seq_missing``.
+* **shards**: with ``shard=(i, n)`` the table takes only the series whose stable hash
+  (:func:`shard_of`: CRC-32 of the name, the same on every machine) is ``i`` modulo ``n``,
+  so ``n`` replicas reading the same stream split a fleet without splitting any series'
+  window; the others' readings are counted as ``other_shard``, not as drops.
 * **idle series**: :meth:`SeriesTable.evict_idle` frees the slots of series silent for a
   while, so a fleet that changes over time does not fill the cap for good.
 
@@ -30,6 +34,7 @@ is dropped and counted as ``series_limit``, never silently) and applies, per ser
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,6 +52,15 @@ DROP_REASONS = (
 )
 
 
+def shard_of(name: str, n: int) -> int:
+    """The shard (``0 .. n - 1``) series ``name`` belongs to, stable across processes.
+
+    >>> [shard_of(s, 3) for s in ("m1", "m2", "m3", "pump-17")]
+    [0, 0, 1, 1]
+    """
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % n
+
+
 @dataclass
 class Admitted:
     """The accepted readings: their indices in the batch, series slots, and reset flags."""
@@ -60,10 +74,18 @@ class SeriesTable:
     """Series name → slot, with the newest timestamp, sequence number and interval of each."""
 
     def __init__(
-        self, max_series: int, max_gap_seconds: float = 0.0, gap_factor: float = GAP_FACTOR
+        self,
+        max_series: int,
+        max_gap_seconds: float = 0.0,
+        gap_factor: float = GAP_FACTOR,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if max_series < 1:
             raise ValueError(f"max_series must be >= 1, got {max_series}")
+        if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard must be I/N with 0 <= I < N, got {shard[0]}/{shard[1]}")
+        self.shard = shard
+        self.other_shard = 0  # readings of series other replicas take
         self.max_series = max_series
         self.max_gap_seconds = max_gap_seconds
         self.gap_factor = gap_factor
@@ -116,9 +138,13 @@ class SeriesTable:
         index: list[int] = []
         slots: list[int] = []
         reset: list[bool] = []
+        mine, shards = self.shard
         for i, (name, t, q) in enumerate(zip(series, ts, seq, strict=True)):
             slot = slot_of.get(name)
             if slot is None:
+                if shards > 1 and shard_of(name, shards) != mine:
+                    self.other_shard += 1
+                    continue
                 if len(slot_of) >= self.max_series:
                     dropped["series_limit"] += 1
                     self._drop_sample["series_limit"] = (name, t, 0.0)

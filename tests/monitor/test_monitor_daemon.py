@@ -25,6 +25,7 @@ from anomae.monitor.app import MonitorError, open_source, source_options
 from anomae.monitor.daemon import Monitor, MonitorOptions
 from anomae.monitor.http import MonitorHTTPServer
 from anomae.monitor.models import ModelWatcher
+from anomae.monitor.series import SeriesTable
 from anomae.monitor.sink import JsonlSink
 from anomae.monitor.sources.base import Emit, Raw, RawBatch, Source
 from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
@@ -179,6 +180,8 @@ GOLDEN = [
     'anomae_events_dropped_total{reason="queue_full"} 0.0',
     'anomae_events_dropped_total{reason="shutdown"} 0.0',
     'anomae_events_dropped_total{reason="scoring_error"} 0.0',
+    "# TYPE anomae_events_other_shard_total counter",
+    "anomae_events_other_shard_total 0.0",
     "# TYPE anomae_window_resets_total counter",
     "anomae_window_resets_total 0.0",
     "# TYPE anomae_sequence_gaps_total counter",
@@ -592,3 +595,39 @@ def test_the_cards_gap_limit_applies_unless_an_option_overrides_it() -> None:
     assert mon.table.max_gap_seconds == 1000.0 and mon.metrics.stats.window_resets == 0
     mon._reloaded(_with_gap_limit(FakeDetector(sha="ef56"), 30.0), "ok", "")
     assert mon.table.max_gap_seconds == 1000.0  # the option still wins
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_replicas_of_a_sharded_fleet_together_score_what_one_does(tmp_path: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    names = [f"pump-{k}" for k in range(12)]
+    lines = [
+        line(s, 60.0 * t, float(rng.normal()), float(rng.normal()) * (3.0 if t == 20 else 1.0))
+        for t in range(30)
+        for s in names
+    ]
+
+    def records(shard: tuple[int, int], tag: str) -> tuple[list[dict], Monitor]:
+        sink = JsonlSink(tmp_path / f"{tag}.jsonl")
+        opts = MonitorOptions(rule=PostRule(min_windows=1), stats_log_seconds=0, shard=shard)
+        mon, _ = run_monitor([RawBatch(lines, received=0.0)], opts=opts, sink=sink)
+        out = [json.loads(x) for x in (tmp_path / f"{tag}.jsonl").read_text().splitlines()]
+        return out, mon
+
+    one, _ = records((0, 1), "one")
+    parts = [records((i, n), f"part{i}") for i in range(n)]
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    together = sorted((r for recs, _ in parts for r in recs), key=key)
+    assert together == sorted(one, key=key)
+    # every series lives on exactly one replica, and each replica saw the others' readings
+    owners = [{r["series"] for r in recs} for recs, _ in parts]
+    assert sum(len(o) for o in owners) == len(names) and all(owners)
+    for recs, mon in parts:
+        taken = len({r["series"] for r in recs})
+        assert mon.table.other_shard == (len(names) - taken) * 30
+        assert len(mon.table) == taken
+
+
+def test_a_bad_shard_is_refused() -> None:
+    with pytest.raises(ValueError, match="shard must be I/N with 0 <= I < N, got 2/2"):
+        SeriesTable(10, shard=(2, 2))
