@@ -76,11 +76,13 @@ class ModelHealth:
         th = card.threshold
         with self._lock:
             self.features = features
-            self._center = np.asarray(card.scaler.center, np.float64)
-            self._scale = np.asarray(card.scaler.scale, np.float64)
+            self._center32 = np.asarray(card.scaler.center, np.float32)
+            self._inv_scale32 = (1.0 / np.asarray(card.scaler.scale, np.float64)).astype(
+                np.float32
+            )
             known = lo is not None and hi is not None and len(lo) == len(features)
-            self._lo = _values(lo) if known else None
-            self._hi = _values(hi) if known else None
+            self._lo = _values(lo).astype(np.float32) if known else None
+            self._hi = _values(hi).astype(np.float32) if known else None
             n = len(features)
             self._mean, self._sq, self._out = np.zeros(n), np.zeros(n), np.zeros(n)
             self._weight = np.zeros(n)  # total weight so far, to correct the start-up bias
@@ -105,24 +107,25 @@ class ModelHealth:
                 self._pos = int((self._pos + s.size) % SCORES)
 
     def _features(self, rows: np.ndarray) -> None:
-        z = (rows - self._center) / self._scale
-        seen = np.isfinite(z)
-        k = seen.sum(axis=0)
+        # float32 and column sums as matrix products: a strided numpy reduction over a few
+        # features costs more than all the rest together
+        z = (rows - self._center32) * self._inv_scale32
+        seen = z == z
+        zs = np.where(seen, z, np.float32(0))
+        one = np.ones(z.shape[0], np.float32)
+        k = (one @ seen.astype(np.float32)).astype(np.float64)
         has = k > 0
         if not has.any():
             return
-        k_safe = np.maximum(k, 1)
-        zs = np.where(seen, z, 0.0)
+        k_safe = np.maximum(k, 1.0)
         # the batch as k readings of exponential weights: its mean enters with 1 - (1-a)^k
-        w = 1.0 - (1.0 - 1.0 / HORIZON) ** k
-        self._mean = np.where(has, (1 - w) * self._mean + w * zs.sum(axis=0) / k_safe, self._mean)
-        sq = (zs * zs).sum(axis=0) / k_safe
-        self._sq = np.where(has, (1 - w) * self._sq + w * sq, self._sq)
+        w = np.where(has, 1.0 - (1.0 - 1.0 / HORIZON) ** k, 0.0)
+        self._mean = (1 - w) * self._mean + w * (one @ zs) / k_safe
+        self._sq = (1 - w) * self._sq + w * (one @ (zs * zs)) / k_safe
         if self._lo is not None and self._hi is not None:
-            out = ((rows < self._lo) | (rows > self._hi)) & seen
-            frac = out.sum(axis=0) / k_safe
-            self._out = np.where(has, (1 - w) * self._out + w * frac, self._out)
-        self._weight = np.where(has, (1 - w) * self._weight + w, self._weight)
+            out = ((rows < self._lo) | (rows > self._hi)).astype(np.float32)  # NaN: False
+            self._out = (1 - w) * self._out + w * (one @ out) / k_safe
+        self._weight = (1 - w) * self._weight + w
 
     def event(self, series: str) -> None:
         with self._lock:
