@@ -5,8 +5,8 @@
 once, shared by the graph's four windowing branches) and quantises its input per call
 (``DynamicQuantizeLinear`` + ``MatMulInteger``). Everything else stays float32 and is
 checked node by node to be unchanged: the scaler, the windowing, the missing-value mask, the
-score, feature-error and coverage reductions. Convolutions stay float32 (onnxruntime's
-``ConvInteger`` is no faster on CPU); a conv autoencoder gets its dense bottleneck quantised.
+score, feature-error and coverage reductions. Convolutions stay float32 (int8 ``Conv`` was
+not measured); a conv autoencoder gets its dense bottleneck quantised.
 
 Weights are quantised to 7 bits (``reduce_range``) by default: on CPUs without VNNI,
 onnxruntime's u8 x s8 kernel adds pairs of products in saturating 16-bit arithmetic, which
