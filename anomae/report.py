@@ -158,6 +158,13 @@ def _baseline_lines(anomae: dict[str, Any], baselines: dict[str, Any]) -> list[s
     return lines
 
 
+def _int8_text(q: dict[str, Any]) -> str:
+    from anomae.quantize_gate import gate_text
+
+    how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, gate: "
+    return how + (gate_text(q["gate"]) if q.get("gate") else "not recorded")
+
+
 def card_text(card: ModelCard, path: str) -> str:
     th = card.threshold
     lines = [
@@ -187,6 +194,9 @@ def card_text(card: ModelCard, path: str) -> str:
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
         f"sparsity {card.training.get('sparsity')}",
         f"  parity       {card.parity}",
+        *(
+            [f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []
+        ),
         f"  data         {card.data_fingerprint}",
         f"  versions     {card.versions}",
     ]

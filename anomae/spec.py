@@ -186,6 +186,9 @@ class ModelCard:
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     parity: dict[str, Any] = field(default_factory=dict)
+    # int8 models (anomae.quantize): how the graph was quantised and the gate's figures;
+    # empty for float32 models and for cards written before it existed
+    quantization: dict[str, Any] = field(default_factory=dict)
     # the alarm policy scoring applies by default: {"post_rule": {min_windows, max_gap, off,
     # cooldown}, "likelihood": {Likelihood fields}} (likelihood absent: the fixed threshold)
     alarm: dict[str, Any] = field(default_factory=dict)
@@ -285,6 +288,7 @@ class ModelCard:
                 versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
                 created_at=str(d.get("created_at", "")),
                 parity=dict(d.get("parity") or {}),
+                quantization=dict(d.get("quantization") or {}),
                 alarm=dict(d.get("alarm") or {}),
                 interval_s=float(d.get("interval_s", 0.0)),
                 max_gap_s=float(d.get("max_gap_s", 0.0)),

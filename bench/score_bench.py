@@ -1,10 +1,14 @@
-"""Scoring throughput of the reference model: onnxruntime vs torch eager, and end to end.
+"""Scoring throughput of the reference model: onnxruntime vs int8 vs torch eager, end to end.
 
 Reference model: dense AE on 64x8 windows, 512-256-64-256-512 (0.59 MFLOP/window), stride 1.
 A "batch" of B windows is fed as raw rows ``[1, B + 63, 8]``: the graph unfolds the windows
 itself, exactly as ``anomae score`` does. Torch eager runs the same computation
 (:class:`anomae.train.export.TorchScorer`: scale, unfold, AE, masked score) with the same
-number of threads.
+number of threads. ``int8`` is the model ``anomae quantize`` writes (:mod:`anomae.quantize`;
+its gate run with ``min_spearman=0.9`` here, as the weights are random), scored the same way;
+its score error against float32 is measured on 4,096 windows, and so is how much an int8
+window's score depends on the other windows of its call (dynamic quantisation shares one
+activation range per call).
 
 Each measurement runs in its own worker process (so neither runtime's spinning thread pool
 steals the other's cores), onnxruntime and torch alternate for ``--rounds`` rounds, and the
@@ -50,6 +54,34 @@ def reference_model(path: Path) -> None:
     export_model(model, card, path, rows)
 
 
+def int8_model(src: Path, dst: Path) -> dict:
+    """``anomae quantize`` of the reference model, gated on random normal rows."""
+    from anomae.quantize import QuantizeSettings, quantize_model
+    from anomae.quantize_gate import GateSettings
+
+    rows = np.random.default_rng(3).normal(size=(20_000, N_F)).astype(np.float32)
+    settings = QuantizeSettings(gate=GateSettings(min_spearman=0.9))
+    return quantize_model(src, [rows], dst, interval_s=60.0, settings=settings)
+
+
+def accuracy(fp32: Path, int8: Path, threads: int) -> dict:
+    """Score error of int8 vs float32 on 4,096 windows in one call, Spearman, and the
+    largest change of an int8 score between its own call and the shared one."""
+    from anomae.detector import Detector
+    from anomae.quantize_gate import spearman
+
+    rows = np.random.default_rng(4).normal(size=(1, 4096 + LENGTH - 1, N_F)).astype(np.float32)
+    a = Detector.load(fp32, threads=threads).run(rows)[0][0].astype(np.float64)
+    det8 = Detector.load(int8, threads=threads)
+    b = det8.run(rows)[0][0].astype(np.float64)
+    alone = np.array([det8.run(rows[:, i : i + LENGTH])[0][0, 0] for i in range(0, 4096, 64)])
+    return {
+        "max_rel": float(np.max(np.abs(b - a) / np.abs(a))),
+        "spearman": spearman(a, b),
+        "batch_dependence": float(np.max(np.abs(alone - b[::64]) / np.abs(b[::64]))),
+    }
+
+
 def _time(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
     """Median seconds per call over ~``seconds`` of calls (after a warm-up)."""
     for _ in range(3):
@@ -66,8 +98,11 @@ def _time(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
 def worker(kind: str, model: Path, threads: int, seconds: float, device: str) -> dict:
     rng = np.random.default_rng(1)
     out: dict[str, float] = {}
-    if kind == "ort":
+    if kind in ("ort", "int8"):
         from anomae.detector import Detector
+
+        if kind == "int8":
+            model = model.with_name("ref.int8.onnx")
 
         det = Detector.load(model, device=device, threads=threads)
         for b in BATCHES:
@@ -141,7 +176,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.5, help="timing per batch size per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (needs onnxruntime-gpu)")
-    ap.add_argument("--worker", choices=["ort", "torch", "e2e"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["ort", "int8", "torch", "e2e"], help=argparse.SUPPRESS)
     ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -156,6 +191,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="anomae-bench-"))
     model = tmp / "ref.onnx"
     reference_model(model)
+    gate = int8_model(model, tmp / "ref.int8.onnx")["gate"]
 
     def run(kind: str) -> dict:
         cmd = [
@@ -177,13 +213,15 @@ def main() -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    results: dict[str, list[dict]] = {"ort": [], "torch": []}
+    results: dict[str, list[dict]] = {"ort": [], "int8": [], "torch": []}
     for _ in range(args.rounds):
-        for kind in ("ort", "torch"):
+        for kind in ("ort", "int8", "torch"):
             results[kind].append(run(kind))
 
     import onnxruntime
     import torch
+
+    from anomae.quantize_gate import gate_text
 
     print(
         f"reference AE 64x8, 512-256-64-256-512; threads={args.threads}; device={args.device}; "
@@ -191,16 +229,26 @@ def main() -> None:
         f"median of {args.rounds} alternating rounds"
     )
     print(
-        f"{'batch (windows)':>16} {'onnxruntime w/s':>16} {'torch eager w/s':>16} "
-        f"{'ort/torch':>10} {'ort us/call':>12} {'torch us/call':>14}"
+        f"{'batch (windows)':>16} {'onnxruntime w/s':>16} {'int8 w/s':>12} {'int8/ort':>9} "
+        f"{'torch eager w/s':>16} {'ort/torch':>10} {'ort us/call':>12} {'int8 us/call':>13} "
+        f"{'torch us/call':>14}"
     )
     for b in BATCHES:
         t_ort = float(np.median([r[str(b)] for r in results["ort"]]))
+        t_i8 = float(np.median([r[str(b)] for r in results["int8"]]))
         t_pt = float(np.median([r[str(b)] for r in results["torch"]]))
         print(
-            f"{b:>16,} {b / t_ort:>16,.0f} {b / t_pt:>16,.0f} {t_pt / t_ort:>10.2f} "
-            f"{t_ort * 1e6:>12,.0f} {t_pt * 1e6:>14,.0f}"
+            f"{b:>16,} {b / t_ort:>16,.0f} {b / t_i8:>12,.0f} {t_ort / t_i8:>9.2f} "
+            f"{b / t_pt:>16,.0f} {t_pt / t_ort:>10.2f} {t_ort * 1e6:>12,.0f} "
+            f"{t_i8 * 1e6:>13,.0f} {t_pt * 1e6:>14,.0f}"
         )
+    acc = accuracy(model, tmp / "ref.int8.onnx", args.threads)
+    print(
+        f"int8 vs float32 on 4,096 windows: max relative score error {acc['max_rel']:.3g}, "
+        f"Spearman {acc['spearman']:.5f}; an int8 score changes by up to "
+        f"{acc['batch_dependence']:.3g} (relative) between its own call and a 4,096-window one"
+    )
+    print(f"gate (random weights, random rows): {gate_text(gate)}")
 
     e = run("e2e")
     print()

@@ -1,0 +1,204 @@
+"""anomae quantize: an int8 graph written only when its alarms match the float32 model's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from anomae.calibrate import calibrate_quantile
+from anomae.detector import Detector, DetectorError
+from anomae.graph import Layer, build_graph
+from anomae.modelfile import read_card, write_model
+from anomae.quantize import (
+    QuantizeError,
+    QuantizeSettings,
+    check_untouched,
+    quantize_graph,
+    quantize_model,
+)
+from anomae.quantize_gate import GateRefused, GateSettings
+from anomae.reference import reference_record
+from anomae.spec import ModelCard, Scaler, WindowSpec
+
+L, F, K = 8, 4, 6  # window rows, features, code size
+
+
+def _series(seed: int, n: int = 3000) -> np.ndarray:
+    """Noisy sines of one period per feature: a low-rank signal a linear AE reconstructs."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    period = np.array([24.0, 30.0, 40.0, 50.0])
+    x = np.sin(2 * np.pi * t / period + rng.uniform(0, 6, F)) + 0.3 * rng.normal(size=(n, F))
+    return x.astype(np.float32)
+
+
+def _pca(rows: np.ndarray) -> np.ndarray:
+    windows = np.lib.stride_tricks.sliding_window_view(rows, (L, F))[:, 0].reshape(-1, L * F)
+    return np.linalg.svd(windows, full_matrices=False)[2][:K].astype(np.float32)  # [K, L*F]
+
+
+def _build(path: Path, outlier: float = 0.0) -> Path:
+    """A linear PCA autoencoder over windows of ``_series`` with a quantile threshold and
+    reference windows, as an exported model has. ``outlier``: a decoder weight of that size
+    on a code unit that is always 0, harmless in float32 but it sets the int8 weight scale."""
+    train = _series(0)
+    u = _pca(train)
+    enc = np.vstack([u, np.zeros((1, L * F), np.float32)])  # code unit K is always 0
+    dec = enc.T.copy()
+    dec[0, K] = outlier
+    layers = [
+        Layer("Gemm", [enc, np.zeros(K + 1, np.float32)], {"transB": 1}),
+        Layer("Gemm", [dec, np.zeros(L * F, np.float32)], {"transB": 1}),
+    ]
+    card = ModelCard(
+        tuple(f"s{i}" for i in range(F)), WindowSpec(L, 1), Scaler((0.0,) * F, (1.0,) * F)
+    )
+    model = build_graph(layers, "flat", card.features, card.window, card.scaler)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def run(x: np.ndarray):  # type: ignore[no-untyped-def]
+        return tuple(sess.run(["score", "feature_error", "coverage"], {"rows": x}))
+
+    ref = reference_record(run, train, card)
+    scores = run(_series(1)[None])[0][0]
+    card = ModelCard(
+        card.features,
+        card.window,
+        card.scaler,
+        threshold=calibrate_quantile(scores, 0.99),
+        parity={"reference": ref},
+    )
+    write_model(model, card, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("q") / "model.onnx")
+
+
+def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.int8.onnx"
+    held_out = [_series(2), _series(3)]
+    figures = quantize_model(good, held_out, out, names=["m1", "m2"])
+    assert figures["gate"]["passed"]
+    assert figures["quantized_products"] == 8  # 2 Gemm in each of the 4 windowing branches
+    det8, det32 = Detector.load(out), Detector.load(good)
+    card8, card32 = read_card(out), read_card(good)
+    # the card is kept: threshold, features, window; its reference scores are the int8 graph's
+    assert card8.threshold == card32.threshold and card8.features == card32.features
+    assert card8.quantization["gate"] == figures["gate"]
+    assert card8.parity["reference"]["rows"] == card32.parity["reference"]["rows"]
+    s8 = det8.score_series(_series(4)).score
+    s32 = det32.score_series(_series(4)).score
+    rel = np.abs(s8 - s32) / s32
+    assert np.median(rel) < 0.01 and rel.max() < 0.1
+    # each int8 weight is stored once, for the four windowing branches to share
+    weights = [t for t in _initializers(onnx.load(str(out)).graph) if t.data_type == 3 and t.dims]
+    assert [(t.data_type, list(t.dims)) for t in weights] == [
+        (onnx.TensorProto.INT8, [L * F, K + 1]),
+        (onnx.TensorProto.INT8, [K + 1, L * F]),
+    ]
+
+
+def _initializers(g: onnx.GraphProto) -> list[onnx.TensorProto]:
+    found = list(g.initializer)
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                found += _initializers(a.g)
+    return found
+
+
+def test_only_matrix_products_are_quantised(good: Path) -> None:
+    fp32 = onnx.load(str(good))
+    int8, n = quantize_graph(fp32)
+    assert n == check_untouched(fp32, int8) == 8
+    # a changed float node (here the score's division turned into a Mul) is caught
+    for node in int8.graph.node:
+        if node.output[0] == "score":
+            node.op_type = "Mul"
+    with pytest.raises(QuantizeError, match="Div node that computes \\['score'\\]"):
+        check_untouched(fp32, int8)
+
+
+def test_gate_refuses_large_error_and_keeps_existing_output(tmp_path: Path) -> None:
+    bad = _build(tmp_path / "bad.onnx", outlier=500.0)
+    out = tmp_path / "out.onnx"
+    out.write_bytes(b"previous output")
+    with pytest.raises(GateRefused, match="would change the alarms") as err:
+        quantize_model(bad, [_series(2)], out)
+    assert not err.value.figures["passed"]
+    assert not err.value.figures["spearman_ok"]
+    assert out.read_bytes() == b"previous output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "out.onnx"]
+
+
+def test_gate_tolerance_is_a_parameter(good: Path, tmp_path: Path) -> None:
+    out = tmp_path / "strict.onnx"
+    strict = QuantizeSettings(gate=GateSettings(min_spearman=1.0))
+    with pytest.raises(GateRefused, match="Spearman"):
+        quantize_model(good, [_series(2)], out, settings=strict)
+    assert not out.exists()
+
+
+def test_damaged_int8_file_is_refused(good: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.int8.onnx"
+    quantize_model(good, [_series(2)], out)
+    model = onnx.load(str(out))
+    for t in model.graph.initializer:
+        if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2:
+            w = onnx.numpy_helper.to_array(t).copy()
+            w[:, 0] = -w[:, 0]  # one damaged column of one int8 weight
+            t.CopyFrom(onnx.numpy_helper.from_array(w, t.name))
+            break
+    else:
+        raise AssertionError("no int8 weight in the quantised model")
+    damaged = tmp_path / "damaged.onnx"
+    onnx.save(model, str(damaged))
+    with pytest.raises(DetectorError, match="reference windows"):
+        Detector.load(damaged)
+
+
+def test_quantising_twice_or_without_threshold_is_refused(good: Path, tmp_path: Path) -> None:
+    out = tmp_path / "once.onnx"
+    quantize_model(good, [_series(2)], out)
+    with pytest.raises(QuantizeError, match="already quantised"):
+        quantize_model(out, [_series(2)], tmp_path / "twice.onnx")
+    with pytest.raises(QuantizeError, match="no complete window"):
+        quantize_model(good, [_series(2)[: L - 1]], tmp_path / "short.onnx")
+
+
+def _csv(path: Path, rows: np.ndarray) -> Path:
+    import polars as pl
+
+    ts = np.arange(rows.shape[0], dtype=np.int64) * 60_000_000_000
+    frame = {"timestamp": pl.Series(ts).cast(pl.Datetime("ns"))}
+    pl.DataFrame({**frame, **{f"s{i}": rows[:, i] for i in range(F)}}).write_csv(path)
+    return path
+
+
+@pytest.mark.slow
+def test_cli_quantizes_without_torch_and_refuses_with_exit_1(good: Path, tmp_path: Path) -> None:
+    from tests.conftest import blocked_imports, run_cli
+
+    data = _csv(tmp_path / "held_out.csv", _series(2))
+    out = tmp_path / "model.int8.onnx"
+    env = blocked_imports(tmp_path / "block", "torch")
+    done = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
+    assert done.returncode == 0, done.stderr
+    assert "int8 gate passed" in done.stdout and "Spearman" in done.stdout
+    shown = run_cli(["inspect", str(out)], env=env)
+    assert "  int8         dynamic, 8 matrix products, gate: false alarms" in shown.stdout
+    before = out.read_bytes()
+    strict = ["--min-spearman", "1", "--force"]
+    refused = run_cli(["quantize", str(good), str(data), "-o", str(out), *strict], env=env)
+    assert refused.returncode == 1
+    assert "error: the int8 model would change the alarms" in refused.stderr
+    assert out.read_bytes() == before
+    exists = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
+    assert exists.returncode == 2 and "already exists" in exists.stderr
