@@ -19,6 +19,7 @@ from anomae.cli.model import calibrate, inspect
 from anomae.cli.monitoring import monitor
 from anomae.cli.options import EXIT_BAD_INPUT
 from anomae.cli.pipeline import demo_data, evaluate, run
+from anomae.cli.replay import replay
 from anomae.cli.scoring import score
 from anomae.cli.training import train
 from anomae.cli.tuning import tune_command
@@ -98,5 +99,7 @@ def main() -> None:
     """
 
 
-for _command in (demo_data, run, train, tune_command, calibrate, score, evaluate, inspect, monitor):
+for _command in (
+    demo_data, run, train, tune_command, calibrate, score, evaluate, inspect, monitor, replay
+):
     main.add_command(_command)
