@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("anomae")
 
@@ -238,3 +239,28 @@ def write_atomically(files: Sequence[tuple[str | Path, bytes]]) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (see the module docstring for the rules)."""
     write_atomically([(path, data)])
+
+
+@contextmanager
+def atomic_text_writer(path: str | Path) -> Iterator[TextIO]:
+    """A text stream whose content replaces ``path`` atomically when the block ends
+    without error, for output too large to hold as one ``bytes`` (``anomae replay -o``);
+    on any error the temporary is removed and ``path`` is unchanged."""
+    shown, target = Path(path), target_of(path)
+    with _as_output_error(shown):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(target)
+        tmp = temp_name(target)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with _as_output_error(shown), os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), _mode_for(target))
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        with _as_output_error(shown):
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

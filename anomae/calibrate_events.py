@@ -57,9 +57,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from anomae.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, _far_ci
-from anomae.calibrate import MIN_PEAKS, CalibrationError
+from anomae.errors import CalibrationError
 from anomae.events import PostRule, event_bounds
-from anomae.gpd import fit_gpd
+from anomae.gpd import MIN_PEAKS, fit_gpd
 from anomae.spec import Threshold
 
 DEFAULT_FALSE_EVENTS_PER_DAY = 1.0 / 7.0  # one false event per series per week

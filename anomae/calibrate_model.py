@@ -4,12 +4,14 @@ that carries both."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from anomae.calibrate import CalibrationError, calibrate, calibrate_events, calibrate_features
 from anomae.io import SeriesData
 from anomae.pipeline import CalibrateSection, Pipeline, post_rule
 from anomae.spec import ModelCard, Threshold
@@ -41,7 +43,6 @@ def calibrate_blocks(
     ``rule`` (a :class:`~anomae.events.PostRule`, default ``min_windows=3``) is the
     post-rule method ``events`` calibrates for; the threshold's ``post_rule`` says which
     one it chose (:func:`chosen_rule`)."""
-    from anomae.calibrate import CalibrationError, calibrate_rows
     from anomae.score import window_labels
     from anomae.windows import window_ends
 
@@ -135,3 +136,67 @@ def calibrate_trained(
         names = holdout_blocks(pipe, series)[2]
     det = Detector.load(model_path)
     return calibrate_card(det, card, cal_rows, pipe, sampling_interval(series), labels, names)
+
+
+def score_quantiles(th: Threshold, scored: list[Any], series: Any) -> dict[str, float]:
+    """Quantiles 0.5/0.9/0.99 of the calibration windows' normalised scores (a block over
+    its series' threshold): what the monitor's score drift is read against."""
+    norm = np.concatenate(
+        [sc.score / (th.value if series is None else th.for_series(series[i])) for i, sc in scored]
+    )
+    norm = norm[np.isfinite(norm)]
+    return {str(q): float(np.quantile(norm, q)) for q in (0.5, 0.9, 0.99)} if norm.size else {}
+
+
+def calibrate_rows(
+    detector: Any,
+    blocks: list[np.ndarray],
+    method: str = "quantile",
+    *,
+    labels: list[np.ndarray] | None = None,
+    per_feature: bool = False,
+    series: Sequence[str] | None = None,
+    **params: Any,
+) -> Threshold:
+    """Score held-out normal row blocks (``[rows, F]`` each) with an onnxruntime
+    :class:`~anomae.detector.Detector` and calibrate on their window scores.
+
+    ``labels`` (method ``f1`` only): one 0/1 array per block with one label per *window* of
+    that block (window ``w`` ends at row ``w * stride + length - 1``). ``per_feature`` also
+    calibrates each feature's error with the same method into ``Threshold.per_feature``;
+    ``series`` (each block's series name) also a threshold per series
+    (:mod:`anomae.calibrate_series`)."""
+    spec = detector.card.window
+    if labels is not None and len(labels) != len(blocks):
+        raise CalibrationError(f"{len(labels)} label arrays for {len(blocks)} row blocks")
+    scored = [(i, detector.score_series(b)) for i, b in enumerate(blocks) if b.shape[0] > 0]
+    if sum(sc.score.size for _, sc in scored) == 0:
+        raise CalibrationError(f"calibration data holds no complete window of {spec.length} rows")
+    if labels is not None:
+        for i, sc in scored:
+            if np.asarray(labels[i]).size != sc.score.size:
+                raise CalibrationError(
+                    f"labels[{i}] has {np.asarray(labels[i]).size} values but block {i} has "
+                    f"{sc.score.size} windows: give one label per window, not per row"
+                )
+        params["labels"] = np.concatenate([np.asarray(labels[i]).reshape(-1) for i, _ in scored])
+    if method == "events":  # events are counted per series, so the series stay apart
+        params.setdefault("stride", spec.stride)
+        th = calibrate_events([sc.score for _, sc in scored], **params)
+    else:
+        th = calibrate(np.concatenate([sc.score for _, sc in scored]), method, **params)
+    if series is not None:
+        from anomae.calibrate_series import calibrate_per_series
+
+        got = dict(scored)
+        own = [got[i].score if i in got else np.empty(0) for i in range(len(blocks))]
+        th = calibrate_per_series(th, series, own, method, params, labels)
+    th = replace(th, score_quantiles=score_quantiles(th, scored, series))
+    if per_feature:
+        # events budget whole-model alarms; a feature's share is read against its 0.995 quantile
+        fmethod, fparams = ("quantile", {}) if method == "events" else (method, params)
+        fe = np.concatenate([sc.feature_error for _, sc in scored])
+        th = replace(
+            th, per_feature=calibrate_features(fe, detector.card.features, fmethod, **fparams)
+        )
+    return th

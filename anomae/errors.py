@@ -16,6 +16,10 @@ class InputError(ValueError):
     """Raised for any bad input; ``str(err)`` is the full user-facing message."""
 
 
+class CalibrationError(ValueError):
+    """The calibration data cannot support the requested threshold."""
+
+
 def _row(row: int, is_csv: bool) -> str:
     return f"row {row + 1}" + (f" (line {row + 2})" if is_csv else "")
 

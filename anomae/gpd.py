@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# fewer tail peaks than this cannot be fitted (POT and events calibration refuse them)
+MIN_PEAKS = 10
+
 
 def _profile_loglik(theta: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Mean GPD log-likelihood of excesses ``y``, maximised over the shape for each

@@ -214,7 +214,7 @@ class Pipeline:
     weights: WeightSection = field(default_factory=WeightSection)
     score: ScoreSection = field(default_factory=ScoreSection)
     likelihood: Any = None  # anomae.likelihood.Likelihood: the alarm policy, when set
-    benchmark: Any = None  # anomae.eval.benchmark.BenchmarkSection in evaluation pipelines
+    benchmark: Any = None  # anomae.eval.section.BenchmarkSection in evaluation pipelines
     tune: Any = None  # anomae.tune.TuneSection: choose the model label-free first
     source: str = "<options>"
 
@@ -288,7 +288,7 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
             raise PipelineError(f"{source}: [{name}] must be a table")
         if name not in OPTIONAL_SECTIONS:
             kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
-    from anomae.eval.benchmark import BenchmarkSection
+    from anomae.eval.section import BenchmarkSection
     from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
 

@@ -14,8 +14,8 @@ from anomae.calibrate import (
     calibrate,
     calibrate_features,
     calibrate_quantile,
-    calibrate_rows,
 )
+from anomae.calibrate_model import calibrate_rows
 from anomae.detector import Detector
 from anomae.graph import Layer, build_graph
 from anomae.modelfile import read_card, rewrite_card, write_model

@@ -20,6 +20,7 @@ from anomae.cli.monitoring import monitor
 from anomae.cli.options import EXIT_BAD_INPUT
 from anomae.cli.pipeline import demo_data, evaluate, run
 from anomae.cli.quantize import quantize
+from anomae.cli.replay import replay
 from anomae.cli.scoring import score
 from anomae.cli.training import train
 from anomae.cli.tuning import tune_command
@@ -100,6 +101,7 @@ def main() -> None:
 
 
 for _command in (
-    demo_data, run, train, tune_command, calibrate, quantize, score, evaluate, inspect, monitor
+    demo_data, run, train, tune_command, calibrate, quantize, score, evaluate, inspect, monitor,
+    replay,
 ):
     main.add_command(_command)

@@ -38,33 +38,10 @@ from typing import Any
 import numpy as np
 
 from anomae.eval.datasets import Case
+from anomae.eval.section import BenchmarkSection
 from anomae.events import PostRule, event_bounds, event_mask
 
 NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-
-
-@dataclass(frozen=True)
-class BenchmarkSection:
-    """The ``[benchmark]`` section of an evaluation pipeline."""
-
-    dataset: str = "skab"  # skab | nab | matrix | labelled
-    protocol: str = "per_file"  # skab: per_file | anomaly_free
-    data: str = ""  # default: ../shared/datasets/<dataset>
-    categories: tuple[str, ...] = ("realKnownCause", "realAWSCloudwatch")
-    train: str = ""  # labelled: training file
-    test: str = ""  # labelled: test file with a label column
-    baselines: tuple[str, ...] = ("pca", "ksigma", "windowed_gaussian", "random", "all_anomalous")
-    vus_window: int = 100
-    limit: int = 0  # only the first N cases (quick runs)
-
-    def __post_init__(self) -> None:
-        if self.dataset not in ("skab", "nab", "matrix", "labelled"):
-            raise ValueError(f"dataset must be skab, nab, matrix or labelled, got {self.dataset!r}")
-        from anomae.eval.baselines import BASELINES
-
-        unknown = sorted(set(self.baselines) - set(BASELINES))
-        if unknown:
-            raise ValueError(f"unknown baselines {unknown}; known: {sorted(BASELINES)}")
 
 
 class DataMissing(RuntimeError):

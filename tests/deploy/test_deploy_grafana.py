@@ -178,30 +178,55 @@ def test_dashboard_panels_do_not_overlap() -> None:
                     cells[(x, y)] = p["title"]
 
 
+def datasource_refs(dash: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(where, datasource)`` of every panel, target, query variable and annotation."""
+    refs: list[tuple[str, Any]] = []
+    for p in panels(dash):
+        if "datasource" in p:
+            refs.append((p["title"], p["datasource"]))
+        refs += [(p["title"], t["datasource"]) for t in p.get("targets", []) if "datasource" in t]
+    refs += [(v["name"], v["datasource"]) for v in dash["templating"]["list"] if "datasource" in v]
+    refs += [(a["name"], a["datasource"]) for a in dash["annotations"]["list"]]
+    return refs
+
+
 def test_every_datasource_reference_resolves() -> None:
+    """Dashboards name their Prometheus through the ``datasource`` variable, which provisioning
+    resolves to the default datasource (the provisioned one) and an import to any Prometheus."""
     known = datasources()
-    refs: list[tuple[str, dict[str, Any]]] = []
+    assert [d["isDefault"] for d in known.values()] == [True]
     for dash in dashboards().values():
-        for p in panels(dash):
-            if "datasource" in p:
-                refs.append((p["title"], p["datasource"]))
-            refs += [
-                (p["title"], t["datasource"]) for t in p.get("targets", []) if "datasource" in t
-            ]
-        refs += [
-            (v["name"], v["datasource"]) for v in dash["templating"]["list"] if "datasource" in v
-        ]
-        refs += [(a["name"], a["datasource"]) for a in dash["annotations"]["list"]]
-    assert len(refs) > 10
-    for where, ref in refs:
-        assert isinstance(ref, dict), f"{where}: datasource by name, not {{type, uid}}"
-        if ref["uid"] in BUILTIN_UIDS:
-            continue
-        assert ref["uid"] in known, f"{where}: unknown datasource uid {ref['uid']}"
-        assert ref["type"] == known[ref["uid"]]["type"], where
+        variables = {v["name"]: v for v in dash["templating"]["list"]}
+        refs = datasource_refs(dash)
+        assert len(refs) > 10
+        for where, ref in refs:
+            assert isinstance(ref, dict), f"{where}: datasource by name, not {{type, uid}}"
+            if ref["uid"] in BUILTIN_UIDS:
+                continue
+            var = variables.get(ref["uid"].removeprefix("${").removesuffix("}"))
+            assert var is not None and var["type"] == "datasource", (
+                f"{where}: datasource uid {ref['uid']} is not a datasource variable"
+            )
+            assert ref["type"] == var["query"], where
+            assert var["query"] in {d["type"] for d in known.values()}
     for rule in alert_rules():
         for d in rule["data"]:
             assert d["datasourceUid"] in set(known) | BUILTIN_UIDS, rule["title"]
+
+
+def test_no_hard_coded_datasource_uid() -> None:
+    """A dashboard imported into another Grafana works only if no panel, target or variable
+    names this Grafana's datasource uid: each uses ``${datasource}``."""
+    for path, dash in dashboards().items():
+        var = [v for v in dash["templating"]["list"] if v["type"] == "datasource"]
+        assert [(v["name"], v["query"]) for v in var] == [("datasource", "prometheus")], path
+        fixed = [
+            f"{where}: {ref}"
+            for where, ref in datasource_refs(dash)
+            if ref["uid"] not in BUILTIN_UIDS and ref["uid"] != "${datasource}"
+        ]
+        assert not fixed, f"{path.name}: hard-coded datasource uids: {fixed}"
+        assert "anomae-prometheus" not in path.read_text()
 
 
 def test_dashboard_variables_used_are_defined() -> None:

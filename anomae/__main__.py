@@ -1,0 +1,5 @@
+"""``python -m anomae``: the ``anomae`` command."""
+
+from anomae.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Human-readable summaries (anomae/report.py), and the README's demo summary is what a
+fresh clone's `anomae run pipelines/demo.toml` prints."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from anomae.report import alarm_text, false_events_text, per_series_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_false_events_text() -> None:
+    th = {"expected_false_events_per_day": 0.1432, "expected_false_events_per_day_ci": [0, 0.5],
+          "false_events_per_day": 1 / 7, "post_rule": {"min_windows": 3, "off": 1.0}}  # fmt: skip
+    assert false_events_text(th) == (
+        "expected false events 0.143 per series per day (95% CI 0-0.5) for a budget of 0.143, "
+        "with post-rule {min_windows=3, off=1}"
+    )
+    assert false_events_text({"value": 1.0}) == ""  # not an events threshold
+
+
+def test_per_series_text_names_fallbacks() -> None:
+    th = {"value": 2.0, "per_series": {"a": 1.0, "b": 3.0, "c": 2.0},
+          "per_series_fallback": {f"s{i}": "0.2 series-days" for i in range(7)}}  # fmt: skip
+    text = per_series_text(th, names=2)
+    assert text.startswith("per series: 3 thresholds, min 1 / median 2 / max 3; 7 series fell")
+    assert "threshold 2: s0, s1 and 5 more; why, for s0: 0.2 series-days" in text
+    assert per_series_text({"value": 1.0}) == ""
+
+
+def test_alarm_text() -> None:
+    assert alarm_text({}).startswith("not recorded")
+    text = alarm_text({"post_rule": {"min_windows": 2}})
+    assert text == "post-rule {min_windows=2}; fixed threshold"
+
+
+def readme_summary() -> str:
+    text = (REPO / "README.md").read_text()
+    m = re.search(r"\n```\n(anomae run pipelines/demo\.toml\n.*?)```\n", text, flags=re.S)
+    assert m, "README has no demo summary block"
+    return m.group(1)
+
+
+def without_timings(text: str) -> str:
+    """Seconds vary from run to run and machine to machine; everything else must not."""
+    return re.sub(r"\b\d+(\.\d+)?s\b", "<t>s", text)
+
+
+def test_without_timings_keeps_everything_else() -> None:
+    a = "  training   19,843 windows, 60 epochs (best 59), val loss 0.01341, 18.3s on cpu\n"
+    assert without_timings(a) == without_timings(a.replace("18.3s", "41.0s"))
+    assert without_timings(a) != without_timings(a.replace("60 epochs", "54 epochs"))
+
+
+@pytest.mark.slow
+def test_readme_demo_summary_is_what_the_demo_prints(tmp_path: Path) -> None:
+    """`make demo`'s summary in README.md equals a fresh run's, timings aside (it needs
+    torch; the demo data is generated under data/demo if missing, as `make demo` does)."""
+    pytest.importorskip("torch")
+    out = tmp_path / "demo"
+    r = run_cli(["run", "pipelines/demo.toml", "--out", str(out)], cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    start = r.stdout.index("anomae run pipelines/demo.toml\n")
+    printed = r.stdout[start:].replace(str(out), "runs/demo")
+    assert without_timings(printed) == without_timings(readme_summary())
+    shutil.rmtree(out, ignore_errors=True)
