@@ -28,6 +28,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/cli/monitoring.py": ("tests/monitor/test_monitor_cli.py", "run_cli("),
     "anomae/cli/pipeline.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/replay.py": ("tests/test_replay.py", "run_cli("),
+    "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
     # the monitor's parts, tested together in the daemon's core tests
     "anomae/monitor/alarms.py": "tests/monitor/test_monitor_core.py",
     "anomae/monitor/intake.py": "tests/monitor/test_monitor_core.py",
@@ -52,6 +53,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/grid.py": "tests/test_tune.py",
     "anomae/eval/compare.py": "tests/eval/test_evaluate.py",
     "anomae/eval/report.py": "tests/eval/test_benchmark_metrics.py",
+    "anomae/quantize_gate.py": "tests/test_quantize.py",
     "anomae/reference.py": ("tests/test_detector.py", "test_reference_recorded"),
 }
 
