@@ -1,9 +1,10 @@
 """One reading at a time, river style: :class:`OnlineScorer` keeps each series' recent rows
 and scores the window each new reading completes.
 
-It is built on the monitor's per-series pieces: :class:`~anomae.monitor.series.SeriesTable`
+It is built on the streaming pieces the monitor uses: :class:`~anomae.monitor.series.SeriesTable`
 admits readings (in time order per series; the model card's gap rule restarts a series'
-window) and :class:`~anomae.monitor.ring.RingBank` holds the windows, so its scores equal
+window) and a :class:`~anomae.windows.RingBuffer` per series (the one-reading form of the
+monitor's :class:`~anomae.monitor.ring.RingBank`) emits the windows, so its scores equal
 ``anomae score``'s (and :meth:`anomae.api.AnomalyModel.score`'s) on the same rows. A higher
 score is more anomalous; ``score / scorer.threshold > 1`` is an anomaly. The model does not
 learn online: :meth:`OnlineScorer.learn_one` does nothing; refit with :func:`anomae.fit`.
@@ -30,24 +31,30 @@ from typing import Any
 import numpy as np
 
 from anomae.errors import InputError
-from anomae.monitor.ring import RingBank
 from anomae.monitor.series import SeriesTable
+from anomae.windows import RingBuffer
 
 __all__ = ["OnlineScorer"]
 
 
 class OnlineScorer:
     """Scores readings one at a time with ``model`` (an :class:`~anomae.api.AnomalyModel`
-    or a :class:`~anomae.detector.Detector`), for up to ``max_series`` series."""
+    or a :class:`~anomae.detector.Detector`), for up to ``max_series`` series. An
+    AnomalyModel gets its own one-thread onnxruntime session: for one window per call one
+    thread is faster than several (DESIGN.md's latency figures)."""
 
     def __init__(self, model: Any, max_series: int = 10_000) -> None:
-        self.detector = getattr(model, "detector", model)
+        if hasattr(model, "to_bytes"):
+            from anomae.detector import Detector
+
+            model = Detector.from_bytes(model.to_bytes(), model.name, threads=1)
+        self.detector = model
         card = self.detector.card
         self.features: tuple[str, ...] = card.features
         self._index = {f: j for j, f in enumerate(self.features)}
         gap = card.max_gap_s if card.max_gap_s else math.inf  # 0: no gap rule, as batch
         self._table = SeriesTable(max_series, max_gap_seconds=gap)
-        self._bank = RingBank(card.window, len(self.features), max_series)
+        self._buffers: dict[int, RingBuffer] = {}
         self._last: dict[str, float] = {}
 
     @property
@@ -79,10 +86,16 @@ class OnlineScorer:
                 f"the OnlineScorer with a larger max_series"
             )
         self._last[series] = ts
-        _, windows = self._bank.push(adm.slots, row[None], adm.reset)
-        if windows.shape[0] == 0:
+        slot = int(adm.slots[0])
+        buf = self._buffers.get(slot)
+        if buf is None:
+            buf = self._buffers[slot] = RingBuffer(self.detector.card.window, len(self.features))
+        elif adm.reset[0]:
+            buf.reset()  # a gap longer than the card's limit (or a new series in the slot)
+        window = buf.push(row)
+        if window is None:
             return math.nan
-        score, _, _ = self.detector.run(np.ascontiguousarray(windows[-1:], np.float32))
+        score, _, _ = self.detector.run(window[None])
         return float(score[0, -1])
 
     def _row(self, x: dict[str, Any], series: str) -> np.ndarray:

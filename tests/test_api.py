@@ -87,7 +87,7 @@ def test_scores_equal_the_cli(
     )
     assert r.returncode == 0, r.stderr
     windows, ev = model.score(pl.read_parquet(small_demo["test"]))
-    assert_frame_equal(windows, pl.read_parquet(out), check_dtypes=False)
+    assert_frame_equal(windows, pl.read_parquet(out))
     assert_frame_equal(ev, pl.read_parquet(events))
     # the same from the file path, and as pandas
     assert_frame_equal(model.score(small_demo["test"])[0], windows)
