@@ -26,6 +26,7 @@ _LAZY = {
     "OnlineScorer": "anomae.online",
     "read_series": "anomae.io",
     "InputError": "anomae.errors",
+    "Detector": "anomae.detector",
     "DetectorError": "anomae.detector",
 }
 

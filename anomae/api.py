@@ -88,7 +88,7 @@ def _pipeline(recipe: Any, sections: dict[str, dict[str, Any]], source: str) -> 
     if isinstance(recipe, Pipeline):
         if not sections:
             return recipe
-        doc = {k: v for k, v in recipe.to_dict().items() if v is not None}
+        doc = _as_toml(recipe.to_dict())
     else:
         path = recipe_path(recipe) if recipe in RECIPES else Path(recipe)
         if not path.is_file():
@@ -103,6 +103,13 @@ def _pipeline(recipe: Any, sections: dict[str, dict[str, Any]], source: str) -> 
     for name, keys in sections.items():
         doc[name] = {**doc.get(name, {}), **keys}
     return parse_pipeline(doc, source)
+
+
+def _as_toml(value: Any) -> Any:
+    """A :meth:`Pipeline.to_dict` as the TOML document it came from (lists, no None)."""
+    if isinstance(value, dict):
+        return {k: _as_toml(v) for k, v in value.items() if v is not None}
+    return [_as_toml(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 def _sections(named: dict[str, Any], settings: dict[str, Any]) -> dict[str, dict[str, Any]]:

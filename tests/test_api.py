@@ -47,6 +47,13 @@ def test_keywords_replace_the_recipes_keys_and_the_rest_is_the_recipe() -> None:
     assert pipe.calibrate.method == recipe["calibrate"]["method"]
     assert pipe.train["batch_size"] == recipe["train"]["batch_size"]
     assert _pipeline("univariate", {}, "test").likelihood is not None
+    from anomae.pipeline import load_pipeline
+
+    skab = load_pipeline(Path(__file__).resolve().parent.parent / "pipelines" / "skab.toml")
+    assert _pipeline(skab, {}, "test") is skab  # a Pipeline as it is, or with keys replaced
+    tuned = _pipeline(skab, _sections({"epochs": 2}, {}), "test")
+    assert tuned.train["epochs"] == 2 and tuned.calibrate == skab.calibrate
+    assert tuned.benchmark == skab.benchmark and tuned.window == skab.window
     with pytest.raises(TypeError, match="unknown setting 'sigmaa'"):
         _sections({}, {"sigmaa": 1})
     with pytest.raises(ValueError, match="recipe 'nope' is neither"):
