@@ -4,10 +4,42 @@ The runtime (everything but :mod:`anomae.train`) is torch-free: it needs numpy, 
 onnx/onnxruntime, click and prometheus-client. ``pip install 'anomae[train]'`` adds torch.
 
 Contract: a higher score is more anomalous, and ``score / threshold > 1`` is an anomaly.
+
+The Python API (:mod:`anomae.api`): ``anomae.fit(df)`` trains and calibrates an
+:class:`AnomalyModel`; ``anomae.load(path)`` opens a saved one; :class:`AnomaeOD` is a
+PyOD-style estimator and :class:`OnlineScorer` scores one reading at a time. They are
+imported on first use, so ``import anomae`` stays light, and only ``fit`` needs torch.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {
+    "fit": "anomae.api",
+    "load": "anomae.api",
+    "AnomalyModel": "anomae.api",
+    "AnomaeOD": "anomae.adapters",
+    "OnlineScorer": "anomae.online",
+    "read_series": "anomae.io",
+    "InputError": "anomae.errors",
+    "Detector": "anomae.detector",
+    "DetectorError": "anomae.detector",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'anomae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

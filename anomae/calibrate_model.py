@@ -200,3 +200,25 @@ def calibrate_rows(
             th, per_feature=calibrate_features(fe, detector.card.features, fmethod, **fparams)
         )
     return th
+
+
+def recalibrate_card(det: Any, series: list[SeriesData], section: CalibrateSection) -> ModelCard:
+    """``det``'s card with the threshold ``section`` sets on ``series`` (normal data; labelled
+    for ``f1``), as ``anomae calibrate`` sets it: method ``events`` calibrates for the card's
+    post-rule (else ``min_windows`` 3), and the card's alarm policy keeps the rule chosen."""
+    from dataclasses import asdict
+
+    from anomae.events import resolve_post_rule
+
+    rule, _ = resolve_post_rule(det.card.alarm, {})
+    th = calibrate_blocks(
+        det,
+        [s.values for s in series],
+        section,
+        interval_s=sampling_interval(series),
+        labels=[s.labels for s in series],
+        rule=rule,
+        names=[s.name for s in series],
+    )
+    alarm = {**det.card.alarm, "post_rule": asdict(chosen_rule(th, rule))}
+    return replace(det.card.with_threshold(th), alarm=alarm)

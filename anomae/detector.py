@@ -78,13 +78,18 @@ class Detector:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> Detector:
         """Open ``path`` for scoring; ``threads`` = onnxruntime intra-op threads (0 = all cores)."""
-        import onnxruntime as ort
-
         path = Path(path)
         if not path.is_file():
             raise DetectorError(f"{path}: model file does not exist")
-        data = path.read_bytes()
+        return cls.from_bytes(path.read_bytes(), path, device, threads)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, path: str | Path = "<model>", device: str = "cpu", threads: int = 0
+    ) -> Detector:
+        """:meth:`load` of a model held in memory; ``path`` names it in messages."""
         import onnx
+        import onnxruntime as ort
 
         from anomae.modelfile import card_from_text, refuse_external_data
 

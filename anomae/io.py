@@ -24,11 +24,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from anomae.errors import InputError, _cell, _show
+from anomae.frames import as_polars, frame_source, is_frame
 from anomae.timestamps import _check_order, _timestamps
 
 __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series", "read_table"]
@@ -94,7 +96,7 @@ def read_table(path: str | Path, spec: TableSpec = TableSpec()) -> pl.DataFrame:
 
 
 def read_series(
-    paths: Sequence[str | Path] | str | Path,
+    paths: Sequence[str | Path | Any] | str | Path | Any,
     spec: TableSpec = TableSpec(),
     features: Sequence[str] | None = None,
 ) -> tuple[list[SeriesData], tuple[str, ...]]:
@@ -102,9 +104,10 @@ def read_series(
 
     ``features`` (e.g. a model's feature names) fixes which columns are used and their order;
     extra columns are ignored. Otherwise ``spec.features`` or the first file's numeric columns
-    decide, and later files must have exactly those.
+    decide, and later files must have exactly those. A pandas or polars DataFrame may stand
+    for a file (:mod:`anomae.frames`), with the same checks and messages.
     """
-    if isinstance(paths, str | Path):
+    if isinstance(paths, str | Path) or is_frame(paths):
         paths = [paths]
     if not paths:
         raise InputError("no input files given")
@@ -115,9 +118,9 @@ def read_series(
     names, first = fixed, ""
     owner: dict[str, str] = {}
     out: list[SeriesData] = []
-    for path in paths:
-        source = str(path)
-        frame, is_csv = _read(path, spec, fixed, need)
+    for i, path in enumerate(paths):
+        source = frame_source(i, len(paths)) if is_frame(path) else str(path)
+        frame, is_csv = _read(path, spec, fixed, need, source)
         if fixed is None:
             found = _default_features(frame, spec, source, is_csv)
             if names is None:
@@ -171,9 +174,14 @@ def _kind(path: Path) -> str:
 
 
 def _read(
-    path: str | Path, spec: TableSpec, features: Sequence[str] | None, need: str
+    path: Any, spec: TableSpec, features: Sequence[str] | None, need: str, source: str = ""
 ) -> tuple[pl.DataFrame, bool]:
-    """Check the file and its header, then read the columns needed (all if no ``features``)."""
+    """Check the file (or frame) and its header, then read the columns needed (all if no
+    ``features``)."""
+    if is_frame(path):
+        table = as_polars(path, spec.timestamp, source)
+        wanted = _check_header(source, table.columns, spec, features, need)
+        return _non_empty(table if wanted is None else table.select(wanted), source), False
     p, source = Path(path), str(path)
     if p.is_dir():
         raise InputError(f"{source}: is a directory, not a file")
@@ -196,6 +204,14 @@ def _read(
     except (pl.exceptions.PolarsError, OSError) as err:
         raise InputError(f"{source}: cannot read as {kind.upper()}: {_first_line(err)}") from err
     # Structural checks use the header alone, so a 10M-row file fails fast.
+    wanted = _check_header(source, columns, spec, features, need)
+    return _non_empty(_read_frame(p, kind, columns, spec, wanted), source), kind == "csv"
+
+
+def _check_header(
+    source: str, columns: list[str], spec: TableSpec, features: Sequence[str] | None, need: str
+) -> list[str] | None:
+    """The columns to read (None: all), after checking the header names them."""
     if spec.timestamp not in columns:
         raise InputError(
             f"{source}: no timestamp column '{spec.timestamp}'; columns are: {_names(columns)} "
@@ -217,10 +233,13 @@ def _read(
             )
         keys = [spec.timestamp, spec.series, spec.label, *features]
         wanted = list(dict.fromkeys(c for c in keys if c is not None and c in columns))
-    frame = _read_frame(p, kind, columns, spec, wanted)
+    return wanted
+
+
+def _non_empty(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     if frame.height == 0:
         raise InputError(f"{source}: no data rows (only a header); the file needs at least one row")
-    return frame, kind == "csv"
+    return frame
 
 
 def _read_frame(

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,56 +87,58 @@ def _row_scores(window_scores: np.ndarray, n_test: int) -> np.ndarray:
     return out
 
 
-class AnomaeDetector:
-    """Train → export (parity-checked) → calibrate → score, per case, via the pipeline."""
+class AnomaeModels:
+    """anomae per case through the Python API (:func:`anomae.api.fit`: train, export,
+    calibrate as the pipeline says), then scored on the test rows."""
 
-    def __init__(self, pipe: Any, workdir: Path) -> None:
+    def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
-        self.workdir = workdir
-        # same training data, same model: (detector, threshold, rows it was fitted on)
-        self._cache: dict[str, tuple[Any, float, int]] = {}
+        # same training data, same model: (model, rows it was fitted on)
+        self._cache: dict[str, tuple[Any, int]] = {}
 
     def __call__(self, case: Case) -> Scored:
-        from anomae.calibrate_model import calibrate_blocks, sampling_interval
-        from anomae.detector import Detector
-        from anomae.io import SeriesData
-        from anomae.train.step import train_step
+        from anomae.api import fit
+        from anomae.holdout import split_holdout
 
         key = hashlib.sha256(case.train.tobytes()).hexdigest()
         if key not in self._cache:
-            train = SeriesData(
-                name=case.name,
-                source=case.name,
-                timestamps=case.train_timestamps,
-                values=np.ascontiguousarray(case.train, np.float32),
-                labels=None,
-                row_offset=np.arange(case.train.shape[0]),
-            )
-            path = self.workdir / f"{key[:16]}.onnx"
             if self.pipe.likelihood is not None and self.pipe.calibrate.holdout_spread:
                 raise ValueError(
                     f"{self.pipe.source} [calibrate]: the likelihood's history must start on "
                     f"the unseen rows at the end of the training part: set holdout_from = "
                     f'"tail"'
                 )
-            _, _, cal_rows = train_step(self.pipe, [train], case.features, path)
-            det = Detector.load(path, threads=0)
-            blocks = cal_rows or [train.values]  # holdout 0: in-sample, as SKAB's protocol
-            names = [case.name] * len(blocks)
-            th = calibrate_blocks(
-                det, blocks, self.pipe.calibrate, sampling_interval([train]), names=names
-            )
-            fitted = case.train.shape[0] - sum(b.shape[0] for b in cal_rows)
-            self._cache[key] = (det, th.value, fitted)
-        det, threshold, fitted = self._cache[key]
+            model = fit(_frame(case), recipe=self.pipe, features=case.features)
+            c, length = self.pipe.calibrate, self.pipe.window.length
+            held = split_holdout([_rows(case)], c.holdout, c.holdout_spread, length)[1]
+            self._cache[key] = (model, case.train.shape[0] - sum(b.shape[0] for b in held))
+        model, fitted = self._cache[key]
         if self.pipe.likelihood is not None:
             # window w covers rows w .. w + length - 1: from w = fitted on, all are unseen
-            scores = det.score_series(_full(case)).score
-            return _likelihood_scored(scores, case, self.pipe, first=fitted)
-        ctx = det.card.window.length - 1
+            return _likelihood_scored(model.score_rows(_full(case)), case, self.pipe, first=fitted)
+        ctx = model.window - 1
         rows = np.concatenate([case.train[-ctx:] if ctx else case.train[:0], case.test])
-        scores = det.score_series(np.ascontiguousarray(rows, np.float32)).score
-        return Scored(_row_scores(scores.astype(np.float64), case.test.shape[0]), threshold)
+        scores = model.score_rows(rows)
+        assert model.threshold is not None  # fit calibrates
+        return Scored(_row_scores(scores.astype(np.float64), case.test.shape[0]), model.threshold)
+
+
+def _frame(case: Case) -> Any:
+    """The case's training rows as the table :func:`anomae.api.fit` reads (one series)."""
+    import polars as pl
+
+    cols = {"timestamp": pl.Series(case.train_timestamps).cast(pl.Datetime("ns", "UTC"))}
+    cols["series"] = pl.repeat(case.name, case.train.shape[0], dtype=pl.String, eager=True)
+    values = np.ascontiguousarray(case.train, np.float32)
+    cols |= {f: pl.Series(values[:, j]) for j, f in enumerate(case.features)}
+    return pl.DataFrame(cols)
+
+
+def _rows(case: Case) -> Any:
+    from anomae.io import SeriesData
+
+    n = case.train.shape[0]
+    return SeriesData(case.name, case.name, case.train_timestamps, case.train, None, np.arange(n))
 
 
 def _full(case: Case) -> np.ndarray:
@@ -285,22 +285,21 @@ def run_benchmark(
     cases = load_cases(bench, data)
     rule = PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="anomae-bench-") as tmp:
-        detectors: dict[str, Callable[[Case], Scored]] = {"anomae": AnomaeDetector(pipe, Path(tmp))}
-        for name in bench.baselines:
-            detectors[name] = BaselineDetector(name, pipe.calibrate, pipe)
-        per_case: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
-        for i, case in enumerate(cases):
-            scored: dict[str, Scored] = {}
-            for name, det in detectors.items():
-                scored[name] = det(case)
-                per_case[name].append(
-                    case_metrics(scored[name], case, rule, bench.vus_window, bench.dataset == "nab")
-                )
-            if on_case is not None:
-                on_case(case, scored, rule)
-            if progress:
-                progress(f"[{i + 1}/{len(cases)}] {case.name}")
+    detectors: dict[str, Callable[[Case], Scored]] = {"anomae": AnomaeModels(pipe)}
+    for name in bench.baselines:
+        detectors[name] = BaselineDetector(name, pipe.calibrate, pipe)
+    per_case: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
+    for i, case in enumerate(cases):
+        scored: dict[str, Scored] = {}
+        for name, det in detectors.items():
+            scored[name] = det(case)
+            per_case[name].append(
+                case_metrics(scored[name], case, rule, bench.vus_window, bench.dataset == "nab")
+            )
+        if on_case is not None:
+            on_case(case, scored, rule)
+        if progress:
+            progress(f"[{i + 1}/{len(cases)}] {case.name}")
     return {
         "benchmark": dataclasses.asdict(bench),
         "cases": len(cases),

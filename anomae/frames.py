@@ -1,0 +1,77 @@
+"""DataFrames as input: pandas or polars tables in, the polars table the file readers give.
+
+:func:`anomae.io.read_series` takes DataFrames besides file paths and runs them through the
+same checks and messages; this module only turns what the caller holds into a polars
+table. A pandas ``DatetimeIndex`` (named or not) becomes the timestamp column when the
+frame has no column of that name; pandas object columns that mix types (numbers and
+strings, say) arrive as text, so the checks can name the first cell that is not a number.
+A frame's name in messages is ``DataFrame`` (``DataFrame 2`` for the second of a list),
+and a frame without a series column is one series of that name.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"temp": [20.5, 21.0]},
+    ...                   index=pd.date_range("2026-01-01", periods=2, freq="min"))
+    >>> as_polars(df, "timestamp").columns
+    ['timestamp', 'temp']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from anomae.errors import InputError
+
+__all__ = ["as_polars", "frame_source", "is_frame"]
+
+
+def is_frame(obj: object) -> bool:
+    """Whether ``obj`` is a polars or pandas DataFrame (pandas is not imported to tell)."""
+    if isinstance(obj, pl.DataFrame):
+        return True
+    kind = type(obj)
+    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")
+
+
+def frame_source(index: int, count: int) -> str:
+    """The name of the ``index``-th (0-based) of ``count`` frames in messages."""
+    return "DataFrame" if count == 1 else f"DataFrame {index + 1}"
+
+
+def as_polars(frame: Any, timestamp: str, source: str = "DataFrame") -> pl.DataFrame:
+    """``frame`` as a polars DataFrame (a polars frame is returned as it is)."""
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    import pandas as pd
+
+    df = frame
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise InputError(
+            f"{source}: column name(s) {dup} appear more than once; give every column its own name"
+        )
+    if isinstance(df.index, pd.DatetimeIndex) and timestamp not in df.columns:
+        df = df.rename_axis(timestamp).reset_index()
+    return pl.DataFrame([_column(str(name), df[name]) for name in df.columns])
+
+
+def _column(name: str, col: Any) -> pl.Series:
+    """One pandas column as a polars Series, without needing pyarrow."""
+    import pandas as pd
+
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        naive = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        return pl.Series(name, naive).dt.replace_time_zone("UTC")
+    try:
+        out = pl.from_pandas(col)
+        return (out if isinstance(out, pl.Series) else out.to_series()).alias(name)
+    except (ImportError, TypeError, ValueError, pl.exceptions.PolarsError):
+        pass  # extension dtypes (Int64, string, category) and object columns
+    missing = col.isna().tolist()
+    values = [None if m else v for v, m in zip(col.tolist(), missing, strict=True)]
+    try:
+        return pl.Series(name, values, strict=True)
+    except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+        # mixed types ("1.5" and 2.0, "err"): text, so the checks name the cell
+        return pl.Series(name, [None if v is None else str(v) for v in values], pl.String)
