@@ -51,11 +51,12 @@ from typing import Any
 import numpy as np
 
 from anomae.bootstrap import _far_ci
+from anomae.errors import AnomaeError
 from anomae.gpd import fit_gpd
 from anomae.spec import Threshold
 
 
-class CalibrationError(ValueError):
+class CalibrationError(AnomaeError, ValueError):
     """The calibration data cannot support the requested threshold."""
 
 

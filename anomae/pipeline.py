@@ -39,11 +39,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from anomae.errors import AnomaeError
 from anomae.io import TableSpec
 from anomae.spec import WindowSpec
 
 
-class PipelineError(ValueError):
+class PipelineError(AnomaeError, ValueError):
     """A pipeline file or option is invalid; the message names file, section and key."""
 
 

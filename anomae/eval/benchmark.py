@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.eval.datasets import Case
 from anomae.events import PostRule, event_bounds, event_mask
 
@@ -67,7 +68,7 @@ class BenchmarkSection:
             raise ValueError(f"unknown baselines {unknown}; known: {sorted(BASELINES)}")
 
 
-class DataMissing(RuntimeError):
+class DataMissing(AnomaeError, RuntimeError):
     """The benchmark's data is not on this machine; the message says where it was looked for."""
 
 

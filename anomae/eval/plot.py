@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.events import PostRule, event_bounds, event_mask, runs
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ EVENT_STRIP = 0.07  # height of the event strip, as a fraction of the panel
 SKIPPED = ("all_anomalous",)  # flags every row; its score carries no information
 
 
-class PlotError(RuntimeError):
+class PlotError(AnomaeError, RuntimeError):
     """A plot cannot be drawn or written; the message says what to do."""
 
 

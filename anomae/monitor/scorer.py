@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.monitor.alarms import SeriesAlarms
 from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.metrics import MonitorMetrics
@@ -26,7 +27,7 @@ from anomae.monitor.sink import JsonlSink, event_line, window_lines
 from anomae.score import top_features
 
 
-class MonitorError(ValueError):
+class MonitorError(AnomaeError, ValueError):
     """The monitor cannot run as configured; the message says why."""
 
 
