@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anomae.errors import AnomaeError
+from anomae.errors import AnomaeError, install_hint
 from anomae.events import PostRule, event_bounds, event_mask, runs
 
 if TYPE_CHECKING:
@@ -66,9 +66,7 @@ def _figure_class() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise PlotError(
-            "plots need matplotlib: pip install 'anomae[plot]' (or pip install matplotlib)"
-        ) from exc
+        raise PlotError(f"plots need matplotlib: {install_hint('plot')}") from exc
     return Figure
 
 
