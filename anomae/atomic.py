@@ -33,12 +33,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from anomae.errors import AnomaeError
+
 log = logging.getLogger("anomae")
 
 STALE_AFTER_S = 3600.0  # temporaries without a readable pid are stale after this long
 
 
-class OutputError(Exception):
+class OutputError(AnomaeError):
     """An output file could not or may not be written; the message names it and says why."""
 
 

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.graph import INPUT, OUTPUTS
 from anomae.reference import ReferenceMismatch, check_graph
 from anomae.spec import CARD_KEY, ModelCard, ModelCardError
 
 
-class DetectorError(ValueError):
+class DetectorError(AnomaeError, ValueError):
     """The model file cannot be used for scoring; the message says why and what to do."""
 
 

@@ -13,7 +13,8 @@ held-out rows), :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrat
     [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel
     [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
     [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
-    [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device
+    [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device,
+                threads (torch's intra-op threads; 0: torch's default)
     [calibrate] method (default "events"), false_events_per_day, min_windows (candidates),
                 q, k, rate, alarms_per_day, interval_s, init_quantile, per_feature,
                 holdout (fraction of each series, in blocks spread over it, never trained on)
@@ -39,11 +40,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from anomae.errors import AnomaeError
 from anomae.io import TableSpec
 from anomae.spec import WindowSpec
 
 
-class PipelineError(ValueError):
+class PipelineError(AnomaeError, ValueError):
     """A pipeline file or option is invalid; the message names file, section and key."""
 
 

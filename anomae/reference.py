@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.spec import ModelCard
 
 RTOL = 1e-3
@@ -34,7 +35,7 @@ REFERENCE_WINDOWS = 4
 Run = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-class ReferenceMismatch(ValueError):
+class ReferenceMismatch(AnomaeError, ValueError):
     """The graph and its model card disagree, or the graph scores wrongly."""
 
 

@@ -23,8 +23,11 @@ def report_path(out_dir: Path) -> Path:
     return out_dir / "report.json"
 
 
-def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
-    """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``."""
+def run_pipeline(
+    path: str | Path, out_dir: str | Path, threads: int | None = None
+) -> dict[str, Any]:
+    """Run the whole pipeline in ``path``; write model, scores, events and report to ``out_dir``.
+    ``threads``, when given, replaces the file's ``[train] threads``."""
     from anomae.atomic import target_of, temp_name, write_atomically
     from anomae.detector import Detector
     from anomae.eval.compare import compare_baselines
@@ -34,6 +37,8 @@ def run_pipeline(path: str | Path, out_dir: str | Path) -> dict[str, Any]:
 
     t_start = time.perf_counter()
     pipe = load_pipeline(path)
+    if threads is not None:
+        pipe = dataclasses.replace(pipe, train={**pipe.train, "threads": threads})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     d = pipe.data

@@ -18,11 +18,13 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from anomae.errors import AnomaeError
+
 FORMAT_VERSION = 1
 CARD_KEY = "anomae.card"
 
 
-class ModelCardError(ValueError):
+class ModelCardError(AnomaeError, ValueError):
     """The model card is missing, malformed, or of an unsupported format."""
 
 

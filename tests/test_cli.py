@@ -150,7 +150,7 @@ def test_score_works_with_torch_blocked(
     )
     assert "torch is blocked" in probe.stderr  # the block works, and only torch tripped it
     r = run_cli(["train", str(small_demo["train"]), "-o", str(tmp_path / "x.onnx")], env=env)
-    assert r.returncode == 2 and "pip install 'anomae[train]'" in r.stderr
+    assert r.returncode == 1 and "pip install 'anomae[train]'" in r.stderr
 
 
 def test_score_with_the_likelihood_alarm_policy(
@@ -188,26 +188,32 @@ def test_bad_input_keeps_existing_output(trained: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,series,temp\n2026-01-01T00:00:00,m1,1.0\n")
     r = run_cli(["score", str(trained), str(bad), "-o", str(out), "--force"])
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "bad.csv" in r.stderr and "lacks" in r.stderr
     assert out.read_bytes() == b"yesterday's scores"
     assert list(tmp_path.glob(".scores.parquet.*")) == []
 
 
+# exit status 1: bad data, a bad model, a failed run; 2: a bad command line (click's)
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "status"),
     [
-        (["score", "{missing_model}", "{test}", "-o", "{out}"], "does not exist"),
-        (["score", "{garbage}", "{test}", "-o", "{out}"], "cannot load this file"),
-        (["score", "{model}", "{test}", "-o", "{out}", "--device", "tpu"], "unknown device"),
-        (["calibrate", "{model}", "{test}", "--method", "quantile", "--q", "1.5"], "in (0, 1)"),
-        (["calibrate", "{model}", "{test}", "--q", "0.9"], "not a parameter of method 'events'"),
-        (["score", "{model}", "{test}", "-o", "{out}", "--off", "2"], "must be in [0, 1]"),
-        (["run", "{bad_toml}", "--out", "{outdir}"], "unknown key(s) ['hiden']"),
+        (["score", "{missing_model}", "{test}", "-o", "{out}"], "does not exist", 1),
+        (["score", "{garbage}", "{test}", "-o", "{out}"], "cannot load this file", 1),
+        (["score", "{model}", "{test}", "-o", "{out}", "--device", "tpu"], "unknown device", 1),
+        (["calibrate", "{model}", "{test}", "--method", "quantile", "--q", "1.5"], "in (0, 1)", 2),
+        (["calibrate", "{model}", "{test}", "--q", "0.9"], "not a parameter of method 'events'", 2),
+        (["score", "{model}", "{test}", "-o", "{out}", "--off", "2"], "must be in [0, 1]", 2),
+        (["run", "{bad_toml}", "--out", "{outdir}"], "unknown key(s) ['hiden']", 1),
     ],
 )
 def test_cli_errors_are_one_clear_line(
-    args: list[str], message: str, trained: Path, small_demo: dict[str, Path], tmp_path: Path
+    args: list[str],
+    message: str,
+    status: int,
+    trained: Path,
+    small_demo: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
@@ -223,7 +229,7 @@ def test_cli_errors_are_one_clear_line(
         "outdir": str(tmp_path / "run"),
     }
     r = run_cli([a.format(**fill) for a in args])
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == status, r.stderr
     assert message in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -324,7 +330,7 @@ def test_f1_calibration_needs_anomalies(
     r = run_cli(
         ["calibrate", str(trained), str(small_demo["train"]), "--method", "f1", "-o", str(out)]
     )
-    assert r.returncode == 2 and "label-free method" in r.stderr
+    assert r.returncode == 1 and "label-free method" in r.stderr
     assert not out.exists()
     r = run_cli(
         ["calibrate", str(trained), str(small_demo["test"]), "--method", "f1", "-o", str(out)]
@@ -341,9 +347,9 @@ def test_failed_train_keeps_the_old_model(
     old.write_bytes(trained.read_bytes())
     args = ["train", str(small_demo["train"]), "-o", str(old), *TRAIN_FLAGS, "--epochs", "1"]
     r = run_cli([*args, "--method", "quantile"])
-    assert r.returncode == 2 and "model.onnx: already exists; pass --force" in r.stderr
+    assert r.returncode == 1 and "model.onnx: already exists; pass --force" in r.stderr
     r = run_cli([*args, "--method", "f1", "--force"])  # fails after training: no labels
-    assert r.returncode == 2 and "label-free method" in r.stderr, r.stderr
+    assert r.returncode == 1 and "label-free method" in r.stderr, r.stderr
     assert "features (6): " in r.stdout
     assert old.read_bytes() == trained.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
@@ -355,7 +361,7 @@ def test_train_refuses_identifier_columns(small_demo: dict[str, Path], tmp_path:
     data = tmp_path / "with_id.parquet"
     df.with_columns(pl.col("series").replace_strict(ids).alias("machine_id")).write_parquet(data)
     r = run_cli(["train", str(data), "-o", str(tmp_path / "m.onnx"), *TRAIN_FLAGS])
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "'machine_id' (integer and constant within every series)" in r.stderr
     assert "--features " in r.stderr and "machine_id" not in r.stderr.split("--features ")[1]
     assert not (tmp_path / "m.onnx").exists()
@@ -397,5 +403,5 @@ def test_score_never_writes_over_its_input(
     data = tmp_path / "x.csv"
     data.write_bytes(small_demo["test_csv"].read_bytes())
     r = run_cli(["score", str(trained), str(data), "-o", str(data), "--force"])
-    assert r.returncode == 2 and "x.csv: is also an input" in r.stderr
+    assert r.returncode == 1 and "x.csv: is also an input" in r.stderr
     assert data.read_bytes() == small_demo["test_csv"].read_bytes()

@@ -4,20 +4,22 @@ This package holds the ``main`` group; each command lives in the module of its g
 (pipeline: demo-data, run, evaluate; training: train; tuning: tune; model: calibrate,
 inspect; scoring: score; monitoring: monitor), the options they share in ``options``.
 Every option can also be set through an environment variable ``ANOMAE_<COMMAND>_<OPTION>``
-(for example ``ANOMAE_SCORE_DEVICE=cuda``). Heavy imports happen inside each command, so
-``anomae score`` never imports torch.
+(the long option name, upper-cased, dashes as underscores: ``ANOMAE_SCORE_DEVICE=cuda``,
+``ANOMAE_DEMO_DATA_SERIES=2``). Exit status: 0 done, 1 bad data, a bad model or a failed
+run (any :class:`~anomae.errors.AnomaeError`: one ``error:`` line), 2 a bad command line
+(click's usage errors), 130 interrupted (Ctrl-C). Heavy imports happen inside each
+command, so ``anomae score`` never imports torch.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from anomae.cli.model import calibrate, inspect
 from anomae.cli.monitoring import monitor
-from anomae.cli.options import EXIT_BAD_INPUT
+from anomae.cli.options import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_USAGE, set_envvars
 from anomae.cli.pipeline import demo_data, evaluate, run
 from anomae.cli.quantize import quantize
 from anomae.cli.replay import replay
@@ -27,6 +29,8 @@ from anomae.cli.tuning import tune_command
 
 __all__ = [
     "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
     "calibrate",
     "demo_data",
     "evaluate",
@@ -40,50 +44,36 @@ __all__ = [
 ]
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from anomae.atomic import OutputError
-    from anomae.calibrate import CalibrationError
-    from anomae.detector import DetectorError
-    from anomae.io import InputError
-    from anomae.pipeline import PipelineError
-    from anomae.spec import ModelCardError
-
-    errs: list[type[BaseException]] = [
-        InputError,
-        DetectorError,
-        ModelCardError,
-        PipelineError,
-        CalibrationError,
-        OutputError,
-    ]
-    if "anomae.train.export" in sys.modules:
-        errs.append(sys.modules["anomae.train.export"].ExportParityError)
-    return tuple(errs)
-
-
 class _Group(click.Group):
-    """Turns the library's user-facing errors into one clean line and exit status 2."""
+    """Turns the library's user-facing errors into one clean line and exit status 1, Ctrl-C
+    into "interrupted" and 130 (outputs are written atomically: the old ones stay), and
+    gives every option of a command added its ``ANOMAE_<COMMAND>_<OPTION>`` variable."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(cmd, name)
+        set_envvars(cmd, name or cmd.name or "")
 
     def invoke(self, ctx: click.Context) -> Any:
+        from anomae.errors import AnomaeError, install_hint
+
         try:
             return super().invoke(ctx)
-        except _user_errors() as exc:
+        except AnomaeError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except ImportError as exc:
             if getattr(exc, "name", "") == "torch":
-                click.echo(
-                    "error: training needs PyTorch: pip install 'anomae[train]' "
-                    "(or pip install torch)",
-                    err=True,
-                )
+                click.echo(f"error: training needs PyTorch: {install_hint('train')}", err=True)
                 ctx.exit(EXIT_BAD_INPUT)
             raise
 
 
 @click.group(
     cls=_Group,
-    context_settings={"auto_envvar_prefix": "ANOMAE", "help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="anomae")
 def main() -> None:
@@ -97,6 +87,17 @@ def main() -> None:
       anomae inspect runs/demo/model.onnx
 
     A score above the threshold (normalised score > 1) is an anomaly.
+
+    Every option is also an environment variable ANOMAE_<COMMAND>_<OPTION> (each
+    command's --help names it: ANOMAE_SCORE_DEVICE, ANOMAE_DEMO_DATA_SERIES); the command
+    line wins over the environment.
+
+    \b
+    Exit status:
+      0    done
+      1    bad data, a bad model or a failed run (one "error:" line on stderr)
+      2    a bad command line: unknown option, bad option value, missing argument
+      130  interrupted (Ctrl-C); files already there are left as they were
     """
 
 

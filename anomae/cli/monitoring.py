@@ -119,13 +119,18 @@ from anomae.cli.options import (
     help="On SIGTERM, score what is queued for at most this long.",
 )
 @click.option(
-    "--log-format", type=click.Choice(["json", "logfmt"]), default="json", show_default=True
+    "--log-format",
+    type=click.Choice(["json", "logfmt"]),
+    default="json",
+    show_default=True,
+    help="Log lines on stderr as JSON objects or logfmt key=value pairs.",
 )
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
+    help="Least severe log level written.",
 )
 def monitor(
     model: str,

@@ -9,7 +9,26 @@ from typing import Any
 
 import click
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 1  # bad data, a bad model, a failed run: any AnomaeError
+EXIT_USAGE = 2  # click's own: an unknown option, a bad option value, a missing argument
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT (128 + 2)
+
+
+def envvar_name(command: str, option: click.Option) -> str:
+    """``ANOMAE_<COMMAND>_<OPTION>``: the command and the option's (first) long name
+    upper-cased, dashes as underscores (``--json`` of inspect: ``ANOMAE_INSPECT_JSON``)."""
+    long = next((o for o in option.opts if o.startswith("--")), option.opts[0])
+    return f"ANOMAE_{command}_{long.lstrip('-')}".upper().replace("-", "_")
+
+
+def set_envvars(command: click.Command, name: str) -> None:
+    """Give every option of ``command`` (registered as ``name``) its environment variable,
+    shown in ``--help``. Explicit names, not click's ``auto_envvar_prefix``, which derives
+    them from the Python parameter name and so silently drops a renamed option's."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.expose_value:
+            param.envvar = envvar_name(name, param)
+            param.show_envvar = True
 
 
 def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -234,6 +253,32 @@ def _ints(text: str) -> list[int]:
     except ValueError as exc:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from exc
 
+
+TRAIN_THREADS = click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="PyTorch intra-op threads while training (0: torch's default, one per core); 1 is "
+    "often fastest on a small machine other work shares ([train] threads in a pipeline).",
+)
+
+
+def _train_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r}: use cpu, cuda, cuda:N (N: the GPU's index) or auto")
+    return value
+
+
+TRAIN_DEVICE = click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    callback=_train_device,
+    help="cpu, cuda, cuda:N or auto (CUDA when available).",
+)
 
 _HOLDOUT_FROM = click.option(
     "--holdout-from",

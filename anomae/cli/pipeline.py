@@ -8,10 +8,14 @@ from pathlib import Path
 import click
 
 from anomae.cli.options import EXIT_BAD_INPUT
+from anomae.errors import install_hint
+
+DEMO_SENSORS = 12  # len(anomae.synth.SENSORS), not imported here: the CLI imports lazily
 
 
 @click.command("demo-data")
 @click.option(
+    "-o",
     "--out",
     "out_dir",
     default="data/demo",
@@ -19,16 +23,38 @@ from anomae.cli.options import EXIT_BAD_INPUT
     type=click.Path(file_okay=False),
     help="Folder for train/test files.",
 )
-@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")
-@click.option("--series", "n_series", default=4, show_default=True, help="Number of machines.")
 @click.option(
-    "--features", "n_features", default=8, show_default=True, help="Sensors per machine (6-12)."
+    "--seed",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Random seed (same seed, same data).",
+)
+@click.option(
+    "--series",
+    "n_series",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Number of machines.",
+)
+@click.option(
+    "--features",
+    "n_features",
+    default=8,
+    show_default=True,
+    type=click.IntRange(6, DEMO_SENSORS),
+    help=f"Sensors per machine (6-{DEMO_SENSORS}).",
 )
 def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
     """Generate the demo dataset: normal training period and a labelled test period."""
     from anomae.synth import SynthConfig, write_demo
 
-    paths = write_demo(out_dir, SynthConfig(seed=seed, n_series=n_series, n_features=n_features))
+    try:
+        cfg = SynthConfig(seed=seed, n_series=n_series, n_features=n_features)
+    except ValueError as exc:  # what the option types above do not already refuse
+        raise click.UsageError(str(exc)) from exc
+    paths = write_demo(out_dir, cfg)
     for name, p in paths.items():
         click.echo(f"{name}: {p}")
 
@@ -36,6 +62,7 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
 @click.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @click.option(
+    "-o",
     "--out",
     "out_dir",
     required=True,
@@ -43,18 +70,26 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
     help="Output folder: model.onnx, scores.parquet, events.csv, report.json. An existing "
     "folder is reused: those files are replaced (each atomically), others are left alone.",
 )
-def run(pipeline: str, out_dir: str) -> None:
-    """Run a pipeline file: train → export → calibrate → score → report."""
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(min=0),
+    help="PyTorch intra-op threads while training (0: torch's default, one per core) "
+    "[default: the pipeline's [train] threads, else 0].",
+)
+def run(pipeline: str, out_dir: str, threads: int | None) -> None:
+    """Run the PIPELINE file (TOML): train → export → calibrate → score → report."""
     from anomae.report import summary_text
     from anomae.run import run_pipeline
 
-    report = run_pipeline(pipeline, out_dir)
+    report = run_pipeline(pipeline, out_dir, threads)
     click.echo(summary_text(report))
 
 
 @click.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
 @click.option(
+    "-o",
     "--out",
     "out_dir",
     required=True,
@@ -73,7 +108,7 @@ def run(pipeline: str, out_dir: str) -> None:
     default=False,
     show_default=True,
     help="Also write OUT/plots/<case>.png: each detector's score / threshold, labelled "
-    "ranges and events (needs matplotlib: pip install 'anomae[plot]').",
+    "ranges and events (needs matplotlib: " + install_hint("plot") + ").",
 )
 def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int, plot: bool) -> None:
     """Evaluate anomae and baselines on a public benchmark, as PIPELINE's [benchmark] says.

@@ -23,10 +23,12 @@ from anomae.cli.options import (
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
     "-o",
+    "--out",
     "--output",
+    "output",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Scores file: .parquet (default) or .csv; written atomically.",
+    help="Scores file: .parquet (default) or .csv; written atomically (--output: its older name).",
 )
 @click.option(
     "--events",

@@ -6,6 +6,8 @@ import click
 
 from anomae.cli.options import (
     _HOLDOUT_FROM,
+    TRAIN_DEVICE,
+    TRAIN_THREADS,
     _calibration,
     _force_option,
     _ints,
@@ -61,6 +63,7 @@ from anomae.cli.options import (
     default="relu",
     show_default=True,
     type=click.Choice(["relu", "tanh", "elu", "gelu"]),
+    help="Activation of the hidden layers.",
 )
 @click.option(
     "--code-activation",
@@ -91,7 +94,7 @@ from anomae.cli.options import (
 @click.option("--epochs", default=60, show_default=True, help="Most training epochs.")
 @click.option("--batch-size", default=64, show_default=True, help="Training batch size.")
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--weight-decay", default=0.0, show_default=True)
+@click.option("--weight-decay", default=0.0, show_default=True, help="Adam weight decay (L2).")
 @click.option(
     "--val-fraction",
     default=0.1,
@@ -115,8 +118,14 @@ from anomae.cli.options import (
     help="ignore: features constant in the training rows are left out of the score (and "
     "named); keep: score them (any change will count as an anomaly).",
 )
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Training seed (on CPU the same seed gives the same weights).",
+)
+@TRAIN_DEVICE
+@TRAIN_THREADS
 @click.option(
     "--holdout",
     default=0.2,
@@ -125,7 +134,12 @@ from anomae.cli.options import (
 )
 @_HOLDOUT_FROM
 @calibration_options
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Training progress on stderr, one line per epoch.",
+)
 @_force_option("an existing --out file")
 def train(
     data: tuple[str, ...],
@@ -160,6 +174,7 @@ def train(
     constant: str,
     seed: int,
     device: str,
+    threads: int,
     holdout: float,
     holdout_from: str,
     method: str,
@@ -241,6 +256,7 @@ def train(
             "patience": patience,
             "seed": seed,
             "device": device,
+            "threads": threads,
             "progress": progress,
         },
         "weights": {"errors": error_weights, "constant": constant},

@@ -8,6 +8,8 @@ import click
 
 from anomae.cli.options import (
     _HOLDOUT_FROM,
+    TRAIN_DEVICE,
+    TRAIN_THREADS,
     _calibration,
     _force_option,
     _threshold_text,
@@ -38,11 +40,12 @@ from anomae.cli.options import (
 )
 @click.option("--stride", default=1, show_default=True, help="Scoring stride of the model.")
 @click.option("--epochs", default=30, show_default=True, help="Epochs for the chosen model.")
-@click.option("--batch-size", default=256, show_default=True)
+@click.option("--batch-size", default=256, show_default=True, help="Training batch size.")
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--patience", default=5, show_default=True, help="Early-stopping patience (epochs).")
 @click.option("--seed", default=0, show_default=True, help="Training and injection seed.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@TRAIN_DEVICE
+@TRAIN_THREADS
 @click.option(
     "--holdout",
     default=0.2,
@@ -52,7 +55,12 @@ from anomae.cli.options import (
 )
 @_HOLDOUT_FROM
 @calibration_options
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Training progress on stderr, one line per epoch.",
+)
 @_force_option("an existing --out file")
 def tune_command(
     data: tuple[str, ...],
@@ -71,6 +79,7 @@ def tune_command(
     patience: int,
     seed: int,
     device: str,
+    threads: int,
     holdout: float,
     holdout_from: str,
     progress: bool,
@@ -117,6 +126,7 @@ def tune_command(
             "patience": patience,
             "seed": seed,
             "device": device,
+            "threads": threads,
             "progress": progress,
         },
         "calibrate": {

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.eval.datasets import Case
 from anomae.eval.section import BenchmarkSection
 from anomae.events import PostRule, event_bounds, event_mask
@@ -42,7 +43,7 @@ from anomae.events import PostRule, event_bounds, event_mask
 NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
-class DataMissing(RuntimeError):
+class DataMissing(AnomaeError, RuntimeError):
     """The benchmark's data is not on this machine; the message says where it was looked for."""
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError, install_hint
 from anomae.events import PostRule, event_bounds, event_mask, runs
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ EVENT_STRIP = 0.07  # height of the event strip, as a fraction of the panel
 SKIPPED = ("all_anomalous",)  # flags every row; its score carries no information
 
 
-class PlotError(RuntimeError):
+class PlotError(AnomaeError, RuntimeError):
     """A plot cannot be drawn or written; the message says what to do."""
 
 
@@ -65,9 +66,7 @@ def _figure_class() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise PlotError(
-            "plots need matplotlib: pip install 'anomae[plot]' (or pip install matplotlib)"
-        ) from exc
+        raise PlotError(f"plots need matplotlib: {install_hint('plot')}") from exc
     return Figure
 
 

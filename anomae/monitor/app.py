@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anomae.errors import install_hint
 from anomae.monitor.daemon import Monitor, MonitorError, MonitorOptions
 from anomae.monitor.logs import log, setup_logging
 from anomae.monitor.sink import JsonlSink
@@ -32,8 +33,8 @@ from anomae.monitor.sources.files import FileSource, StdinSource
 
 LOG = logging.getLogger("anomae.monitor")
 REMOTE = {
-    "mqtt": ("anomae.monitor.sources.mqtt", "MqttSource", "pip install 'anomae[mqtt]'"),
-    "mqtts": ("anomae.monitor.sources.mqtt", "MqttSource", "pip install 'anomae[mqtt]'"),
+    "mqtt": ("anomae.monitor.sources.mqtt", "MqttSource", install_hint("mqtt")),
+    "mqtts": ("anomae.monitor.sources.mqtt", "MqttSource", install_hint("mqtt")),
     "prometheus": ("anomae.monitor.sources.prometheus", "PrometheusSource", ""),
 }
 

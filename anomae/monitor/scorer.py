@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from anomae.errors import AnomaeError
 from anomae.monitor.alarms import SeriesAlarms
 from anomae.monitor.health import ModelHealth
 from anomae.monitor.likelihood import LikelihoodBank
@@ -32,7 +33,7 @@ from anomae.verdict import (
 )
 
 
-class MonitorError(ValueError):
+class MonitorError(AnomaeError, ValueError):
     """The monitor cannot run as configured; the message says why."""
 
 

@@ -1,4 +1,5 @@
-"""Training: the only part of anomae that imports torch (``pip install 'anomae[train]'``).
+"""Training: the only part of anomae that imports torch (``pip install 'anomae[train]'``, or
+``pip install -e '.[train]'`` from a checkout).
 
 ``noise`` corrupts inputs for denoising, ``model`` holds the networks, ``fit`` trains them
 on scaled windows, ``export`` writes the one-file ONNX model with its parity check;

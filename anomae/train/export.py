@@ -23,6 +23,7 @@ import onnx
 import torch
 from torch import nn
 
+from anomae.errors import AnomaeError
 from anomae.graph import Layer, build_graph, center_mask
 from anomae.modelfile import write_model
 from anomae.spec import ModelCard
@@ -31,7 +32,7 @@ RTOL = 1e-4
 ATOL = 1e-6
 
 
-class ExportParityError(RuntimeError):
+class ExportParityError(AnomaeError, RuntimeError):
     """onnxruntime's scores differ from PyTorch's beyond the stated tolerance."""
 
 

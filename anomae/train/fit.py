@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from anomae.errors import AnomaeError
 from anomae.train.model import ArchConfig, build_model
 from anomae.train.noise import NoiseConfig, corrupt
 
@@ -73,7 +74,8 @@ def l1_sparsity(code: torch.Tensor, beta: float) -> torch.Tensor:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything :func:`fit` needs besides the data. ``device`` is ``cpu``, ``cuda``,
-    ``cuda:N`` or ``auto`` (CUDA when available)."""
+    ``cuda:N`` or ``auto`` (CUDA when available); ``threads`` is torch's intra-op threads
+    while fitting (0: torch's own choice; 1 is often fastest on a small busy machine)."""
 
     arch: ArchConfig = field(default_factory=ArchConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
@@ -87,11 +89,14 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    threads: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.threads) < 0:
+            raise ValueError(f"threads must be >= 0 (0: torch's default), got {self.threads}")
         for name in ("lr", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -117,6 +122,10 @@ class FitResult:
     n_val: int
 
 
+class DeviceError(AnomaeError, ValueError):
+    """The training device is unknown or not available here."""
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available; asking for CUDA without it is an error."""
     if name == "auto":
@@ -125,18 +134,18 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise DeviceError(
                 f"device {name!r} requested but CUDA is not available "
                 "(no GPU or a CPU-only torch); use device='cpu' or 'auto'"
             )
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise DeviceError(
                 f"device {name!r} requested but only {torch.cuda.device_count()} CUDA "
                 "device(s) are visible"
             )
         return dev
-    raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
+    raise DeviceError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
 
 
 def _masked_sse(
@@ -205,8 +214,23 @@ def fit(
     (``[N, length, features]``, NaN = missing) and return the best-validation model.
 
     The same ``cfg.seed`` gives identical weights on CPU; on CUDA, cuDNN convolutions may
-    still differ in the last bits between runs.
+    still differ in the last bits between runs. ``cfg.threads`` holds while fitting only:
+    torch's thread count is restored after.
     """
+    before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _fit(windows, cfg, on_epoch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(
+    windows: np.ndarray,
+    cfg: TrainConfig,
+    on_epoch: Callable[[dict[str, float]], None] | None,
+) -> FitResult:
     if cfg.sparsity.kind == "kl" and cfg.arch.code_activation != "sigmoid":
         raise ValueError(
             "sparsity 'kl' needs code_activation = 'sigmoid' (activations must lie in (0, 1)); "

@@ -95,10 +95,10 @@ def test_evaluate_skips_cleanly_without_data(tmp_path: Path) -> None:
     r = run_cli(
         ["evaluate", str(pipe), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "nowhere")]
     )
-    assert r.returncode == 2 and "nowhere" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "nowhere" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_evaluate_needs_a_benchmark_section(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     r = run_cli(["evaluate", str(repo / "pipelines/demo.toml"), "--out", str(tmp_path)])
-    assert r.returncode == 2 and "no [benchmark] section" in r.stderr
+    assert r.returncode == 1 and "no [benchmark] section" in r.stderr

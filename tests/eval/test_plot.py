@@ -217,22 +217,22 @@ def test_cli_without_matplotlib_fails_before_the_run(tmp_path: Path) -> None:
     # --data points nowhere: the plot check must come first, before any data or training
     args = ["evaluate", str(pipe), "--out", str(out), "--data", str(tmp_path / "nowhere")]
     r = run_cli([*args, "--plot"], env=env)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert "error: plots need matplotlib: pip install 'anomae[plot]'" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
     # the flag is an environment variable too, like every option
     r = run_cli(args, env={**env, "ANOMAE_EVALUATE_PLOT": "1"})
-    assert r.returncode == 2 and "pip install 'anomae[plot]'" in r.stderr
+    assert r.returncode == 1 and "pip install 'anomae[plot]'" in r.stderr
     # without --plot, matplotlib is never imported: the run gets as far as the data
     r = run_cli(args, env=env)
-    assert r.returncode == 2 and "no such data folder" in r.stderr and "plots" not in r.stderr
+    assert r.returncode == 1 and "no such data folder" in r.stderr and "plots" not in r.stderr
 
 
 def test_cli_refuses_an_output_under_a_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     pipe = _benchmark_pipeline(tmp_path)
     r = run_cli(["evaluate", str(pipe), "--out", str(tmp_path / "f" / "out"), "--plot"])
-    assert r.returncode == 2 and "not a folder" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "not a folder" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.slow

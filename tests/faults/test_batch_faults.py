@@ -117,7 +117,7 @@ def test_full_disk_is_a_clear_error_and_keeps_old_outputs(
 
     r = subprocess.run(_cmd(setup, setup["big"], tmp_path), env=env, capture_output=True,
                        text=True, preexec_fn=limit)  # fmt: skip
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert "scores.parquet: could not write: File too large" in r.stderr
     assert "previous file (if any) is unchanged" in r.stderr

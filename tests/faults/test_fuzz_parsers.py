@@ -3,7 +3,7 @@ model cards (JSON), CSV and Parquet inputs, reading lines.
 
 Whatever the input, a parser returns its result or raises the project's own named error
 (PipelineError, ModelCardError, InputError) whose message names the file; never a
-traceback of another type. The CLI turns one bad example of each kind into exit status 2,
+traceback of another type. The CLI turns one bad example of each kind into exit status 1,
 one ``error:`` line, and leaves an existing output byte-identical.
 """
 
@@ -502,7 +502,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], Path]]:
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet", "card", "pipeline"])
-def test_cli_bad_input_is_one_line_exit_2_and_keeps_existing_output(
+def test_cli_bad_input_is_one_line_exit_1_and_keeps_existing_output(
     kind: str, tmp_path: Path
 ) -> None:
     pytest.importorskip("torch")
@@ -510,7 +510,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_keeps_existing_output(
     before = b"an earlier run's output\x00\xff"
     output.write_bytes(before)
     r = run_cli(args)
-    assert r.returncode in (1, 2), r.stderr
+    assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and r.stderr.strip().splitlines()[-1] == errors[0], r.stderr

@@ -1,5 +1,5 @@
 """``anomae monitor`` setup errors: each names the option at fault and how to fix it, as an
-``error:`` line and exit status 2, never a traceback, and before any output is touched."""
+``error:`` line and exit status 1, never a traceback, and before any output is touched."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from anomae.monitor.app import MonitorError, open_sink
         (["--listen", "nonsense"], "--listen wants host:port"),
     ],
 )
-def test_bad_options_exit_2_naming_the_option(
+def test_bad_options_exit_1_naming_the_option(
     args: list[str], message: str, tmp_path: Path
 ) -> None:
     # the model need not exist: options are checked before it is loaded
     r = run_cli(["monitor", str(tmp_path / "m.onnx"), "--source", "-", *args], cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert f"error: {message}" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -34,11 +34,11 @@ def test_tls_key_path_is_named_not_listen(tmp_path: Path) -> None:
     cert = tmp_path / "c.pem"
     cert.write_text("not a certificate\n")
     r = run_cli(["monitor", "m.onnx", "--source", "-", "--tls-cert", str(cert), "--tls-key", "k"])
-    assert r.returncode == 2 and "--tls-key k: no such file" in r.stderr
+    assert r.returncode == 1 and "--tls-key k: no such file" in r.stderr
     r = run_cli(
         ["monitor", "m.onnx", "--source", "-", "--tls-cert", str(cert), "--tls-key", str(cert)]
     )
-    assert r.returncode == 2 and "not a PEM certificate and its private key" in r.stderr
+    assert r.returncode == 1 and "not a PEM certificate and its private key" in r.stderr
     assert "--listen" not in r.stderr
 
 

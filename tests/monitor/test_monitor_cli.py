@@ -354,15 +354,15 @@ def test_malformed_input_is_counted_and_never_crashes_torch_free(
     assert "msg=stopped" in last and "invalid=7" in last and "received=207" in last
 
 
-def test_bad_setup_exits_2_with_a_clear_error(model: Path, tmp_path: Path) -> None:
+def test_bad_setup_exits_1_with_a_clear_error(model: Path, tmp_path: Path) -> None:
     r = run_cli(["monitor", str(tmp_path / "absent.onnx"), "--source", "-"])
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert r.returncode == 1 and "does not exist" in r.stderr
     r = run_cli(["monitor", str(model), "--source", str(tmp_path / "absent.jsonl")])
-    assert r.returncode == 2 and "no such file" in r.stderr
+    assert r.returncode == 1 and "no such file" in r.stderr
     r = run_cli(["monitor", str(model), "--source", "kafka://x/y"])
-    assert r.returncode == 2 and "unknown source" in r.stderr
+    assert r.returncode == 1 and "unknown source" in r.stderr
     r = run_cli(["monitor", str(model), "--source", "-", "--listen", "nonsense"])
-    assert r.returncode == 2 and "--listen" in r.stderr
+    assert r.returncode == 1 and "--listen" in r.stderr
 
 
 def test_per_series_thresholds_replay_equals_anomae_score(tmp_path: Path) -> None:

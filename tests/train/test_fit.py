@@ -234,3 +234,33 @@ def test_auto_device_and_bad_device_name() -> None:
 def test_invalid_train_config_raises(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         TrainConfig(**kwargs)
+
+
+def test_threads_hold_while_fitting_and_are_restored() -> None:
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    seen: list[int] = []
+    fit(
+        sine_windows(64),
+        quick(threads=target),
+        on_epoch=lambda _: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [target] * 3
+    assert torch.get_num_threads() == before
+    seen.clear()
+    fit(sine_windows(64), quick(), on_epoch=lambda _: seen.append(torch.get_num_threads()))
+    assert seen == [before] * 3  # 0: torch's own choice, untouched
+
+
+def test_bad_threads_and_devices_are_user_errors() -> None:
+    from anomae.errors import AnomaeError
+    from anomae.train.fit import DeviceError, resolve_device
+
+    with pytest.raises(ValueError, match=r"threads must be >= 0"):
+        quick(threads=-1)
+    with pytest.raises(DeviceError, match=r"'cpu', 'cuda', 'cuda:N' or 'auto', got 'tpu'") as err:
+        resolve_device("tpu")
+    assert isinstance(err.value, AnomaeError) and isinstance(err.value, ValueError)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -58,6 +58,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
+from anomae.errors import install_hint
 from anomae.monitor.sources.base import Emit, Raw, Source
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "the MQTT source needs paho-mqtt: pip install 'anomae[mqtt]'"
+INSTALL_HINT = f"the MQTT source needs paho-mqtt: {install_hint('mqtt')}"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 

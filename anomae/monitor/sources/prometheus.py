@@ -48,6 +48,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from anomae.errors import AnomaeError
 from anomae.monitor.sources.base import Emit, Reading, Source
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ _SCHEMES = {"prometheus": "http", "http": "http", "https": "https"}
 Matrix = list[dict[str, Any]]
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(AnomaeError, RuntimeError):
     """A query failed: unreachable server, HTTP or API error, or not a float matrix."""
 
 
