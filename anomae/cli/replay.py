@@ -13,7 +13,8 @@ from anomae.cli.options import _table, table_options
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
     "-o",
-    "--output",
+    "--out",
+    "output",
     default="-",
     show_default=True,
     type=click.Path(dir_okay=False, allow_dash=True),
