@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from anomae.errors import InputError, _cell, _show
-from anomae.timestamps import _check_order, _timestamps
+from anomae.timestamps import _check_order, _timestamps, check_unit, series_hint
 
 __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series", "read_table"]
 
@@ -48,7 +48,9 @@ class TableSpec:
     file is one series named after the file stem, unless ``series_required`` is true; by
     default a series column is required exactly when its name differs from ``"series"``.
     ``features=None`` takes every numeric (or boolean) column except the timestamp, series,
-    label and ``exclude`` columns.
+    label and ``exclude`` columns. ``timestamp_unit`` (``s``, ``ms``, ``us``, ``ns``) is
+    the unit of epoch-number timestamps; None: seconds, with numbers beyond years 1677-2262
+    refused (see :mod:`anomae.timestamps`).
     """
 
     timestamp: str = "timestamp"
@@ -57,8 +59,10 @@ class TableSpec:
     label: str | None = "label"
     exclude: tuple[str, ...] = ("anomaly",)
     series_required: bool | None = None
+    timestamp_unit: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timestamp_unit", check_unit(self.timestamp_unit))
         # Accept lists from callers while keeping the spec hashable.
         if self.features is not None:
             object.__setattr__(self, "features", tuple(self.features))
@@ -89,7 +93,7 @@ def read_table(path: str | Path, spec: TableSpec = TableSpec()) -> pl.DataFrame:
     Returns the table as read, except that the timestamp column is ``Datetime("ns", "UTC")``.
     """
     frame, is_csv = _read(path, spec, None, "")
-    ts = _timestamps(frame[spec.timestamp], str(path), is_csv)
+    ts = _timestamps(frame[spec.timestamp], str(path), is_csv, spec.timestamp_unit)
     return frame.with_columns(pl.Series(spec.timestamp, ts).cast(pl.Datetime("ns", "UTC")))
 
 
@@ -358,7 +362,7 @@ def _labels(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
 def _split(
     frame: pl.DataFrame, spec: TableSpec, source: str, is_csv: bool, features: Sequence[str]
 ) -> list[SeriesData]:
-    ts = _timestamps(frame[spec.timestamp], source, is_csv)
+    ts = _timestamps(frame[spec.timestamp], source, is_csv, spec.timestamp_unit)
     values = _values(frame, features, source, is_csv)
     labels = None
     if spec.label is not None and spec.label in frame.columns:
@@ -391,6 +395,13 @@ def _split(
         else:
             s_ts, s_values = ts[rows], values[rows]
             s_labels = labels[rows] if labels is not None else None
-        _check_order(name, s_ts, rows, source, is_csv)
+        try:
+            _check_order(name, s_ts, rows, source, is_csv)
+        except InputError as exc:
+            if len(parts) > 1 or rows.size != frame.height:
+                raise
+            skip = {spec.timestamp, spec.label, *(spec.features or ())}
+            raise InputError(f"{exc}{series_hint(frame, skip, ts)}") from None
         out.append(SeriesData(name, source, s_ts, s_values, s_labels, rows))
     return out
+
