@@ -6,7 +6,9 @@ concepts: :func:`anomae.run.run_pipeline` (``anomae run``), :mod:`anomae.holdout
 held-out rows), :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrate_model`
 (threshold and alarm policy). Sections and keys (all optional but ``data.train``)::
 
-    [data]      train, test, calibration, timestamp, series, label, features, exclude,
+    [data]      train, test, calibration (paths relative to the pipeline file's folder),
+                timestamp, series, label, features, exclude, timestamp_unit (s, ms, us,
+                ns: the unit of epoch-number timestamps; unset: seconds),
                 generate ("demo": write the demo data if the files are missing), seed
     [window]    length, stride (scoring), train_stride (training windows), center,
                 center_features (centre only these, by name)
@@ -41,6 +43,7 @@ from typing import Any
 
 from anomae.io import TableSpec
 from anomae.spec import WindowSpec
+from anomae.timestamps import check_unit
 
 
 class PipelineError(ValueError):
@@ -59,6 +62,10 @@ class DataSection:
     exclude: tuple[str, ...] = ("anomaly",)
     generate: str = ""
     seed: int = 7
+    timestamp_unit: str = ""  # epoch numbers' unit: s, ms, us, ns ("": seconds)
+
+    def __post_init__(self) -> None:
+        check_unit(self.timestamp_unit)
 
     def table(self) -> TableSpec:
         return TableSpec(
@@ -67,7 +74,17 @@ class DataSection:
             features=self.features or None,
             label=self.label or None,
             exclude=self.exclude,
+            timestamp_unit=self.timestamp_unit or None,
         )
+
+    def columns(self) -> dict[str, str | None]:
+        """What the model card records (:attr:`anomae.spec.ModelCard.columns`)."""
+        return {
+            "timestamp": self.timestamp,
+            "series": self.series,
+            "label": self.label or None,
+            "timestamp_unit": self.timestamp_unit or None,
+        }
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,10 @@ def score(
     inputs: tuple[str, ...],
     output: str,
     events: str | None,
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    timestamp_unit: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
     min_windows: int | None,
     max_gap: int | None,
@@ -93,7 +94,9 @@ def score(
         progress=progress,
         max_gap_s=max_gap_seconds,
     )
-    table = _table(timestamp_column, series_column, label_column, features)
+    table = _table(
+        timestamp_column, series_column, label_column, features, timestamp_unit, model
+    )
     s = score_files(
         model, inputs, output, events, table, opts, device=device, threads=threads, force=force
     )

@@ -7,6 +7,7 @@ import click
 from anomae.cli.options import (
     _HOLDOUT_FROM,
     _calibration,
+    _data_columns,
     _force_option,
     _ints,
     _threshold_text,
@@ -130,9 +131,10 @@ from anomae.cli.options import (
 def train(
     data: tuple[str, ...],
     out: str,
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    timestamp_unit: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
     window: int,
     stride: int,
@@ -211,9 +213,7 @@ def train(
     doc = {
         "data": {
             "train": list(data),
-            "timestamp": timestamp_column,
-            "series": series_column,
-            "label": label_column,
+            **_data_columns(timestamp_column, series_column, label_column, timestamp_unit),
             "features": feats,
         },
         "window": {
