@@ -203,12 +203,13 @@ def _read(
     if spec.timestamp not in columns:
         raise InputError(
             f"{source}: no timestamp column '{spec.timestamp}'; columns are: {_names(columns)} "
-            "(name the right one with --timestamp-column)"
+            "(name the right one with --timestamp-column; pipelines: [data] timestamp)"
         )
     if spec.needs_series and spec.series not in columns:
         raise InputError(
             f"{source}: no series column '{spec.series}'; columns are: {_names(columns)} (name "
-            "the right one, or leave it unset to read the file as one series)"
+            "the right one with --series-column, pipelines: [data] series; or leave it unset "
+            "to read the file as one series)"
         )
     wanted = None
     if features is not None:

@@ -327,9 +327,26 @@ def load_pipeline(path: str | Path) -> Pipeline:
     doc = _read_toml(path)
     if "recipe" in doc:
         doc = with_recipe(doc, path)
-    pipe = parse_pipeline(doc, str(path))
-    # data paths are relative to the working directory, as on the command line
-    return pipe
+    return with_paths_from(parse_pipeline(doc, str(path)), path.parent)
+
+
+def with_paths_from(pipe: Pipeline, folder: Path) -> Pipeline:
+    """``pipe`` with its relative file paths (``[data]`` train, test, calibration;
+    ``[benchmark]`` train, test, data) taken relative to ``folder``, the pipeline file's,
+    so a pipeline runs the same from any working directory."""
+
+    def resolve(paths: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(folder / p) if p else p for p in paths)
+
+    d = pipe.data
+    data = dataclasses.replace(
+        d, train=resolve(d.train), test=resolve(d.test), calibration=resolve(d.calibration)
+    )
+    bench = pipe.benchmark
+    if bench is not None:
+        train, test, root = resolve((bench.train, bench.test, bench.data))
+        bench = dataclasses.replace(bench, train=train, test=test, data=root)
+    return dataclasses.replace(pipe, data=data, benchmark=bench)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
