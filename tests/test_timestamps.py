@@ -32,6 +32,7 @@ CASES = [
     (1767571260, None, T),  # epoch seconds, int
     (1767571260.5, None, T + 500_000_000),  # epoch seconds, float
     ("1767571260", None, T),  # epoch seconds, numeric string
+    ("125e-3", None, 125_000_000),
     (-86400, None, -86400 * 10**9),
     (1767571260123, "ms", T + 123_000_000),
     (1767571260123456, "us", T + 123_456_000),
@@ -46,6 +47,10 @@ CASES = [
     ("yesterday", None, REFUSED),
     ("01/02/2026", None, REFUSED),  # never a guess between day and month first
     ("2026-02-30", None, REFUSED),
+    ("2026-W01-1T00:01:00Z", None, REFUSED),  # ISO week dates: not a shape we read
+    ("2026-01-05T00:00:60Z", None, T),  # a leap second reads as the next minute
+    ("2026-01-05 00:00:60.5+00:00", None, T + 500_000_000),
+    ("2026-01-05T00:00:61Z", None, REFUSED),
     ("2026-01-05T25:00:00", None, REFUSED),
 ]
 IDS = [f"{v!r}-{u}" for v, u, _ in CASES]
