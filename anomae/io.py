@@ -29,17 +29,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from anomae.errors import InputError, _cell, _show
+from anomae.cells import _labels, _not_a_number, _numeric, _values
+from anomae.errors import InputError, _cell
 from anomae.frames import as_polars, frame_source, is_frame
-from anomae.timestamps import _check_order, _timestamps
+from anomae.timestamps import _check_order, _timestamps, check_unit, series_hint
 
 __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series", "read_table"]
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Cells that mean "no reading" in numeric and label columns (compared lower-cased, stripped).
-MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none")
-_NUMERIC_HINT = "empty, NaN, NA and null count as missing"
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,9 @@ class TableSpec:
     file is one series named after the file stem, unless ``series_required`` is true; by
     default a series column is required exactly when its name differs from ``"series"``.
     ``features=None`` takes every numeric (or boolean) column except the timestamp, series,
-    label and ``exclude`` columns.
+    label and ``exclude`` columns. ``timestamp_unit`` (``s``, ``ms``, ``us``, ``ns``) is
+    the unit of epoch-number timestamps; None: seconds, with numbers beyond years 1677-2262
+    refused (see :mod:`anomae.timestamps`).
     """
 
     timestamp: str = "timestamp"
@@ -59,8 +60,10 @@ class TableSpec:
     label: str | None = "label"
     exclude: tuple[str, ...] = ("anomaly",)
     series_required: bool | None = None
+    timestamp_unit: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timestamp_unit", check_unit(self.timestamp_unit))
         # Accept lists from callers while keeping the spec hashable.
         if self.features is not None:
             object.__setattr__(self, "features", tuple(self.features))
@@ -91,7 +94,7 @@ def read_table(path: str | Path, spec: TableSpec = TableSpec()) -> pl.DataFrame:
     Returns the table as read, except that the timestamp column is ``Datetime("ns", "UTC")``.
     """
     frame, is_csv = _read(path, spec, None, "")
-    ts = _timestamps(frame[spec.timestamp], str(path), is_csv)
+    ts = _timestamps(frame[spec.timestamp], str(path), is_csv, spec.timestamp_unit)
     return frame.with_columns(pl.Series(spec.timestamp, ts).cast(pl.Datetime("ns", "UTC")))
 
 
@@ -215,12 +218,13 @@ def _check_header(
     if spec.timestamp not in columns:
         raise InputError(
             f"{source}: no timestamp column '{spec.timestamp}'; columns are: {_names(columns)} "
-            "(name the right one with --timestamp-column)"
+            "(name the right one with --timestamp-column; pipelines: [data] timestamp)"
         )
     if spec.needs_series and spec.series not in columns:
         raise InputError(
             f"{source}: no series column '{spec.series}'; columns are: {_names(columns)} (name "
-            "the right one, or leave it unset to read the file as one series)"
+            "the right one with --series-column, pipelines: [data] series; or leave it unset "
+            "to read the file as one series)"
         )
     wanted = None
     if features is not None:
@@ -279,19 +283,6 @@ def _mismatch(source: str, first: str, names: tuple[str, ...], chosen: tuple[str
     )
 
 
-def _numeric(col: pl.Series) -> tuple[pl.Series, pl.Series] | None:
-    """Float64 copy of ``col`` (null = missing) and a mask of cells that are not numbers."""
-    if col.dtype.is_numeric() or col.dtype in (pl.Boolean, pl.Null):
-        values = col.cast(pl.Float64)
-        return values, pl.repeat(False, len(col), eager=True)
-    if col.dtype != pl.String:
-        return None
-    text = col.str.strip_chars()
-    missing = text.is_null() | text.str.to_lowercase().is_in(MISSING_TOKENS)
-    values = text.cast(pl.Float64, strict=False)
-    return values, values.is_null() & ~missing
-
-
 def _default_features(
     frame: pl.DataFrame, spec: TableSpec, source: str, is_csv: bool
 ) -> tuple[str, ...]:
@@ -318,66 +309,10 @@ def _default_features(
     return tuple(names)
 
 
-def _not_a_number(source: str, col: pl.Series, bad: pl.Series, is_csv: bool) -> str:
-    row = int(bad.arg_true()[0])
-    return (
-        f"{_cell(source, col.name, row, is_csv)}: value {_show(col[row])} is not a number "
-        f"(feature columns must be numeric; {_NUMERIC_HINT})"
-    )
-
-
-def _values(frame: pl.DataFrame, features: Sequence[str], source: str, is_csv: bool) -> np.ndarray:
-    cols = []
-    for name in features:
-        parsed = _numeric(frame[name])
-        if parsed is None:
-            raise InputError(
-                f"{source}: column '{name}' has type {frame[name].dtype}; feature columns must "
-                "be numeric"
-            )
-        values, bad = parsed
-        if bad.any():
-            raise InputError(_not_a_number(source, frame[name], bad, is_csv))
-        cols.append(values.fill_null(float("nan")).cast(pl.Float32).alias(name))
-    out = np.ascontiguousarray(pl.DataFrame(cols).to_numpy(order="c"), dtype=np.float32)
-    infinite = np.isinf(out)
-    if infinite.any():
-        row, j = (int(i) for i in np.unravel_index(int(np.argmax(infinite)), out.shape))
-        raise InputError(
-            f"{_cell(source, features[j], row, is_csv)}: value {out[row, j]} is not finite "
-            "(leave the cell empty for a missing reading)"
-        )
-    return out
-
-
-def _labels(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
-    if col.dtype in (pl.Boolean, pl.Null):
-        return col.cast(pl.Int8).fill_null(-1).to_numpy()
-    if col.dtype == pl.String:
-        text = col.str.strip_chars().str.to_lowercase()
-        mapping = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
-        mapping |= {t: -1 for t in MISSING_TOKENS}
-        labels = text.replace_strict(mapping, default=None, return_dtype=pl.Int8).fill_null(-1)
-        bad = text.is_not_null() & ~text.is_in(list(mapping))
-    elif col.dtype.is_numeric():
-        clean = col.fill_nan(None) if col.dtype.is_float() else col
-        labels = clean.cast(pl.Int8, strict=False).fill_null(-1)
-        bad = clean.is_not_null() & ~clean.is_in([0, 1])
-    else:
-        raise InputError(f"{source}: label column '{col.name}' has type {col.dtype}; use 0/1")
-    if bad.any():
-        row = int(bad.arg_true()[0])
-        raise InputError(
-            f"{_cell(source, col.name, row, is_csv)}: label {_show(col[row])} is not 0/1 or "
-            "true/false (1 marks an anomaly; leave the cell empty if unknown)"
-        )
-    return labels.to_numpy()
-
-
 def _split(
     frame: pl.DataFrame, spec: TableSpec, source: str, is_csv: bool, features: Sequence[str]
 ) -> list[SeriesData]:
-    ts = _timestamps(frame[spec.timestamp], source, is_csv)
+    ts = _timestamps(frame[spec.timestamp], source, is_csv, spec.timestamp_unit)
     values = _values(frame, features, source, is_csv)
     labels = None
     if spec.label is not None and spec.label in frame.columns:
@@ -410,6 +345,13 @@ def _split(
         else:
             s_ts, s_values = ts[rows], values[rows]
             s_labels = labels[rows] if labels is not None else None
-        _check_order(name, s_ts, rows, source, is_csv)
+        try:
+            _check_order(name, s_ts, rows, source, is_csv)
+        except InputError as exc:
+            if len(parts) > 1 or rows.size != frame.height:
+                raise
+            skip = {spec.timestamp, spec.label, *(spec.features or ())}
+            raise InputError(f"{exc}{series_hint(frame, skip, ts)}") from None
         out.append(SeriesData(name, source, s_ts, s_values, s_labels, rows))
     return out
+

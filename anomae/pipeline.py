@@ -6,7 +6,9 @@ concepts: :func:`anomae.run.run_pipeline` (``anomae run``), :mod:`anomae.holdout
 held-out rows), :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrate_model`
 (threshold and alarm policy). Sections and keys (all optional but ``data.train``)::
 
-    [data]      train, test, calibration, timestamp, series, label, features, exclude,
+    [data]      train, test, calibration (paths relative to the pipeline file's folder),
+                timestamp, series, label, features, exclude, timestamp_unit (s, ms, us,
+                ns: the unit of epoch-number timestamps; unset: seconds),
                 generate ("demo": write the demo data if the files are missing), seed
     [window]    length, stride (scoring), train_stride (training windows), center,
                 center_features (centre only these, by name)
@@ -43,6 +45,7 @@ from typing import Any
 from anomae.errors import AnomaeError
 from anomae.io import TableSpec
 from anomae.spec import WindowSpec
+from anomae.timestamps import check_unit
 
 
 class PipelineError(AnomaeError, ValueError):
@@ -61,6 +64,10 @@ class DataSection:
     exclude: tuple[str, ...] = ("anomaly",)
     generate: str = ""
     seed: int = 7
+    timestamp_unit: str = ""  # epoch numbers' unit: s, ms, us, ns ("": seconds)
+
+    def __post_init__(self) -> None:
+        check_unit(self.timestamp_unit)
 
     def table(self) -> TableSpec:
         return TableSpec(
@@ -69,7 +76,17 @@ class DataSection:
             features=self.features or None,
             label=self.label or None,
             exclude=self.exclude,
+            timestamp_unit=self.timestamp_unit or None,
         )
+
+    def columns(self) -> dict[str, str | None]:
+        """What the model card records (:attr:`anomae.spec.ModelCard.columns`)."""
+        return {
+            "timestamp": self.timestamp,
+            "series": self.series,
+            "label": self.label or None,
+            "timestamp_unit": self.timestamp_unit or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -312,9 +329,26 @@ def load_pipeline(path: str | Path) -> Pipeline:
     doc = _read_toml(path)
     if "recipe" in doc:
         doc = with_recipe(doc, path)
-    pipe = parse_pipeline(doc, str(path))
-    # data paths are relative to the working directory, as on the command line
-    return pipe
+    return with_paths_from(parse_pipeline(doc, str(path)), path.parent)
+
+
+def with_paths_from(pipe: Pipeline, folder: Path) -> Pipeline:
+    """``pipe`` with its relative file paths (``[data]`` train, test, calibration;
+    ``[benchmark]`` train, test, data) taken relative to ``folder``, the pipeline file's,
+    so a pipeline runs the same from any working directory."""
+
+    def resolve(paths: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(folder / p) if p else p for p in paths)
+
+    d = pipe.data
+    data = dataclasses.replace(
+        d, train=resolve(d.train), test=resolve(d.test), calibration=resolve(d.calibration)
+    )
+    bench = pipe.benchmark
+    if bench is not None:
+        train, test, root = resolve((bench.train, bench.test, bench.data))
+        bench = dataclasses.replace(bench, train=train, test=test, data=root)
+    return dataclasses.replace(pipe, data=data, benchmark=bench)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -165,12 +165,25 @@ def _int8_text(q: dict[str, Any]) -> str:
     return how + (gate_text(q["gate"]) if q.get("gate") else "not recorded")
 
 
+def columns_text(columns: dict[str, str | None]) -> str:
+    """The card's table columns, as `anomae inspect` shows them."""
+    unit = columns.get("timestamp_unit")
+    return (
+        f"timestamp '{columns.get('timestamp')}'"
+        + (f" (epoch {unit})" if unit else "")
+        + f", series '{columns.get('series')}'"
+        + (f", label '{columns['label']}'" if columns.get("label") else ", no label")
+        + " (the defaults of --timestamp-column, --series-column, --label-column)"
+    )
+
+
 def card_text(card: ModelCard, path: str) -> str:
     th = card.threshold
     lines = [
         f"{path}",
         f"  format       {card.format_version}, created {card.created_at}",
         f"  features     {', '.join(card.features)}",
+        f"  columns      {columns_text(card.columns)}",
         f"  window       {card.window.length} rows, stride {card.window.stride}; "
         + (
             f"a gap over {card.max_gap_s:g} s restarts it (median interval {card.interval_s:g} s)"

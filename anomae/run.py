@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from anomae.calibrate_model import calibrate_trained
-from anomae.io import SeriesData, TableSpec, read_series
+from anomae.io import SeriesData, TableSpec, read_series, read_table
 from anomae.pipeline import Pipeline, PipelineError, load_pipeline
 from anomae.spec import ModelCard
 from anomae.train.step import train_step
@@ -148,13 +148,13 @@ def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:
 
     frames = []
     for p in paths:
-        df = pl.read_parquet(p) if str(p).endswith((".parquet", ".pq")) else pl.read_csv(p)
+        df = read_table(p, table)  # timestamps parsed as every reader parses them
         if "anomaly" not in df.columns or table.series not in df.columns:
             return None
         frames.append(
             df.select(
                 pl.col(table.series).cast(pl.Utf8).alias("series"),
-                pl.col(table.timestamp).cast(pl.Datetime("ns")).alias("timestamp"),
+                pl.col(table.timestamp).alias("timestamp"),
                 pl.col("anomaly").fill_null(""),
             )
         )

@@ -40,9 +40,9 @@ from anomae.windows import gap_segments, segment_window_ends, window_ends
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "series": pl.Utf8(),
-    "start": pl.Datetime("ns"),
-    "end": pl.Datetime("ns"),
-    "peak": pl.Datetime("ns"),
+    "start": pl.Datetime("ns", "UTC"),
+    "end": pl.Datetime("ns", "UTC"),
+    "peak": pl.Datetime("ns", "UTC"),
     "peak_score_normalised": pl.Float64(),
     "duration_s": pl.Float64(),
     "n_windows": pl.Int64(),
@@ -138,7 +138,7 @@ def score_table(
     names = pl.Series(list(features), dtype=pl.Enum(list(features)))
     cols = [
         pl.repeat(s.name, n, dtype=pl.Utf8, eager=True).alias("series"),
-        pl.Series("timestamp", ts).cast(pl.Datetime("ns")),
+        pl.Series("timestamp", ts).cast(pl.Datetime("ns", "UTC")),
         pl.Series("score", scores.score),
         pl.Series("score_normalised", norm),
         pl.Series("is_anomaly", is_anomalous(norm)),
@@ -185,10 +185,13 @@ def score_table(
 def encode_table(
     df: pl.DataFrame, path: str | Path, metadata: dict[str, str] | None = None
 ) -> bytes:
-    """``df`` as Parquet bytes (CSV for a ``.csv`` path, which cannot hold ``metadata``)."""
+    """``df`` as Parquet bytes (CSV for a ``.csv`` path, which cannot hold ``metadata``;
+    its UTC times are RFC 3339, ``2026-01-05T00:01:00Z``)."""
     buf = _io.BytesIO()
     if str(path).lower().endswith(".csv"):
-        df.write_csv(buf)
+        times = [t for t in df.schema.values() if isinstance(t, pl.Datetime)]
+        utc = all(t.time_zone == "UTC" for t in times)
+        df.write_csv(buf, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ" if utc else None)
     else:
         df.write_parquet(buf, metadata=metadata)
     return buf.getvalue()

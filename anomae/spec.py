@@ -170,6 +170,24 @@ def _finite_float(text: str) -> float:
     return value
 
 
+DEFAULT_COLUMNS: dict[str, str | None] = {
+    "timestamp": "timestamp",
+    "series": "series",
+    "label": "label",
+    "timestamp_unit": None,
+}
+
+
+def _columns(d: Any) -> dict[str, str | None]:
+    """A card's ``columns``, the defaults filling what it lacks (older cards: all)."""
+    given = dict(d or {})
+    out = dict(DEFAULT_COLUMNS)
+    for k in out:
+        if k in given:
+            out[k] = None if given[k] is None else str(given[k])
+    return out
+
+
 def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
 
@@ -199,6 +217,10 @@ class ModelCard:
     # before): unknown / no rule in batch, the monitor's auto rule
     interval_s: float = 0.0
     max_gap_s: float = 0.0
+    # the training data's table columns, the defaults of the commands that read data for
+    # this model: {"timestamp", "series", "label"} names (label None: none) and
+    # "timestamp_unit" (None: epoch seconds); cards written before: DEFAULT_COLUMNS
+    columns: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_COLUMNS))
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -294,6 +316,7 @@ class ModelCard:
                 alarm=dict(d.get("alarm") or {}),
                 interval_s=float(d.get("interval_s", 0.0)),
                 max_gap_s=float(d.get("max_gap_s", 0.0)),
+                columns=_columns(d.get("columns")),
                 format_version=int(version),
             )
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:

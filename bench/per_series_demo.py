@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pipeline_copy(folder: Path) -> Path:
     text = (ROOT / "pipelines" / "demo.toml").read_text()
-    text = text.replace('"data/demo/', f'"{folder}/data/')
+    text = text.replace('"../data/demo/', f'"{folder}/data/')
     text = re.sub(r"\[calibrate\]\n", "[calibrate]\nper_series = true\n", text, count=1)
     path = folder / "demo_per_series.toml"
     path.write_text(text)

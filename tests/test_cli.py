@@ -405,3 +405,51 @@ def test_score_never_writes_over_its_input(
     r = run_cli(["score", str(trained), str(data), "-o", str(data), "--force"])
     assert r.returncode == 1 and "x.csv: is also an input" in r.stderr
     assert data.read_bytes() == small_demo["test_csv"].read_bytes()
+
+
+def test_the_model_remembers_its_columns(small_demo: dict[str, Path], tmp_path: Path) -> None:
+    """Trained on a file with its own column names and epoch-millisecond times, the model
+    scores and calibrates such files without the column options repeated."""
+
+    def renamed(path: Path, out: Path) -> Path:
+        df = pl.read_parquet(path).drop("anomaly", strict=False)
+        df.with_columns(pl.col("timestamp").dt.epoch("ms")).rename(
+            {"timestamp": "time", "series": "machine_id"}
+        ).write_csv(out)
+        return out
+
+    train = renamed(small_demo["train"], tmp_path / "train.csv")
+    test = renamed(small_demo["test"], tmp_path / "test.csv")
+    model = tmp_path / "m.onnx"
+    flags = ["--window", "8", "--hidden", "8", "--epochs", "1", "--no-progress"]
+    cols = ["--timestamp-column", "time", "--timestamp-unit", "ms"]
+    r = run_cli(["train", str(train), "-o", str(model), *flags, *cols[:2]])
+    assert r.returncode == 2 and "--timestamp-unit ms" in r.stderr  # epoch ms refused
+    r = run_cli(["train", str(train), "-o", str(model), *flags, *cols])
+    assert r.returncode == 2 and "--series-column machine_id" in r.stderr  # one series?
+    r = run_cli(
+        ["train", str(train), "-o", str(model), *flags, *cols, "--series-column", "machine_id"]
+    )
+    assert r.returncode == 0, r.stderr
+    card = json.loads(run_cli(["inspect", str(model), "--json"]).stdout)
+    assert card["columns"] == {
+        "timestamp": "time",
+        "series": "machine_id",
+        "label": "label",
+        "timestamp_unit": "ms",
+    }
+    text = run_cli(["inspect", str(model)]).stdout
+    assert "columns      timestamp 'time' (epoch ms), series 'machine_id', label 'label'" in text
+
+    out = tmp_path / "scores.csv"
+    r = run_cli(["score", str(model), str(test), "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert "columns from the model card: timestamp 'time', series 'machine_id'" in r.stderr
+    scores = pl.read_csv(out)
+    assert set(scores["series"]) == {"m1", "m2"}
+    assert scores["timestamp"][0].endswith("Z")
+    r = run_cli(["calibrate", str(model), str(train), "--method", "quantile", "--q", "0.99"])
+    assert r.returncode == 0, r.stderr
+    # an option given wins over the card
+    r = run_cli(["score", str(model), str(test), "-o", str(out), "--force", "--series-column", "x"])
+    assert r.returncode == 2 and "no series column 'x'" in r.stderr

@@ -98,8 +98,7 @@ def test_batch_and_monitor_agree_window_for_window_across_gaps(
     win = pl.DataFrame([x for x in recs if x["type"] == "window"]).with_columns(
         pl.col("ts")
         .str.to_datetime(time_zone="UTC")
-        .dt.replace_time_zone(None)
-        .cast(pl.Datetime("ns"))
+        .cast(pl.Datetime("ns", "UTC"))
         .alias("timestamp")
     )
     assert batch.height == win.height == expected

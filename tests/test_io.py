@@ -480,3 +480,22 @@ def test_read_table_checks_structure(tmp_path: Path, make: Callable[[Path], obje
     make(path)
     with pytest.raises(InputError, match="timestamp column 'when'|does not exist"):
         read_table(path, TableSpec(timestamp="when"))
+
+
+def test_one_series_going_back_in_time_names_the_series_column(tmp_path: Path) -> None:
+    rows = "".join(f"{minutes(m)},{mid},{m % 3},{m}.5\n" for mid in ("a", "b") for m in range(4))
+    path = write(tmp_path / "fleet.csv", "timestamp,machine_id,mode,temp\n" + rows)
+    with pytest.raises(InputError) as err:
+        read_series(path)
+    assert "strictly increasing" in str(err.value)
+    assert str(err.value).endswith(
+        "name their column with --series-column machine_id (candidates: machine_id; "
+        "pipelines: [data] series)"
+    )
+    [a, b], _ = read_series(path, TableSpec(series="machine_id"))
+    assert (a.name, b.name) == ("a", "b")
+    # duplicates with no column to split by: no hint
+    dup = write(tmp_path / "dup.csv", f"timestamp,temp\n{minutes(0)},1\n{minutes(0)},2\n")
+    with pytest.raises(InputError) as err:
+        read_series(dup)
+    assert "--series-column" not in str(err.value)

@@ -22,6 +22,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # the CLI is tested through its commands (conftest.run_cli: `python -m anomae.cli ...`)
     "anomae/cli/model.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/options.py": ("tests/test_cli.py", "run_cli("),
+    "anomae/cli/tables.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/scoring.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/training.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/tuning.py": ("tests/test_tune.py", "run_cli("),

@@ -296,3 +296,41 @@ def test_default_recipes_parse_and_benchmarks_use_them(tmp_path: Path) -> None:
         doc = tomllib.loads(path.read_text())
         if "benchmark" in doc:
             assert str(doc.get("recipe", "")).startswith("defaults/"), path
+
+
+def test_data_paths_are_relative_to_the_pipeline_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "p.toml").write_text(
+        '[data]\ntrain = ["d/a.csv", "/abs/b.csv"]\ntest = "d/t.csv"\ncalibration = "c.csv"\n'
+        '[benchmark]\ndataset = "labelled"\ntrain = "l/train.csv"\ntest = "l/test.csv"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # the working directory does not matter
+    pipe = load_pipeline("exp/p.toml")
+    exp = Path("exp")
+    assert pipe.data.train == (str(exp / "d/a.csv"), "/abs/b.csv")
+    assert pipe.data.test == (str(exp / "d/t.csv"),)
+    assert pipe.data.calibration == (str(exp / "c.csv"),)
+    bench = pipe.benchmark
+    assert (bench.train, bench.test) == (str(exp / "l/train.csv"), str(exp / "l/test.csv"))
+    assert pipe.benchmark.data == ""  # unset stays unset: the default data folder
+
+
+def test_shipped_demo_pipeline_points_at_the_repository_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)  # anomae run pipelines/demo.toml works from anywhere
+    pipe = load_pipeline(root / "pipelines" / "demo.toml")
+    assert [Path(p).resolve() for p in (*pipe.data.train, *pipe.data.test)] == [
+        root / "data" / "demo" / "train.parquet",
+        root / "data" / "demo" / "test.parquet",
+    ]
+
+
+def test_timestamp_unit_is_checked() -> None:
+    doc = {"data": {"train": "t.csv", "timestamp_unit": "ms"}}
+    assert parse_pipeline(doc).data.table().timestamp_unit == "ms"
+    with pytest.raises(PipelineError, match=r"\[data\]: timestamp unit 'min' is not one of"):
+        parse_pipeline({"data": {"train": "t.csv", "timestamp_unit": "min"}})

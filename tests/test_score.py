@@ -236,3 +236,36 @@ def test_outputs_share_a_run_id_and_never_overwrite_inputs(tmp_path) -> None:  #
 def test_score_options_refuse_unusable_threshold(bad: float) -> None:
     with pytest.raises(ValueError, match="finite number > 0"):
         ScoreOptions(threshold=bad)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_outputs_are_utc_and_read_back_as_input(tmp_path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from anomae.io import TableSpec, read_series
+    from anomae.score import score_files
+
+    model, data = tmp_path / "m.onnx", tmp_path / "d.csv"
+    out, events = tmp_path / f"s{suffix}", tmp_path / f"e{suffix}"
+    _sqrt_model(model)
+    _csv(data, [1.0, 9.0, 9.0, 1.0])
+    opts = ScoreOptions(threshold=2.0, rule=PostRule(1))
+    score_files(model, [data], out, events, opts=opts)
+    read = pl.read_csv if suffix == ".csv" else pl.read_parquet
+    if suffix == ".csv":
+        text = out.read_text().splitlines()
+        assert text[1].split(",")[1] == "2026-01-01T00:00:00Z"
+        assert events.read_text().splitlines()[1].split(",")[1:4] == [
+            "2026-01-01T00:01:00Z",
+            "2026-01-01T00:02:00Z",
+            "2026-01-01T00:01:00Z",
+        ]
+    else:
+        assert read(out).schema["timestamp"] == pl.Datetime("ns", "UTC")
+        assert read(events).schema["start"] == pl.Datetime("ns", "UTC")
+    [inp], _ = read_series(data)
+    [back], _ = read_series(out, TableSpec(features=("score",)))
+    assert back.name == "d" and back.timestamps.tolist() == inp.timestamps.tolist()
+    assert back.values[:, 0].tolist() == [1.0, 3.0, 3.0, 1.0]
+    [ev], _ = read_series(events, TableSpec(timestamp="start", features=("n_windows",)))
+    assert ev.timestamps.tolist() == [inp.timestamps[1]]

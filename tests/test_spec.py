@@ -141,3 +141,18 @@ def test_gap_rule_round_trips_and_old_cards_load_without_one() -> None:
     d["max_gap_s"] = -5
     with pytest.raises(ModelCardError, match="max_gap_s must be finite"):
         ModelCard.from_json(json.dumps(d))
+
+
+def test_columns_round_trip_and_older_cards_default() -> None:
+    cols = {"timestamp": "time", "series": "machine_id", "label": None, "timestamp_unit": "ms"}
+    card = _card(columns=cols)
+    back = ModelCard.from_json(card.to_json())
+    assert back.columns == cols
+    d = json.loads(card.to_json())
+    d.pop("columns")  # a card written before the key existed
+    assert ModelCard.from_dict(d).columns == {
+        "timestamp": "timestamp",
+        "series": "series",
+        "label": "label",
+        "timestamp_unit": None,
+    }

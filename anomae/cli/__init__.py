@@ -102,7 +102,16 @@ def main() -> None:
 
 
 for _command in (
-    demo_data, run, train, tune_command, calibrate, quantize, score, evaluate, inspect, monitor,
+    demo_data,
+    run,
+    train,
+    tune_command,
+    calibrate,
+    quantize,
+    score,
+    evaluate,
+    inspect,
+    monitor,
     replay,
 ):
     main.add_command(_command)

@@ -12,11 +12,10 @@ from anomae.cli.options import (
     _calibration,
     _force_option,
     _ints,
-    _table,
     _threshold_text,
     calibration_options,
-    table_options,
 )
+from anomae.cli.tables import _table, table_options
 
 
 @click.command()
@@ -35,9 +34,10 @@ from anomae.cli.options import (
 def calibrate(
     model: str,
     data: tuple[str, ...],
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    timestamp_unit: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
     method: str,
     q: float | None,
@@ -88,7 +88,7 @@ def calibrate(
     read_card(model)  # refuses external data before onnxruntime would read it
     det = Detector.load(model)
     rule, _ = resolve_post_rule(det.card.alarm, {})
-    table = _table(timestamp_column, series_column, label_column, features)
+    table = _table(timestamp_column, series_column, label_column, features, timestamp_unit, model)
     series, _ = read_series(list(data), table, features=det.card.features)
     th = calibrate_blocks(
         det,

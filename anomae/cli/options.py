@@ -31,49 +31,6 @@ def set_envvars(command: click.Command, name: str) -> None:
             param.show_envvar = True
 
 
-def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    opts = [
-        click.option(
-            "--timestamp-column",
-            default="timestamp",
-            show_default=True,
-            help="Column with the time of each row (datetime, RFC 3339 or epoch s).",
-        ),
-        click.option(
-            "--series-column",
-            default="series",
-            show_default=True,
-            help="Column naming the series (machine); absent: one series per file.",
-        ),
-        click.option(
-            "--label-column",
-            default="label",
-            show_default=True,
-            help="Optional 0/1 label column, never used as a feature.",
-        ),
-        click.option(
-            "--features",
-            default="",
-            help="Comma-separated feature columns (default: all numeric columns).",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _table(timestamp_column: str, series_column: str, label_column: str, features: str) -> Any:
-    from anomae.io import TableSpec
-
-    feats = tuple(x.strip() for x in features.split(",") if x.strip())
-    return TableSpec(
-        timestamp=timestamp_column,
-        series=series_column,
-        features=feats or None,
-        label=label_column or None,
-    )
-
-
 def post_rule_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The post-rule and threshold options ``score`` and ``monitor`` share. The post-rule
     options default to the model card's alarm policy (else 3, 0, 1.0, 0): given explicitly

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from anomae.cli.options import EXIT_BAD_INPUT, _force_option, _table, table_options
+from anomae.cli.options import (
+    EXIT_BAD_INPUT,
+    _force_option,
+)
+from anomae.cli.tables import _table, table_options
 
 EXIT_REFUSED = 1
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from anomae.cli.options import _table, table_options
+from anomae.cli.tables import _table, table_options
 
 
 @click.command()

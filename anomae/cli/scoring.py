@@ -11,11 +11,10 @@ from anomae.cli.options import (
     _card_likelihood,
     _card_rule,
     _force_option,
-    _table,
     likelihood_options,
     post_rule_options,
-    table_options,
 )
+from anomae.cli.tables import _table, table_options
 
 
 @click.command()
@@ -61,9 +60,10 @@ def score(
     inputs: tuple[str, ...],
     output: str,
     events: str | None,
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    timestamp_unit: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
     min_windows: int | None,
     max_gap: int | None,
@@ -95,7 +95,7 @@ def score(
         progress=progress,
         max_gap_s=max_gap_seconds,
     )
-    table = _table(timestamp_column, series_column, label_column, features)
+    table = _table(timestamp_column, series_column, label_column, features, timestamp_unit, model)
     s = score_files(
         model, inputs, output, events, table, opts, device=device, threads=threads, force=force
     )

@@ -13,8 +13,8 @@ from anomae.cli.options import (
     _ints,
     _threshold_text,
     calibration_options,
-    table_options,
 )
+from anomae.cli.tables import _data_columns, table_options
 
 
 @click.command()
@@ -144,9 +144,10 @@ from anomae.cli.options import (
 def train(
     data: tuple[str, ...],
     out: str,
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    timestamp_unit: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
     window: int,
     stride: int,
@@ -226,9 +227,7 @@ def train(
     doc = {
         "data": {
             "train": list(data),
-            "timestamp": timestamp_column,
-            "series": series_column,
-            "label": label_column,
+            **_data_columns(timestamp_column, series_column, label_column, timestamp_unit),
             "features": feats,
         },
         "window": {

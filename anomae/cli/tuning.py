@@ -14,8 +14,8 @@ from anomae.cli.options import (
     _force_option,
     _threshold_text,
     calibration_options,
-    table_options,
 )
+from anomae.cli.tables import _data_columns, table_options
 
 
 @click.command("tune")
@@ -65,9 +65,10 @@ from anomae.cli.options import (
 def tune_command(
     data: tuple[str, ...],
     out: str,
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    timestamp_unit: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
     grid: tuple[str, ...],
     tune_epochs: int,
@@ -113,9 +114,7 @@ def tune_command(
     doc = {
         "data": {
             "train": list(data),
-            "timestamp": timestamp_column,
-            "series": series_column,
-            "label": label_column,
+            **_data_columns(timestamp_column, series_column, label_column, timestamp_unit),
             "features": feats,
         },
         "window": {"stride": stride},
@@ -144,7 +143,7 @@ def tune_command(
     series, feats_t = read_series(list(data), label_free(pipe.data.table()))
     if not feats:
         refuse_identifier_columns(series, feats_t, data[0] if len(data) == 1 else "DATA")
-    note = label_note(list(data), label_column)
+    note = label_note(list(data), pipe.data.label)
     if note:
         click.echo(note)
     click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")

@@ -39,6 +39,7 @@ from anomae.errors import AnomaeError
 from anomae.eval.datasets import Case
 from anomae.eval.section import BenchmarkSection
 from anomae.events import PostRule, event_bounds, event_mask
+from anomae.io import TableSpec
 
 NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
@@ -47,11 +48,15 @@ class DataMissing(AnomaeError, RuntimeError):
     """The benchmark's data is not on this machine; the message says where it was looked for."""
 
 
-def load_cases(bench: BenchmarkSection, data: str | None = None) -> list[Case]:
+def load_cases(
+    bench: BenchmarkSection, data: str | None = None, table: TableSpec | None = None
+) -> list[Case]:
+    """The benchmark's cases; ``labelled`` reads the user's files with ``table`` (the
+    pipeline's ``[data]`` columns: timestamp, series, label, features, unit)."""
     from anomae.eval import datasets
 
     if bench.dataset == "labelled":
-        return datasets.load_labelled(bench.train, bench.test)
+        return datasets.load_labelled(bench.train, bench.test, table or TableSpec())
     from anomae.io import InputError
 
     try:
@@ -283,7 +288,7 @@ def run_benchmark(
     ``on_case`` (e.g. the PNG plots of ``anomae evaluate --plot``) gets each case with
     every detector's :class:`Scored` and the post-rule, after its metrics are computed."""
     bench: BenchmarkSection = pipe.benchmark
-    cases = load_cases(bench, data)
+    cases = load_cases(bench, data, pipe.data.table())
     rule = PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
     t0 = time.perf_counter()
     detectors: dict[str, Callable[[Case], Scored]] = {"anomae": AnomaeModels(pipe)}

@@ -158,7 +158,7 @@ def _scored(
     return pl.DataFrame(
         [
             pl.repeat(s.name, ends.size, dtype=pl.Utf8, eager=True).alias("series"),
-            pl.Series("timestamp", s.timestamps[ends]).cast(pl.Datetime("ns")),
+            pl.Series("timestamp", s.timestamps[ends]).cast(pl.Datetime("ns", "UTC")),
             pl.Series("score", score),
             pl.Series("is_anomaly", is_anomalous(norm)),
             pl.Series("in_event", event_mask(ends.size, event_bounds(norm, rule))),

@@ -37,6 +37,7 @@ import polars as pl
 
 from anomae.eval.nab import nab_window_rows
 from anomae.io import TableSpec, read_series
+from anomae.timestamps import _timestamps
 
 __all__ = [
     "Case",
@@ -293,15 +294,11 @@ def _need(frame: pl.DataFrame, columns: Sequence[str], path: Path) -> None:
 
 
 def _times(frame: pl.DataFrame, column: str, fmt: str, path: Path) -> np.ndarray:
-    """Int64 ns since epoch; naive times are read as UTC, as :mod:`anomae.io` does."""
+    """Int64 ns since epoch, parsed as :mod:`anomae.io` parses them (naive times are UTC)."""
     col = frame[column]
     if col.dtype != pl.String:
         raise ValueError(f"{path}: column {column!r} is {col.dtype}, expected text like {fmt}")
-    parsed = col.str.to_datetime(fmt, time_unit="ns", strict=False)
-    if parsed.has_nulls():
-        row = int(parsed.is_null().arg_true()[0])
-        raise ValueError(f"{path}: row {row + 1}: cannot parse {col[row]!r} as {fmt}")
-    return parsed.to_physical().to_numpy().astype(np.int64)
+    return _timestamps(col, str(path), True)  # the one parser (anomae.timestamps)
 
 
 def _floats(frame: pl.DataFrame, columns: Sequence[str], path: Path) -> np.ndarray:

@@ -4,7 +4,9 @@ One reading is one JSON object per line or message::
 
     {"series": "m1", "ts": "2026-01-05T00:00:00Z", "values": {"temp": 21.5, "rpm": null}, "seq": 17}
 
-``ts`` is an RFC 3339 string (no offset means UTC) or epoch seconds; ``seq`` is optional;
+``ts`` is an ISO-8601/RFC 3339 string (no offset means UTC) or epoch seconds (another unit
+with ``unit``), accepted exactly as the batch reader accepts a timestamp cell
+(:func:`anomae.timestamps.parse_timestamp`); ``seq`` is optional;
 ``series`` may be left out when the source knows it (an MQTT topic: ``Raw.series_hint``);
 the payload's ``series`` wins over the hint. Values are numbers or null. A feature of the
 model that is absent or null is missing (NaN); so are non-finite numbers and numbers beyond
@@ -21,7 +23,7 @@ closed set (:data:`INVALID_REASONS`, the values of ``anomae_events_invalid_total
 ``missing_series``    no ``series`` and no series from the source
 ``bad_series``        ``series`` not a string of 1 to 256 characters, or one that UTF-8
                       cannot encode (a lone surrogate such as ``"m\\ud800"``)
-``bad_timestamp``     ``ts`` absent, not a number or RFC 3339 string, or beyond year 5000
+``bad_timestamp``     ``ts`` absent, not a number or ISO-8601 string, or outside years 1677-2262
 ``future_timestamp``  ``ts`` later than the parser's clock plus ``max_future`` seconds
 ``bad_values``        ``values`` absent, not an object, or empty
 ``unknown_feature``   ``values`` names none of the model's features
@@ -58,7 +60,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -68,6 +69,8 @@ import numpy as np
 
 from anomae.monitor.decoder import typed_decoder
 from anomae.monitor.sources.base import Raw, RawBatch, Reading
+from anomae.timestamps import _MAX_EPOCH_S, UNITS, check_unit
+from anomae.timestamps import parse_timestamp as _parse_ns
 
 INVALID_REASONS = (
     "too_large",
@@ -84,7 +87,8 @@ INVALID_REASONS = (
 )
 MAX_BYTES = 64 * 1024
 MAX_SERIES_NAME = 256
-_TS_LIMIT = 95_617_584_000.0  # 5000-01-01: rejects milliseconds sent as seconds
+_TS_LIMIT = _MAX_EPOCH_S  # years 1677-2262, as batch: rejects milliseconds sent as seconds
+_PER_SECOND = {unit: 1e9 / ns for unit, ns in UNITS.items()}  # units per second
 _SEQ_LIMIT = 2**63  # seq beyond int64 would overflow the float counters derived from it
 _NUMERIC = frozenset({float, int, type(None)})
 _SAMPLE_CHARS = 120
@@ -106,28 +110,21 @@ def _show(value: object) -> str:
     return text if len(text) <= _SAMPLE_CHARS else text[: _SAMPLE_CHARS - 3] + "..."
 
 
-def parse_timestamp(ts: object) -> float | None:
-    """Epoch seconds from a number or an RFC 3339 string; None when it is neither.
+def parse_timestamp(ts: object, unit: str | None = None) -> float | None:
+    """Epoch seconds from a number (in ``unit``, default seconds) or an ISO-8601 string;
+    None when the batch reader would refuse it (:func:`anomae.timestamps.parse_timestamp`).
 
     >>> parse_timestamp("2026-01-05T00:01:00Z"), parse_timestamp(1767571260)
     (1767571260.0, 1767571260.0)
     >>> parse_timestamp(True), parse_timestamp("yesterday"), parse_timestamp(1.7e12)
     (None, None, None)
     """
-    t = type(ts)
-    if t is float or t is int:
-        value = float(ts)  # type: ignore[arg-type]
-    elif t is str:
-        try:
-            dt = datetime.fromisoformat(ts)  # type: ignore[arg-type]
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        value = dt.timestamp()
-    else:
+    ns = _parse_ns(ts, unit)
+    if ns is None:
         return None
-    return value if -_TS_LIMIT < value < _TS_LIMIT else None
+    if type(ts) is float or type(ts) is int:  # as the typed fast path computes it
+        return float(ts) / _PER_SECOND[unit or "s"]
+    return ns / 1e9
 
 
 @dataclass
@@ -160,8 +157,12 @@ class ReadingParser:
         max_bytes: int = MAX_BYTES,
         max_future: float = math.inf,
         clock: Callable[[], float] = time.time,
+        unit: str | None = None,
     ) -> None:
         self.features = tuple(features)
+        # the unit of numeric ``ts`` (None: seconds); readings keep epoch seconds
+        self.unit = check_unit(unit)
+        self._per_s = _PER_SECOND[self.unit or "s"]
         self.max_bytes = max_bytes
         self.max_future, self.clock = max_future, clock
         self.received = 0
@@ -209,7 +210,7 @@ class ReadingParser:
             self._attrs,
             self._none_row,
         )
-        max_bytes, ts_high = self.max_bytes, self._ts_high
+        max_bytes, ts_high, per_s = self.max_bytes, self._ts_high, self._per_s
         if hint is not None and not _encodable(hint):
             hint = None  # the general path names the reason
         a_series, a_ts, a_seq, a_rows = (
@@ -234,6 +235,8 @@ class ReadingParser:
                 series = hint
             ts, seq = r.ts, r.seq
             row = attrs(r.values)
+            if type(ts) is float:
+                ts /= per_s
             if (
                 type(series) is str
                 and 0 < len(series) <= MAX_SERIES_NAME
@@ -278,6 +281,7 @@ class ReadingParser:
             received,
             out,
             rows,
+            self.unit,
         )
 
     def _add(
@@ -289,7 +293,9 @@ class ReadingParser:
         received: float,
         out: Parsed,
         rows: list[Any],
+        unit: str | None = None,
     ) -> None:
+        """``unit``: of a numeric ``ts`` in a payload (a :class:`Reading`'s is seconds)."""
         refuse = self._refuse
         if series is None:
             refuse("missing_series", "no series in the reading nor from the source")
@@ -302,11 +308,10 @@ class ReadingParser:
         ):
             refuse("bad_series", f"series={_show(series)}")
             return
-        t = type(ts)
-        if (t is float or t is int) and -_TS_LIMIT < ts < _TS_LIMIT:  # type: ignore[operator]
-            value = float(ts)  # type: ignore[arg-type]
+        if type(ts) is float and unit is None and -_TS_LIMIT < ts < _TS_LIMIT:
+            value = ts
         else:
-            parsed = parse_timestamp(ts)
+            parsed = parse_timestamp(ts, unit)
             if parsed is None:
                 refuse("bad_timestamp", f"series={_show(series)} ts={_show(ts)}")
                 return

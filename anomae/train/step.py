@@ -154,6 +154,7 @@ def train_step(
         # the gap rule batch and stream share (anomae.windows); none without timestamps
         interval_s=interval_s,
         max_gap_s=GAP_FACTOR * interval_s,
+        columns=pipe.data.columns(),
     )
     constant = constant_features(fit_rows)
     ignore = constant if pipe.weights.constant == "ignore" else None

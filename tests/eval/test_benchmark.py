@@ -102,3 +102,57 @@ def test_evaluate_needs_a_benchmark_section(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     r = run_cli(["evaluate", str(repo / "pipelines/demo.toml"), "--out", str(tmp_path)])
     assert r.returncode == 1 and "no [benchmark] section" in r.stderr
+
+
+def test_labelled_evaluation_reads_the_data_columns_and_paths(tmp_path: Path) -> None:
+    """``dataset = "labelled"`` reads the user's files with the pipeline's [data] columns,
+    from paths relative to the pipeline file."""
+    import polars as pl
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "exp" / "files").mkdir(parents=True)
+    for part, n in (("train", 300), ("test", 200)):
+        x = np.sin(np.arange(n) / 7.0)[:, None] + 0.05 * rng.normal(size=(n, 2))
+        bad = np.zeros(n, int)
+        if part == "test":
+            x[120:140] += 2.0
+            bad[120:140] = 1
+        pl.DataFrame(
+            {
+                "time": 1_767_571_260_000 + 60_000 * np.arange(n),  # epoch ms
+                "machine": ["pump"] * n,
+                "a": x[:, 0],
+                "b": x[:, 1],
+                "is_bad": bad,
+            }
+        ).write_csv(tmp_path / "exp" / "files" / f"{part}.csv")
+    pipe = tmp_path / "exp" / "p.toml"
+    pipe.write_text(
+        textwrap.dedent("""
+        [data]
+        timestamp = "time"
+        timestamp_unit = "ms"
+        series = "machine"
+        label = "is_bad"
+        [benchmark]
+        dataset = "labelled"
+        train = "files/train.csv"
+        test = "files/test.csv"
+        baselines = ["random"]
+        [window]
+        length = 8
+        [model]
+        hidden = [4]
+        [train]
+        epochs = 1
+        progress = false
+        [calibrate]
+        method = "quantile"
+        q = 0.9
+        """)
+    )
+    r = run_cli(["evaluate", str(pipe), "--out", str(tmp_path / "o")], cwd=tmp_path.parent)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert len(report["per_case"]["anomae"]) == 1
+    assert "pump" in json.dumps(report["per_case"]["anomae"])

@@ -125,7 +125,7 @@ def _garble(path: Path, old: str, new: str) -> None:
         (
             lambda r: _garble(r / "valve2/0.csv", "2020-03-09 10:14:35", "9/3/20"),
             ValueError,
-            r"valve2/0\.csv: row 3: cannot parse '9/3/20'",
+            r"valve2/0\.csv: column 'datetime', row 3 \(line 4\): cannot parse \"9/3/20\"",
         ),
         (
             lambda r: (r / "other/1.csv").write_text("datetime,a\n2020-01-01 00:00:00,1\n"),
@@ -277,7 +277,7 @@ def test_nab_probation_lengths(n_rows: int, probation: int) -> None:
         (
             lambda r: _garble(r / "realKnownCause/a_series.csv", "00:45:00", "00:45:00 PM"),
             ValueError,
-            r"a_series\.csv: row 10: cannot parse",
+            r"a_series\.csv: column 'timestamp', row 10 \(line 11\): cannot parse",
         ),
         (
             lambda r: _garble(

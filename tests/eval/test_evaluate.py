@@ -87,7 +87,7 @@ def _windows(test: list[SeriesData], spec: WindowSpec) -> pl.DataFrame:
             pl.DataFrame(
                 {
                     "series": [s.name] * ends.size,
-                    "timestamp": pl.Series(s.timestamps[ends]).cast(pl.Datetime("ns")),
+                    "timestamp": pl.Series(s.timestamps[ends]).cast(pl.Datetime("ns", "UTC")),
                     "label": window_labels(s.labels, ends, spec.length),
                 }
             )

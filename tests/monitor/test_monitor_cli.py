@@ -188,8 +188,7 @@ def test_replay_from_stdin_equals_anomae_score(
     win = pl.DataFrame([x for x in recs if x["type"] == "window"]).with_columns(
         pl.col("ts")
         .str.to_datetime(time_zone="UTC")
-        .dt.replace_time_zone(None)
-        .cast(pl.Datetime("ns"))
+        .cast(pl.Datetime("ns", "UTC"))
         .alias("timestamp")
     )
     assert win.height == batch.height == stopped["scored"]
@@ -420,8 +419,8 @@ def test_per_series_thresholds_replay_equals_anomae_score(tmp_path: Path) -> Non
     batch = pl.read_parquet(scores)
     recs = sink_records(sink)
     win = pl.DataFrame([x for x in recs if x["type"] == "window"]).with_columns(
-        (pl.col("ts").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None))
-        .cast(pl.Datetime("ns"))
+        (pl.col("ts").str.to_datetime(time_zone="UTC"))
+        .cast(pl.Datetime("ns", "UTC"))
         .alias("timestamp")
     )
     both = batch.join(win, on=["series", "timestamp"], how="inner", suffix="_stream")

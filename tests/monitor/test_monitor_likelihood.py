@@ -211,8 +211,8 @@ def test_monitor_replay_with_likelihood_equals_anomae_score(replay_setup: dict) 
         assert np.isnan(got[: spec.warmup]).all()
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
     win = win.with_columns(
-        pl.col("ts").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
-        .cast(pl.Datetime("ns")).alias("timestamp")
+        pl.col("ts").str.to_datetime(time_zone="UTC")
+        .cast(pl.Datetime("ns", "UTC")).alias("timestamp")
     )  # fmt: skip
     batch = pl.read_parquet(scores)
     both = batch.join(win, on=["series", "timestamp"], how="inner", suffix="_stream")

@@ -1,0 +1,128 @@
+"""The table options of the commands that read CSV/Parquet, and the columns they resolve to:
+the option if given, else the model card's columns (commands given a model), else
+``timestamp`` / ``series`` / ``label``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The table options every command reading CSV/Parquet shares. Left unset, the column
+    options take the model card's columns (commands given a model), else the defaults:
+    :func:`_columns` resolves them, once for every command."""
+    opts = [
+        click.option(
+            "--timestamp-column",
+            default=None,
+            help="Column with the time of each row (datetime, RFC 3339 or epoch number) "
+            "[default: the model card's, else timestamp].",
+        ),
+        click.option(
+            "--timestamp-unit",
+            type=click.Choice(["s", "ms", "us", "ns"]),
+            default=None,
+            help="Unit of epoch-number timestamps [default: the model card's, else seconds, "
+            "refusing numbers beyond years 1677-2262].",
+        ),
+        click.option(
+            "--series-column",
+            default=None,
+            help="Column naming the series (machine); absent: one series per file "
+            "[default: the model card's, else series].",
+        ),
+        click.option(
+            "--label-column",
+            default=None,
+            help="Optional 0/1 label column, never used as a feature; '' for none "
+            "[default: the model card's, else label].",
+        ),
+        click.option(
+            "--features",
+            default="",
+            help="Comma-separated feature columns (default: all numeric columns).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _columns(
+    model: str | Path | None,
+    timestamp_column: str | None,
+    series_column: str | None,
+    label_column: str | None,
+    timestamp_unit: str | None = None,
+) -> dict[str, str | None]:
+    """The table columns: each option given, else the model card's (``model``: its path;
+    None or an unreadable card: none), else the default. Says on stderr which came from
+    the card when they differ from the defaults."""
+    from anomae.spec import DEFAULT_COLUMNS
+
+    card = _card_columns(model) if model is not None else DEFAULT_COLUMNS
+    given = {
+        "timestamp": timestamp_column,
+        "series": series_column,
+        "label": label_column,
+        "timestamp_unit": timestamp_unit,
+    }
+    out = {k: card[k] if v is None else v for k, v in given.items()}
+    out["label"] = out["label"] or None
+    out["timestamp_unit"] = out["timestamp_unit"] or None
+    from_card = [
+        f"{k} {card[k]!r}" for k, v in given.items() if v is None and card[k] != DEFAULT_COLUMNS[k]
+    ]
+    if from_card:
+        click.echo(f"columns from the model card: {', '.join(from_card)}", err=True)
+    return out
+
+
+def _data_columns(
+    timestamp_column: str | None,
+    series_column: str | None,
+    label_column: str | None,
+    timestamp_unit: str | None,
+) -> dict[str, str]:
+    """The ``[data]`` keys of a pipeline built from the options (training: no card)."""
+    cols = _columns(None, timestamp_column, series_column, label_column, timestamp_unit)
+    return {k: v or "" for k, v in cols.items()}
+
+
+def _card_columns(model: str | Path) -> dict[str, str | None]:
+    """The model card's columns; the defaults when the file cannot be read (loading the
+    model then reports what is wrong with it)."""
+    from anomae.modelfile import read_card
+    from anomae.spec import DEFAULT_COLUMNS, ModelCardError
+
+    try:
+        return read_card(model).columns
+    except ModelCardError:
+        return dict(DEFAULT_COLUMNS)
+
+
+def _table(
+    timestamp_column: str | None,
+    series_column: str | None,
+    label_column: str | None,
+    features: str,
+    timestamp_unit: str | None = None,
+    model: str | Path | None = None,
+) -> Any:
+    """The :class:`~anomae.io.TableSpec` of :func:`table_options`' values (columns by
+    :func:`_columns`)."""
+    from anomae.io import TableSpec
+
+    cols = _columns(model, timestamp_column, series_column, label_column, timestamp_unit)
+    feats = tuple(x.strip() for x in features.split(",") if x.strip())
+    return TableSpec(
+        timestamp=cols["timestamp"] or "timestamp",
+        series=cols["series"],
+        features=feats or None,
+        label=cols["label"],
+        timestamp_unit=cols["timestamp_unit"],
+    )

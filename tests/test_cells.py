@@ -1,0 +1,40 @@
+"""Feature and label cells as arrays, bad cells named by file, column and row."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from anomae.cells import _labels, _values
+from anomae.errors import InputError
+
+
+@pytest.mark.parametrize(
+    ("cells", "want"),
+    [(["1.5", "NA", " 2"], [1.5, math.nan, 2.0]),
+     (["", "null", "None"], [math.nan] * 3),
+     ([1, None, 3], [1.0, math.nan, 3.0]),
+     ([True, False, None], [1.0, 0.0, math.nan])],
+)  # fmt: skip
+def test_numbers_and_missing_cells(cells: list[object], want: list[float]) -> None:
+    got = _values(pl.DataFrame({"t": cells}), ["t"], "x.csv", True).ravel().tolist()
+    assert [g if g == g else "nan" for g in got] == [w if w == w else "nan" for w in want]
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [(["1", "1,5"], "x.csv: column 't', row 2 (line 3): value \"1,5\" is not a number"),
+     ([1.0, float("inf")], "x.csv: column 't', row 2 (line 3): value inf is not finite")],
+)  # fmt: skip
+def test_bad_cells_are_named(cells: list[object], message: str) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _values(pl.DataFrame({"t": cells}), ["t"], "x.csv", True)
+
+
+def test_labels_are_0_1_true_false_or_missing() -> None:
+    col = pl.Series("label", ["1", "0", "true", "", "NA"])
+    assert _labels(col, "x.csv", True).tolist() == [1, 0, 1, -1, -1]
+    with pytest.raises(InputError, match=r"row 2 \(line 3\): label \"2\" is not 0/1"):
+        _labels(pl.Series("label", [0, 2]), "x.csv", True)
