@@ -17,6 +17,17 @@ from anomae.cli.options import (
 )
 
 
+def _shard(value: str) -> tuple[int, int]:
+    i, sep, n = value.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or not 0 <= shard[0] < shard[1]:
+        raise click.BadParameter(f"want I/N with 0 <= I < N (e.g. 0/3), got {value!r}")
+    return shard
+
+
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option(
@@ -78,6 +89,26 @@ from anomae.cli.options import (
     default=10000,
     show_default=True,
     help="Series tracked at most (the rest is dropped and counted).",
+)
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    callback=lambda ctx, param, value: _shard(value),
+    help="I/N: this replica takes the series of shard I of N (a stable hash of the series "
+    "name), so N replicas reading the same stream split a fleet without splitting a "
+    "series' window; the others' readings count as anomae_events_other_shard_total.",
+)
+@click.option(
+    "--timestamp-unit",
+    type=click.Choice(["s", "ms", "us", "ns"]),
+    default=None,
+    help="Unit of numeric \"ts\" values (default: seconds; ISO strings need none).",
+)
+@click.option(
+    "--no-health",
+    is_flag=True,
+    help="Do not measure model health (input and score drift, events per series).",
 )
 @click.option(
     "--series-ttl",
@@ -149,6 +180,9 @@ def monitor(
     threads: int,
     device: str,
     max_series: int,
+    shard: tuple[int, int],
+    timestamp_unit: str | None,
+    no_health: bool,
     series_ttl: float,
     max_gap_seconds: float | None,
     max_line_bytes: int,
@@ -185,6 +219,9 @@ def monitor(
             queue_size=queue_size,
             queue_bytes=queue_bytes,
             max_series=max_series,
+            shard=shard,
+            timestamp_unit=timestamp_unit,
+            health=not no_health,
             max_gap_seconds=max_gap_seconds,
             series_ttl_seconds=series_ttl,
             max_line_bytes=max_line_bytes,

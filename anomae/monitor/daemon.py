@@ -71,6 +71,7 @@ class MonitorOptions:
     reload_check_seconds: float = 5.0  # 0: only on SIGHUP
     drain_seconds: float = 5.0
     stats_log_seconds: float = 60.0
+    timestamp_unit: str | None = None  # of numeric "ts" (None: seconds)
     shard: tuple[int, int] = (0, 1)  # (i, n): only the series of shard i of n (a replica)
     health: bool = True  # model health metrics (input and score drift, alarm rate, age)
 
@@ -109,6 +110,7 @@ class Monitor:
             options.max_line_bytes,
             options.max_future_seconds if options.max_future_seconds > 0 else math.inf,
             wall_clock,
+            options.timestamp_unit,
         )
         self.table = SeriesTable(
             options.max_series, self._gap_limit(card), shard=options.shard

@@ -209,3 +209,34 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     write_prometheus_rule()
     print(f"wrote {K8S / 'prometheusrule.yaml'}")
+
+
+SHARDED = K8S / "sharded" / "statefulset.yaml"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_sharded_statefulset_schema(version: str) -> None:
+    kv = need_module("kubernetes_validate")
+    kv.validate(load_yaml_all(SHARDED)[0], version, strict=True)
+
+
+def test_sharded_statefulset_splits_the_fleet_like_the_deployment_runs_it() -> None:
+    sts, dep = load_yaml_all(SHARDED)[0], docs()["Deployment"]
+    assert sts["kind"] == "StatefulSet"
+    spec = sts["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    # --shard I/N with N the replica count and I the pod's ordinal
+    args = container["args"]
+    shard = args[args.index("--shard") + 1]
+    assert shard == f"$(SHARD_INDEX)/{spec['replicas']}" and spec["replicas"] > 1
+    env = {e["name"]: e for e in container["env"]}
+    field = env["SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert field == "metadata.labels['apps.kubernetes.io/pod-index']"
+    # everything else as the single-replica Deployment: same pod hardening, probes, mounts
+    dep_pod, sts_pod = dep["spec"]["template"]["spec"], spec["template"]["spec"]
+    for key in ("securityContext", "volumes", "automountServiceAccountToken"):
+        assert sts_pod[key] == dep_pod[key], key
+    dep_c = dep_pod["containers"][0]
+    for key in ("readinessProbe", "livenessProbe", "securityContext", "volumeMounts", "ports"):
+        assert container[key] == dep_c[key], key
+    assert spec["selector"] == dep["spec"]["selector"]  # the Service selects every replica
