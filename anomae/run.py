@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from anomae.calibrate_model import calibrate_trained
+from anomae.errors import PipelineError
 from anomae.io import SeriesData, TableSpec, read_series, read_table
-from anomae.pipeline import Pipeline, PipelineError, load_pipeline
+from anomae.pipeline import Pipeline, load_pipeline
 from anomae.spec import ModelCard
 from anomae.train.step import train_step
 

@@ -118,11 +118,12 @@ def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int, plot: bo
     import dataclasses
     import json as _json
 
+    from anomae.errors import PipelineError
     from anomae.eval.benchmark import DataMissing, run_benchmark
     from anomae.eval.plot import CasePlotter, PlotError
     from anomae.eval.report import benchmark_markdown, benchmark_table
     from anomae.modelfile import atomic_write_bytes
-    from anomae.pipeline import PipelineError, load_pipeline
+    from anomae.pipeline import load_pipeline
 
     pipe = load_pipeline(pipeline)
     if pipe.benchmark is None:

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from anomae.calibrate_model import sampling_interval
+from anomae.errors import PipelineError
 from anomae.holdout import holdout_blocks
 from anomae.io import SeriesData, fingerprint
-from anomae.pipeline import Pipeline, PipelineError, train_config
+from anomae.pipeline import Pipeline
 from anomae.spec import ModelCard, Scaler, WindowSpec
+from anomae.train.config import train_config
 
 
 def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
