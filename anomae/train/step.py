@@ -36,6 +36,16 @@ def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
     return Scaler(tuple(center.tolist()), tuple(scale.tolist()))
 
 
+def require_torch() -> None:
+    """Raise ``ModuleNotFoundError`` (``name="torch"``, which the CLI turns into the install
+    hint) when torch is not installed, so a training command says so before reading data;
+    torch itself is not imported here."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+
 def versions() -> dict[str, str]:
     import onnx
     import onnxruntime

@@ -19,6 +19,7 @@ from anomae.errors import PipelineError
 from anomae.pipeline import parse_pipeline
 from anomae.train.config import ArchConfig, NoiseConfig, SparsityConfig, TrainConfig, train_config
 
+REPO = Path(__file__).resolve().parents[2]
 BASE = '[data]\ntrain = "t.parquet"\n'
 
 # A bad training key or value, and what the error says besides the file name.
@@ -138,3 +139,21 @@ def test_the_old_homes_still_import() -> None:
     assert fit.TrainConfig is TrainConfig and fit.SparsityConfig is SparsityConfig
     assert model.ArchConfig is ArchConfig and noise.NoiseConfig is NoiseConfig
 
+
+@pytest.mark.parametrize("command", ["run", "tune", "evaluate"])
+def test_training_commands_need_torch_before_reading_data(tmp_path: Path, command: str) -> None:
+    """A valid pipeline, torch not installed: the install hint comes first (not an error
+    about the data, nor minutes later), and no output folder or file is made."""
+    pipe = tmp_path / "p.toml"
+    pipe.write_text('[data]\ntrain = "missing.csv"\n')
+    out = tmp_path / "out"
+    args = {
+        "run": ["run", str(pipe), "-o", str(out)],
+        "tune": ["tune", str(tmp_path / "missing.csv"), "-o", str(out / "m.onnx")],
+        "evaluate": ["evaluate", str(REPO / "pipelines" / "skab.toml"), "-o", str(out),
+                     "--data", str(tmp_path / "no-data")],
+    }[command]  # fmt: skip
+    r = run_cli(args, env=blocked_imports(tmp_path / "block", "torch"))
+    assert r.returncode == 1, r.stderr
+    assert "error: training needs PyTorch: pip install 'anomae[train]'" in r.stderr, r.stderr
+    assert not out.exists()
