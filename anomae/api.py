@@ -83,7 +83,8 @@ def _table(timestamp: str, series: str, label: str | None) -> TableSpec:
 
 def _pipeline(recipe: Any, sections: dict[str, dict[str, Any]], source: str) -> Any:
     """The :class:`~anomae.pipeline.Pipeline` of ``recipe`` with ``sections``' keys replaced."""
-    from anomae.pipeline import Pipeline, PipelineError, parse_pipeline, with_recipe
+    from anomae.errors import PipelineError
+    from anomae.pipeline import Pipeline, parse_pipeline, with_recipe
 
     if isinstance(recipe, Pipeline):
         if not sections:
@@ -271,10 +272,11 @@ class AnomalyModel:
         fpr or f1 (labelled data); ``params`` are the method's (``q``, ``k``, ``rate``,
         ``false_events_per_day``, ``per_series``, ...)."""
         from anomae.calibrate_model import recalibrate_card
+        from anomae.calibrate_settings import CalibrateSection
         from anomae.modelfile import rewrite_card
-        from anomae.pipeline import CalibrateSection, _coerce
+        from anomae.settings import from_table
 
-        section = _coerce(CalibrateSection, {"method": method, **params}, "calibrate()")
+        section = from_table(CalibrateSection, {"method": method, **params}, "calibrate()")
         rows, _ = read_series(data, _table(timestamp, series, label), self.features)
         card = recalibrate_card(self.detector, rows, section)
         with TemporaryDirectory(prefix="anomae-calibrate-") as tmp:

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from anomae.calibrate import CalibrationError, calibrate, calibrate_events, calibrate_features
+from anomae.calibrate_settings import CalibrateSection
 from anomae.io import SeriesData
-from anomae.pipeline import CalibrateSection, Pipeline, post_rule
+from anomae.pipeline import Pipeline
 from anomae.spec import ModelCard, Threshold
 
 
@@ -109,7 +110,7 @@ def calibrate_card(
     chose, the likelihood); returns it and the post-rule."""
     from anomae.events import alarm_policy
 
-    base = post_rule(pipe.score)
+    base = pipe.score.post_rule()
     threshold = calibrate_blocks(
         det, cal_rows, pipe.calibrate, interval_s, labels, rule=base, names=names
     )

@@ -67,6 +67,10 @@ class CalibrationError(AnomaeError, ValueError):
     """The calibration data cannot support the requested threshold."""
 
 
+class PipelineError(AnomaeError, ValueError):
+    """A pipeline file or option is invalid; the message names file, section and key."""
+
+
 def _row(row: int, is_csv: bool) -> str:
     return f"row {row + 1}" + (f" (line {row + 2})" if is_csv else "")
 

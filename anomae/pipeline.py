@@ -1,10 +1,13 @@
 """Pipeline files: one TOML file describes an experiment; this module is its schema.
 
-It holds the sections, :class:`Pipeline`, parsing and loading (with recipes),
-:func:`train_config` and :func:`post_rule`. Carrying a pipeline out lives with its
-concepts: :func:`anomae.run.run_pipeline` (``anomae run``), :mod:`anomae.holdout` (the
-held-out rows), :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrate_model`
-(threshold and alarm policy). Sections and keys (all optional but ``data.train``)::
+It holds the sections, :class:`Pipeline`, parsing and loading (with recipes). A section
+becomes its owner's settings: ``[model]``, ``[noise]``, ``[sparsity]`` and ``[train]``
+:func:`anomae.train.config.train_config`, ``[calibrate]``
+:class:`anomae.calibrate_settings.CalibrateSection`, ``[score]`` a
+:class:`anomae.events.PostRule`. Carrying a pipeline out lives with its concepts:
+:func:`anomae.run.run_pipeline` (``anomae run``), :mod:`anomae.holdout` (the held-out rows),
+:mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrate_model` (threshold and
+alarm policy). Sections and keys (all optional but ``data.train``)::
 
     [data]      train, test, calibration (paths relative to the pipeline file's folder),
                 timestamp, series, label, features, exclude, timestamp_unit (s, ms, us,
@@ -30,26 +33,26 @@ held-out rows), :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrat
                 seed, vus_window: when present, the model is chosen label-free first (see
                 :mod:`anomae.tune`)
 
-Unknown sections or keys, and values of the wrong type, are errors naming file and key.
+Unknown sections or keys, and values of the wrong type, are errors naming file and key,
+raised when the file is read (torch is never imported to check the training sections).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anomae.errors import AnomaeError
+from anomae.calibrate_settings import CalibrateSection
+from anomae.errors import PipelineError
+from anomae.events import PostRule
 from anomae.io import TableSpec
+from anomae.settings import from_table
 from anomae.spec import WindowSpec
 from anomae.timestamps import check_unit
-
-
-class PipelineError(AnomaeError, ValueError):
-    """A pipeline file or option is invalid; the message names file, section and key."""
+from anomae.train.config import train_config
 
 
 @dataclass(frozen=True)
@@ -109,92 +112,6 @@ class WindowSection:
         return self.center or list(self.center_features) or False
 
 
-_METHOD_PARAMS = {
-    "events": ("false_events_per_day", "interval_s", "init_quantile", "min_windows"),
-    "quantile": ("q",),
-    "ksigma": ("k",),
-    "mad": ("k",),
-    "pot": ("q", "init_quantile"),
-    "fpr": ("rate", "alarms_per_day", "interval_s"),
-    "f1": (),
-}
-
-
-@dataclass(frozen=True)
-class CalibrateSection:
-    """How the threshold is set. Parameters left unset take the method's defaults (see
-    :mod:`anomae.calibrate`): events (the default) false_events_per_day=1/7 (one per
-    series per week) with the [score] post-rule, or the one of the ``min_windows``
-    candidates that allows the lowest threshold; quantile q=0.995; ksigma/mad k=3; pot
-    q=1e-3, init_quantile=0.98; fpr rate, or alarms_per_day. ``interval_s`` (events, fpr)
-    is inferred from the data's timestamps when unset. A parameter the method does not
-    take is an error. ``per_series`` also calibrates a threshold per series on its own
-    held-out data, the fleet threshold kept for the rest (:mod:`anomae.calibrate_series`)."""
-
-    method: str = "events"
-    holdout: float = 0.2
-    holdout_from: str = "spread"  # spread: blocks over each series' span; tail: its last rows
-    per_feature: bool = False
-    per_series: bool = False
-    q: float | None = None
-    k: float | None = None
-    rate: float | None = None
-    alarms_per_day: float | None = None
-    interval_s: float | None = None
-    init_quantile: float | None = None
-    false_events_per_day: float | None = None
-    min_windows: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        from anomae.calibrate import METHODS
-
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
-        given = [n for n in _params_of(self) if n not in _METHOD_PARAMS[self.method]]
-        if given:
-            takers = sorted(m for m, ps in _METHOD_PARAMS.items() if given[0] in ps)
-            raise ValueError(
-                f"{given[0]} is not a parameter of method {self.method!r}"
-                + (" (the default)" if self.method == "events" else "")
-                + f": it belongs to {' or '.join(takers)}; set method accordingly or drop it"
-            )
-        fe = self.false_events_per_day
-        if fe is not None and not fe > 0:
-            raise ValueError(f"false_events_per_day must be > 0, got {fe}")
-        if any(int(m) < 1 for m in self.min_windows):
-            raise ValueError(f"min_windows candidates must be >= 1, got {list(self.min_windows)}")
-        if self.q is not None and not 0.0 < self.q < 1.0:
-            raise ValueError(f"q must be in (0, 1), got {self.q}")
-        if not 0.0 <= self.holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
-        if self.holdout_from not in ("spread", "tail"):
-            raise ValueError(f"holdout_from must be 'spread' or 'tail', got {self.holdout_from!r}")
-
-    @property
-    def holdout_spread(self) -> bool:
-        return self.holdout_from == "spread"
-
-    def params(self) -> dict[str, Any]:
-        return _params_of(self)
-
-
-def _params_of(section: CalibrateSection) -> dict[str, Any]:
-    """The method parameters ``section`` sets (unset: None, or no min_windows candidates)."""
-    names = (
-        "q",
-        "k",
-        "rate",
-        "alarms_per_day",
-        "interval_s",
-        "init_quantile",
-        "false_events_per_day",
-    )
-    out: dict[str, Any] = {n: getattr(section, n) for n in names if getattr(section, n) is not None}
-    if section.min_windows:
-        out["min_windows"] = [int(m) for m in section.min_windows]
-    return out
-
-
 @dataclass(frozen=True)
 class WeightSection:
     """How each feature counts in the score (:mod:`anomae.train.weights`): ``errors``
@@ -214,11 +131,20 @@ class WeightSection:
 
 @dataclass(frozen=True)
 class ScoreSection:
+    """The post-rule (:class:`anomae.events.PostRule`) and how many top features a window
+    names."""
+
     min_windows: int = 3
     max_gap: int = 0
     off: float = 1.0
     cooldown: int = 0
     top_k: int = 3
+
+    def __post_init__(self) -> None:
+        self.post_rule()
+
+    def post_rule(self) -> PostRule:
+        return PostRule(self.min_windows, self.max_gap, self.off, self.cooldown)
 
 
 @dataclass(frozen=True)
@@ -241,41 +167,6 @@ class Pipeline:
         d = dataclasses.asdict(self)
         d.pop("source")
         return d
-
-
-def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build dataclass ``cls`` from TOML values, checking keys and simple types."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise PipelineError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        hint = hints[key]
-        origin = typing.get_origin(hint)
-        if origin is tuple:
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list):
-                raise PipelineError(f"{where}: key '{key}' must be a list, got {value!r}")
-            value = tuple(value)
-        elif (
-            hint in (float, float | None) and isinstance(value, int) and not isinstance(value, bool)
-        ):
-            value = float(value)
-        elif hint in (int, float, str, bool) and not isinstance(value, hint):
-            raise PipelineError(
-                f"{where}: key '{key}' must be {hint.__name__}, got {type(value).__name__} "
-                f"{value!r}"
-            )
-        if hint is int and isinstance(value, bool):
-            raise PipelineError(f"{where}: key '{key}' must be int, got {value!r}")
-        out[key] = value
-    try:
-        return cls(**out)
-    except (TypeError, ValueError) as exc:
-        raise PipelineError(f"{where}: {exc}") from exc
 
 
 SECTIONS: dict[str, type | None] = {
@@ -306,17 +197,16 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
         if not isinstance(table, dict):
             raise PipelineError(f"{source}: [{name}] must be a table")
         if name not in OPTIONAL_SECTIONS:
-            kw[name] = dict(table) if cls is None else _coerce(cls, table, f"{source} [{name}]")
+            kw[name] = dict(table) if cls is None else from_table(cls, table, f"{source} [{name}]")
     from anomae.eval.section import BenchmarkSection
     from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
 
     optional = (("likelihood", Likelihood), ("benchmark", BenchmarkSection), ("tune", TuneSection))
     for name, cls in optional:
-        kw[name] = _coerce(cls, doc[name], f"{source} [{name}]") if name in doc else None
+        kw[name] = from_table(cls, doc[name], f"{source} [{name}]") if name in doc else None
     pipe = Pipeline(**kw)
-    train_config(pipe)  # validates [model], [noise], [sparsity] now, not after minutes of work
-    post_rule(pipe.score)
+    train_config(pipe)  # validates [model], [noise], [sparsity], [train] now, torch-free
     if not pipe.data.train and pipe.benchmark is None:
         raise PipelineError(f"{source} [data]: 'train' (file or list of files) is required")
     return pipe
@@ -384,34 +274,3 @@ def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
         else:
             merged[section] = table
     return merged
-
-
-def train_config(pipe: Pipeline) -> Any:
-    """The :class:`anomae.train.fit.TrainConfig` a pipeline describes (imports torch)."""
-    from anomae.train.fit import SparsityConfig, TrainConfig
-    from anomae.train.model import ArchConfig
-    from anomae.train.noise import NoiseConfig
-
-    where = pipe.source
-    arch = _coerce(ArchConfig, pipe.model, f"{where} [model]")
-    noise = _coerce(NoiseConfig, pipe.noise, f"{where} [noise]")
-    sparsity = _coerce(SparsityConfig, pipe.sparsity, f"{where} [sparsity]")
-    if sparsity.kind == "kl" and arch.code_activation != "sigmoid":
-        raise PipelineError(
-            f"{where}: sparsity 'kl' needs code activations in (0, 1); set [model] "
-            f'code_activation = "sigmoid"'
-        )
-    nested = sorted({"arch", "noise", "sparsity"} & set(pipe.train))
-    if nested:
-        raise PipelineError(f"{where} [train]: {nested} have sections of their own")
-    kw = {**pipe.train, "arch": arch, "noise": noise, "sparsity": sparsity}
-    return _coerce(TrainConfig, kw, f"{where} [train]")
-
-
-def post_rule(section: ScoreSection) -> Any:
-    from anomae.events import PostRule
-
-    try:
-        return PostRule(section.min_windows, section.max_gap, section.off, section.cooldown)
-    except ValueError as exc:
-        raise PipelineError(f"[score]: {exc}") from exc

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from anomae.calibrate_model import calibrate_trained
+from anomae.errors import PipelineError
 from anomae.io import SeriesData, TableSpec, read_series, read_table
-from anomae.pipeline import Pipeline, PipelineError, load_pipeline
+from anomae.pipeline import Pipeline, load_pipeline
 from anomae.spec import ModelCard
-from anomae.train.step import train_step
+from anomae.train.step import require_torch, train_step
 
 
 def report_path(out_dir: Path) -> Path:
@@ -37,6 +38,7 @@ def run_pipeline(
 
     t_start = time.perf_counter()
     pipe = load_pipeline(path)
+    require_torch()  # before any data is read or output folder made
     if threads is not None:
         pipe = dataclasses.replace(pipe, train={**pipe.train, "threads": threads})
     out = Path(out_dir)

@@ -79,9 +79,9 @@ def tune(
     Candidate ``i``'s model is written to ``keep / f"c{i}.onnx"`` when ``keep`` is given
     (``bench/tune_hindsight.py`` scores them on labelled data), else to a temporary folder."""
     from anomae.detector import Detector
+    from anomae.errors import PipelineError
     from anomae.holdout import HOLDOUT_BLOCKS, split_holdout
     from anomae.inject import injected_copies, rows_needed
-    from anomae.pipeline import PipelineError
     from anomae.train.step import train_step
     from anomae.train.weights import constant_features
 

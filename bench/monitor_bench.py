@@ -48,8 +48,9 @@ def build_model(path: Path, window: int, hidden: tuple[int, ...], n_f: int) -> N
     import torch
 
     from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+    from anomae.train.config import ArchConfig
     from anomae.train.export import export_model
-    from anomae.train.model import ArchConfig, build_model
+    from anomae.train.model import build_model
 
     torch.manual_seed(0)
     model = build_model(ArchConfig(hidden=hidden), window, n_f).eval()

@@ -39,8 +39,9 @@ def reference_model(path: Path) -> None:
     import torch
 
     from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+    from anomae.train.config import ArchConfig
     from anomae.train.export import export_model
-    from anomae.train.model import ArchConfig, build_model
+    from anomae.train.model import build_model
 
     torch.manual_seed(0)
     model = build_model(ArchConfig(hidden=(256, 64)), LENGTH, N_F).eval()
@@ -112,8 +113,9 @@ def worker(kind: str, model: Path, threads: int, seconds: float, device: str) ->
         import torch
 
         from anomae.modelfile import read_card
+        from anomae.train.config import ArchConfig
         from anomae.train.export import TorchScorer
-        from anomae.train.model import ArchConfig, build_model
+        from anomae.train.model import build_model
 
         torch.set_num_threads(threads)
         torch.manual_seed(0)

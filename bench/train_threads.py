@@ -21,8 +21,8 @@ import torch
 
 from anomae.spec import WindowSpec
 from anomae.synth import SynthConfig, generate
-from anomae.train.fit import TrainConfig, fit
-from anomae.train.model import ArchConfig
+from anomae.train.config import ArchConfig, TrainConfig
+from anomae.train.fit import fit
 from anomae.windows import sliding_windows
 
 

@@ -17,13 +17,13 @@ from anomae.calibrate import CalibrationError, calibrate
 from anomae.calibrate_events import calibrate_events
 from anomae.calibrate_model import calibrate_blocks
 from anomae.calibrate_series import calibrate_per_series
+from anomae.calibrate_settings import CalibrateSection
 from anomae.detector import Detector
 from anomae.events import PostRule
 from anomae.graph import Layer, build_graph
 from anomae.holdout import split_holdout_named
 from anomae.io import SeriesData
 from anomae.modelfile import write_model
-from anomae.pipeline import CalibrateSection
 from anomae.score import ScoreOptions, score_all
 from anomae.spec import ModelCard, ModelCardError, Scaler, Threshold, WindowSpec
 
@@ -214,7 +214,8 @@ def test_cli_calibrate_per_series_names_fallbacks_and_inspect_shows_them(
 
 
 def test_pipeline_calibrate_section_takes_per_series() -> None:
-    from anomae.pipeline import PipelineError, parse_pipeline
+    from anomae.errors import PipelineError
+    from anomae.pipeline import parse_pipeline
 
     doc: dict[str, Any] = {"data": {"train": "x.parquet"}, "calibrate": {"per_series": True}}
     assert parse_pipeline(doc).calibrate.per_series is True

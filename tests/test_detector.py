@@ -16,8 +16,9 @@ torch = pytest.importorskip("torch")
 from anomae.detector import Detector, DetectorError  # noqa: E402
 from anomae.modelfile import read_card  # noqa: E402
 from anomae.spec import CARD_KEY, ModelCard, ModelCardError, Scaler, WindowSpec  # noqa: E402
+from anomae.train.config import ArchConfig  # noqa: E402
 from anomae.train.export import export_model  # noqa: E402
-from anomae.train.model import ArchConfig, build_model  # noqa: E402
+from anomae.train.model import build_model  # noqa: E402
 
 F = 4
 

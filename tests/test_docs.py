@@ -8,8 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 NESTED = {"arch", "noise", "sparsity"}  # TrainConfig fields that are sections of their own
@@ -17,14 +15,11 @@ NESTED = {"arch", "noise", "sparsity"}  # TrainConfig fields that are sections o
 
 def section_keys() -> dict[str, set[str]]:
     """The keys of every section the pipeline parser knows, from the dataclasses it builds."""
-    pytest.importorskip("torch")  # [model], [noise], [sparsity], [train] live in anomae.train
     from anomae.eval.section import BenchmarkSection
     from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
     from anomae.pipeline import SECTIONS
-    from anomae.train.fit import SparsityConfig, TrainConfig
-    from anomae.train.model import ArchConfig
-    from anomae.train.noise import NoiseConfig
+    from anomae.train.config import ArchConfig, NoiseConfig, SparsityConfig, TrainConfig
 
     own: dict[str, type] = {
         "model": ArchConfig, "noise": NoiseConfig, "sparsity": SparsityConfig,

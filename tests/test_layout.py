@@ -50,7 +50,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/train/step.py": "tests/test_pipeline.py",
     "anomae/atomic.py": "tests/test_score.py",
     "anomae/graph.py": "tests/train/test_export.py",
-    "anomae/train/model.py": "tests/train/test_fit.py",
+    "anomae/train/model.py": "tests/train/test_export.py",
     "anomae/grid.py": "tests/test_tune.py",
     "anomae/eval/compare.py": "tests/eval/test_evaluate.py",
     "anomae/eval/report.py": "tests/eval/test_benchmark_metrics.py",

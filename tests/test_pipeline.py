@@ -9,16 +9,12 @@ import pytest
 
 pytest.importorskip("torch")
 
+from anomae.errors import PipelineError  # noqa: E402
 from anomae.holdout import split_holdout  # noqa: E402
 from anomae.io import SeriesData  # noqa: E402
 from anomae.modelfile import read_card  # noqa: E402
-from anomae.pipeline import (  # noqa: E402
-    CalibrateSection,
-    PipelineError,
-    load_pipeline,
-    parse_pipeline,
-    train_config,
-)
+from anomae.pipeline import load_pipeline, parse_pipeline  # noqa: E402
+from anomae.train.config import train_config  # noqa: E402
 from anomae.train.step import train_step  # noqa: E402
 
 BASE = '[data]\ntrain = "t.parquet"\n'
@@ -182,11 +178,6 @@ def test_tail_holdout_and_short_series_fall_back_to_the_tail() -> None:
     assert [int(b[0, 0]) for b in cal] == [80]
     fit, cal = split_holdout([_ramp(100)], 0.0)
     assert cal == [] and len(fit) == 1
-
-
-def test_holdout_from_is_validated() -> None:
-    with pytest.raises(ValueError, match="holdout_from"):
-        CalibrateSection(holdout_from="middle")
 
 
 def test_recipe_is_laid_under_the_pipeline(tmp_path: Path) -> None:

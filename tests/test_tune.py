@@ -10,9 +10,10 @@ import polars as pl
 import pytest
 from conftest import run_cli
 
+from anomae.errors import PipelineError
 from anomae.grid import TuneSection, candidates, parse_grid
 from anomae.inject import rows_needed
-from anomae.pipeline import PipelineError, parse_pipeline
+from anomae.pipeline import parse_pipeline
 from anomae.synth import ANOMALY_KINDS, SynthConfig, generate
 
 # Two candidates, one epoch each: what is tested is the plumbing, not the choice.

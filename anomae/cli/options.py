@@ -321,7 +321,7 @@ def calibration_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _calibration(method: str, holdout: float = 0.2, **kw: Any) -> Any:
     """The :class:`CalibrateSection` of :func:`calibration_options`' values."""
-    from anomae.pipeline import CalibrateSection
+    from anomae.calibrate_settings import CalibrateSection
 
     if "search_min_windows" in kw:  # the option's text, as the section's candidates
         kw["min_windows"] = tuple(_ints(kw.pop("search_min_windows") or ""))

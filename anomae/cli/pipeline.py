@@ -118,13 +118,16 @@ def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int, plot: bo
     import dataclasses
     import json as _json
 
+    from anomae.errors import PipelineError
     from anomae.eval.benchmark import DataMissing, run_benchmark
     from anomae.eval.plot import CasePlotter, PlotError
     from anomae.eval.report import benchmark_markdown, benchmark_table
     from anomae.modelfile import atomic_write_bytes
-    from anomae.pipeline import PipelineError, load_pipeline
+    from anomae.pipeline import load_pipeline
+    from anomae.train.step import require_torch
 
     pipe = load_pipeline(pipeline)
+    require_torch()  # anomae's detector is trained in every benchmark
     if pipe.benchmark is None:
         raise PipelineError(f"{pipeline}: no [benchmark] section; use `anomae run` for it")
     if limit:

@@ -206,8 +206,9 @@ def train(
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
     from anomae.pipeline import parse_pipeline
-    from anomae.train.step import train_step
+    from anomae.train.step import require_torch, train_step
 
+    require_torch()
     section = _calibration(
         method,
         holdout,

@@ -101,8 +101,10 @@ def tune_command(
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
     from anomae.pipeline import parse_pipeline
+    from anomae.train.step import require_torch
     from anomae.tune import label_free, label_note, tuned_train_step
 
+    require_torch()
     try:
         axes = parse_grid(grid)
     except ValueError as exc:

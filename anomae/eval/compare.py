@@ -52,11 +52,10 @@ def compare_baselines(
     from anomae.calibrate import CalibrationError, calibrate
     from anomae.calibrate_model import chosen_rule, sampling_interval
     from anomae.holdout import split_holdout
-    from anomae.pipeline import post_rule
     from anomae.score import window_labels
 
     spec = WindowSpec(pipe.window.length, pipe.window.stride)
-    rule = post_rule(pipe.score)
+    rule = pipe.score.post_rule()
     own: dict[str, np.ndarray] = {}
     cal: list[tuple[str, np.ndarray, np.ndarray | None]] = []
     for s in train:  # the same held-out blocks as anomae's (spread over the span, or a tail)

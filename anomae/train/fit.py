@@ -5,7 +5,7 @@ are left out of the loss. A random ``val_fraction`` of the windows is held out; 
 stops early when its reconstruction error stops improving, and the best weights are kept.
 
     >>> import numpy as np
-    >>> from anomae.train.model import ArchConfig
+    >>> from anomae.train.config import ArchConfig, TrainConfig
     >>> w = np.random.default_rng(0).normal(size=(64, 8, 2)).astype(np.float32)
     >>> cfg = TrainConfig(arch=ArchConfig(hidden=(8, 2)), epochs=3, batch_size=16, progress=False)
     >>> res = fit(w, cfg)
@@ -21,37 +21,22 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from anomae.errors import AnomaeError
-from anomae.train.model import ArchConfig, build_model
-from anomae.train.noise import NoiseConfig, corrupt
+from anomae.train.config import ArchConfig as ArchConfig  # the settings' home before config.py
+from anomae.train.config import NoiseConfig as NoiseConfig
+from anomae.train.config import SparsityConfig as SparsityConfig
+from anomae.train.config import TrainConfig
+from anomae.train.model import build_model
+from anomae.train.noise import corrupt
 
 _MIN_DELTA = 1e-4  # relative val-loss improvement that resets patience
 _EVAL_BATCH = 4096  # no autograd state in eval, so bigger chunks are cheap
-
-
-@dataclass(frozen=True)
-class SparsityConfig:
-    """Penalty on the code: ``kl`` pushes each unit's mean activation towards ``rho`` (needs a
-    sigmoid code), ``l1`` shrinks activations; ``beta`` weighs either against the MSE."""
-
-    kind: Literal["none", "kl", "l1"] = "none"
-    rho: float = 0.05
-    beta: float = 1e-3
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("none", "kl", "l1"):
-            raise ValueError(f"sparsity kind must be 'none', 'kl' or 'l1', got {self.kind!r}")
-        if not 0 < self.rho < 1:
-            raise ValueError(f"sparsity rho must be in (0, 1), got {self.rho}")
-        if not self.beta >= 0:
-            raise ValueError(f"sparsity beta must be >= 0, got {self.beta}")
 
 
 def kl_sparsity(code: torch.Tensor, rho: float, beta: float) -> torch.Tensor:
@@ -69,39 +54,6 @@ def kl_sparsity(code: torch.Tensor, rho: float, beta: float) -> torch.Tensor:
 def l1_sparsity(code: torch.Tensor, beta: float) -> torch.Tensor:
     """``beta`` times the batch mean of ``sum_j |code_j|``."""
     return beta * code.abs().sum(dim=1).mean()
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything :func:`fit` needs besides the data. ``device`` is ``cpu``, ``cuda``,
-    ``cuda:N`` or ``auto`` (CUDA when available); ``threads`` is torch's intra-op threads
-    while fitting (0: torch's own choice; 1 is often fastest on a small busy machine)."""
-
-    arch: ArchConfig = field(default_factory=ArchConfig)
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    val_fraction: float = 0.1
-    patience: int = 5
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if int(self.threads) < 0:
-            raise ValueError(f"threads must be >= 0 (0: torch's default), got {self.threads}")
-        for name in ("lr", "weight_decay"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass

@@ -17,36 +17,10 @@ with denoising or sparsity so the network cannot learn the identity).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import nn
 
-Activation = Literal["relu", "tanh", "elu", "gelu"]
-CodeActivation = Literal["linear", "sigmoid", "relu"]
-
-
-@dataclass(frozen=True)
-class ArchConfig:
-    """Network shape. ``hidden`` are the encoder widths, the last one is the code size;
-    the decoder mirrors them. For ``conv``, ``channels`` are the stride-2 convolution
-    widths before the dense bottleneck ``hidden``."""
-
-    kind: Literal["dense", "conv"] = "dense"
-    hidden: tuple[int, ...] = (256, 64)
-    activation: Activation = "relu"
-    code_activation: CodeActivation = "linear"
-    channels: tuple[int, ...] = (32, 64)
-    kernel: int = 5
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("dense", "conv"):
-            raise ValueError(f"arch kind must be 'dense' or 'conv', got {self.kind!r}")
-        if not self.hidden or any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"hidden widths must be positive integers, got {self.hidden}")
-        if self.kind == "conv" and (not self.channels or self.kernel < 1):
-            raise ValueError("a conv AE needs at least one channel width and kernel >= 1")
+from anomae.train.config import ArchConfig
 
 
 def _activation(name: str) -> nn.Module:

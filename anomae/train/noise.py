@@ -22,32 +22,9 @@ modified in place).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
-NoiseKind = Literal["none", "gaussian", "salt_pepper", "masking"]
-_KINDS = ("none", "gaussian", "salt_pepper", "masking")
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    """Which corruption to apply. ``sigma`` is the Gaussian std in scaled units, ``p`` the
-    per-cell probability for ``salt_pepper`` and ``masking``."""
-
-    kind: NoiseKind = "none"
-    sigma: float = 0.1
-    p: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"noise kind must be one of {_KINDS}, got {self.kind!r}")
-        # `not x >= 0` also rejects NaN.
-        if not self.sigma >= 0:
-            raise ValueError(f"noise sigma must be >= 0, got {self.sigma}")
-        if not 0 <= self.p < 1:
-            raise ValueError(f"noise p must be in [0, 1), got {self.p}")
+from anomae.train.config import NoiseConfig
 
 
 def corrupt(

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from anomae.calibrate_model import sampling_interval
+from anomae.errors import PipelineError
 from anomae.holdout import holdout_blocks
 from anomae.io import SeriesData, fingerprint
-from anomae.pipeline import Pipeline, PipelineError, train_config
+from anomae.pipeline import Pipeline
 from anomae.spec import ModelCard, Scaler, WindowSpec
+from anomae.train.config import train_config
 
 
 def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
@@ -32,6 +34,16 @@ def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
     # a constant sensor would divide by zero; 1.0 keeps its (zero) deviations unscaled
     scale = np.where(scale > 1e-12 * np.maximum(np.abs(center), 1.0), scale, 1.0)
     return Scaler(tuple(center.tolist()), tuple(scale.tolist()))
+
+
+def require_torch() -> None:
+    """Raise ``ModuleNotFoundError`` (``name="torch"``, which the CLI turns into the install
+    hint) when torch is not installed, so a training command says so before reading data;
+    torch itself is not imported here."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
 
 def versions() -> dict[str, str]:

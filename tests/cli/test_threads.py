@@ -8,7 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from anomae.cli import main
-from anomae.pipeline import PipelineError, parse_pipeline, train_config
+from anomae.errors import PipelineError
+from anomae.pipeline import parse_pipeline
+from anomae.train.config import train_config
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from anomae.calibrate import calibrate
+from anomae.calibrate_settings import CalibrateSection
 from anomae.eval.baselines import WindowedGaussianBaseline
 from anomae.eval.benchmark import BaselineDetector
 from anomae.eval.datasets import Case
 from anomae.events import PostRule, event_bounds
 from anomae.likelihood import Likelihood, likelihood_scores
-from anomae.pipeline import CalibrateSection
 
 
 def _case() -> Case:

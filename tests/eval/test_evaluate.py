@@ -7,11 +7,12 @@ import polars as pl
 import pytest
 
 from anomae.calibrate import calibrate
+from anomae.calibrate_settings import CalibrateSection
 from anomae.eval.baselines import KSigmaBaseline
 from anomae.eval.compare import compare_baselines
 from anomae.eval.evaluate import evaluate_windows, event_metrics, span_days
 from anomae.io import SeriesData
-from anomae.pipeline import CalibrateSection, ScoreSection, WindowSection
+from anomae.pipeline import ScoreSection, WindowSection
 from anomae.score import window_labels
 from anomae.spec import WindowSpec
 from anomae.windows import window_ends

@@ -22,8 +22,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from anomae.spec import ModelCard, Scaler, WindowSpec  # noqa: E402
+from anomae.train.config import ArchConfig  # noqa: E402
 from anomae.train.export import export_model  # noqa: E402
-from anomae.train.model import ArchConfig, build_model  # noqa: E402
+from anomae.train.model import build_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 F = 4

@@ -78,14 +78,11 @@ def _one_line(message: str) -> None:
 
 def _section_keys() -> dict[str, list[str]]:
     """The keys each section knows, read from the classes the parser builds."""
-    pytest.importorskip("torch")  # [model], [noise], [sparsity], [train] are checked by train/
     from anomae.eval.benchmark import BenchmarkSection
     from anomae.grid import TuneSection
     from anomae.likelihood import Likelihood
     from anomae.pipeline import SECTIONS
-    from anomae.train.fit import SparsityConfig, TrainConfig
-    from anomae.train.model import ArchConfig
-    from anomae.train.noise import NoiseConfig
+    from anomae.train.config import ArchConfig, NoiseConfig, SparsityConfig, TrainConfig
 
     own: dict[str, Any] = {
         "model": ArchConfig, "noise": NoiseConfig, "sparsity": SparsityConfig,
@@ -123,7 +120,8 @@ def pipeline_docs(draw: st.DrawFn) -> dict[str, Any]:
 @FUZZ
 @given(pipeline_docs())
 def test_parse_pipeline_returns_a_pipeline_or_a_pipeline_error(doc: dict[str, Any]) -> None:
-    from anomae.pipeline import PipelineError, parse_pipeline
+    from anomae.errors import PipelineError
+    from anomae.pipeline import parse_pipeline
 
     try:
         parse_pipeline(doc, "fuzz.toml")
@@ -170,7 +168,8 @@ def mutated_bytes(draw: st.DrawFn, base: bytes) -> bytes:
 @given(st.binary(max_size=200) | mutated_bytes(VALID_TOML))
 def test_load_pipeline_on_any_bytes_raises_only_pipeline_errors(raw: bytes) -> None:
     pytest.importorskip("torch")
-    from anomae.pipeline import PipelineError, load_pipeline
+    from anomae.errors import PipelineError
+    from anomae.pipeline import load_pipeline
 
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "base.toml").write_text("[window]\nlength = 16\n[score]\ncooldown = 1\n")
@@ -186,7 +185,8 @@ def test_load_pipeline_on_any_bytes_raises_only_pipeline_errors(raw: bytes) -> N
 @given(toml_values | st.text(max_size=300) | st.sampled_from(["", ".", "/", "a\x00b", "x" * 300]))
 def test_any_recipe_value_is_a_pipeline_error_naming_the_file(recipe: Any) -> None:
     pytest.importorskip("torch")
-    from anomae.pipeline import PipelineError, parse_pipeline, with_recipe
+    from anomae.errors import PipelineError
+    from anomae.pipeline import parse_pipeline, with_recipe
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.toml"

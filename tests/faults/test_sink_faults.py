@@ -27,8 +27,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small dense AE with random weights (no training: faults, not accuracy)."""
     torch = pytest.importorskip("torch")
     from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+    from anomae.train.config import ArchConfig
     from anomae.train.export import export_model
-    from anomae.train.model import ArchConfig, build_model
+    from anomae.train.model import build_model
 
     torch.manual_seed(0)
     n_f = len(FEATURES)

@@ -14,8 +14,9 @@ from anomae.detector import Detector, DetectorError  # noqa: E402
 from anomae.graph import center_mask  # noqa: E402
 from anomae.modelfile import read_card, rewrite_card  # noqa: E402
 from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec  # noqa: E402
+from anomae.train.config import ArchConfig  # noqa: E402
 from anomae.train.export import ExportParityError, TorchScorer, export_model  # noqa: E402
-from anomae.train.model import ArchConfig, build_model  # noqa: E402
+from anomae.train.model import build_model  # noqa: E402
 from anomae.windows import sliding_windows  # noqa: E402
 
 F = 5

@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from anomae.train.fit import (
-    FitResult,
-    SparsityConfig,
-    TrainConfig,
-    fit,
-    kl_sparsity,
-    l1_sparsity,
-)
-from anomae.train.model import ArchConfig
-from anomae.train.noise import NoiseConfig
+from anomae.train.config import ArchConfig, NoiseConfig, SparsityConfig, TrainConfig
+from anomae.train.fit import FitResult, fit, kl_sparsity, l1_sparsity
 
 LENGTH, FEATURES = 16, 3
 TINY_DENSE = ArchConfig(kind="dense", hidden=(32, 4))

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anomae.train.noise import NoiseConfig, corrupt
+from anomae.train.config import NoiseConfig
+from anomae.train.noise import corrupt
 
 SHAPE = (400, 32, 8)  # ~100k cells: proportions land within ~0.005 of their expectation
 

@@ -10,8 +10,9 @@ import pytest
 pytest.importorskip("torch")
 
 from anomae.detector import Detector  # noqa: E402
+from anomae.errors import PipelineError  # noqa: E402
 from anomae.io import SeriesData  # noqa: E402
-from anomae.pipeline import PipelineError, parse_pipeline  # noqa: E402
+from anomae.pipeline import parse_pipeline  # noqa: E402
 from anomae.train.step import train_step  # noqa: E402
 from anomae.train.weights import _weights, constant_features  # noqa: E402
 

@@ -1,0 +1,142 @@
+"""Typed training settings, torch-free: what the network looks like, how its training
+windows are corrupted, the sparsity penalty, and the loop's own settings.
+
+:func:`train_config` builds them from a pipeline's ``[model]``, ``[noise]``, ``[sparsity]``
+and ``[train]`` sections; :func:`anomae.pipeline.parse_pipeline` calls it, so a bad key or
+value is reported when the file is read, not after minutes of work, and without torch.
+:mod:`anomae.train.model`, :mod:`anomae.train.noise` and :mod:`anomae.train.fit` (torch)
+carry the settings out.
+
+    >>> cfg = TrainConfig(arch=ArchConfig(hidden=(8, 2)), noise=NoiseConfig("masking", p=0.2))
+    >>> cfg.arch.hidden, cfg.noise.kind, cfg.sparsity.kind, cfg.epochs
+    ((8, 2), 'masking', 'none', 30)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from anomae.errors import PipelineError
+from anomae.settings import from_table
+
+if TYPE_CHECKING:
+    from anomae.pipeline import Pipeline
+
+Activation = Literal["relu", "tanh", "elu", "gelu"]
+CodeActivation = Literal["linear", "sigmoid", "relu"]
+NoiseKind = Literal["none", "gaussian", "salt_pepper", "masking"]
+_KINDS = ("none", "gaussian", "salt_pepper", "masking")
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Network shape. ``hidden`` are the encoder widths, the last one is the code size;
+    the decoder mirrors them. For ``conv``, ``channels`` are the stride-2 convolution
+    widths before the dense bottleneck ``hidden``."""
+
+    kind: Literal["dense", "conv"] = "dense"
+    hidden: tuple[int, ...] = (256, 64)
+    activation: Activation = "relu"
+    code_activation: CodeActivation = "linear"
+    channels: tuple[int, ...] = (32, 64)
+    kernel: int = 5
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("dense", "conv"):
+            raise ValueError(f"arch kind must be 'dense' or 'conv', got {self.kind!r}")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden widths must be positive integers, got {self.hidden}")
+        if self.kind == "conv" and (not self.channels or self.kernel < 1):
+            raise ValueError("a conv AE needs at least one channel width and kernel >= 1")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Which corruption to apply. ``sigma`` is the Gaussian std in scaled units, ``p`` the
+    per-cell probability for ``salt_pepper`` and ``masking``."""
+
+    kind: NoiseKind = "none"
+    sigma: float = 0.1
+    p: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"noise kind must be one of {_KINDS}, got {self.kind!r}")
+        # `not x >= 0` also rejects NaN.
+        if not self.sigma >= 0:
+            raise ValueError(f"noise sigma must be >= 0, got {self.sigma}")
+        if not 0 <= self.p < 1:
+            raise ValueError(f"noise p must be in [0, 1), got {self.p}")
+
+
+@dataclass(frozen=True)
+class SparsityConfig:
+    """Penalty on the code: ``kl`` pushes each unit's mean activation towards ``rho`` (needs a
+    sigmoid code), ``l1`` shrinks activations; ``beta`` weighs either against the MSE."""
+
+    kind: Literal["none", "kl", "l1"] = "none"
+    rho: float = 0.05
+    beta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("none", "kl", "l1"):
+            raise ValueError(f"sparsity kind must be 'none', 'kl' or 'l1', got {self.kind!r}")
+        if not 0 < self.rho < 1:
+            raise ValueError(f"sparsity rho must be in (0, 1), got {self.rho}")
+        if not self.beta >= 0:
+            raise ValueError(f"sparsity beta must be >= 0, got {self.beta}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything :func:`anomae.train.fit.fit` needs besides the data. ``device`` is ``cpu``,
+    ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available); ``threads`` is torch's intra-op
+    threads while fitting (0: torch's own choice; 1 is often fastest on a small busy machine)."""
+
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.threads) < 0:
+            raise ValueError(f"threads must be >= 0 (0: torch's default), got {self.threads}")
+        for name in ("lr", "weight_decay"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def train_config(pipe: Pipeline) -> TrainConfig:
+    """The :class:`TrainConfig` a pipeline's ``[model]``, ``[noise]``, ``[sparsity]`` and
+    ``[train]`` sections describe; a :class:`~anomae.errors.PipelineError` naming the file
+    and section when a key or value is wrong."""
+    where = pipe.source
+    arch = from_table(ArchConfig, pipe.model, f"{where} [model]")
+    noise = from_table(NoiseConfig, pipe.noise, f"{where} [noise]")
+    sparsity = from_table(SparsityConfig, pipe.sparsity, f"{where} [sparsity]")
+    if sparsity.kind == "kl" and arch.code_activation != "sigmoid":
+        raise PipelineError(
+            f"{where}: sparsity 'kl' needs code activations in (0, 1); set [model] "
+            f'code_activation = "sigmoid"'
+        )
+    nested = sorted({"arch", "noise", "sparsity"} & set(pipe.train))
+    if nested:
+        raise PipelineError(f"{where} [train]: {nested} have sections of their own")
+    kw = {**pipe.train, "arch": arch, "noise": noise, "sparsity": sparsity}
+    result: TrainConfig = from_table(TrainConfig, kw, f"{where} [train]")
+    return result
