@@ -201,4 +201,4 @@ def test_cli_quantizes_without_torch_and_refuses_with_exit_1(good: Path, tmp_pat
     assert "error: the int8 model would change the alarms" in refused.stderr
     assert out.read_bytes() == before
     exists = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
-    assert exists.returncode == 2 and "already exists" in exists.stderr
+    assert exists.returncode == 1 and "already exists" in exists.stderr

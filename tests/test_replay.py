@@ -112,8 +112,8 @@ def test_replay_into_the_monitor_equals_anomae_score(
     batch = pl.read_parquet(scores)
     recs = [json.loads(x) for x in sink.read_text().splitlines()]
     stream = pl.DataFrame([x for x in recs if x["type"] == "window"]).with_columns(
-        pl.col("ts").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
-        .cast(pl.Datetime("ns")).alias("timestamp")
+        pl.col("ts").str.to_datetime(time_zone="UTC")
+        .cast(pl.Datetime("ns", "UTC")).alias("timestamp")
     )  # fmt: skip
     assert stream.height == batch.height > 0
     both = batch.join(stream, on=["series", "timestamp"], how="inner", suffix="_stream")

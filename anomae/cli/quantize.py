@@ -56,10 +56,11 @@ def quantize(
     ctx: click.Context,
     model: str,
     data: tuple[str, ...],
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
+    timestamp_unit: str | None,
     out: str,
     min_spearman: float,
     interval_s: float | None,
@@ -92,7 +93,9 @@ def quantize(
         raise click.BadParameter(str(exc), param_hint="--min-spearman") from exc
     check_outputs([out], [model, *data], force)
     card = read_card(model)
-    table = _table(timestamp_column, series_column, label_column, features)
+    table = _table(
+        timestamp_column, series_column, label_column, features, timestamp_unit, model
+    )
     series, _ = read_series(list(data), table, features=card.features)
     try:
         q = quantize_model(

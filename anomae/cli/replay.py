@@ -24,10 +24,11 @@ from anomae.cli.tables import _table, table_options
 def replay(
     inputs: tuple[str, ...],
     output: str,
-    timestamp_column: str,
-    series_column: str,
-    label_column: str,
+    timestamp_column: str | None,
+    series_column: str | None,
+    label_column: str | None,
     features: str,
+    timestamp_unit: str | None,
 ) -> None:
     """Write the rows of INPUTS as the JSON readings `anomae monitor --source -` reads.
 
@@ -39,7 +40,7 @@ def replay(
     """
     from anomae.replay import replay as write_readings
 
-    spec = _table(timestamp_column, series_column, label_column, features)
+    spec = _table(timestamp_column, series_column, label_column, features, timestamp_unit)
     if output == "-":
         n, n_series = write_readings(inputs, sys.stdout, spec)
     else:
