@@ -3,7 +3,6 @@ model file without torch."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import click
@@ -62,9 +61,8 @@ def calibrate(
     post-rule (else min_windows 3) and stores the rule it chose in the card's alarm policy,
     which `anomae score` applies."""
     from anomae.atomic import check_outputs, same_file
-    from anomae.calibrate_model import calibrate_blocks, chosen_rule, sampling_interval
+    from anomae.calibrate_model import recalibrate_card
     from anomae.detector import Detector
-    from anomae.events import resolve_post_rule
     from anomae.io import read_series
     from anomae.modelfile import read_card, rewrite_card
 
@@ -87,20 +85,12 @@ def calibrate(
         check_outputs([model], data, force=True)  # in place: only never over an input
     read_card(model)  # refuses external data before onnxruntime would read it
     det = Detector.load(model)
-    rule, _ = resolve_post_rule(det.card.alarm, {})
     table = _table(timestamp_column, series_column, label_column, features, timestamp_unit, model)
     series, _ = read_series(list(data), table, features=det.card.features)
-    th = calibrate_blocks(
-        det,
-        [s.values for s in series],
-        section,
-        interval_s=sampling_interval(series),
-        labels=[s.labels for s in series],
-        rule=rule,
-        names=[s.name for s in series],
-    )
-    alarm = {**det.card.alarm, "post_rule": dataclasses.asdict(chosen_rule(th, rule))}
-    rewrite_card(model, dataclasses.replace(det.card.with_threshold(th), alarm=alarm), out)
+    card = recalibrate_card(det, series, section)
+    th = card.threshold
+    assert th is not None
+    rewrite_card(model, card, out)
     click.echo(f"{_threshold_text(th)} -> {out or model}")
 
 
