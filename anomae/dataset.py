@@ -222,8 +222,9 @@ def plan_dataset(
         for (lo_a, hi_a, a), (lo_b, hi_b, b) in zip(parts, parts[1:], strict=False):
             if lo_b <= hi_a:
                 raise InputError(
-                    f"series '{name}': its rows in {files[a].path} ({_iso(lo_a)} to "
-                    f"{_iso(hi_a)}) and in {files[b].path} ({_iso(lo_b)} to {_iso(hi_b)}) "
+                    f"series '{name}': its rows in {files[a].path} ({_iso(np.int64(lo_a))} "
+                    f"to {_iso(np.int64(hi_a))}) and in {files[b].path} "
+                    f"({_iso(np.int64(lo_b))} to {_iso(np.int64(hi_b))}) "
                     "overlap in time; a series may span files only when each holds a later "
                     "stretch of it (drop the duplicate rows, or name the series apart)"
                 )

@@ -44,7 +44,7 @@ from anomae.detector import Detector
 from anomae.events import PostRule
 from anomae.io import SeriesData, TableSpec
 from anomae.likelihood import Likelihood
-from anomae.parts import TableWriter, commit
+from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
 from anomae.spec import WindowSpec
 from anomae.stream_score import StreamScorer
@@ -181,9 +181,11 @@ def score_files(
     threads: int = 0,
     force: bool = False,
     batch_rows: int = BATCH_ROWS,
+    part_rows: int = PART_ROWS,
 ) -> ScoreSummary:
     """``anomae score``: score the dataset ``inputs`` with ``model``, write ``output``
-    (+ ``events``), reading ``batch_rows`` rows at a time.
+    (+ ``events``), reading ``batch_rows`` rows at a time and writing the scores in parts
+    of ``part_rows`` rows.
 
     Refuses, before any work, to write over an input or the model, or (unless ``force``)
     to replace an existing output. The outputs are replaced together (module docstring)."""
@@ -196,7 +198,7 @@ def score_files(
     sc = StreamScorer(det, opts, data.labels)
     run_id = uuid.uuid4().hex
     meta = {"anomae.run_id": run_id, "anomae.model_sha256": det.sha256}
-    writers = [TableWriter(output, meta)]
+    writers = [TableWriter(output, meta, part_rows)]
     if events is not None:
         writers.insert(0, TableWriter(events, meta))
     out = writers[-1]

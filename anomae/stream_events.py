@@ -40,11 +40,12 @@ class Windows:
         return int(self.ts.shape[0])
 
     def cut(self, lo: int, hi: int) -> Windows:
-        return Windows(**{f.name: _part(getattr(self, f.name), lo, hi) for f in fields(self)})
+        return Windows(**{f.name: _part(getattr(self, f.name), lo, hi)  # type: ignore[arg-type]
+                          for f in fields(self)})  # fmt: skip
 
     @staticmethod
     def join(a: Windows, b: Windows) -> Windows:
-        return Windows(**{f.name: _cat(getattr(a, f.name), getattr(b, f.name))
+        return Windows(**{f.name: _cat(getattr(a, f.name), getattr(b, f.name))  # type: ignore[arg-type]
                           for f in fields(a)})  # fmt: skip
 
 
@@ -120,8 +121,9 @@ class EventStream:
     def finish(self) -> tuple[Windows | None, np.ndarray, list[dict[str, Any]]]:
         tr = self.tracker
         kept = [(s.first, s.last) for s in tr.flush()]
+        events: list[dict[str, Any]] = []
         if self._held is None:
-            out, mask, events = None, np.zeros(0, bool), []
+            out, mask = None, np.zeros(0, bool)
         else:
             out, mask, events = self._emit(self._held, len(self._held), kept)
         if self._run is not None:

@@ -181,9 +181,10 @@ class StreamScorer:
         bad = np.isnan(sc.score) & (sc.coverage > 0)
         if bad.any():
             raise DetectorError(
-                f"{self.det.path}: windows of series {st.name!r} with observed values scored "
-                f"NaN (first: window {st.n_windows + int(np.argmax(bad))}); the model is "
-                f"damaged: re-export it (`anomae train` or `anomae run`)"
+                f"{self.det.path}: {int(bad.sum()):,} windows of series {st.name!r} with "
+                f"observed values scored NaN (first: window "
+                f"{st.n_windows + int(np.argmax(bad))}); the model is damaged: re-export it "
+                f"(`anomae train` or `anomae run`)"
             )
         ends = window_ends(vals.shape[0], sp)
         st.n_windows += ends.size

@@ -1,7 +1,8 @@
 """The streaming scorer against the whole-series reference (tests/reference_score.py):
 random series pushed in random pieces (down to one row, series interleaved), with gaps,
 missing values, labels, per-series thresholds, every post-rule setting and the anomaly
-likelihood; scores bitwise equal, the same flags, top features and events."""
+likelihood; scores bitwise equal, the same flags, top features and events (the post-rules
+in pieces: anomae.stream_events)."""
 
 from __future__ import annotations
 
@@ -78,8 +79,10 @@ def assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
             assert a.to_list() == b.to_list(), c
 
 
-def stream(det: Detector, series: list[SeriesData], opts: ScoreOptions,
-           rng: np.random.Generator, max_piece: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+def stream(
+    det: Detector, series: list[SeriesData], opts: ScoreOptions, rng: np.random.Generator,
+    max_piece: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     labels = all(s.labels is not None for s in series)
     sc = StreamScorer(det, opts, labels)
     pos = {s.name: 0 for s in series}
@@ -101,8 +104,10 @@ def stream(det: Detector, series: list[SeriesData], opts: ScoreOptions,
     return windows, events_frame(sc.events)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])  # fmt: skip
+_SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=_SLOW)
 @given(
     seed=st.integers(0, 10**6),
     length=st.sampled_from([1, 3, 5]),
