@@ -35,15 +35,21 @@ def _numeric(col: pl.Series) -> tuple[pl.Series, pl.Series] | None:
     return values, values.is_null() & ~missing
 
 
-def _not_a_number(source: str, col: pl.Series, bad: pl.Series, is_csv: bool) -> str:
+def _not_a_number(
+    source: str, col: pl.Series, bad: pl.Series, is_csv: bool, row0: int = 0
+) -> str:
     row = int(bad.arg_true()[0])
     return (
-        f"{_cell(source, col.name, row, is_csv)}: value {_show(col[row])} is not a number "
+        f"{_cell(source, col.name, row0 + row, is_csv)}: value {_show(col[row])} is not a number "
         f"(feature columns must be numeric; {_NUMERIC_HINT})"
     )
 
 
-def _values(frame: pl.DataFrame, features: Sequence[str], source: str, is_csv: bool) -> np.ndarray:
+def _values(
+    frame: pl.DataFrame, features: Sequence[str], source: str, is_csv: bool, row0: int = 0
+) -> np.ndarray:
+    """``[rows, features]`` float32 (NaN: missing); ``row0``: the frame's first data row in
+    its file (a batch of it), for the row an error names."""
     cols = []
     for name in features:
         parsed = _numeric(frame[name])
@@ -54,20 +60,20 @@ def _values(frame: pl.DataFrame, features: Sequence[str], source: str, is_csv: b
             )
         values, bad = parsed
         if bad.any():
-            raise InputError(_not_a_number(source, frame[name], bad, is_csv))
+            raise InputError(_not_a_number(source, frame[name], bad, is_csv, row0))
         cols.append(values.fill_null(float("nan")).cast(pl.Float32).alias(name))
     out = np.ascontiguousarray(pl.DataFrame(cols).to_numpy(order="c"), dtype=np.float32)
     infinite = np.isinf(out)
     if infinite.any():
         row, j = (int(i) for i in np.unravel_index(int(np.argmax(infinite)), out.shape))
         raise InputError(
-            f"{_cell(source, features[j], row, is_csv)}: value {out[row, j]} is not finite "
+            f"{_cell(source, features[j], row0 + row, is_csv)}: value {out[row, j]} is not finite "
             "(leave the cell empty for a missing reading)"
         )
     return out
 
 
-def _labels(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
+def _labels(col: pl.Series, source: str, is_csv: bool, row0: int = 0) -> np.ndarray:
     if col.dtype in (pl.Boolean, pl.Null):
         return col.cast(pl.Int8).fill_null(-1).to_numpy()
     if col.dtype == pl.String:
@@ -85,7 +91,7 @@ def _labels(col: pl.Series, source: str, is_csv: bool) -> np.ndarray:
     if bad.any():
         row = int(bad.arg_true()[0])
         raise InputError(
-            f"{_cell(source, col.name, row, is_csv)}: label {_show(col[row])} is not 0/1 or "
+            f"{_cell(source, col.name, row0 + row, is_csv)}: label {_show(col[row])} is not 0/1 or "
             "true/false (1 marks an anomaly; leave the cell empty if unknown)"
         )
     return labels.to_numpy()

@@ -229,6 +229,18 @@ class EventTracker:
         would only advance the window count (:meth:`skip` does that for many at once)."""
         return self._open is None and self._pending is None and self._on_run == 0
 
+    def settled(self) -> tuple[int, tuple[int, int] | None]:
+        """``(u, span)``: whether windows before ``u`` belong to an event can no longer
+        change; besides the spans :meth:`step` returned, ``span`` (first, last) holds those
+        of them that the open or pending event keeps for sure (None: none). Batch scoring
+        in bounded memory holds back only the windows from ``u`` on."""
+        if self._pending is not None:
+            a, b, suppressed = self._pending
+            return b + 1, None if suppressed else (a, b)
+        if self._open is not None:
+            return self.t + 1, None if self._open_suppressed else (self._open, self.t)
+        return self.t - self._on_run + 1, None
+
     def skip(self, n: int) -> None:
         """Exactly ``n`` calls of ``step`` with scores <= 1, for an :attr:`idle` tracker."""
         if not self.idle:

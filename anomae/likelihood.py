@@ -260,3 +260,101 @@ class LikelihoodTracker:
                 if 1 <= d <= n:
                     best = max(best, past[n - d])
         return best
+
+
+class LikelihoodChunks:
+    """:func:`likelihood_scores` of one series whose scores arrive in consecutive chunks,
+    for batch scoring in bounded memory: the same averages, fits and seasonal maxima over
+    the same values, so the same numbers, keeping only the last ``short - 1`` scores and the
+    last ``long`` (or seasonal span of) averages. (One difference: a series with more than
+    ``warmup`` but fewer than ``short`` finite scores, which the whole-series form averages
+    over all of them.)
+
+        >>> spec = Likelihood(short=3, long=50, warmup=20, refit=7)
+        >>> raw = np.random.default_rng(1).gamma(4.0, 0.25, 300)
+        >>> lc = LikelihoodChunks(spec)
+        >>> got = np.concatenate([lc.push(raw[i : i + 37]) for i in range(0, 300, 37)])
+        >>> bool(np.array_equal(got, likelihood_scores(raw, spec), equal_nan=True))
+        True
+    """
+
+    def __init__(self, spec: Likelihood = Likelihood(), interval_s: float | None = None) -> None:
+        self.spec = spec
+        self._season, self._tol = spec.cycle(interval_s)
+        self._back = self._season * spec.seasons + self._tol if self._season else 0
+        self._count = 0  # finite scores seen
+        self._csum = 0.0  # running sum of the first short - 1 scores
+        self._tail = np.empty(0)  # the last short - 1 finite scores
+        self._hist = np.empty(0)  # the last max(long, back) averages
+        self._fit = (math.nan, math.nan)  # mean and std of the last fit
+
+    def push(self, scores: np.ndarray) -> np.ndarray:
+        """Normalised likelihood scores of the next chunk of raw scores (float64)."""
+        sp = self.spec
+        x = np.asarray(scores, dtype=np.float64).reshape(-1)
+        out = np.full(x.size, np.nan)
+        keep = np.flatnonzero(np.isfinite(x))
+        v = x[keep]
+        m, c0, k = v.size, self._count, sp.short
+        if m == 0:
+            return out
+        avg = np.empty(m)
+        head = max(0, min(k - 1 - c0, m))  # scores before the first full short window
+        if head:
+            cs = np.cumsum(np.concatenate([[self._csum], v[:head]]))[1:]
+            avg[:head] = cs / np.arange(c0 + 1, c0 + head + 1)
+            self._csum = float(cs[-1])
+        src = np.concatenate([self._tail, v])
+        if m > head:
+            lo = head + self._tail.size - k + 1
+            win = sliding_window_view(src, k)[lo : lo + m - head]
+            avg[head:] = win.sum(axis=1) / k
+        self._tail = src[max(src.size - (k - 1), 0) :] if k > 1 else np.empty(0)
+        allavg = np.concatenate([self._hist, avg])
+        base = c0 - self._hist.size  # the series' index of allavg[0]
+        start = max(c0, sp.warmup)
+        if start < c0 + m:
+            f0 = sp.warmup + -(-(start - sp.warmup) // sp.refit) * sp.refit
+            fits = np.arange(f0, c0 + m, sp.refit)
+            mean = np.empty(fits.size + 1)
+            std = np.empty(fits.size + 1)
+            mean[0], std[0] = self._fit
+            for j, f in enumerate(fits.tolist(), start=1):
+                hist = allavg[max(f - sp.long, 0) - base : f - base]
+                mean[j], std[j] = hist.mean(), hist.std()
+            if fits.size:
+                self._fit = (float(mean[-1]), float(std[-1]))
+            g = np.arange(start, c0 + m)
+            which = np.searchsorted(fits, g, side="right")
+            spread = sp.spread(mean, std)[which]
+            a = avg[start - c0 :]
+            norm = sp.normalised(a, mean[which], spread)
+            if self._season:
+                norm = self._cap(allavg, base, c0, m, start, a, norm, spread)
+            out[keep[start - c0 :]] = norm
+        self._count = c0 + m
+        self._hist = allavg[max(allavg.size - max(sp.long, self._back), 0) :]
+        return out
+
+    def _cap(
+        self,
+        allavg: np.ndarray,
+        base: int,
+        c0: int,
+        m: int,
+        start: int,
+        a: np.ndarray,
+        norm: np.ndarray,
+        spread: np.ndarray,
+    ) -> np.ndarray:
+        """The seasonal cap of :func:`likelihood_scores` for the averages ``c0..c0+m``."""
+        p, tol, back = self._season, self._tol, self._back
+        before = allavg[max(c0 - back, 0) - base : c0 - base]
+        padded = np.concatenate([np.full(back - before.size, -np.inf), before,
+                                 allavg[c0 - base :]])  # fmt: skip
+        near = sliding_window_view(padded, 2 * tol + 1).max(axis=1)
+        j = np.arange(start - c0, m) + back  # padded index of each judged average
+        seen = np.full(j.size, -np.inf)
+        for c in range(1, self.spec.seasons + 1):
+            seen = np.maximum(seen, near[j - c * p - tol])
+        return np.where(a <= seen + spread, np.minimum(norm, 1.0), norm)

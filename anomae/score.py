@@ -1,13 +1,22 @@
 """Batch scoring: files in, one row per window and an event table out, written atomically.
 
-:func:`score_table` turns one scored series into a table of windows (series, timestamp of
-the window end, score, normalised score, flags, coverage, top features) and its events; it
-is a pure function of one series, so work parallelises (and scales out) by series.
-:func:`score_files` reads many files and series, scores them with one :class:`Detector`
-and writes Parquet or CSV atomically (:mod:`anomae.atomic`): both outputs are complete in
-temporary files before either is renamed, the events file is renamed first and the scores
-file last, so new scores imply new events. Parquet outputs carry the same ``anomae.run_id``
-(and the model's sha256) in their key-value metadata, so a mismatched pair can be told.
+:func:`score_files` (``anomae score``) reads a dataset (:mod:`anomae.dataset`: files, globs,
+folders, hive partitions; a series may span files) in bounded batches, scores it with one
+:class:`Detector` through :class:`anomae.stream_score.StreamScorer`, and writes the scores
+table in parts as it goes (:mod:`anomae.parts`): memory stays flat however large the input.
+:func:`score_all` scores series already in memory through the same scorer. The result is
+the same as scoring each whole series at once: windows of a series (its gap segments
+windowed on their own), their table (series, timestamp of the window end, score,
+normalised score, flags, coverage, top features) and its events. **Row order**: the
+scores table is in the order windows settle, each series in time order and series
+interleaved as their rows are read; events are in the order they end. Sort by
+``(series, timestamp)`` (events: ``(series, start)``) for a fixed order.
+
+Both outputs are complete in temporary files beside their targets before either is
+renamed, the events file first and the scores file last, so new scores imply new events;
+a failure (a full disk) or a kill leaves the previous files in place and the next run
+removes the temporaries. Parquet outputs carry the same ``anomae.run_id`` (and the
+model's sha256) in their key-value metadata, so a mismatched pair can be told.
 
 The normalised score is ``score / threshold`` (the model card's threshold of the series,
 :meth:`~anomae.spec.Threshold.for_series`, or ``threshold`` for every series), or, with
@@ -24,19 +33,23 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from anomae.atomic import check_outputs, write_atomically
-from anomae.detector import Detector, DetectorError, Scores
-from anomae.events import PostRule, event_bounds, event_mask
-from anomae.io import SeriesData, TableSpec, read_series
-from anomae.likelihood import Likelihood, likelihood_scores
+from anomae.dataset import expand_inputs, plan_dataset, read_batches
+from anomae.detector import Detector
+from anomae.events import PostRule
+from anomae.io import SeriesData, TableSpec
+from anomae.likelihood import Likelihood
+from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
 from anomae.spec import WindowSpec
-from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top_features
-from anomae.windows import gap_segments, segment_window_ends, window_ends
+from anomae.stream_score import StreamScorer
+
+BATCH_ROWS = 262_144  # rows read at a time: ~20 MB of 8 float64 features
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "series": pl.Utf8(),
@@ -82,13 +95,6 @@ class ScoreSummary:
     run_id: str = ""
 
 
-def _span_indices(first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """All window indices inside the spans, concatenated, without a Python loop."""
-    lengths = last - first + 1
-    offsets = np.repeat(first - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(int(lengths.sum())) + offsets
-
-
 def window_labels(labels: np.ndarray, ends: np.ndarray, length: int) -> np.ndarray:
     """A window is labelled anomalous when any of its rows is (int8 ``[windows]``)."""
     csum = np.concatenate([[0], np.cumsum(labels > 0, dtype=np.int64)])
@@ -100,86 +106,6 @@ def window_interval(timestamps: np.ndarray, window: WindowSpec) -> float | None:
     if timestamps.size < 2:
         return None
     return float(np.median(np.diff(timestamps))) * window.stride / 1e9
-
-
-def score_table(
-    s: SeriesData,
-    scores: Scores,
-    window: WindowSpec,
-    threshold: float | None,
-    features: Sequence[str],
-    opts: ScoreOptions = ScoreOptions(),
-    ends: np.ndarray | None = None,
-    feature_scale: np.ndarray | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The windows table and the events table of one scored series (``threshold`` is
-    unused, and may be None, when ``opts.likelihood`` is set). ``ends``: the row of each
-    window's end, as :func:`score_segments` returns them (None: windows straight across).
-    ``feature_scale``: each feature's error threshold, which top features are ranked over
-    (:meth:`anomae.verdict.Thresholds.feature_scale`; None: the raw errors)."""
-    n = scores.score.shape[0]
-    if ends is None:
-        ends = window_ends(s.values.shape[0], window)
-    ts = s.timestamps[ends]
-    if opts.likelihood is not None:
-        interval = window_interval(s.timestamps, window) if opts.likelihood.season_s else None
-        norm = likelihood_scores(scores.score, opts.likelihood, interval).astype(np.float32)
-    elif threshold is None:
-        raise ValueError("score_table needs a threshold unless opts.likelihood is set")
-    else:
-        norm = scores.normalised(threshold)
-    spans = event_bounds(norm, opts.rule)
-    ratio = (
-        scores.feature_error
-        if feature_scale is None
-        else feature_ratios(scores.feature_error, feature_scale)
-    )
-    top = top_features(ratio, opts.top_k)
-    names = pl.Series(list(features), dtype=pl.Enum(list(features)))
-    cols = [
-        pl.repeat(s.name, n, dtype=pl.Utf8, eager=True).alias("series"),
-        pl.Series("timestamp", ts).cast(pl.Datetime("ns", "UTC")),
-        pl.Series("score", scores.score),
-        pl.Series("score_normalised", norm),
-        pl.Series("is_anomaly", is_anomalous(norm)),
-        pl.Series("in_event", event_mask(n, spans)),
-        pl.Series("coverage", scores.coverage),
-    ]
-    for j in range(top.shape[1]):
-        cols.append(names.gather(top[:, j]).alias(f"top_feature_{j + 1}"))
-    if s.labels is not None:
-        cols.append(pl.Series("label", window_labels(s.labels, ends, window.length)))
-    first, last = spans
-    if first.size:
-        # per event: peak window, and features ranked by their summed error over the event
-        bounds = np.stack([first, last + 1], axis=1).ravel()
-        if bounds[-1] == n:
-            bounds = bounds[:-1]  # reduceat cannot take n; the last segment runs to the end
-        peak_val = np.fmax.reduceat(norm, bounds)[::2]
-        contrib = np.add.reduceat(ratio, bounds, axis=0)[::2]
-        seg = np.repeat(np.arange(first.size), last - first + 1)
-        idx = _span_indices(first, last)
-        at_peak = norm[idx] == peak_val[seg]
-        _, where = np.unique(seg[at_peak], return_index=True)
-        peak = idx[at_peak][where]
-        order = np.argsort(-contrib, axis=1, kind="stable")[:, : opts.top_k]
-        event_top = [";".join(r) for r in np.asarray(features, dtype=object)[order]]
-    else:
-        peak, peak_val, event_top = first, np.empty(0), []
-    events = pl.DataFrame(
-        {
-            "series": [s.name] * first.size,
-            "start": ts[first],
-            "end": ts[last],
-            "peak": ts[peak],
-            "peak_score_normalised": peak_val.astype(np.float64),
-            "duration_s": (ts[last] - ts[first]) / 1e9,
-            "n_windows": (last - first + 1).astype(np.int64),
-            "top_features": event_top,
-        },
-        schema_overrides={"series": pl.Utf8, "top_features": pl.Utf8},
-    ).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-    return pl.DataFrame(cols), events
 
 
 def encode_table(
@@ -202,79 +128,46 @@ def write_table(df: pl.DataFrame, path: str | Path, metadata: dict[str, str] | N
     write_atomically([(path, encode_table(df, path, metadata))])
 
 
+def events_frame(events: list[dict[str, Any]]) -> pl.DataFrame:
+    """The events table of event records (:class:`anomae.stream_events.EventStream`)."""
+    if not events:
+        return pl.DataFrame(schema=EVENT_SCHEMA)
+    return pl.DataFrame(
+        events, schema_overrides={"series": pl.Utf8, "top_features": pl.Utf8}
+    ).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+
+
 def score_all(
     det: Detector, series: list[SeriesData], opts: ScoreOptions = ScoreOptions()
 ) -> tuple[pl.DataFrame, pl.DataFrame, ScoreSummary]:
-    """Score every series with ``det``; return (windows, events, summary)."""
+    """Score every series with ``det``; return (windows, events, summary), series after
+    series, each in time order (a series named twice continues where it stopped)."""
     t0 = time.perf_counter()
-    ths = resolve_thresholds(
-        det.card.threshold, det.path, opts.threshold, opts.likelihood is not None
-    )
-    scale = ths.feature_scale(det.card.features)
-    spec = det.card.window
-    max_gap_s = det.card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
-    tables, events = [], []
-    total = sum(
-        segment_window_ends(gap_segments(s.timestamps, max_gap_s), spec).size for s in series
-    )
-    with Progress(total, "scoring", "windows", enabled=opts.progress) as bar:
-        for s in series:
-            sc, ends = score_segments(det, s, max_gap_s, opts.chunk_windows)
-            _check_finite(det, s, sc)
-            th = None if opts.likelihood is not None else ths.for_series(s.name)
-            w, e = score_table(s, sc, spec, th, det.card.features, opts, ends, scale)
-            tables.append(w)
-            events.append(e)
-            bar.update(sc.score.shape[0])
+    labels = bool(series) and all(s.labels is not None for s in series)
+    sc = StreamScorer(det, opts, labels)
+    tables: list[pl.DataFrame] = []
+    with Progress(sum(s.values.shape[0] for s in series), "scoring", "rows",
+                  enabled=opts.progress) as bar:  # fmt: skip
+        for i, s in enumerate(series):
+            tables += sc.push(s.name, s.timestamps, s.values, s.labels if labels else None)
+            if all(o.name != s.name for o in series[i + 1 :]):
+                tables += sc.finish(s.name)
+            bar.update(s.values.shape[0])
     windows = pl.concat(tables) if tables else pl.DataFrame()
-    ev = pl.concat(events) if events else pl.DataFrame(schema=EVENT_SCHEMA)
-    summary = ScoreSummary(
-        n_series=len(series),
-        n_rows=sum(s.values.shape[0] for s in series),
-        n_windows=windows.height,
-        n_anomalous=int(windows["is_anomaly"].sum()) if windows.height else 0,
-        n_events=ev.height,
-        threshold=ths.value,
+    return windows, events_frame(sc.events), _summary(sc, t0)
+
+
+def _summary(sc: StreamScorer, t0: float) -> ScoreSummary:
+    t = sc.totals
+    return ScoreSummary(
+        n_series=t.n_series,
+        n_rows=t.n_rows,
+        n_windows=t.n_windows,
+        n_anomalous=t.n_anomalous,
+        n_events=len(sc.events),
+        threshold=sc.ths.value,
         seconds=time.perf_counter() - t0,
     )
-    return windows, ev, summary
-
-
-def score_segments(
-    det: Detector, s: SeriesData, max_gap_s: float, chunk_windows: int | None = None
-) -> tuple[Scores, np.ndarray]:
-    """Scores of one series' windows in time order, and the row each ends at: each segment
-    between gaps (:func:`anomae.windows.gap_segments`) windowed on its own, as the monitor
-    does, so no window spans a gap."""
-    bounds = gap_segments(s.timestamps, max_gap_s)
-    if bounds.size == 2:
-        return det.score_series(s.values, chunk_windows), window_ends(
-            s.values.shape[0], det.card.window
-        )
-    parts = [det.score_series(s.values[lo:hi], chunk_windows) for lo, hi in _pairs(bounds)]
-    scores = Scores(
-        np.concatenate([p.score for p in parts]),
-        np.concatenate([p.feature_error for p in parts]),
-        np.concatenate([p.coverage for p in parts]),
-    )
-    return scores, segment_window_ends(bounds, det.card.window)
-
-
-def _pairs(bounds: np.ndarray) -> list[tuple[int, int]]:
-    b = bounds.tolist()
-    return list(zip(b[:-1], b[1:], strict=True))
-
-
-def _check_finite(det: Detector, s: SeriesData, sc: Scores) -> None:
-    """A window with observed values scores a number; NaN there means the model is broken."""
-    bad = np.isnan(sc.score) & (sc.coverage > 0)
-    if bad.any():
-        first = int(np.argmax(bad))
-        raise DetectorError(
-            f"{det.path}: {int(bad.sum()):,} windows of series {s.name!r} with observed "
-            f"values scored NaN (first: window {first}); the model is damaged: "
-            f"re-export it (`anomae train` or `anomae run`)"
-        )
 
 
 def score_files(
@@ -287,21 +180,52 @@ def score_files(
     device: str = "cpu",
     threads: int = 0,
     force: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    part_rows: int = PART_ROWS,
 ) -> ScoreSummary:
-    """``anomae score``: read ``inputs``, score with ``model``, write ``output`` (+ events).
+    """``anomae score``: score the dataset ``inputs`` with ``model``, write ``output``
+    (+ ``events``), reading ``batch_rows`` rows at a time and writing the scores in parts
+    of ``part_rows`` rows.
 
     Refuses, before any work, to write over an input or the model, or (unless ``force``)
     to replace an existing output. The outputs are replaced together (module docstring)."""
+    t0 = time.perf_counter()
     outs = [output] if events is None else [output, events]
-    check_outputs(outs, [model, *inputs], force)
+    files = expand_inputs(inputs)
+    check_outputs(outs, [model, *files], force)
     det = Detector.load(model, device=device, threads=threads)
-    series, _ = read_series(list(inputs), table, features=det.card.features)
-    windows, ev, summary = score_all(det, series, opts)
-    summary.run_id = uuid.uuid4().hex
-    meta = {"anomae.run_id": summary.run_id, "anomae.model_sha256": det.sha256}
-    files = [] if events is None else [(events, encode_table(ev, events, meta))]
-    files.append((output, encode_table(windows, output, meta)))  # last: marks a complete run
-    write_atomically(files)
+    data = plan_dataset(files, table, det.card.features)
+    sc = StreamScorer(det, opts, data.labels)
+    run_id = uuid.uuid4().hex
+    meta = {"anomae.run_id": run_id, "anomae.model_sha256": det.sha256}
+    writers = [TableWriter(output, meta, part_rows)]
+    if events is not None:
+        writers.insert(0, TableWriter(events, meta))
+    out = writers[-1]
+    try:
+        with Progress(data.rows, "scoring", "rows", enabled=opts.progress) as bar:
+            for fp in data.files:
+                for chunks, n in read_batches(fp, table, det.card.features, data.labels,
+                                              batch_rows):  # fmt: skip
+                    for s in chunks:
+                        for t in sc.push(s.name, s.timestamps, s.values, s.labels):
+                            out.append(t)
+                    bar.update(n)
+                for name in sorted(fp.ends):
+                    for t in sc.finish(name):
+                        out.append(t)
+        if out.rows == 0 and not out._pending:
+            out.append(sc.empty_table())
+        if events is not None:
+            writers[0].append(events_frame(sc.events))
+        temps = [w.finish() for w in writers]
+        commit(writers, temps)  # events first, scores last: marks a complete run
+    except BaseException:
+        for w in writers:
+            w.discard()
+        raise
+    summary = _summary(sc, t0)
+    summary.run_id = run_id
     summary.outputs["scores"] = str(output)
     if events is not None:
         summary.outputs["events"] = str(events)

@@ -49,6 +49,8 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/run.py": "tests/test_pipeline.py",
     "anomae/train/step.py": "tests/test_pipeline.py",
     "anomae/atomic.py": "tests/test_score.py",
+    "anomae/parts.py": "tests/faults/test_batch_faults.py",
+    "anomae/stream_events.py": "tests/test_stream_score.py",
     "anomae/graph.py": "tests/train/test_export.py",
     "anomae/train/model.py": "tests/train/test_export.py",
     "anomae/grid.py": "tests/test_tune.py",

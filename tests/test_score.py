@@ -1,4 +1,6 @@
-"""score_table: the windows and events tables of one series, against brute force."""
+"""score_table (the whole-series reference in tests/reference_score.py, which
+tests/test_stream_score.py holds the streaming scorer to): the windows and events tables of
+one series, against brute force; and score_files end to end."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import pytest
 from anomae.detector import Scores
 from anomae.events import PostRule, find_events
 from anomae.io import SeriesData
-from anomae.score import ScoreOptions, score_table, write_table
+from anomae.score import ScoreOptions, write_table
 from anomae.spec import WindowSpec
+from tests.reference_score import score_table
 
 FEATURES = ("a", "b", "c", "d")
 

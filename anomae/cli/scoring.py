@@ -1,4 +1,4 @@
-"""``anomae score``: batch scoring of CSV/Parquet files into scores and events."""
+"""``anomae score``: batch scoring of CSV/Parquet files and datasets into scores and events."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from anomae.cli.tables import _table, table_options
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-o",
     "--out",
@@ -79,6 +79,13 @@ def score(
     **likelihood: Any,
 ) -> None:
     """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events.
+
+    INPUTS are files, glob patterns ('lake/*/*.parquet') or folders (every CSV/Parquet
+    file below; key=value folders, hive partitions, add a column such as series=pump-1).
+    A series may span files, each holding a later stretch of it (overlaps are refused);
+    its windows cross file boundaries. Input is read in batches and output written in
+    parts, so memory stays flat however large the data. Output rows come in the order
+    they are scored: each series in time order, series interleaved.
 
     Both files are written completely before either replaces an old one (events first,
     scores last); existing outputs need --force, and an input or the model is never

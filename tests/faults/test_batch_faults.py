@@ -1,7 +1,9 @@
 """`anomae score` under faults: SIGKILL at random moments, and a full disk (RLIMIT_FSIZE).
 
 The model is a real anomae export (untrained weights: scoring does not care), the command
-runs in a subprocess exactly as a user runs it.
+runs in a subprocess exactly as a user runs it. The scores are written in parts
+(:mod:`anomae.parts`) as they are produced; a full disk while parts are written (small
+parts) leaves the old outputs and no temporaries either.
 """
 
 from __future__ import annotations
@@ -122,4 +124,34 @@ def test_full_disk_is_a_clear_error_and_keeps_old_outputs(
     assert "Traceback" not in r.stderr
     assert "scores.parquet: could not write: File too large" in r.stderr
     assert "previous file (if any) is unchanged" in r.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_full_disk_while_writing_parts_keeps_old_outputs(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    r = subprocess.run(_cmd(setup, setup["small"], tmp_path), env=env, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    code = (
+        "import sys\n"
+        "from anomae.score import ScoreOptions, score_files\n"
+        "from anomae.atomic import OutputError\n"
+        "try:\n"
+        f"    score_files({str(setup['model'])!r}, [{str(setup['big'])!r}],\n"
+        f"        {str(tmp_path / 'scores.parquet')!r}, {str(tmp_path / 'events.parquet')!r},\n"
+        "        opts=ScoreOptions(threshold=3.0, progress=False), force=True,\n"
+        "        batch_rows=20_000, part_rows=20_000)\n"
+        "except OutputError as e:\n"
+        "    print(e); sys.exit(1)\n"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
+
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       preexec_fn=limit)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "scores.parquet: could not write: File too large" in r.stdout
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

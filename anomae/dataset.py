@@ -1,0 +1,320 @@
+"""Datasets for batch scoring: files, globs, folders and hive-partitioned Parquet, read in
+bounded batches, with a series free to span files.
+
+:func:`expand_inputs` turns each input into files: a file as given, a glob pattern
+(``lake/*/*.parquet``), or a folder (every ``.csv``, ``.csv.gz``, ``.parquet`` and ``.pq``
+below it, in path order; names starting with ``.`` or ``_`` are skipped, like
+``_SUCCESS`` and anomae's own temporaries). A folder named ``key=value`` on the way to a
+file (hive partitioning: ``series=pump-1/date=2026-11-01/part-0.parquet``) gives the file a
+constant string column ``key`` when the file lacks one.
+
+:func:`plan_dataset` makes one cheap pass over the timestamp and series columns of every
+file (never the feature values): it checks the headers (the model's features are in every
+file; when one lacks some, the error names a file that has them), parses the timestamps
+and checks each series is strictly increasing within each file (the checks and messages
+of :func:`anomae.io.read_series`), and notes per (file, series) the first and last
+timestamp. A series may span files when each file holds a later stretch of it: rows of a
+series that overlap in time across two files are refused, naming the series and both files
+(they are not sorted: that would need the rows of both in memory). Files are then read in
+an order that keeps every series in time order across its files (first timestamp, then
+path, among those free to go), so a window crosses file boundaries exactly as if the
+files were one; files that hold two series in opposite orders are refused.
+
+The pass reads the timestamp and series columns of one file at a time (about 16 bytes per
+row of the largest file); :func:`read_batches` then reads a file ``batch_rows`` rows at a
+time (a ``.csv.gz`` file, which polars cannot scan, is read whole).
+"""
+
+from __future__ import annotations
+
+import glob
+import heapq
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from anomae.cells import _labels, _values
+from anomae.errors import InputError, _cell
+from anomae.io import CSV_SUFFIXES, PARQUET_SUFFIXES, SeriesData, TableSpec, _check_header, _names
+from anomae.timestamps import _check_order, _iso, _timestamps
+
+SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One input file: its kind, rows, columns, hive constants, and per series in it the
+    first and last timestamp (int64 ns) and row count."""
+
+    path: Path
+    is_csv: bool
+    rows: int
+    columns: tuple[str, ...]
+    constants: dict[str, str]
+    spans: dict[str, tuple[int, int, int]]
+    ends: frozenset[str] = frozenset()  # series whose last file this is
+
+
+@dataclass
+class Dataset:
+    """Files in reading order; ``labels``: every file has the label column."""
+
+    files: list[FilePlan]
+    rows: int = 0
+    n_series: int = 0
+    labels: bool = False
+    sources: list[str] = field(default_factory=list)
+
+
+def _hidden(part: str) -> bool:
+    return part.startswith((".", "_"))
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files named by ``inputs`` (files, globs, folders), each once, in the order given
+    (a glob's and a folder's files in path order)."""
+    if not inputs:
+        raise InputError("no input files given")
+    out: dict[Path, None] = {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.name.lower().endswith(SUFFIXES)
+                and not any(_hidden(x) for x in f.relative_to(p).parts)
+            )
+            if not found:
+                raise InputError(
+                    f"{p}: folder holds no {', '.join(SUFFIXES)} files (hidden and _ names "
+                    "are skipped)"
+                )
+        elif not p.exists() and glob.has_magic(str(item)):
+            found = sorted(Path(f) for f in glob.glob(str(item), recursive=True)
+                           if Path(f).is_file())  # fmt: skip
+            if not found:
+                raise InputError(f"{item}: the pattern matches no files")
+        else:
+            found = [p]
+        out.update(dict.fromkeys(found))
+    return list(out)
+
+
+def hive_values(path: Path) -> dict[str, str]:
+    """``key=value`` folders on the way to ``path`` (the innermost wins)."""
+    out: dict[str, str] = {}
+    for part in path.parent.parts:
+        key, eq, value = part.partition("=")
+        if eq and key and not _hidden(key):
+            out[key] = value
+    return out
+
+
+def _columns(path: Path) -> tuple[list[str], bool]:
+    """The header of ``path`` and whether it is CSV, with :mod:`anomae.io`'s checks."""
+    from anomae.io import _kind
+
+    if not path.is_file():
+        raise InputError(f"{path}: file does not exist (check the path)")
+    is_csv = _kind(path) == "csv"
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); it needs a header and rows")
+    try:
+        if is_csv:
+            return pl.read_csv(path, n_rows=0, infer_schema=False).columns, True
+        return list(pl.read_parquet_schema(path)), False
+    except pl.exceptions.NoDataError as err:
+        raise InputError(f"{path}: the file is empty; it needs a header and rows") from err
+    except (pl.exceptions.PolarsError, OSError) as err:
+        kind = "CSV" if is_csv else "PARQUET"
+        raise InputError(f"{path}: cannot read as {kind}: {str(err).splitlines()[0]}") from err
+
+
+def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
+    """The file's ``columns`` (those in it; hive constants for the rest) as strings for CSV."""
+    inside = [c for c in columns if c in fp.columns]
+    if fp.is_csv:
+        if fp.path.name.lower().endswith(".gz"):
+            lf = pl.read_csv(fp.path, columns=inside, infer_schema=False).lazy()
+        else:
+            lf = pl.scan_csv(fp.path, infer_schema=False).select(inside)
+    else:
+        lf = pl.scan_parquet(fp.path).select(inside)
+    extra = [pl.lit(fp.constants[c]).alias(c) for c in columns if c not in fp.columns]
+    return lf.with_columns(extra).select(list(columns)) if extra else lf
+
+
+def _scan(path: Path, spec: TableSpec, features: Sequence[str], first: dict[str, str]) -> FilePlan:
+    columns, is_csv = _columns(path)
+    constants = {k: v for k, v in hive_values(path).items() if k not in columns}
+    source = str(path)
+    missing = [f for f in features if f not in columns]
+    if missing and first:
+        has = {src: set(cols.split("\0")) for src, cols in first.items()}
+        other = next((src for src, cols in has.items() if set(missing) <= cols), "")
+        if other:
+            raise InputError(
+                f"{source}: lacks feature column(s) {_names(missing)} that {other} has; the "
+                f"files of a dataset must all have the model's features (the file has: "
+                f"{_names(columns)})"
+            )
+    _check_header(source, [*columns, *constants], spec, features, "the model needs")
+    if not first:
+        first[source] = "\0".join(columns)
+    keys = [spec.timestamp] + ([spec.series] if spec.series in (*columns, *constants) else [])
+    fp = FilePlan(path, is_csv, 0, tuple(columns), constants, {})
+    frame = _lazy(fp, [k for k in keys if k is not None]).collect()
+    if frame.height == 0:
+        raise InputError(f"{source}: no data rows (only a header); the file needs at least one row")
+    ts = _timestamps(frame[spec.timestamp], source, is_csv, spec.timestamp_unit)
+    if len(keys) == 1:
+        name = Path(Path(source).name.removesuffix(".gz")).stem
+        _check_order(name, ts, np.arange(ts.size), source, is_csv)
+        spans = {name: (int(ts[0]), int(ts[-1]), int(ts.size))}
+    else:
+        ids = frame[keys[1]].cast(pl.String)
+        if ids.has_nulls():
+            row = int(ids.is_null().arg_true()[0])
+            raise InputError(
+                f"{_cell(source, keys[1], row, is_csv)}: series id is empty "
+                "(every row needs one, or drop the column to read the file as one series)"
+            )
+        agg = (
+            pl.DataFrame({"id": ids, "ts": ts})
+            .group_by("id", maintain_order=True)
+            .agg(
+                pl.col("ts").first().alias("lo"),
+                pl.col("ts").last().alias("hi"),
+                pl.len().alias("n"),
+                (pl.col("ts").diff() <= 0).any().alias("bad"),
+            )
+        )
+        bad = agg.filter(pl.col("bad"))
+        if bad.height:
+            name = bad["id"][0]
+            rows = (ids == name).arg_true().to_numpy().astype(np.int64)
+            _check_order(name, ts[rows], rows, source, is_csv)
+        spans = {
+            i: (lo, hi, n)
+            for i, lo, hi, n in zip(agg["id"], agg["lo"], agg["hi"], agg["n"], strict=True)
+        }
+    return FilePlan(path, is_csv, int(ts.size), tuple(columns), constants, spans)
+
+
+def plan_dataset(
+    inputs: Sequence[str | Path], spec: TableSpec, features: Sequence[str]
+) -> Dataset:
+    """Check every file of ``inputs`` and order them (module docstring)."""
+    first: dict[str, str] = {}
+    files = [_scan(p, spec, features, first) for p in expand_inputs(inputs)]
+    by_series: dict[str, list[tuple[int, int, int]]] = {}
+    for i, fp in enumerate(files):
+        for name, (lo, hi, _) in fp.spans.items():
+            by_series.setdefault(name, []).append((lo, hi, i))
+    after: dict[int, set[int]] = {i: set() for i in range(len(files))}
+    for name, parts in by_series.items():
+        parts.sort()
+        for (lo_a, hi_a, a), (lo_b, hi_b, b) in zip(parts, parts[1:], strict=False):
+            if lo_b <= hi_a:
+                raise InputError(
+                    f"series '{name}': its rows in {files[a].path} ({_iso(np.int64(lo_a))} "
+                    f"to {_iso(np.int64(hi_a))}) and in {files[b].path} "
+                    f"({_iso(np.int64(lo_b))} to {_iso(np.int64(hi_b))}) "
+                    "overlap in time; a series may span files only when each holds a later "
+                    "stretch of it (drop the duplicate rows, or name the series apart)"
+                )
+            after[a].add(b)
+    order = _file_order(files, after, by_series)
+    last = {name: parts[-1][2] for name, parts in by_series.items()}
+    ends: dict[int, set[str]] = {}
+    for name, i in last.items():
+        ends.setdefault(i, set()).add(name)
+    planned = [
+        FilePlan(f.path, f.is_csv, f.rows, f.columns, f.constants, f.spans,
+                 frozenset(ends.get(i, ())))  # fmt: skip
+        for i, f in ((i, files[i]) for i in order)
+    ]
+    labels = spec.label is not None and all(
+        spec.label in (*f.columns, *f.constants) for f in files
+    )
+    return Dataset(planned, sum(f.rows for f in files), len(by_series), labels,
+                   [str(f.path) for f in planned])  # fmt: skip
+
+
+def _file_order(
+    files: list[FilePlan], after: dict[int, set[int]], by_series: dict[str, list]
+) -> list[int]:
+    """Files so that each comes after those holding earlier stretches of its series."""
+    need = {i: 0 for i in after}
+    for succ in after.values():
+        for j in succ:
+            need[j] += 1
+    key = {i: (min(lo for lo, _, _ in f.spans.values()), str(f.path)) for i, f in enumerate(files)}
+    ready = [(key[i], i) for i, n in need.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(i)
+        for j in after[i]:
+            need[j] -= 1
+            if need[j] == 0:
+                heapq.heappush(ready, (key[j], j))
+    if len(order) < len(files):
+        left = {i for i in need if need[i] > 0}
+        a, b = sorted(left)[:2]
+        two = [n for n, parts in by_series.items() if {p[2] for p in parts} >= {a, b}][:2]
+        raise InputError(
+            f"{files[a].path} and {files[b].path} hold series in opposite time order (e.g. "
+            f"{', '.join(repr(n) for n in two)}); one pass cannot keep every series in time "
+            "order: split the files by time, or by series"
+        )
+    return order
+
+
+def read_batches(
+    fp: FilePlan, spec: TableSpec, features: Sequence[str], labels: bool, batch_rows: int
+) -> Iterator[tuple[list[SeriesData], int]]:
+    """The file ``batch_rows`` rows at a time: per batch, each series' rows in it (in
+    first-appearance order) and the number of rows read."""
+    source = str(fp.path)
+    series_col = spec.series if spec.series in (*fp.columns, *fp.constants) else None
+    keys = [spec.timestamp, series_col, spec.label if labels else None, *features]
+    cols = list(dict.fromkeys(c for c in keys if c is not None))
+    row0 = 0
+    stem = Path(Path(source).name.removesuffix(".gz")).stem
+    for frame in _lazy(fp, cols).collect_batches(chunk_size=batch_rows):
+        if frame.height == 0:
+            continue
+        ts = _timestamps(frame[spec.timestamp], source, fp.is_csv, spec.timestamp_unit)
+        values = _values(frame, features, source, fp.is_csv, row0)
+        lab = None
+        if labels and spec.label is not None:
+            lab = _labels(frame[spec.label], source, fp.is_csv, row0)
+        rows_all = np.arange(row0, row0 + frame.height, dtype=np.int64)
+        if series_col is None:
+            parts: list[tuple[str, np.ndarray | None]] = [(stem, None)]
+        else:
+            groups = (
+                frame[series_col].cast(pl.String).to_frame("id").with_row_index("row")
+                .group_by("id", maintain_order=True).agg(pl.col("row"))
+            )  # fmt: skip
+            parts = list(zip(groups["id"].to_list(),
+                             [r.to_numpy().astype(np.int64) for r in groups["row"]],
+                             strict=True))  # fmt: skip
+            if len(parts) == 1:
+                parts = [(parts[0][0], None)]
+        out = []
+        for name, rows in parts:
+            if rows is None:
+                out.append(SeriesData(name, source, ts, values, lab, rows_all))
+            else:
+                sub = None if lab is None else lab[rows]
+                out.append(SeriesData(name, source, ts[rows], values[rows], sub, rows + row0))
+        yield out, frame.height
+        row0 += frame.height

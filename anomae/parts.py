@@ -1,0 +1,166 @@
+"""Output tables written as they are produced, in bounded memory, replaced atomically.
+
+:class:`TableWriter` takes a table in pieces (``append``): Parquet pieces are gathered into
+parts of ``part_rows`` rows, each written to its own temporary file beside the target; at
+``finish`` polars streams the parts into one temporary Parquet file (with the key-value
+``metadata``) and deletes them. CSV pieces are appended to one temporary file (header
+once; UTC times as RFC 3339, as :func:`anomae.score.encode_table` writes them).
+:func:`commit` then renames the finished temporaries over their targets in the order given
+and fsyncs the folders. Temporaries follow :mod:`anomae.atomic`'s rules (names
+``.<name>.<pid>.<random>.tmp``, the target's permissions or ``0666 & ~umask``, those of
+killed runs removed by the next write), and every ``OSError`` or polars I/O failure
+(a full disk) becomes an :class:`~anomae.atomic.OutputError` naming the target: the old
+file stays as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import polars as pl
+
+from anomae.atomic import (
+    OutputError,
+    _as_output_error,
+    _fsync_dir,
+    _mode_for,
+    _why,
+    remove_stale_temps,
+    target_of,
+    temp_name,
+)
+
+PART_ROWS = 1_000_000  # rows per Parquet part: ~60 MB of a scores table in memory
+
+
+@contextmanager
+def _io(path: Path) -> Iterator[None]:
+    """OSError and polars' I/O errors as an :class:`OutputError` naming ``path``."""
+    try:
+        with _as_output_error(path):
+            yield
+    except pl.exceptions.PolarsError as exc:
+        m = re.search(r"os error (\d+)", str(exc))
+        if m is None:
+            raise
+        cause = OSError(int(m.group(1)), os.strerror(int(m.group(1))))
+        raise OutputError(
+            f"{path}: could not write: {_why(cause)}; the previous file (if any) is unchanged"
+        ) from exc
+
+
+class TableWriter:
+    """One output table, appended in pieces (module docstring)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        metadata: dict[str, str] | None = None,
+        part_rows: int = PART_ROWS,
+    ) -> None:
+        self.shown, self.target = Path(path), target_of(path)
+        self.csv = str(path).lower().endswith(".csv")
+        self.metadata = metadata
+        self.part_rows = part_rows
+        self.rows = 0
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
+        self._parts: list[Path] = []
+        self._fh: IO[bytes] | None = None
+        self._tmp: Path | None = None
+        with _io(self.shown):
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.target)
+
+    def _new_temp(self) -> Path:
+        tmp = temp_name(self.target)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, _mode_for(self.target))
+        os.close(fd)
+        return tmp
+
+    def append(self, df: pl.DataFrame) -> None:
+        """Add rows (every piece with the same columns)."""
+        if df.height == 0 and self.rows + self._pending_rows:
+            return
+        self._pending.append(df)
+        self._pending_rows += df.height
+        if self._pending_rows >= self.part_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        df = pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_rows = [], 0
+        self.rows += df.height
+        with _io(self.shown):
+            if self.csv:
+                if self._fh is None:
+                    self._tmp = self._new_temp()
+                    self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/discard
+                    header = True
+                else:
+                    header = False
+                times = [t for t in df.schema.values() if isinstance(t, pl.Datetime)]
+                utc = all(t.time_zone == "UTC" for t in times)
+                df.write_csv(self._fh, include_header=header,
+                             datetime_format="%Y-%m-%dT%H:%M:%S%.fZ" if utc else None)  # fmt: skip
+            else:
+                part = self._new_temp()
+                self._parts.append(part)
+                df.write_parquet(part)
+
+    def finish(self) -> Path:
+        """Complete the temporary file (fsynced) and return it; :func:`commit` renames it."""
+        with _io(self.shown):
+            if self.csv:
+                self._flush()
+                assert self._fh is not None and self._tmp is not None
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                self._fh = None
+                return self._tmp
+            tmp = self._new_temp()
+            self._tmp = tmp
+            if not self._parts:  # small: one write, no parts
+                df = pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
+                self._pending = []
+                df.write_parquet(tmp, metadata=self.metadata)
+            else:
+                self._flush()
+                pl.scan_parquet(self._parts).sink_parquet(tmp, metadata=self.metadata)
+                for part in self._parts:
+                    part.unlink(missing_ok=True)
+                self._parts = []
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return tmp
+
+    def discard(self) -> None:
+        """Remove every temporary of this writer (after an error)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        for p in [*self._parts, *([self._tmp] if self._tmp else [])]:
+            p.unlink(missing_ok=True)
+        self._parts, self._tmp = [], None
+
+
+def commit(writers: list[TableWriter], temps: list[Path]) -> None:
+    """Rename each finished temporary over its writer's target, in order."""
+    for w, tmp in zip(writers, temps, strict=True):
+        with _io(w.shown):
+            os.replace(tmp, w.target)
+        w._tmp = None
+    for folder in {w.target.parent for w in writers}:
+        _fsync_dir(folder)

@@ -1,0 +1,240 @@
+"""Batch scoring in bounded memory: rows of many series in, pieces of the scores table and
+finished events out, the same numbers as scoring each whole series at once.
+
+:class:`StreamScorer` takes a series' rows in consecutive pieces (``push``: any size, down
+to one row, pieces of different series interleaved) and keeps per series only what the
+next rows need:
+
+* the rows of the current gap segment (:func:`anomae.windows.gap_segments`) not yet
+  scored: windows are scored ``chunk_windows`` at a time, counted from the segment's first
+  window, so every onnxruntime call gets exactly the rows the whole-series
+  :meth:`~anomae.detector.Detector.score_series` gives it: scores are bitwise equal for
+  any piece size; the rest of a segment is scored when a gap or the series' end closes it;
+* the anomaly likelihood's state (:class:`anomae.likelihood.LikelihoodChunks`);
+* the post-rules' state and the few windows whose event membership is not yet settled
+  (:class:`anomae.stream_events.EventStream`).
+
+``finish(name)`` ends a series (its last rows are known: :mod:`anomae.dataset` says after
+which file). Rows of the scores table come out in the order they settle: per series in
+time order, series interleaved as their rows arrive; sort by (series, timestamp) for the
+whole-series order.
+
+With a seasonal likelihood (``season_s``) the seconds between windows are the model
+card's sampling interval times the stride, as ``anomae monitor`` takes them, not each
+series' own median interval (which needs the whole series).
+
+Memory: per series the rows of up to ``chunk_windows`` windows (``chunk_windows * stride +
+length`` rows, 2048 windows on CPU: ~70 KB at 8 features) and the likelihood's ``long``
+averages (69 KB by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from anomae.detector import Detector, DetectorError
+from anomae.likelihood import LikelihoodChunks
+from anomae.stream_events import EventStream, Windows
+from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top_features
+from anomae.windows import is_gap, window_ends
+
+
+@dataclass
+class _Series:
+    name: str
+    events: EventStream
+    threshold: float | None
+    lik: LikelihoodChunks | None
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    n_rows: int = 0  # rows in pieces
+    last_ts: int | None = None
+    n_windows: int = 0  # windows scored so far (for messages)
+
+
+@dataclass
+class StreamTotals:
+    n_series: int = 0
+    n_rows: int = 0
+    n_windows: int = 0
+    n_anomalous: int = 0
+
+
+class StreamScorer:
+    """Scores series pushed in pieces; see the module docstring. ``labels``: the rows carry
+    labels and the table gets a ``label`` column."""
+
+    def __init__(
+        self,
+        det: Detector,
+        opts: Any,  # anomae.score.ScoreOptions
+        labels: bool = False,
+    ) -> None:
+        card = det.card
+        self.det, self.opts, self.labels = det, opts, labels
+        self.ths = resolve_thresholds(card.threshold, det.path, opts.threshold,
+                                      opts.likelihood is not None)  # fmt: skip
+        self.scale = self.ths.feature_scale(card.features)
+        self.spec = card.window
+        self.max_gap_s = card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
+        self.chunk = opts.chunk_windows or (262_144 if det.on_gpu else 2048)
+        self.interval_s = card.interval_s * card.window.stride or None
+        self.names = pl.Series(list(card.features), dtype=pl.Enum(list(card.features)))
+        self.totals = StreamTotals()
+        self.events: list[dict[str, Any]] = []
+        self._series: dict[str, _Series] = {}
+
+    def _state(self, name: str) -> _Series:
+        st = self._series.get(name)
+        if st is None:
+            o = self.opts
+            lik = None if o.likelihood is None else LikelihoodChunks(o.likelihood, self.interval_s)
+            th = None if o.likelihood is not None else self.ths.for_series(name)
+            st = self._series[name] = _Series(
+                name, EventStream(name, o.rule, self.det.card.features, o.top_k), th, lik
+            )
+            self.totals.n_series += 1
+        return st
+
+    def push(
+        self, name: str, ts: np.ndarray, values: np.ndarray, labels: np.ndarray | None = None
+    ) -> list[pl.DataFrame]:
+        """The next rows of series ``name`` (after every row pushed before): the pieces of
+        the scores table that settled."""
+        st = self._state(name)
+        n = ts.shape[0]
+        self.totals.n_rows += n
+        if n == 0:
+            return []
+        if labels is None and self.labels:
+            labels = np.full(n, -1, np.int8)
+        gaps: list[int] = []
+        if self.max_gap_s > 0:
+            prev = int(ts[0]) if st.last_ts is None else st.last_ts
+            dt_s = np.diff(np.concatenate([[prev], ts])).astype(np.float64) / 1e9
+            gaps = np.flatnonzero(is_gap(dt_s, self.max_gap_s)).tolist()
+        st.last_ts = int(ts[-1])
+        out: list[Windows] = []
+        bounds = sorted({0, *gaps, n})
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            if gaps and lo in gaps:  # a new segment: its windows start afresh
+                out += self._close(st)
+            lab = None if labels is None else labels[lo:hi]
+            st.pieces.append((ts[lo:hi], values[lo:hi], lab))
+            st.n_rows += hi - lo
+            out += self._full(st)
+        return self._settle(st, out)
+
+    def finish(self, name: str) -> list[pl.DataFrame]:
+        """End of series ``name``: score the rest, settle every window and event."""
+        st = self._series.pop(name, None)
+        if st is None:
+            return []
+        tables = self._settle(st, self._close(st))
+        w, mask, events = st.events.finish()
+        self.events += events
+        if w is not None:
+            tables.append(self._table(st.name, w, mask))
+        return tables
+
+    def finish_all(self) -> list[pl.DataFrame]:
+        return [t for name in list(self._series) for t in self.finish(name)]
+
+    def _rows(self, st: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if len(st.pieces) > 1:
+            ts, vals, labs = zip(*st.pieces, strict=True)
+            lab = None if labs[0] is None else np.concatenate(labs)
+            st.pieces = [(np.concatenate(ts), np.concatenate(vals), lab)]
+        return st.pieces[0]
+
+    def _full(self, st: _Series) -> list[Windows]:
+        """Score every full chunk of windows the segment's rows hold."""
+        sp = self.spec
+        need = (self.chunk - 1) * sp.stride + sp.length
+        drop = self.chunk * sp.stride  # the next chunk's first row
+        out = []
+        while st.n_rows >= max(need, drop):
+            ts, vals, lab = self._rows(st)
+            out.append(self._score(st, ts[:need], vals[:need], None if lab is None else lab[:need]))
+            st.pieces = [(ts[drop:], vals[drop:], None if lab is None else lab[drop:])]
+            st.n_rows -= drop
+        return out
+
+    def _close(self, st: _Series) -> list[Windows]:
+        """The segment ended: score the windows its remaining rows hold."""
+        out = []
+        if st.n_rows >= self.spec.length:
+            ts, vals, lab = self._rows(st)
+            out.append(self._score(st, ts, vals, lab))
+        st.pieces, st.n_rows = [], 0
+        return out
+
+    def _score(
+        self, st: _Series, ts: np.ndarray, vals: np.ndarray, lab: np.ndarray | None
+    ) -> Windows:
+        sp = self.spec
+        sc = self.det.score_series(vals, self.chunk)
+        bad = np.isnan(sc.score) & (sc.coverage > 0)
+        if bad.any():
+            raise DetectorError(
+                f"{self.det.path}: {int(bad.sum()):,} windows of series {st.name!r} with "
+                f"observed values scored NaN (first: window "
+                f"{st.n_windows + int(np.argmax(bad))}); the model is damaged: re-export it "
+                f"(`anomae train` or `anomae run`)"
+            )
+        ends = window_ends(vals.shape[0], sp)
+        st.n_windows += ends.size
+        label = None
+        if lab is not None:
+            csum = np.concatenate([[0], np.cumsum(lab > 0, dtype=np.int64)])
+            label = (csum[ends + 1] - csum[ends + 1 - sp.length] > 0).astype(np.int8)
+        if st.lik is not None:
+            norm = st.lik.push(sc.score).astype(np.float32)
+        else:
+            assert st.threshold is not None
+            norm = sc.normalised(st.threshold)
+        return Windows(ts[ends], sc.score, norm, sc.coverage,
+                       feature_ratios(sc.feature_error, self.scale), label)  # fmt: skip
+
+    def _settle(self, st: _Series, scored: Sequence[Windows]) -> list[pl.DataFrame]:
+        tables = []
+        for w in scored:
+            done, mask, events = st.events.push(w)
+            self.events += events
+            if done is not None:
+                tables.append(self._table(st.name, done, mask))
+        return tables
+
+    def empty_table(self) -> pl.DataFrame:
+        """The scores table with its columns and no rows."""
+        f = len(self.det.card.features)
+        e = np.empty(0, np.float32)
+        w = Windows(np.empty(0, np.int64), e, e, e, np.empty((0, f), np.float32),
+                    np.empty(0, np.int8) if self.labels else None)  # fmt: skip
+        return self._table("", w, np.zeros(0, bool))
+
+    def _table(self, name: str, w: Windows, in_event: np.ndarray) -> pl.DataFrame:
+        n = len(w)
+        anomalous = is_anomalous(w.norm)
+        self.totals.n_windows += n
+        self.totals.n_anomalous += int(anomalous.sum())
+        top = top_features(w.ratio, self.opts.top_k)
+        cols = [
+            pl.repeat(name, n, dtype=pl.Utf8, eager=True).alias("series"),
+            pl.Series("timestamp", w.ts).cast(pl.Datetime("ns", "UTC")),
+            pl.Series("score", w.score),
+            pl.Series("score_normalised", w.norm),
+            pl.Series("is_anomaly", anomalous),
+            pl.Series("in_event", in_event),
+            pl.Series("coverage", w.coverage),
+        ]
+        for j in range(top.shape[1]):
+            cols.append(self.names.gather(top[:, j]).alias(f"top_feature_{j + 1}"))
+        if self.labels:
+            assert w.label is not None
+            cols.append(pl.Series("label", w.label))
+        return pl.DataFrame(cols)

@@ -1,0 +1,129 @@
+"""`anomae score` on data of any size: peak memory and throughput against the bare kernel.
+
+Generates day-partitioned Parquet datasets (``date=YYYY-MM-DD/part-0.parquet``, every
+series in every file, rows interleaved in time order, 8 float64 features) under
+``--folder``, scores each with the reference model (``bench/score_bench.py``: dense AE on
+64x8 windows) through :func:`anomae.score.score_files` in a child process, and reports its
+peak RSS (``VmHWM``) and rows/s; the bare kernel (``Detector.score_series`` on rows already
+in memory, the same threads) runs in another child in the same session. Ratios are what to
+read: the machines are shared.
+
+    python bench/score_size.py [--rows 1000000 4000000] [--series 1000] [--days 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+N_F = 8
+
+CHILD_SCORE = """
+import json, sys, time
+from anomae.score import ScoreOptions, score_files
+model, data, out, threads = sys.argv[1:5]
+t0 = time.perf_counter()
+s = score_files(model, [data], out + "/scores.parquet", out + "/events.parquet",
+                opts=ScoreOptions(threshold=1e9, progress=False), threads=int(threads),
+                force=True)
+sec = time.perf_counter() - t0
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps({"rows": s.n_rows, "windows": s.n_windows, "seconds": sec,
+                  "hwm_kib": int(hwm)}))
+"""
+
+CHILD_KERNEL = """
+import json, sys, time
+import numpy as np
+from anomae.detector import Detector
+det = Detector.load(sys.argv[1], threads=int(sys.argv[2]))
+x = np.random.default_rng(0).normal(size=(int(sys.argv[3]), 8)).astype(np.float32)
+det.score_series(x[:5000])
+t0 = time.perf_counter()
+n = det.score_series(x).score.shape[0]
+print(json.dumps({"windows_per_s": n / (time.perf_counter() - t0)}))
+"""
+
+
+def generate(folder: Path, rows: int, series: int, days: int) -> Path:
+    """``rows`` rows over ``days`` day files, ``series`` series a minute apart."""
+    import polars as pl
+
+    out = folder / f"rows-{rows}"
+    if (out / "_done").exists():
+        return out
+    per = max(rows // (series * days), 1)  # rows per series per day
+    rng = np.random.default_rng(0)
+    names = np.array([f"m{i:04d}" for i in range(series)])
+    for d in range(days):
+        ts = 1_780_000_000 + (d * per + np.arange(per)) * 60
+        x = rng.normal(size=(per * series, N_F))
+        df = pl.DataFrame(
+            {"timestamp": np.repeat(ts, series) * 1_000_000_000,
+             "series": np.tile(names, per),
+             **{f"s{j}": x[:, j] for j in range(N_F)}}  # fmt: skip
+        ).with_columns(pl.col("timestamp").cast(pl.Datetime("ns", "UTC")))
+        p = out / f"date=day{d:03d}" / "part-0.parquet"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        df.write_parquet(p, row_group_size=200_000)
+    (out / "_done").write_text("")
+    return out
+
+
+def child(code: str, *args: str) -> dict:
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000])
+    ap.add_argument("--series", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kernel-rows", type=int, default=400_000)
+    ap.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "anomae-size"))
+    a = ap.parse_args()
+    from score_bench import reference_model
+
+    folder = Path(a.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "reference.onnx"
+    if not model.exists():
+        reference_model(model)
+    kernel = child(CHILD_KERNEL, str(model), str(a.threads), str(a.kernel_rows))["windows_per_s"]
+    rows_out = []
+    for n in a.rows:
+        t0 = time.perf_counter()
+        data = generate(folder, n, a.series, a.days)
+        gen = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(dir=folder) as out:
+            r = child(CHILD_SCORE, str(model), str(data), out, str(a.threads))
+        r["gen_s"] = gen
+        rows_out.append((n, r))
+    k2 = child(CHILD_KERNEL, str(model), str(a.threads), str(a.kernel_rows))["windows_per_s"]
+    kern = (kernel + k2) / 2
+    print(f"bare kernel: {kern:,.0f} windows/s (before {kernel:,.0f}, after {k2:,.0f}); "
+          f"{a.series} series, {a.days} day files, {a.threads} threads")  # fmt: skip
+    print(f"{'rows':>12} {'windows':>12} {'seconds':>8} {'rows/s':>10} {'vs kernel':>9} "
+          f"{'peak RSS MiB':>12} {'RSS vs first':>12}")
+    base = rows_out[0][1]["hwm_kib"]
+    for _, r in rows_out:
+        rate = r["windows"] / r["seconds"]
+        print(f"{r['rows']:>12,} {r['windows']:>12,} {r['seconds']:>8.1f} "
+              f"{r['rows'] / r['seconds']:>10,.0f} {rate / kern:>9.2f} "
+              f"{r['hwm_kib'] / 1024:>12,.0f} {r['hwm_kib'] / base:>12.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The streaming scorer against the whole-series reference (tests/reference_score.py):
+random series pushed in random pieces (down to one row, series interleaved), with gaps,
+missing values, labels, per-series thresholds, every post-rule setting and the anomaly
+likelihood; scores bitwise equal, the same flags, top features and events (the post-rules
+in pieces: anomae.stream_events)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from anomae.detector import Detector
+from anomae.events import PostRule
+from anomae.graph import Layer, build_graph
+from anomae.io import SeriesData
+from anomae.likelihood import Likelihood
+from anomae.modelfile import write_model
+from anomae.score import ScoreOptions, score_all
+from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
+from anomae.stream_score import StreamScorer
+from tests.reference_score import reference_score_all
+
+FEATURES = ("a", "b", "c")
+_DETS: dict[tuple[int, int, int], Detector] = {}
+
+
+def detector(tmp: Path, length: int, stride: int, seed: int = 0) -> Detector:
+    key = (length, stride, seed)
+    if key not in _DETS:
+        rng = np.random.default_rng(seed)
+        window = WindowSpec(length, stride)
+        th = Threshold(1.0, "quantile", per_series={"s1": 0.8, "s2": 1.3},
+                       per_feature={"b": 0.5})  # fmt: skip
+        card = ModelCard(FEATURES, window, Scaler((0.0,) * 3, (1.0,) * 3), threshold=th,
+                         interval_s=60.0, max_gap_s=600.0)  # fmt: skip
+        n = length * len(FEATURES)
+        w = (rng.normal(0, 0.3, (n, n)) + np.eye(n) * 0.5).astype(np.float32)
+        model = build_graph([Layer("MatMul", [w])], "flat", FEATURES, window, card.scaler)
+        path = tmp / f"m-{length}-{stride}-{seed}.onnx"
+        write_model(model, card, path)
+        _DETS[key] = Detector.load(path, threads=1)
+    return _DETS[key]
+
+
+def make_series(rng: np.random.Generator, name: str, n: int, labels: bool) -> SeriesData:
+    steps = np.where(rng.random(n) < 0.03, rng.integers(700, 5000, n), 60)
+    ts = (1_700_000_000 + np.cumsum(steps)).astype(np.int64) * 10**9
+    x = rng.normal(0, 1, (n, 3)).astype(np.float32)
+    x[rng.random((n, 3)) < 0.05] = np.nan
+    x[rng.random(n) < 0.01] = np.nan  # whole rows missing
+    burst = rng.random(n) < 0.04
+    x[burst] += rng.normal(0, 4, (int(burst.sum()), 3)).astype(np.float32)
+    lab = (rng.random(n) < 0.05).astype(np.int8) if labels else None
+    return SeriesData(name, "test", ts, x, lab, np.arange(n))
+
+
+def sort_windows(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(["series", "timestamp"], maintain_order=True) if df.height else df
+
+
+def assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.columns == want.columns
+    assert got.height == want.height
+    for c in want.columns:
+        a, b = got[c], want[c]
+        assert a.dtype == b.dtype, c
+        if a.dtype.is_float():
+            # bitwise: the same bits, NaN where NaN
+            assert np.array_equal(a.to_numpy().view(np.uint32 if a.dtype == pl.Float32
+                                                    else np.uint64),
+                                  b.to_numpy().view(np.uint32 if b.dtype == pl.Float32
+                                                    else np.uint64)), c  # fmt: skip
+        else:
+            assert a.to_list() == b.to_list(), c
+
+
+def stream(
+    det: Detector, series: list[SeriesData], opts: ScoreOptions, rng: np.random.Generator,
+    max_piece: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    labels = all(s.labels is not None for s in series)
+    sc = StreamScorer(det, opts, labels)
+    pos = {s.name: 0 for s in series}
+    tables: list[pl.DataFrame] = []
+    live = [s for s in series]
+    while live:
+        s = live[int(rng.integers(len(live)))]
+        i = pos[s.name]
+        k = int(rng.integers(1, max_piece + 1))
+        lab = s.labels[i : i + k] if labels and s.labels is not None else None
+        tables += sc.push(s.name, s.timestamps[i : i + k], s.values[i : i + k], lab)
+        pos[s.name] = i + k
+        if pos[s.name] >= s.values.shape[0]:
+            tables += sc.finish(s.name)
+            live.remove(s)
+    from anomae.score import events_frame
+
+    windows = pl.concat(tables) if tables else pl.DataFrame()
+    return windows, events_frame(sc.events)
+
+
+_SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=_SLOW)
+@given(
+    seed=st.integers(0, 10**6),
+    length=st.sampled_from([1, 3, 5]),
+    stride=st.sampled_from([1, 2]),
+    rule=st.builds(PostRule, min_windows=st.integers(1, 3), max_gap=st.integers(0, 4),
+                   off=st.sampled_from([1.0, 0.7]), cooldown=st.integers(0, 6)),  # fmt: skip
+    lik=st.booleans(),
+    labels=st.booleans(),
+    chunk=st.sampled_from([1, 4, 7, 2048]),
+    max_piece=st.sampled_from([1, 3, 50, 500]),
+)
+def test_stream_equals_whole_series(
+    tmp_path: Path, seed: int, length: int, stride: int, rule: PostRule, lik: bool,
+    labels: bool, chunk: int, max_piece: int,
+) -> None:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    det = detector(tmp_path, length, stride)
+    series = [make_series(rng, f"s{i}", int(rng.integers(0, 400)), labels) for i in range(3)]
+    likelihood = Likelihood(short=3, long=40, warmup=10, refit=5) if lik else None
+    opts = ScoreOptions(rule=rule, top_k=2, likelihood=likelihood, chunk_windows=chunk,
+                        progress=False)  # fmt: skip
+    want_w, want_e, _ = reference_score_all(det, series, opts)
+    got_w, got_e = stream(det, series, opts, rng, max_piece)
+    if want_w.height == 0:
+        assert got_w.height == 0
+    else:
+        assert_same(sort_windows(got_w), sort_windows(want_w))
+    assert_same(got_e.sort(["series", "start"]), want_e.sort(["series", "start"]))
+    # score_all is the same scorer, series after series
+    all_w, all_e, summary = score_all(det, series, opts)
+    if want_w.height:
+        assert_same(all_w, want_w)
+    assert_same(all_e.sort(["series", "start"]), want_e.sort(["series", "start"]))
+    assert summary.n_windows == want_w.height
+
+
+def test_long_event_across_many_pieces_keeps_memory_small(tmp_path: Path) -> None:
+    """An event as long as the series: settled windows leave as they come (none held back
+    while the event is open), and its record equals the whole-series one."""
+    det = detector(tmp_path, 3, 1)
+    rng = np.random.default_rng(5)
+    s = make_series(rng, "s0", 3000, False)
+    s.values[:] = np.abs(s.values) + 5  # every window far above the threshold
+    s.timestamps[:] = np.arange(3000, dtype=np.int64) * 60 * 10**9
+    opts = ScoreOptions(rule=PostRule(min_windows=2, max_gap=3), chunk_windows=16)
+    sc = StreamScorer(det, opts)
+    out = 0
+    for i in range(0, 3000, 100):
+        out += sum(t.height for t in sc.push("s0", s.timestamps[i : i + 100],
+                                              s.values[i : i + 100]))  # fmt: skip
+        assert sc._series["s0"].events._held is None or len(sc._series["s0"].events._held) < 20
+    assert out > 2900
+    tail = sc.finish("s0")
+    want_w, want_e, _ = reference_score_all(det, [s], opts)
+    from anomae.score import events_frame
+
+    assert_same(events_frame(sc.events), want_e)
+    assert want_e.height == 1 and out + sum(t.height for t in tail) == want_w.height
+
+
+@pytest.mark.parametrize("season", [0.0, 3600.0])
+def test_likelihood_interval_is_the_cards(tmp_path: Path, season: float) -> None:
+    """With a season the interval between windows is the card's (as the monitor's)."""
+    det = detector(tmp_path, 3, 2)
+    spec = Likelihood(short=3, long=40, warmup=10, refit=5, season_s=season, tolerance_s=0)
+    sc = StreamScorer(det, ScoreOptions(likelihood=spec))
+    assert sc.interval_s == 120.0
