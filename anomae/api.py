@@ -67,14 +67,10 @@ Data = Any  # a DataFrame (pandas or polars), a file path, or a list of them
 
 
 def recipe_path(name: str) -> Path:
-    """The shipped recipe ``name`` (``multivariate`` or ``univariate``) of this checkout."""
-    path = Path(__file__).resolve().parent.parent / "pipelines" / "defaults" / f"{name}.toml"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"recipe {name!r}: {path} is missing; anomae finds its shipped recipes in the "
-            f"checkout's pipelines/defaults/. Pass recipe= the path of a recipe TOML file"
-        )
-    return path
+    """The shipped recipe ``name`` (``multivariate`` or ``univariate``: ``anomae/recipes/``)."""
+    from anomae.pipeline import recipe_file
+
+    return recipe_file(name)
 
 
 def _table(timestamp: str, series: str, label: str | None) -> TableSpec:

@@ -248,22 +248,39 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise PipelineError(f"{path}: not valid TOML: {exc}") from exc
 
 
+RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped in the package
+
+
+def recipe_file(name: str, folder: Path = Path(".")) -> Path:
+    """The recipe file ``name`` names: a shipped recipe by its bare name (``multivariate``,
+    ``univariate``: ``anomae/recipes/``), else a TOML file relative to ``folder``."""
+    shipped = RECIPES / f"{name}.toml"
+    if "/" not in name and not name.endswith(".toml") and shipped.is_file():
+        return shipped
+    try:
+        path = (folder / name).resolve()
+        found = path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise PipelineError(f"recipe {name!r} is not a usable file name: {exc}") from exc
+    if not found:
+        known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.toml")))
+        raise PipelineError(f"recipe {name!r} not found (looked for {path}; shipped: {known})")
+    return path
+
+
 def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``doc`` laid over the recipe its top-level ``recipe = "FILE"`` names (relative to
-    ``path``'s folder, e.g. ``defaults/multivariate.toml``): every section of the recipe
-    is kept, and each key the pipeline sets replaces the recipe's. One recipe per data
-    shape, shared by every pipeline of that shape, keeps benchmarks on the settings a
+    """``doc`` laid over the recipe its top-level ``recipe`` names (a shipped one by name,
+    ``recipe = "multivariate"``, or a file relative to ``path``'s folder): every section of
+    the recipe is kept, and each key the pipeline sets replaces the recipe's. One recipe per
+    data shape, shared by every pipeline of that shape, keeps benchmarks on the settings a
     user's data gets."""
     name = doc.pop("recipe")
     if not isinstance(name, str):
-        raise PipelineError(f"{path}: recipe must be a file name, got {name!r}")
+        raise PipelineError(f"{path}: recipe must be a name or a file name, got {name!r}")
     try:
-        base_path = (path.parent / name).resolve()
-        found = base_path.is_file()
-    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
-        raise PipelineError(f"{path}: recipe {name!r} is not a usable file name: {exc}") from exc
-    if not found:
-        raise PipelineError(f"{path}: recipe {name!r} not found (looked for {base_path})")
+        base_path = recipe_file(name, path.parent)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from exc
     base = _read_toml(base_path)
     if "recipe" in base:
         raise PipelineError(f"{base_path}: a recipe cannot name another recipe")

@@ -54,6 +54,8 @@ def test_wheel_holds_licence_and_py_typed(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("anomae-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "anomae/py.typed" in names
+    # the recipes anomae.fit and pipelines name (recipe = "multivariate") ship in the package
+    assert {"anomae/recipes/multivariate.toml", "anomae/recipes/univariate.toml"} <= set(names)
     assert "anomae/__main__.py" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/METADATA")))
