@@ -3,12 +3,15 @@
 :class:`Promotion` runs on the daemon's housekeeping tick. It promotes the
 :class:`~anomae.monitor.shadow.Shadow` when its rule holds (``--shadow-promote-after``:
 :meth:`Shadow.verdict` over that much of the readings' time, so a replay of a week's data
-decides as a week live would) or when asked (SIGUSR1). A promotion first writes the
-candidate's bytes over the model file atomically (so a restart keeps it, and the model
-watcher takes the new file as its own, not as a change to reload), then hands the detector
-to the scorer, which swaps it in between two batches: ring buffers, post-rule and
-likelihood state carry over. If the write fails the current model stays, in memory and on
-disk, and the failure is logged and counted; the shadow keeps running.
+decides as a week live would) or when asked (SIGUSR1). When the ``--shadow`` file changes
+(the next ``anomae retrain`` run) the new candidate replaces the shadow, its figures
+starting afresh; one that cannot stand in for the current model is refused and logged.
+A promotion first writes the candidate's bytes over the model file atomically (so a
+restart keeps it, and the model watcher takes the new file as its own, not as a change to
+reload), then hands the detector to the scorer, which swaps it in between two batches:
+ring buffers, post-rule and likelihood state carry over. If the write fails the current
+model stays, in memory and on disk, and the failure is logged and counted; the shadow
+keeps running.
 
 ==============================================  =========  ================================
 name                                            type       labels
@@ -38,6 +41,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from anomae.atomic import OutputError
 from anomae.monitor.logs import log
+from anomae.monitor.models import ModelWatcher
+from anomae.monitor.scorer import MonitorError
 from anomae.monitor.shadow import Shadow, open_shadow
 
 LOG = logging.getLogger("anomae.monitor")
@@ -64,6 +69,7 @@ class Promotion:
         self._asked = False
         self._last_refusal = ""
         self._final: Shadow = shadow  # its counts stay exported after a promotion
+        self.watcher: Any = None  # a ModelWatcher of the --shadow file
         if registry is not None:
             registry.register(self)  # type: ignore[arg-type]
 
@@ -71,7 +77,14 @@ class Promotion:
         """Promote at the next tick whatever the rule says (the SIGUSR1 handler)."""
         self._asked = True
 
+    def replace(self, shadow: Shadow) -> None:
+        """A new candidate (the --shadow file changed): tried from scratch from now on."""
+        self.shadow = self._final = shadow
+        self._last_refusal = ""
+
     def tick(self) -> None:
+        if self.watcher is not None:
+            self.watcher.check()
         sh = self.shadow
         if sh is None:
             if self._asked:
@@ -179,4 +192,24 @@ def shadow_for(mon: Any, detector: Any, loader: Any, registry: CollectorRegistry
         atomic_write_bytes(path, data)
         return True
 
-    return Promotion(shadow, o.shadow_promote_after_seconds, write, mon.adopt, registry)
+    promotion = Promotion(shadow, o.shadow_promote_after_seconds, write, mon.adopt, registry)
+
+    def reloaded(new: Any, outcome: str, detail: str) -> None:
+        """The --shadow file changed (a new `anomae retrain` run): the new candidate."""
+        if new is not None:
+            try:
+                new, data = open_shadow(str(o.shadow), lambda _: new, mon.scorer.detector.card)
+                mon.scorer.warm_up(new, o.batch_size)
+            except MonitorError as exc:
+                new, outcome, detail = None, "refused", str(exc)
+        if new is None:
+            log(LOG, logging.WARNING, f"shadow reload {outcome}; keeping the old shadow",
+                detail=detail)  # fmt: skip
+            return
+        sh = Shadow(new, data, o.rule, mon.features, o.top_k)
+        promotion.replace(sh)
+        mon.scorer.shadow = sh
+        log(LOG, logging.INFO, "shadow model loaded", model_sha256=new.sha256, path=new.path)
+
+    promotion.watcher = ModelWatcher(str(o.shadow), loader or Detector.load, det.card, reloaded)
+    return promotion

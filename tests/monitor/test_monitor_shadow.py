@@ -312,3 +312,28 @@ def test_a_failed_promotion_keeps_the_current_model_and_is_counted(tmp_path: Pat
         run.close()
     assert run.value("anomae_model_promotions_total", result="ok") == 0
     assert run.value("anomae_windows_scored_total") == 2 * (300 - 3)
+
+
+def test_a_new_candidate_file_replaces_the_shadow_and_a_bad_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    current = model(tmp_path / "current.onnx", 2.0)
+    cand = model(tmp_path / "cand.onnx", 1.5)
+    data = rows(200, {"m1": [(100, 2.0)]})
+    run = Running(current, opts(cand))
+    try:
+        run.feed(readings(data, 0, 100))
+        first = run.mon.scorer.shadow
+        wrong = model(tmp_path / "wrong.onnx", 1.0, length=5)
+        shutil.copy(wrong, cand)  # the next retrain run wrote a candidate of another window
+        time.sleep(2.5)
+        assert run.mon.scorer.shadow is first
+        newer = model(tmp_path / "newer.onnx", 1.2, scale=0.9)
+        shutil.copy(newer, cand)
+        wait_for(lambda: run.mon.scorer.shadow is not first)
+        assert run.mon.scorer.shadow.detector.sha256 == Detector.load(newer).sha256
+        run.feed(readings(data, 100))
+    finally:
+        run.close()
+    # the new shadow's figures start afresh: only the windows after it came
+    assert (run.value("anomae_shadow_scored_seconds") or 0) < 100 * 60
