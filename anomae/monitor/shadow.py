@@ -187,6 +187,8 @@ class Shadow:
         series per day: the upper end of the card's 95 % interval, else its estimate) or
         ("windows", the false-alarm rate per window likewise); None: the card has neither."""
         th = self.detector.card.threshold
+        if th is None:
+            return None
         if th.expected_false_events_per_day is not None:
             ci = th.expected_false_events_per_day_ci
             return "events", float(ci[1] if ci else th.expected_false_events_per_day)
