@@ -337,3 +337,20 @@ def test_a_new_candidate_file_replaces_the_shadow_and_a_bad_one_is_refused(
         run.close()
     # the new shadow's figures start afresh: only the windows after it came
     assert (run.value("anomae_shadow_scored_seconds") or 0) < 100 * 60
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("7d", 7 * 86400.0), ("12h", 43200.0), ("30m", 1800.0), ("45s", 45.0), ("90", 90.0),
+     ("0", 0.0), ("1.5d", 129600.0), ("-1d", None), ("week", None), ("inf", None), ("", None)],
+)  # fmt: skip
+def test_shadow_promote_after_takes_a_duration(text: str, seconds: float | None) -> None:
+    import click
+
+    from anomae.cli.monitoring import _duration
+
+    if seconds is None:
+        with pytest.raises(click.BadParameter, match="7d, 12h, 30m or 45s"):
+            _duration(text)
+    else:
+        assert _duration(text) == seconds
