@@ -177,6 +177,21 @@ def columns_text(columns: dict[str, str | None]) -> str:
     )
 
 
+def lineage_text(lineage: dict[str, Any]) -> str:
+    """A retrained model's origin (:mod:`anomae.retrain`), as `anomae inspect` shows it."""
+    import datetime as dt
+
+    span = lineage.get("data_span") or []
+    when = " to ".join(
+        dt.datetime.fromtimestamp(float(t), dt.UTC).isoformat(timespec="seconds") for t in span
+    )
+    return (
+        f"retrained from {str(lineage.get('parent_sha256', '?'))[:16]} "
+        f"(created {lineage.get('parent_created_at', '?')}) on {when or 'unknown span'}, "
+        f"{lineage.get('rows', '?')} rows used, {lineage.get('rows_dropped', '?')} dropped"
+    )
+
+
 def card_text(card: ModelCard, path: str) -> str:
     th = card.threshold
     lines = [
@@ -211,6 +226,7 @@ def card_text(card: ModelCard, path: str) -> str:
             [f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []
         ),
         f"  data         {card.data_fingerprint}",
+        *([f"  lineage      {lineage_text(card.lineage)}"] if card.lineage else []),
         f"  versions     {card.versions}",
     ]
     return "\n".join(lines)

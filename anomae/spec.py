@@ -222,6 +222,9 @@ class ModelCard:
     # "timestamp_unit" (None: epoch seconds); cards written before: DEFAULT_COLUMNS
     columns: dict[str, str | None] = field(default_factory=lambda: dict(DEFAULT_COLUMNS))
     format_version: int = FORMAT_VERSION
+    # retrained models (anomae.retrain): the parent model's sha256 and created_at, the data
+    # span (Unix s), rows used and dropped; empty for trained models and older cards
+    lineage: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.features) == 0:
@@ -318,6 +321,7 @@ class ModelCard:
                 max_gap_s=float(d.get("max_gap_s", 0.0)),
                 columns=_columns(d.get("columns")),
                 format_version=int(version),
+                lineage=dict(d.get("lineage") or {}),
             )
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
             raise ModelCardError(f"model card is malformed: {type(exc).__name__}: {exc}") from exc

@@ -30,6 +30,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/cli/pipeline.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/replay.py": ("tests/test_replay.py", "run_cli("),
     "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
+    "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
     # the monitor's parts, tested together in the daemon's core tests
     "anomae/monitor/alarms.py": "tests/monitor/test_monitor_core.py",
     "anomae/monitor/intake.py": "tests/monitor/test_monitor_core.py",
@@ -42,6 +43,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/monitor/http.py": "tests/monitor/test_monitor_daemon.py",
     "anomae/monitor/models.py": "tests/monitor/test_monitor_daemon.py",
     "anomae/monitor/scorer.py": "tests/monitor/test_monitor_false_events.py",
+    "anomae/monitor/promotion.py": "tests/monitor/test_monitor_shadow.py",
     "anomae/monitor/metrics.py": "tests/monitor/test_monitor_refusals.py",
     # pieces of a larger journey
     "anomae/calibrate_model.py": "tests/test_calibrate.py",

@@ -2,7 +2,8 @@
 
 This package holds the ``main`` group; each command lives in the module of its group
 (pipeline: demo-data, run, evaluate; training: train; tuning: tune; model: calibrate,
-inspect; scoring: score; monitoring: monitor), the options they share in ``options``.
+inspect; scoring: score; monitoring: monitor; retrain: retrain), the options they share
+in ``options``.
 Every option can also be set through an environment variable ``ANOMAE_<COMMAND>_<OPTION>``
 (the long option name, upper-cased, dashes as underscores: ``ANOMAE_SCORE_DEVICE=cuda``,
 ``ANOMAE_DEMO_DATA_SERIES=2``). Exit status: 0 done, 1 bad data, a bad model or a failed
@@ -23,6 +24,7 @@ from anomae.cli.options import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_USAGE, set
 from anomae.cli.pipeline import demo_data, evaluate, run
 from anomae.cli.quantize import quantize
 from anomae.cli.replay import replay
+from anomae.cli.retrain import retrain
 from anomae.cli.scoring import score
 from anomae.cli.training import train
 from anomae.cli.tuning import tune_command
@@ -37,6 +39,7 @@ __all__ = [
     "inspect",
     "main",
     "monitor",
+    "retrain",
     "run",
     "score",
     "train",
@@ -113,5 +116,6 @@ for _command in (
     inspect,
     monitor,
     replay,
+    retrain,
 ):
     main.add_command(_command)

@@ -28,6 +28,19 @@ def _shard(value: str) -> tuple[int, int]:
     return shard
 
 
+def _duration(value: str) -> float:
+    """``7d``, ``12h``, ``30m``, ``45s`` or plain seconds -> seconds."""
+    text = value.strip().lower()
+    scale = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}.get(text[-1:], 0.0)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise click.BadParameter(f"want a duration such as 7d, 12h, 30m or 45s, got {value!r}")
+    return seconds
+
+
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option(
@@ -135,6 +148,25 @@ def _shard(value: str) -> tuple[int, int]:
     help="Refuse readings dated more than this many seconds after this host's clock "
     "(counted as invalid, reason future_timestamp; 0: accept any date up to year 5000).",
 )
+@click.option(
+    "--shadow",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A candidate model (`anomae retrain`) scored beside MODEL on every batch and never "
+    "alerted on: its scores and events go to anomae_shadow_* and "
+    "anomae_model_*{model=\"shadow\"}. It must have MODEL's features and window. SIGUSR1 "
+    "promotes it: written over MODEL atomically and used in its place, series state kept.",
+)
+@click.option(
+    "--shadow-promote-after",
+    default="0",
+    show_default=True,
+    callback=lambda ctx, param, value: _duration(value),
+    help="Also promote the shadow once it has scored this much of the readings' time (7d, "
+    "12h, ...; 0: only on SIGUSR1) if every series seen that long had shadow events per "
+    "day within its card's expected false events (upper 95 % bound; else its anomalous-"
+    "window rate within its expected false-alarm rate) and it missed no event of MODEL.",
+)
 @post_rule_options
 @likelihood_options
 @click.option(
@@ -183,6 +215,8 @@ def monitor(
     shard: tuple[int, int],
     timestamp_unit: str | None,
     no_health: bool,
+    shadow: str | None,
+    shadow_promote_after: float,
     series_ttl: float,
     max_gap_seconds: float | None,
     max_line_bytes: int,
@@ -203,8 +237,8 @@ def monitor(
 
     One JSON reading per line or message: {"series": "m1", "ts": RFC 3339 or epoch s,
     "values": {"temp": 21.5, ...}, "seq": 17}. SIGTERM drains and exits 0; SIGHUP reloads
-    the model. With --source - and --sink it replays a file: at the end of the input it
-    drains and exits 0."""
+    the model; SIGUSR1 promotes the --shadow model. With --source - and --sink it replays a
+    file: at the end of the input it drains and exits 0."""
     from anomae.monitor.app import MonitorConfig, run_monitor
     from anomae.monitor.daemon import MonitorError, MonitorOptions
 
@@ -222,6 +256,8 @@ def monitor(
             shard=shard,
             timestamp_unit=timestamp_unit,
             health=not no_health,
+            shadow=shadow,
+            shadow_promote_after_seconds=shadow_promote_after,
             max_gap_seconds=max_gap_seconds,
             series_ttl_seconds=series_ttl,
             max_line_bytes=max_line_bytes,

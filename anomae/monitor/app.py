@@ -275,7 +275,8 @@ def run_monitor(cfg: MonitorConfig, stop: threading.Event | None = None) -> int:
 
 
 def _install_signals(stop: threading.Event, mon: Monitor) -> Any:
-    """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only); returns an undo function."""
+    """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 promotes the shadow (main thread only);
+    returns an undo function."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
@@ -287,10 +288,16 @@ def _install_signals(stop: threading.Event, mon: Monitor) -> Any:
         log(LOG, logging.INFO, "signal", signal="SIGHUP")
         mon.request_reload()
 
-    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    def on_usr1(_signum: int, _frame: Any) -> None:
+        log(LOG, logging.INFO, "signal", signal="SIGUSR1")
+        mon.request_promotion()
+
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+    old = {s: signal.getsignal(s) for s in sigs}
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGUSR1, on_usr1)
 
     def restore() -> None:
         for s, h in old.items():

@@ -38,6 +38,7 @@ from anomae.monitor.likelihood import LikelihoodBank
 from anomae.monitor.logs import log
 from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.models import ModelWatcher
+from anomae.monitor.promotion import shadow_for
 from anomae.monitor.readings import MAX_BYTES, ReadingParser
 from anomae.monitor.refusals import RefusalLog
 from anomae.monitor.ring import RingBank
@@ -74,6 +75,8 @@ class MonitorOptions:
     timestamp_unit: str | None = None  # of numeric "ts" (None: seconds)
     shard: tuple[int, int] = (0, 1)  # (i, n): only the series of shard i of n (a replica)
     health: bool = True  # model health metrics (input and score drift, alarm rate, age)
+    shadow: str | None = None  # a candidate model scored beside, never alerted on
+    shadow_promote_after_seconds: float = 0.0  # of readings' time; 0: promote on SIGUSR1 only
 
 
 def _bank(spec: Likelihood | None, card: Any) -> LikelihoodBank | None:
@@ -139,6 +142,7 @@ class Monitor:
         m.series_count = lambda: len(self.table)
         m.other_shard = lambda: self.table.other_shard
         self.watcher = ModelWatcher(detector.path, loader, card, self._reloaded) if loader else None
+        self.promotion = shadow_for(self, detector, loader, registry) if options.shadow else None
         self._jobs: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._intake_stop = threading.Event()
         self._source_done = threading.Event()
@@ -153,6 +157,15 @@ class Monitor:
         """--max-gap-seconds when given, else the card's gap rule (0 in old cards: auto)."""
         given = self.opts.max_gap_seconds
         return float(card.max_gap_s) if given is None else given
+
+    def adopt(self, det: Any) -> None:
+        """Use ``det`` (a promoted shadow) from the next batch on, the series' state kept."""
+        self.scorer.offer(det)
+        self.table.max_gap_seconds = self._gap_limit(det.card)
+        try:
+            self._jobs.put_nowait("swap")
+        except queue.Full:
+            pass  # busy: the next batch swaps it in
 
     def _reloaded(self, det: Any, outcome: str, detail: str) -> None:
         if det is not None:
@@ -173,6 +186,13 @@ class Monitor:
                 self._jobs.put_nowait("swap")  # now, not at the next batch (it may be long)
             except queue.Full:
                 pass  # busy: the next batch swaps it in
+
+    def request_promotion(self) -> None:
+        """Promote the shadow at the next housekeeping tick (the SIGUSR1 handler)."""
+        if self.promotion is None:
+            log(LOG, WARN, "promotion asked for, but no --shadow model is running")
+        else:
+            self.promotion.request()
 
     def request_reload(self) -> None:
         """Ask for a reload at the next housekeeping tick (the SIGHUP handler calls this)."""
@@ -345,6 +365,8 @@ class Monitor:
     def _housekeeping(self, now: float) -> None:
         o = self.opts
         self._report_refusals(now)
+        if self.promotion is not None:
+            self.promotion.tick()
         if self.watcher is not None:
             due = o.reload_check_seconds and now - self._last_reload_check >= o.reload_check_seconds
             if self._reload_asked or due:

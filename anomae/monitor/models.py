@@ -73,6 +73,23 @@ class ModelWatcher:
         threading.Thread(target=self._reload, name="anomae-reload", daemon=True).start()
         return True
 
+    def replace_file(self, data: bytes, card: ModelCard) -> bool:
+        """Write ``data`` (a model with ``card``) over the model file atomically and take it
+        as the file's state, so it is not reloaded as a change (a promoted shadow); False
+        when a reload is running (try again). A failed write raises
+        :class:`~anomae.atomic.OutputError` and leaves the file as it was."""
+        from anomae.atomic import atomic_write_bytes
+
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            atomic_write_bytes(self.path, data)
+            self.card = card
+            self._sig = file_signature(self.path)
+            return True
+        finally:
+            self._busy.release()
+
     def _reload(self) -> None:
         try:
             try:

@@ -91,6 +91,7 @@ class Scorer:
         self.slot_names: dict[int, str] = {}  # series of each slot that was scored
         metrics.series_names = self.slot_names
         self._next: Any = None
+        self.shadow: Any = None  # a monitor.shadow.Shadow scored beside, never alerted on
         self._use(detector)
 
     def thresholds_of(self, det: Any) -> Thresholds:
@@ -143,6 +144,8 @@ class Scorer:
         if self._next is not None:
             det, self._next = self._next, None
             self._use(det)
+            if self.shadow is not None and det is self.shadow.detector:
+                self.shadow = None  # promoted
 
     def score(self, batch: WindowBatch) -> None:
         self.swap()
@@ -161,6 +164,8 @@ class Scorer:
         active, events = self.alarms.step_many(batch.slots, batch.names, batch.ts, norm, ratio)
         self.slot_names.update(zip(batch.slots.tolist(), batch.names, strict=True))
         self.metrics.update_series(batch.slots, norm, ratio, active)
+        if self.shadow is not None:
+            self.shadow.observe(batch, norm, active, events)
         if self.health is not None:
             self.health.observe(batch.windows[:, -1, :], norm)
             for e in events:
@@ -204,6 +209,8 @@ class Scorer:
             if name is not None:
                 closed = self.alarms.finish(slot, name)
                 lines.extend(event_line(e) for e in closed)
+                if self.shadow is not None:
+                    self.shadow.finish(slot, name, forget, closed)
                 if self.health is not None:
                     for _ in closed:
                         self.health.event(name)

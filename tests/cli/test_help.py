@@ -30,7 +30,8 @@ def test_o_is_out_on_every_command_that_writes() -> None:
                 assert p.opts[:2] == ["-o", "--out"], (name, p.opts)
                 with_out.append(name)
     assert sorted(with_out) == [
-        "calibrate", "demo-data", "evaluate", "quantize", "replay", "run", "score", "train", "tune",
+        "calibrate", "demo-data", "evaluate", "quantize", "replay", "retrain", "run", "score",
+        "train", "tune",
     ]  # fmt: skip
 
 

@@ -212,8 +212,19 @@ def model(small_demo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
+@pytest.fixture(scope="module")
+def candidate(model: Path, small_demo: dict[str, Path]) -> Path:
+    """`anomae retrain` of the model on the training data: the monitor's --shadow."""
+    out = model.parent / "candidate.onnx"
+    r = run_cli(["retrain", str(model), str(small_demo["train"]), "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 @pytest.fixture
-def stack(model: Path, small_demo: dict[str, Path], tmp_path: Path) -> Iterator[dict[str, Any]]:
+def stack(
+    model: Path, candidate: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> Iterator[dict[str, Any]]:
     yaml = need_module("yaml")
     prometheus = need_tool("prometheus")
     alertmanager = need_tool("prometheus-alertmanager", "alertmanager")
@@ -257,10 +268,12 @@ def stack(model: Path, small_demo: dict[str, Path], tmp_path: Path) -> Iterator[
             ],
             logs["alertmanager"],
         )
+        current = tmp_path / "model.onnx"  # a promotion writes the candidate over it
+        current.write_bytes(model.read_bytes())
         with logs["monitor"].open("w") as log:
             procs["monitor"] = subprocess.Popen(
-                [sys.executable, "-m", "anomae.cli", "monitor", str(model), "--source", "-"]
-                + ["--listen", f"127.0.0.1:{ports['monitor']}"],
+                [sys.executable, "-m", "anomae.cli", "monitor", str(current), "--source", "-"]
+                + ["--listen", f"127.0.0.1:{ports['monitor']}", "--shadow", str(candidate)],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -292,6 +305,8 @@ def stack(model: Path, small_demo: dict[str, Path], tmp_path: Path) -> Iterator[
             "webhook": webhook,
             "feeder": feeder,
             "monitor": procs["monitor"],
+            "model": current,
+            "candidate": candidate,
             "logs": show_logs,
         }
     finally:
@@ -375,6 +390,27 @@ def test_anomaly_alert_fires_notifies_resolves_and_monitor_down(stack: dict[str,
     )
     assert not prom_alerts(prom, "AnomaeAnomaly")
     assert not webhook.alerts("AnomaeAnomaly", "firing", series=HEALTHY)
+    # the shadow scored alongside, in Prometheus, and never alerted: every alert so far
+    # was the current model's (no model label, the one firing alert above)
+    assert len(prom_query(prom, "anomae_shadow_anomaly_score")) == 2
+    assert prom_query(prom, 'anomae_model_events_total{model="current"}')
+    assert not webhook.alerts("AnomaeAnomaly", "firing", model="shadow")
+
+    # SIGUSR1 promotes the shadow: Prometheus sees the new model and the promotion
+    import hashlib
+    import signal
+
+    sha = hashlib.sha256(stack["candidate"].read_bytes()).hexdigest()
+    stack["monitor"].send_signal(signal.SIGUSR1)
+    wait_for(
+        "the promotion in Prometheus",
+        lambda: prom_query(prom, 'anomae_model_promotions_total{result="ok"} == 1')
+        and prom_query(prom, f'anomae_build_info{{model_sha256="{sha}"}}'),
+        20,
+        logs,
+    )
+    assert stack["model"].read_bytes() == stack["candidate"].read_bytes()
+    assert len(prom_query(prom, "anomae_anomaly_score")) == 2  # both series scored on
 
     stack["monitor"].kill()
     (path, note) = wait_for(

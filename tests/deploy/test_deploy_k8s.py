@@ -32,11 +32,11 @@ def docs() -> dict[str, dict[str, Any]]:
 
 
 def test_expected_objects() -> None:
-    assert set(docs()) == {"Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
+    assert set(docs()) == {"Deployment", "Service", "ServiceMonitor", "PrometheusRule", "CronJob"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("kind", ["Deployment", "Service"])
+@pytest.mark.parametrize("kind", ["Deployment", "Service", "CronJob"])
 def test_strict_schema(kind: str, version: str) -> None:
     kv = need_module("kubernetes_validate")
     kv.validate(docs()[kind], version, strict=True)
@@ -240,3 +240,25 @@ def test_sharded_statefulset_splits_the_fleet_like_the_deployment_runs_it() -> N
     for key in ("readinessProbe", "livenessProbe", "securityContext", "volumeMounts", "ports"):
         assert container[key] == dep_c[key], key
     assert spec["selector"] == dep["spec"]["selector"]  # the Service selects every replica
+
+
+def test_retrain_cronjob_writes_the_candidate_the_monitor_shadows() -> None:
+    """The CronJob runs `anomae retrain` (one run at a time) from the model file a
+    promotion overwrites to the candidate path, both on the shared claim, hardened like the
+    monitor; an unknown field in it fails the strict schema."""
+    job = docs()["CronJob"]
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    args = c["args"]
+    assert args[0] == "retrain" and args[args.index("--out") + 1].endswith("candidate.onnx")
+    mount = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["models"]
+    assert args[1].startswith(mount) and args[args.index("--out") + 1].startswith(mount)
+    claims = {v["name"]: v for v in pod["volumes"]}
+    assert claims["models"]["persistentVolumeClaim"]["claimName"] == "anomae-models"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    kv = need_module("kubernetes_validate")
+    c["resources"]["limitz"] = {}
+    with pytest.raises(kv.ValidationError):
+        kv.validate(job, VERSIONS[-1], strict=True)

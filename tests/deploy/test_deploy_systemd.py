@@ -116,3 +116,47 @@ def test_environment_names_are_monitor_options() -> None:
     # the sink, the only file the monitor writes, is in the StateDirectory
     sink = re.search(r"^ANOMAE_MONITOR_SINK=(.*)$", ENV_FILE.read_text(), re.M)
     assert sink and sink.group(1).startswith("/var/lib/anomae/")
+
+
+RETRAIN = DEPLOY / "systemd" / "anomae-retrain.service"
+TIMER = DEPLOY / "systemd" / "anomae-retrain.timer"
+RETRAIN_ENV = DEPLOY / "systemd" / "retrain.env"
+
+
+def retrain_copy(tmp_path: Path, text: str | None = None) -> Path:
+    """The retrain unit with ExecStart's binary a stub, and its timer beside it."""
+    stub = tmp_path / "anomae"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    text = RETRAIN.read_text() if text is None else text
+    assert f"ExecStart={EXEC} retrain " in text
+    (tmp_path / TIMER.name).write_text(TIMER.read_text())
+    copy = tmp_path / RETRAIN.name
+    copy.write_text(text.replace(f"ExecStart={EXEC} ", f"ExecStart={stub} "))
+    return copy
+
+
+def test_retrain_service_and_timer_verify_clean_and_are_sandboxed(tmp_path: Path) -> None:
+    unit = retrain_copy(tmp_path)
+    assert verify(unit) == [] and verify(tmp_path / TIMER.name) == []
+    assert verify(retrain_copy(tmp_path, RETRAIN.read_text().replace("Type=oneshot", "Type=once")))
+    sa = need_tool("systemd-analyze")
+    r = run([sa, "security", "--offline=yes", "--threshold=20", str(unit)])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+
+
+def test_retrain_writes_the_candidate_from_the_model_a_promotion_writes() -> None:
+    """The job reads the model where the monitor can overwrite it (its StateDirectory) and
+    writes the candidate there; every ANOMAE_RETRAIN_* it sets is a retrain option."""
+    from anomae.cli import main
+
+    text = RETRAIN.read_text()
+    exec_start = "ExecStart=/opt/anomae/bin/anomae retrain /var/lib/anomae/model.onnx $RETRAIN_DATA"
+    assert exec_start in text
+    assert "Environment=ANOMAE_RETRAIN_OUT=/var/lib/anomae/candidate.onnx" in text
+    assert "StateDirectory=anomae" in text and "Type=oneshot" in text
+    options = {p.envvar for p in main.commands["retrain"].params if isinstance(p.envvar, str)}
+    names = set(re.findall(r"\bANOMAE_RETRAIN_[A-Z0-9_]+", text + RETRAIN_ENV.read_text()))
+    assert names and names <= options, names - options
+    assert "Unit=" not in TIMER.read_text()  # the timer starts the service of its own name
+    assert TIMER.stem == RETRAIN.stem
