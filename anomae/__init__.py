@@ -10,6 +10,13 @@ The Python API (:mod:`anomae.api`): ``anomae.fit(df)`` trains and calibrates an
 :class:`AnomalyModel`; ``anomae.load(path)`` opens a saved one; :class:`AnomaeOD` is a
 PyOD-style estimator and :class:`OnlineScorer` scores one reading at a time. They are
 imported on first use, so ``import anomae`` stays light, and only ``fit`` needs torch.
+
+Settings classes say by their suffix what they describe: ``*Section`` is a table of a
+pipeline TOML file (:mod:`anomae.pipeline`), ``*Spec`` a frozen description of data or of
+the model that travels with it (``WindowSpec``, ``TableSpec``), ``*Config`` the settings of
+one component (``TrainConfig``, ``SynthConfig``, the monitor process's ``MonitorConfig``)
+and ``*Options`` those of one scoring run (``ScoreOptions``, the daemon's
+``MonitorOptions``). Every error a user can cause is an :class:`~anomae.errors.AnomaeError`.
 """
 
 from __future__ import annotations
