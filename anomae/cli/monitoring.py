@@ -47,7 +47,8 @@ def _duration(value: str) -> float:
     "--source",
     required=True,
     help="'-' (stdin), file:PATH or PATH (JSON lines), mqtt[s]://host:port/topic/#, "
-    "prometheus://host:port.",
+    "kafka[s]://host:port[,host:port]/topic (consumer group: --source-opt group=NAME, default "
+    "anomae-monitor; the message key names the series), prometheus://host:port.",
 )
 @click.option(
     "--source-opt",

@@ -3,8 +3,9 @@ HTTP server, sink and signals around a :class:`~anomae.monitor.daemon.Monitor`.
 
 Sources by ``--source``: ``-`` (stdin), ``file:PATH`` or a plain path (``--follow`` to keep
 reading as it grows), ``mqtt://`` / ``mqtts://``
-(:class:`anomae.monitor.sources.mqtt.MqttSource`) and ``prometheus://``
-(:class:`anomae.monitor.sources.prometheus.PrometheusSource`). The last two are
+(:class:`anomae.monitor.sources.mqtt.MqttSource`), ``kafka://`` / ``kafkas://``
+(:class:`anomae.monitor.sources.kafka.KafkaSource`) and ``prometheus://``
+(:class:`anomae.monitor.sources.prometheus.PrometheusSource`). The last three are
 imported only when used; ``--source-opt KEY=VALUE`` pairs become their ``from_url`` keyword
 arguments (numbers and true/false are converted unless the value is in double quotes;
 ``query.FEATURE=PROMQL`` pairs are gathered into ``queries={FEATURE: PROMQL}``).
@@ -36,6 +37,8 @@ REMOTE = {
     "mqtt": ("anomae.monitor.sources.mqtt", "MqttSource", install_hint("mqtt")),
     "mqtts": ("anomae.monitor.sources.mqtt", "MqttSource", install_hint("mqtt")),
     "prometheus": ("anomae.monitor.sources.prometheus", "PrometheusSource", ""),
+    "kafka": ("anomae.monitor.sources.kafka", "KafkaSource", "pip install 'anomae[kafka]'"),
+    "kafkas": ("anomae.monitor.sources.kafka", "KafkaSource", "pip install 'anomae[kafka]'"),
 }
 
 
@@ -120,7 +123,8 @@ def open_source(
             raise MonitorError(f"--source {spec}: {exc}") from exc
     if sep:
         raise MonitorError(
-            f"unknown source {spec!r}: use -, file:PATH, a path, mqtt://, mqtts:// or prometheus://"
+            f"unknown source {spec!r}: use -, file:PATH, a path, mqtt://, mqtts://, kafka://, "
+            "kafkas:// or prometheus://"
         )
     path = spec[len("file:") :] if spec.startswith("file:") else spec
     if not follow and not Path(path).is_file():

@@ -138,6 +138,7 @@ class Monitor:
         m = self.metrics
         m.series_limit, m.queue_capacity = options.max_series, options.queue_size
         m.source_up = lambda: bool(self.source.up)
+        m.source_lag = self.source.lag
         m.queue_depth = lambda: self.queue.depth
         m.series_count = lambda: len(self.table)
         m.other_shard = lambda: self.table.other_shard

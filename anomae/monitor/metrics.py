@@ -32,6 +32,7 @@ name                                            type       labels
 ``anomae_queue_depth``, ``_capacity``           gauge      (events waiting / the bound)
 ``anomae_series``, ``anomae_series_limit``      gauge      (series tracked / the cap)
 ``anomae_source_up``                            gauge
+``anomae_source_lag_messages``                  gauge      (only sources with a lag: Kafka)
 ``anomae_last_event_timestamp_seconds``         gauge      (newest accepted reading's ts)
 ``anomae_build_info``                           gauge      version, model_sha256, window, ...
 ==============================================  =========  ================================
@@ -128,6 +129,7 @@ class MonitorMetrics:
         self.series_count: Callable[[], int] = lambda: 0
         self.series_names: dict[int, str] = {}  # slot -> series, kept by the daemon
         self.source_up: Callable[[], bool] = lambda: False
+        self.source_lag: Callable[[], float | None] = lambda: None
         self.queue_depth: Callable[[], int] = lambda: 0
         self.queue_capacity = 0
         self.other_shard: Callable[[], int] = lambda: 0
@@ -264,6 +266,13 @@ class MonitorMetrics:
             "anomae_series_limit", "Most series tracked (--max-series).", self.series_limit
         )
         yield _gauge("anomae_source_up", "1 when the source is connected.", float(self.source_up()))
+        lag = self.source_lag()
+        if lag is not None:
+            yield _gauge(
+                "anomae_source_lag_messages",
+                "Messages waiting at the source, not yet queued (Kafka consumer lag).",
+                lag,
+            )
         yield _gauge(
             "anomae_last_event_timestamp_seconds",
             "Timestamp of the newest accepted reading (Unix seconds).",

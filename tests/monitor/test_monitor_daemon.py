@@ -470,7 +470,7 @@ def test_source_dispatch_and_options(tmp_path: Path) -> None:
     with pytest.raises(MonitorError, match="no such file"):
         open_source(str(tmp_path / "absent.jsonl"))
     with pytest.raises(MonitorError, match="unknown source"):
-        open_source("kafka://broker/topic")
+        open_source("amqp://broker/queue")
     f = tmp_path / "e.jsonl"
     f.write_text("")
     assert open_source(f"file:{f}").kind == "file" and open_source("-").kind == "stdin"

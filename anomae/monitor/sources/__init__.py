@@ -1,3 +1,3 @@
 """Event sources of the monitor: what each gives the daemon (``base``) and the sources
-themselves: stdin and followed files (``files``), MQTT (``mqtt``) and Prometheus /
-VictoriaMetrics queries (``prometheus``)."""
+themselves: stdin and followed files (``files``), MQTT (``mqtt``), Kafka (``kafka``) and
+Prometheus / VictoriaMetrics queries (``prometheus``)."""

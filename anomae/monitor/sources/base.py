@@ -66,5 +66,10 @@ class Source(ABC):
     @abstractmethod
     def run(self, emit: Emit, stop: threading.Event) -> None: ...
 
+    def lag(self) -> float | None:
+        """Readings waiting at the source (a Kafka consumer's lag), or None where the source
+        has no such notion; exported as ``anomae_source_lag_messages`` when not None."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called once after ``run`` returns."""
