@@ -55,8 +55,8 @@ def _duration(value: str) -> float:
     "source_opts",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Option of an mqtt/prometheus source (repeatable); query.FEATURE=PROMQL for "
-    "Prometheus queries.",
+    help="Option of an mqtt/kafka/prometheus source (repeatable): e.g. group=NAME for Kafka, "
+    "kafka.NAME=VALUE for any librdkafka setting, query.FEATURE=PROMQL for Prometheus.",
 )
 @click.option(
     "--follow/--no-follow",
