@@ -358,7 +358,7 @@ def test_bad_setup_exits_1_with_a_clear_error(model: Path, tmp_path: Path) -> No
     assert r.returncode == 1 and "does not exist" in r.stderr
     r = run_cli(["monitor", str(model), "--source", str(tmp_path / "absent.jsonl")])
     assert r.returncode == 1 and "no such file" in r.stderr
-    r = run_cli(["monitor", str(model), "--source", "kafka://x/y"])
+    r = run_cli(["monitor", str(model), "--source", "amqp://x/y"])
     assert r.returncode == 1 and "unknown source" in r.stderr
     r = run_cli(["monitor", str(model), "--source", "-", "--listen", "nonsense"])
     assert r.returncode == 1 and "--listen" in r.stderr
