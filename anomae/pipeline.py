@@ -254,16 +254,16 @@ RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped in the package
 def recipe_file(name: str, folder: Path = Path(".")) -> Path:
     """The recipe file ``name`` names: a shipped recipe by its bare name (``multivariate``,
     ``univariate``: ``anomae/recipes/``), else a TOML file relative to ``folder``."""
-    shipped = RECIPES / f"{name}.toml"
-    if "/" not in name and not name.endswith(".toml") and shipped.is_file():
-        return shipped
+    shipped = {p.stem: p for p in RECIPES.glob("*.toml")}
+    if name in shipped:
+        return shipped[name]
     try:
         path = (folder / name).resolve()
         found = path.is_file()
     except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
         raise PipelineError(f"recipe {name!r} is not a usable file name: {exc}") from exc
     if not found:
-        known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.toml")))
+        known = ", ".join(sorted(shipped))
         raise PipelineError(f"recipe {name!r} not found (looked for {path}; shipped: {known})")
     return path
 
