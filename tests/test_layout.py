@@ -31,15 +31,7 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/cli/replay.py": ("tests/test_replay.py", "run_cli("),
     "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
-    # the monitor's parts, tested together in the daemon's core tests
-    "anomae/monitor/alarms.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/intake.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/readings.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/ring.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/series.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/sink.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/sources/base.py": "tests/monitor/test_monitor_core.py",
-    "anomae/monitor/sources/files.py": "tests/monitor/test_monitor_core.py",
+    # the monitor's parts tested through the daemon
     "anomae/monitor/http.py": "tests/monitor/test_monitor_daemon.py",
     "anomae/monitor/models.py": "tests/monitor/test_monitor_daemon.py",
     "anomae/monitor/scorer.py": "tests/monitor/test_monitor_false_events.py",
