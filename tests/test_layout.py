@@ -20,15 +20,9 @@ MAX_LINES = 400
 # text): keep this list short, and prefer a tests/**/test_<module>.py of their own.
 COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # the CLI is tested through its commands (conftest.run_cli: `python -m anomae.cli ...`)
-    "anomae/cli/model.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/options.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/tables.py": ("tests/test_cli.py", "run_cli("),
-    "anomae/cli/scoring.py": ("tests/test_cli.py", "run_cli("),
-    "anomae/cli/training.py": ("tests/test_cli.py", "run_cli("),
     "anomae/cli/tuning.py": ("tests/test_tune.py", "run_cli("),
-    "anomae/cli/monitoring.py": ("tests/monitor/test_monitor_cli.py", "run_cli("),
-    "anomae/cli/pipeline.py": ("tests/test_cli.py", "run_cli("),
-    "anomae/cli/replay.py": ("tests/test_replay.py", "run_cli("),
     "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
     # the monitor's parts tested through the daemon
