@@ -49,3 +49,31 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_demo(
         out, SynthConfig(seed=3, n_series=2, n_features=6, train_days=2.0, test_days=1.0)
     )
+
+
+# `anomae train` flags for a quick model of small_demo
+TRAIN_FLAGS = [
+    "--window",
+    "16",
+    "--hidden",
+    "32,8",
+    "--epochs",
+    "12",
+    "--lr",
+    "0.003",
+    "--train-stride",
+    "2",
+    "--noise",
+    "masking",
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="session")
+def trained(small_demo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained once by ``anomae train`` (tests copy it before changing it)."""
+    model = tmp_path_factory.mktemp("model") / "model.onnx"
+    r = run_cli(["train", str(small_demo["train"]), "-o", str(model), *TRAIN_FLAGS])
+    assert r.returncode == 0, r.stderr
+    assert "threshold" in r.stdout and model.is_file()
+    return model

@@ -1,5 +1,5 @@
 """Per-series thresholds: each series' own calibration, the fleet fallback (named), the card
-round trip, and batch scoring applying them (the monitor's side: test_monitor_cli.py)."""
+round trip, and batch scoring applying them (the monitor's side: test_cli_monitoring.py)."""
 
 from __future__ import annotations
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
 from anomae.errors import PipelineError  # noqa: E402
-from anomae.holdout import split_holdout  # noqa: E402
-from anomae.io import SeriesData  # noqa: E402
-from anomae.modelfile import read_card  # noqa: E402
 from anomae.pipeline import load_pipeline, parse_pipeline  # noqa: E402
 from anomae.train.config import train_config  # noqa: E402
-from anomae.train.step import train_step  # noqa: E402
 
 BASE = '[data]\ntrain = "t.parquet"\n'
 
@@ -124,62 +119,6 @@ def test_center_features_parse_and_exclude_center() -> None:
         parse_pipeline(_doc(center=True, center_features=["temp"]))
 
 
-def _series() -> SeriesData:
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=(200, 3)).astype(np.float32)
-    values[:, 1] += np.linspace(0, 30, 200, dtype=np.float32)  # a drifting level
-    return SeriesData("s", "s", np.arange(200) * 10**9, values, None, np.arange(200))
-
-
-def test_center_features_reach_the_model_card(tmp_path: Path) -> None:
-    pipe = parse_pipeline(_doc(center_features=["temp"]))
-    card, _, _ = train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx")
-    assert card.architecture["center"] == ["temp"]
-    assert read_card(tmp_path / "m.onnx").architecture["center"] == ["temp"]
-
-
-def test_unknown_center_feature_is_named(tmp_path: Path) -> None:
-    pipe = parse_pipeline(_doc(center_features=["tmp"]))
-    match = r"center_features.*\['tmp'\].*\['flow', 'temp', 'p'\]"
-    with pytest.raises(PipelineError, match=match):
-        train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx")
-
-
-def _ramp(n: int) -> SeriesData:
-    values = np.arange(n, dtype=np.float32)[:, None]
-    return SeriesData("m", "x", np.arange(n, dtype=np.int64), values, None, np.arange(n))
-
-
-@pytest.mark.parametrize(
-    ("n", "holdout", "held_starts"),
-    [
-        (100, 0.2, [40, 90]),  # two blocks of ten, spread over the span
-        (100, 0.4, [20, 40, 70, 90]),
-        (100, 0.1, [90]),
-        (1000, 0.3, [300, 600, 900]),
-    ],
-)
-def test_spread_holdout_samples_the_whole_span(
-    n: int, holdout: float, held_starts: list[int]
-) -> None:
-    fit, cal = split_holdout([_ramp(n)], holdout)
-    assert [int(b[0, 0]) for b in cal] == held_starts
-    rows = sorted(int(v) for b in fit + cal for v in b[:, 0])
-    assert rows == list(range(n))  # every row once, blocks never joined
-    assert sum(len(b) for b in cal) == pytest.approx(n * holdout, abs=n / 10)
-    assert all(np.all(np.diff(b[:, 0]) == 1) for b in fit + cal)
-
-
-def test_tail_holdout_and_short_series_fall_back_to_the_tail() -> None:
-    fit, cal = split_holdout([_ramp(100)], 0.2, spread=False)
-    assert [int(b[0, 0]) for b in cal] == [80] and len(fit) == 1
-    # 10 blocks of a 32-row window need 320 rows: 100 rows keep the tail split
-    fit, cal = split_holdout([_ramp(100)], 0.2, spread=True, min_rows=32)
-    assert [int(b[0, 0]) for b in cal] == [80]
-    fit, cal = split_holdout([_ramp(100)], 0.0)
-    assert cal == [] and len(fit) == 1
-
-
 def test_recipe_is_laid_under_the_pipeline(tmp_path: Path) -> None:
     (tmp_path / "defaults").mkdir()
     (tmp_path / "defaults" / "shape.toml").write_text(
@@ -208,68 +147,6 @@ def test_bad_recipes_are_named(tmp_path: Path, recipe: str, message: str) -> Non
     (tmp_path / "p.toml").write_text(recipe + '[data]\ntrain = "t.parquet"\n')
     with pytest.raises(PipelineError, match=message):
         load_pipeline(tmp_path / "p.toml")
-
-@pytest.mark.slow
-def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_path: Path) -> None:
-    """`anomae run` stores the post-rule it scored with (events calibration chose its
-    min_windows) in the model card; `anomae score` on that model finds the same events,
-    and explicit options override the card, visibly."""
-    import json
-    import textwrap
-
-    import polars as pl
-    from conftest import run_cli
-
-    from anomae.run import run_pipeline
-
-    pipe = tmp_path / "p.toml"
-    pipe.write_text(
-        textwrap.dedent(f"""
-        [data]
-        train = "{small_demo["train"]}"
-        test = "{small_demo["test"]}"
-        [window]
-        length = 16
-        train_stride = 4
-        [model]
-        hidden = [16, 4]
-        [train]
-        epochs = 2
-        progress = false
-        [calibrate]
-        min_windows = [2, 3]
-        [score]
-        min_windows = 3
-        max_gap = 16
-    """)
-    )
-    report = run_pipeline(pipe, tmp_path / "run")
-    th = report["threshold"]
-    assert th["method"] == "events" and th["false_events_per_day"] == pytest.approx(1 / 7)
-    lo, hi = th["expected_false_events_per_day_ci"]
-    assert lo <= th["expected_false_events_per_day"] <= hi
-    chosen = th["post_rule"]
-    assert chosen["min_windows"] in (2, 3) and chosen["max_gap"] == 16
-    assert set(th["params"]["threshold_by_min_windows"]) == {"2", "3"}
-    card = read_card(tmp_path / "run" / "model.onnx")
-    assert card.alarm == {"post_rule": chosen} == report["alarm"]
-
-    events = tmp_path / "e.csv"
-    model = str(tmp_path / "run" / "model.onnx")
-    score = ["score", model, str(small_demo["test"]), "-o", str(tmp_path / "s.parquet")]
-    score += ["--events", str(events), "--no-progress"]
-    r = run_cli(score)
-    assert r.returncode == 0, r.stderr
-    assert f"min_windows={chosen['min_windows']} (card), max_gap=16 (card)" in r.stderr
-    assert pl.read_csv(events).height == report["scoring"]["n_events"]
-
-    r = run_cli([*score, "--max-gap", "0", "--force"])
-    assert r.returncode == 0, r.stderr
-    assert "max_gap=0 (option)" in r.stderr and "off=1.0 (card)" in r.stderr
-
-    text = run_cli(["inspect", model]).stdout
-    assert "expected false events" in text and "alarm        post-rule {cooldown=0" in text
-    assert json.loads(run_cli(["inspect", model, "--json"]).stdout)["alarm"]["post_rule"] == chosen
 
 
 def test_default_recipes_parse_and_benchmarks_use_them(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Tests for :mod:`anomae.tune` and :mod:`anomae.grid`: label-free model choice."""
+"""Tests for :mod:`anomae.tune`: label-free model choice, through ``anomae tune`` and
+``anomae run`` (the grid itself: tests/test_grid.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ import polars as pl
 import pytest
 from conftest import run_cli
 
-from anomae.errors import PipelineError
-from anomae.grid import TuneSection, candidates, parse_grid
 from anomae.inject import rows_needed
-from anomae.pipeline import parse_pipeline
 from anomae.synth import ANOMALY_KINDS, SynthConfig, generate
 
 # Two candidates, one epoch each: what is tested is the plumbing, not the choice.
@@ -30,54 +28,6 @@ def train_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tune") / "train.csv"
     train.with_columns(pl.lit("not-a-label").alias("label")).write_csv(path)
     return path
-
-
-@pytest.mark.parametrize(
-    ("items", "expected"),
-    [
-        (["window=16,32"], {"window": [16, 32]}),
-        (["hidden=8;64,16"], {"hidden": [[8], [64, 16]]}),
-        (["noise=none,0.2", "center=off,ON"], {"noise": [0.0, 0.2], "center": [False, True]}),
-    ],
-)
-def test_parse_grid(items: list[str], expected: dict) -> None:
-    assert parse_grid(items) == expected
-
-
-@pytest.mark.parametrize(
-    ("item", "message"),
-    [("depth=3", "AXIS=VALUES"), ("window=eight", "cannot read"), ("center=maybe", "e.g.")],
-)
-def test_parse_grid_names_the_bad_item(item: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message) as err:
-        parse_grid([item])
-    assert item in str(err.value)
-
-
-def test_default_grid_and_candidates() -> None:
-    section = TuneSection()
-    g = section.grid(8)
-    assert g == {
-        "window": [8, 32],
-        "hidden": [[4], [64, 16]],
-        "noise": [0.0, 0.2],
-        "center": [False, True],
-    }
-    cands = candidates(section, 8)
-    assert len(cands) == 16 and len(set(cands)) == 16
-
-
-def test_tune_section_in_a_pipeline() -> None:
-    doc = {"data": {"train": "x.csv"}, "tune": {"window": [4, 8], "hidden": [[2], [8, 2]]}}
-    pipe = parse_pipeline(doc, "p.toml")
-    assert pipe.tune.window == (4, 8) and pipe.tune.hidden == ((2,), (8, 2))
-    assert parse_pipeline({"data": {"train": "x.csv"}}).tune is None
-    with pytest.raises(PipelineError, match=r"p.toml \[tune\]: unknown key\(s\) \['depth'\]"):
-        parse_pipeline({**doc, "tune": {"depth": 3}}, "p.toml")
-    with pytest.raises(PipelineError, match=r"\[tune\]: window lengths must be >= 2"):
-        parse_pipeline({**doc, "tune": {"window": [1]}}, "p.toml")
-    with pytest.raises(PipelineError, match=r"\[tune\]: unit must be 'global' or 'local'"):
-        parse_pipeline({**doc, "tune": {"unit": "huge"}}, "p.toml")
 
 
 def test_tune_cli_chooses_records_and_ignores_labels(train_csv: Path, tmp_path: Path) -> None:

@@ -399,7 +399,7 @@ def test_read_series_on_damaged_parquet_bytes_is_an_input_error(raw: bytes) -> N
         _read_or_input_error(path, None)
 
 
-# -- readings: the parser is fuzzed in tests/monitor/test_monitor_core.py; the line splitter here --
+# -- readings: the parser is fuzzed in tests/monitor/test_monitor_readings.py; line splitter here --
 
 
 NO_BLANKS = bytes.maketrans(b" \t\r\x0b\x0c", b"_____")  # a blank line is skipped by design

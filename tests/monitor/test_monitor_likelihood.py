@@ -218,7 +218,7 @@ def test_monitor_replay_with_likelihood_equals_anomae_score(replay_setup: dict) 
     both = batch.join(win, on=["series", "timestamp"], how="inner", suffix="_stream")
     assert both.height == batch.height == win.height
     # the batch command cuts long series with another branch of the graph: its raw scores
-    # differ by float rounding (rtol 1e-5, see test_monitor_cli), and so do the likelihoods
+    # differ by float rounding (rtol 1e-5, see test_cli_monitoring), and so do the likelihoods
     a = both["score_normalised_stream"].cast(pl.Float64).to_numpy()
     b = both["score_normalised"].cast(pl.Float64).to_numpy()
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))

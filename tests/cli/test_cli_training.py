@@ -1,0 +1,38 @@
+"""``anomae train`` (anomae/cli/training.py), in subprocesses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import TRAIN_FLAGS, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_failed_train_keeps_the_old_model(
+    trained: Path, small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    old = tmp_path / "model.onnx"
+    old.write_bytes(trained.read_bytes())
+    args = ["train", str(small_demo["train"]), "-o", str(old), *TRAIN_FLAGS, "--epochs", "1"]
+    r = run_cli([*args, "--method", "quantile"])
+    assert r.returncode == 1 and "model.onnx: already exists; pass --force" in r.stderr
+    r = run_cli([*args, "--method", "f1", "--force"])  # fails after training: no labels
+    assert r.returncode == 1 and "label-free method" in r.stderr, r.stderr
+    assert "features (6): " in r.stdout
+    assert old.read_bytes() == trained.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_train_refuses_identifier_columns(small_demo: dict[str, Path], tmp_path: Path) -> None:
+    df = pl.read_parquet(small_demo["train"])
+    ids = {name: i + 100 for i, name in enumerate(sorted(df["series"].unique()))}
+    data = tmp_path / "with_id.parquet"
+    df.with_columns(pl.col("series").replace_strict(ids).alias("machine_id")).write_parquet(data)
+    r = run_cli(["train", str(data), "-o", str(tmp_path / "m.onnx"), *TRAIN_FLAGS])
+    assert r.returncode == 1
+    assert "'machine_id' (integer and constant within every series)" in r.stderr
+    assert "--features " in r.stderr and "machine_id" not in r.stderr.split("--features ")[1]
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,0 +1,74 @@
+"""``anomae run`` as a library call (anomae/run.py): what the run records, ``anomae score`` uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from anomae.modelfile import read_card  # noqa: E402
+
+
+@pytest.mark.slow
+def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_path: Path) -> None:
+    """`anomae run` stores the post-rule it scored with (events calibration chose its
+    min_windows) in the model card; `anomae score` on that model finds the same events,
+    and explicit options override the card, visibly."""
+    import json
+    import textwrap
+
+    import polars as pl
+    from conftest import run_cli
+
+    from anomae.run import run_pipeline
+
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(
+        textwrap.dedent(f"""
+        [data]
+        train = "{small_demo["train"]}"
+        test = "{small_demo["test"]}"
+        [window]
+        length = 16
+        train_stride = 4
+        [model]
+        hidden = [16, 4]
+        [train]
+        epochs = 2
+        progress = false
+        [calibrate]
+        min_windows = [2, 3]
+        [score]
+        min_windows = 3
+        max_gap = 16
+    """)
+    )
+    report = run_pipeline(pipe, tmp_path / "run")
+    th = report["threshold"]
+    assert th["method"] == "events" and th["false_events_per_day"] == pytest.approx(1 / 7)
+    lo, hi = th["expected_false_events_per_day_ci"]
+    assert lo <= th["expected_false_events_per_day"] <= hi
+    chosen = th["post_rule"]
+    assert chosen["min_windows"] in (2, 3) and chosen["max_gap"] == 16
+    assert set(th["params"]["threshold_by_min_windows"]) == {"2", "3"}
+    card = read_card(tmp_path / "run" / "model.onnx")
+    assert card.alarm == {"post_rule": chosen} == report["alarm"]
+
+    events = tmp_path / "e.csv"
+    model = str(tmp_path / "run" / "model.onnx")
+    score = ["score", model, str(small_demo["test"]), "-o", str(tmp_path / "s.parquet")]
+    score += ["--events", str(events), "--no-progress"]
+    r = run_cli(score)
+    assert r.returncode == 0, r.stderr
+    assert f"min_windows={chosen['min_windows']} (card), max_gap=16 (card)" in r.stderr
+    assert pl.read_csv(events).height == report["scoring"]["n_events"]
+
+    r = run_cli([*score, "--max-gap", "0", "--force"])
+    assert r.returncode == 0, r.stderr
+    assert "max_gap=0 (option)" in r.stderr and "off=1.0 (card)" in r.stderr
+
+    text = run_cli(["inspect", model]).stdout
+    assert "expected false events" in text and "alarm        post-rule {cooldown=0" in text
+    assert json.loads(run_cli(["inspect", model, "--json"]).stdout)["alarm"]["post_rule"] == chosen
