@@ -32,7 +32,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/monitor/models.py": "tests/monitor/test_monitor_daemon.py",
     "anomae/monitor/scorer.py": "tests/monitor/test_monitor_false_events.py",
     "anomae/monitor/promotion.py": "tests/monitor/test_monitor_shadow.py",
-    "anomae/monitor/metrics.py": "tests/monitor/test_monitor_refusals.py",
     # pieces of a larger journey (no test file of their own yet)
     "anomae/calibrate_model.py": "tests/test_calibrate.py",
     "anomae/parts.py": "tests/faults/test_batch_faults.py",

@@ -15,7 +15,6 @@ from test_monitor_daemon import FakeDetector, ListSource, line
 
 from anomae.events import PostRule
 from anomae.monitor.daemon import Monitor, MonitorOptions
-from anomae.monitor.metrics import MonitorMetrics
 from anomae.monitor.readings import ReadingParser
 from anomae.monitor.refusals import RefusalLog
 from anomae.monitor.sources.base import Raw, RawBatch
@@ -85,19 +84,6 @@ def test_max_future_tolerance_of_the_injected_clock(
     mon, _ = monitor([Raw(reading("a", NOW + ahead))], max_future_seconds=max_future)
     assert mon.metrics.stats.accepted == int(accepted)
     assert mon.metrics.stats.invalid["future_timestamp"] == int(not accepted)
-
-
-def test_the_scrape_survives_values_the_parser_would_refuse() -> None:
-    reg = CollectorRegistry()
-    m = MonitorMetrics(reg, ("temp",), top_k=1)
-    import numpy as np
-
-    m.series_names[0] = "m\ud800"
-    m.update_series(np.array([0]), np.array([0.5]), np.array([[0.5]]), np.array([False]))
-    m.stats.seq_missing = 10**400
-    text = generate_latest(reg).decode()
-    assert 'anomae_anomaly_score{series="m\\\\ud800"} 0.5' in text
-    assert "anomae_sequence_missing_total +Inf" in text
 
 
 def test_received_is_accepted_plus_every_invalid_and_dropped_reason() -> None:
