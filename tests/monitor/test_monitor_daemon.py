@@ -7,12 +7,9 @@ import dataclasses
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +20,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from anomae.events import PostRule
 from anomae.monitor.app import MonitorError, open_source, source_options
 from anomae.monitor.daemon import Monitor, MonitorOptions
-from anomae.monitor.http import MonitorHTTPServer
-from anomae.monitor.models import ModelWatcher
 from anomae.monitor.series import SeriesTable
 from anomae.monitor.sink import JsonlSink
 from anomae.monitor.sources.base import Emit, Raw, RawBatch, Source
@@ -423,36 +418,6 @@ def test_stop_drains_what_is_queued_and_exits_zero(tmp_path: Path) -> None:
     assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 998
 
 
-def test_model_watcher_reloads_compatible_and_refuses_different_models(tmp_path: Path) -> None:
-    path = tmp_path / "m.onnx"
-    path.write_bytes(b"v1")
-    new = {"det": FakeDetector(th=2.0, sha="cd34")}
-    results: list[tuple[Any, str, str]] = []
-    got = threading.Event()
-
-    def done(det: Any, outcome: str, detail: str) -> None:
-        results.append((det, outcome, detail))
-        got.set()
-
-    w = ModelWatcher(str(path), lambda p: new["det"], FakeDetector().card, done)
-    assert w.check() and not got.is_set()  # unchanged: nothing to do
-    w.check(force=True)
-    assert got.wait(2) and results[-1][1] == "ok"
-    got.clear()
-    new["det"] = FakeDetector(features=("temp", "flow"))
-    path.write_bytes(b"v2-longer")  # changed file: checked without force
-    w.check()
-    assert got.wait(2) and results[-1][1] == "refused" and "features differ" in results[-1][2]
-    got.clear()
-
-    def broken(_: str) -> Any:
-        raise ValueError("half-copied")
-
-    w.load = broken
-    w.check(force=True)
-    assert got.wait(2) and results[-1][1] == "error"
-
-
 def test_monitor_swaps_in_a_reloaded_model_and_counts_refusals() -> None:
     mon = Monitor(
         FakeDetector(), ListSource([]), CollectorRegistry(), MonitorOptions(stats_log_seconds=0)
@@ -480,69 +445,6 @@ def test_source_dispatch_and_options(tmp_path: Path) -> None:
     }
     with pytest.raises(MonitorError):
         source_options(["novalue"])
-
-
-def get(url: str, ctx: ssl.SSLContext | None = None) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def test_http_health_ready_and_metrics() -> None:
-    reg = CollectorRegistry()
-    ready = {"v": False}
-    srv = MonitorHTTPServer(reg, lambda: ready["v"], "127.0.0.1:0").start()
-    try:
-        assert srv.port > 0 and srv.url.startswith("http://127.0.0.1:")
-        assert get(srv.url + "/healthz") == (200, "ok\n")
-        assert get(srv.url + "/readyz")[0] == 503
-        ready["v"] = True
-        assert get(srv.url + "/readyz")[0] == 200
-        assert get(srv.url + "/metrics")[0] == 200
-        assert get(srv.url + "/nope")[0] == 404
-    finally:
-        srv.close()
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
-def test_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    srv = MonitorHTTPServer(CollectorRegistry(), lambda: True, "127.0.0.1:0", str(cert), str(key))
-    srv.start()
-    try:
-        ctx = ssl.create_default_context(cafile=str(cert))
-        assert srv.url.startswith("https://")
-        assert get(srv.url + "/readyz", ctx) == (200, "ready\n")
-        with pytest.raises(OSError):  # plain HTTP is not served
-            urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=2)
-    finally:
-        srv.close()
-    with pytest.raises(ValueError, match="both"):
-        MonitorHTTPServer(CollectorRegistry(), lambda: True, "127.0.0.1:0", str(cert), None)
 
 
 def test_idle_series_are_evicted_from_state_and_metrics() -> None:
