@@ -27,8 +27,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # one CLI test each, on the model its library tests build in a module fixture
     "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
-    # the monitor's parts tested through the daemon (not split yet)
-    "anomae/monitor/promotion.py": "tests/monitor/test_monitor_shadow.py",
     # pieces of a larger journey (no test file of their own yet)
     "anomae/calibrate_model.py": "tests/test_calibrate.py",
     "anomae/parts.py": "tests/faults/test_batch_faults.py",
