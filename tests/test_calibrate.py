@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +13,6 @@ from anomae.calibrate import (
     calibrate_features,
     calibrate_quantile,
 )
-from anomae.calibrate_model import calibrate_rows
-from anomae.detector import Detector
-from anomae.graph import Layer, build_graph
-from anomae.modelfile import read_card, rewrite_card, write_model
-from anomae.spec import ModelCard, Scaler, WindowSpec
 
 
 @pytest.mark.parametrize(
@@ -329,65 +322,3 @@ def test_per_feature_thresholds() -> None:
 def test_per_feature_errors(fe: np.ndarray, features: list[str], message: str) -> None:
     with pytest.raises(CalibrationError, match=message):
         calibrate_features(fe, features, "quantile", q=0.9)
-
-
-FEATURES = ("a", "b", "c")
-
-
-@pytest.fixture(scope="module")
-def detector(tmp_path_factory: pytest.TempPathFactory) -> Detector:
-    """A real exported model, no torch: a zero network, so a window's score is the mean
-    squared scaled value and each feature's error its own mean square."""
-    window = WindowSpec(4, 2)
-    card = ModelCard(FEATURES, window, Scaler((0.0, 0.0, 0.0), (1.0, 2.0, 4.0)))
-    lf = window.length * len(FEATURES)
-    model = build_graph(
-        [Layer("MatMul", [np.zeros((lf, lf), np.float32)])], "flat", FEATURES, window, card.scaler
-    )
-    path = tmp_path_factory.mktemp("model") / "model.onnx"
-    write_model(model, card, path)
-    return Detector.load(path, threads=1)
-
-
-def test_calibrate_rows_with_a_detector(detector: Detector, tmp_path: Path) -> None:
-    rng = np.random.default_rng(10)
-    blocks = [rng.normal(0, 1, (n, 3)).astype(np.float32) for n in (500, 0, 3, 801)]
-    scores = [detector.score_series(b) for b in blocks]
-    all_scores = np.concatenate([s.score for s in scores])
-    th = calibrate_rows(detector, blocks, "pot", q=0.01, init_quantile=0.9, per_feature=True)
-    plain = calibrate(all_scores, "pot", q=0.01, init_quantile=0.9)
-    assert th == replace(plain, per_feature=th.per_feature, score_quantiles=th.score_quantiles)
-    # the drift reference: quantiles of the calibration windows' normalised scores
-    want = np.quantile(all_scores[np.isfinite(all_scores)] / plain.value, [0.5, 0.9, 0.99])
-    np.testing.assert_allclose(list(th.score_quantiles.values()), want, rtol=1e-6)
-    assert list(th.score_quantiles) == ["0.5", "0.9", "0.99"]
-    fe = np.concatenate([s.feature_error for s in scores])
-    assert th.per_feature == calibrate_features(fe, FEATURES, "pot", q=0.01, init_quantile=0.9)
-    # the scaler's scale shrinks each feature's error: 1, 1/4, 1/16
-    assert th.per_feature["a"] > th.per_feature["b"] > th.per_feature["c"]
-
-    # the threshold, interval and per-feature values survive the trip through the file
-    rewrite_card(detector.path, detector.card.with_threshold(th), tmp_path / "cal.onnx")
-    assert read_card(tmp_path / "cal.onnx").threshold == th
-
-
-def test_calibrate_rows_with_labels(detector: Detector) -> None:
-    rng = np.random.default_rng(11)
-    blocks = [rng.normal(0, 1, (n, 3)).astype(np.float32) for n in (400, 2, 600)]
-    labels = []
-    for b in blocks:
-        n = detector.card.window.count(b.shape[0])
-        y = np.zeros(n, int)
-        y[n // 2 : n // 2 + 5] = 1
-        b[(n // 2) * 2 : (n // 2 + 5) * 2 + 3] += 20  # rows of the labelled windows
-        labels.append(y)
-    th = calibrate_rows(detector, blocks, "f1", labels=labels)
-    assert th.params["f1"] == 1.0 and th.params["n_anomalous"] == 10
-
-    rows_not_windows = [np.zeros(b.shape[0], int) for b in blocks]
-    with pytest.raises(CalibrationError, match="labels.0. has 400 values but block 0 has 199"):
-        calibrate_rows(detector, blocks, "f1", labels=rows_not_windows)
-    with pytest.raises(CalibrationError, match="2 label arrays for 3 row blocks"):
-        calibrate_rows(detector, blocks, "f1", labels=labels[:2])
-    with pytest.raises(CalibrationError, match="no complete window of 4 rows"):
-        calibrate_rows(detector, [blocks[1]], "quantile")
