@@ -35,7 +35,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/eval/compare.py": "tests/eval/test_evaluate.py",
     "anomae/eval/report.py": "tests/eval/test_benchmark_metrics.py",
     "anomae/quantize_gate.py": "tests/test_quantize.py",
-    "anomae/reference.py": ("tests/test_detector.py", "test_reference_recorded"),
 }
 
 
