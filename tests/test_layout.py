@@ -33,7 +33,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/graph.py": "tests/train/test_export.py",
     "anomae/train/model.py": "tests/train/test_export.py",
     "anomae/eval/compare.py": "tests/eval/test_evaluate.py",
-    "anomae/eval/report.py": "tests/eval/test_benchmark_metrics.py",
 }
 
 
