@@ -32,7 +32,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/stream_events.py": "tests/test_stream_score.py",
     "anomae/graph.py": "tests/train/test_export.py",
     "anomae/train/model.py": "tests/train/test_export.py",
-    "anomae/eval/compare.py": "tests/eval/test_evaluate.py",
 }
 
 
