@@ -30,7 +30,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # pieces of a larger journey (no test file of their own yet)
     "anomae/parts.py": "tests/faults/test_batch_faults.py",
     "anomae/stream_events.py": "tests/test_stream_score.py",
-    "anomae/train/model.py": "tests/train/test_export.py",
 }
 
 
