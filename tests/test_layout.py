@@ -29,7 +29,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
     # pieces of a larger journey (no test file of their own yet)
     "anomae/parts.py": "tests/faults/test_batch_faults.py",
-    "anomae/stream_events.py": "tests/test_stream_score.py",
 }
 
 
