@@ -28,7 +28,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
     # pieces of a larger journey (no test file of their own yet)
-    "anomae/parts.py": "tests/faults/test_batch_faults.py",
 }
 
 

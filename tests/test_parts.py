@@ -1,0 +1,91 @@
+"""Output tables written in pieces (anomae.parts): Parquet parts merged into one file with
+its metadata, CSV with one header and RFC 3339 UTC times, nothing visible at the target
+until commit, temporaries gone after commit or discard, an unwritable target refused
+naming it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from anomae.atomic import OutputError
+from anomae.parts import TableWriter, commit
+
+
+def piece(lo: int, hi: int) -> pl.DataFrame:
+    t0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+    return pl.DataFrame(
+        {
+            "timestamp": [t0 + dt.timedelta(minutes=i, milliseconds=500 * (i % 2))
+                          for i in range(lo, hi)],
+            "score": [float(i) for i in range(lo, hi)],
+        },
+        schema={"timestamp": pl.Datetime("us", "UTC"), "score": pl.Float64},
+    )  # fmt: skip
+
+
+def write(path: Path, pieces: list[pl.DataFrame], **kw: object) -> TableWriter:
+    w = TableWriter(path, **kw)  # type: ignore[arg-type]
+    for p in pieces:
+        w.append(p)
+    commit([w], [w.finish()])
+    return w
+
+
+def test_parquet_parts_are_merged_in_order_with_the_metadata(tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    pieces = [piece(0, 7), piece(7, 8), piece(8, 30)]
+    w = write(out, pieces, metadata={"anomae": "v1"}, part_rows=5)
+    assert w.rows == 30
+    assert pl.read_parquet(out).equals(pl.concat(pieces))
+    assert pl.read_parquet_metadata(out)["anomae"] == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]  # no parts left
+
+
+def test_a_small_parquet_table_is_one_write(tmp_path: Path) -> None:
+    out = tmp_path / "s.parquet"
+    w = write(out, [piece(0, 0), piece(0, 3)], metadata={"k": "v"})
+    assert pl.read_parquet(out).height == 3 and w.rows == 0  # never flushed: no parts
+    assert pl.read_parquet_metadata(out)["k"] == "v"
+    empty = tmp_path / "e.parquet"
+    write(empty, [piece(0, 0)])  # an empty table still has its columns
+    assert pl.read_parquet(empty).columns == ["timestamp", "score"]
+
+
+def test_csv_has_one_header_and_rfc3339_utc_times(tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    write(out, [piece(0, 2), piece(2, 4)], part_rows=1)
+    lines = out.read_text().splitlines()
+    assert lines == ["timestamp,score", "2026-01-05T00:00:00Z,0.0", "2026-01-05T00:01:00.500Z,1.0",
+                     "2026-01-05T00:02:00Z,2.0", "2026-01-05T00:03:00.500Z,3.0"]  # fmt: skip
+
+
+def test_nothing_reaches_the_target_before_commit_and_discard_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old")
+    w = TableWriter(out, part_rows=2)
+    w.append(piece(0, 5))
+    tmp = w.finish()
+    assert out.read_bytes() == b"old" and tmp.parent == tmp_path and tmp.name.endswith(".tmp")
+    w.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    assert out.read_bytes() == b"old"
+
+
+def test_commit_renames_every_table(tmp_path: Path) -> None:
+    a, b = TableWriter(tmp_path / "a.csv"), TableWriter(tmp_path / "sub" / "b.parquet")
+    a.append(piece(0, 1))
+    b.append(piece(0, 2))
+    commit([a, b], [a.finish(), b.finish()])
+    assert (tmp_path / "a.csv").read_text().count("\n") == 2
+    assert pl.read_parquet(tmp_path / "sub" / "b.parquet").height == 2
+
+
+def test_an_unwritable_target_is_refused_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match=r"file/out.parquet: could not write"):
+        TableWriter(blocker / "out.parquet")
