@@ -27,7 +27,6 @@ COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # one CLI test each, on the model its library tests build in a module fixture
     "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
-    # pieces of a larger journey (no test file of their own yet)
 }
 
 
