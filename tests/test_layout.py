@@ -21,7 +21,6 @@ MAX_LINES = 400
 COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # shared by every command: tested through the commands' tests (conftest.run_cli)
     "anomae/cli/options.py": ("tests/test_cli.py", "run_cli("),
-    "anomae/cli/tables.py": ("tests/test_cli.py", "run_cli("),
     # anomae/tune.py is tested through its command: tests/test_tune.py is both
     "anomae/cli/tuning.py": ("tests/test_tune.py", "run_cli("),
     # one CLI test each, on the model its library tests build in a module fixture

@@ -1,0 +1,62 @@
+"""The table columns the data-reading commands resolve (anomae.cli.tables): each option
+given wins, else the model card's columns (said on stderr when they differ from the
+defaults), else timestamp / series / label; an unreadable card falls back to the defaults;
+'' turns the label off; --features splits into a TableSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anomae.cli.tables import _card_columns, _columns, _data_columns, _table
+from anomae.graph import Layer, build_graph
+from anomae.modelfile import write_model
+from anomae.spec import DEFAULT_COLUMNS, ModelCard, Scaler, WindowSpec
+
+CARD_COLUMNS = {"timestamp": "time", "series": "machine", "label": None, "timestamp_unit": "ms"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    window = WindowSpec(2)
+    card = ModelCard(("a",), window, Scaler((0.0,), (1.0,)), columns=dict(CARD_COLUMNS))
+    path = tmp_path_factory.mktemp("cols") / "m.onnx"
+    write_model(build_graph([Layer("MatMul", [np.zeros((2, 2), np.float32)])], "flat",
+                            card.features, window, card.scaler), card, path)  # fmt: skip
+    return path
+
+
+def test_the_card_fills_what_the_options_leave_unset(
+    model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _card_columns(model) == CARD_COLUMNS
+    cols = _columns(model, None, "unit", None)
+    assert cols == {"timestamp": "time", "series": "unit", "label": None, "timestamp_unit": "ms"}
+    err = capsys.readouterr().err
+    assert err == "columns from the model card: timestamp 'time', label None, timestamp_unit 'ms'\n"
+    _columns(model, "t", "s", "l", "s")  # every option given: nothing from the card
+    assert capsys.readouterr().err == ""
+
+
+def test_without_a_model_or_with_an_unreadable_one_the_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    assert _card_columns(junk) == DEFAULT_COLUMNS
+    assert _columns(None, None, None, "") == {
+        "timestamp": "timestamp", "series": "series", "label": None, "timestamp_unit": None,
+    }  # fmt: skip
+    assert _data_columns(None, None, None, None) == {
+        "timestamp": "timestamp", "series": "series", "label": "label", "timestamp_unit": "",
+    }  # fmt: skip
+    assert capsys.readouterr().err == ""  # the defaults are not announced
+
+
+def test_the_table_spec_of_the_options(model: Path) -> None:
+    spec = _table(None, None, "y", " temp, ,rpm ", model=model)
+    assert (spec.timestamp, spec.series, spec.label) == ("time", "machine", "y")
+    assert spec.features == ("temp", "rpm") and spec.timestamp_unit == "ms"
+    assert _table(None, None, None, "").features is None  # every numeric column
