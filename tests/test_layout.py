@@ -19,8 +19,6 @@ MAX_LINES = 400
 # Modules tested through another file, which must name the module (or, as a pair, the given
 # text): keep this list short, and prefer a tests/**/test_<module>.py of their own.
 COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
-    # shared by every command: tested through the commands' tests (conftest.run_cli)
-    "anomae/cli/options.py": ("tests/test_cli.py", "run_cli("),
     # anomae/tune.py is tested through its command: tests/test_tune.py is both
     "anomae/cli/tuning.py": ("tests/test_tune.py", "run_cli("),
     # one CLI test each, on the model its library tests build in a module fixture
