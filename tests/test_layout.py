@@ -21,8 +21,7 @@ MAX_LINES = 400
 COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
     # anomae/tune.py is tested through its command: tests/test_tune.py is both
     "anomae/cli/tuning.py": ("tests/test_tune.py", "run_cli("),
-    # one CLI test each, on the model its library tests build in a module fixture
-    "anomae/cli/quantize.py": ("tests/test_quantize.py", "run_cli("),
+    # one CLI test, on the model its library tests train in a module fixture
     "anomae/cli/retrain.py": ("tests/test_retrain.py", "run_cli("),
 }
 

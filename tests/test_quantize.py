@@ -171,34 +171,3 @@ def test_quantising_twice_or_without_threshold_is_refused(good: Path, tmp_path: 
         quantize_model(out, [_series(2)], tmp_path / "twice.onnx")
     with pytest.raises(QuantizeError, match="no complete window"):
         quantize_model(good, [_series(2)[: L - 1]], tmp_path / "short.onnx")
-
-
-def _csv(path: Path, rows: np.ndarray) -> Path:
-    import polars as pl
-
-    ts = np.arange(rows.shape[0], dtype=np.int64) * 60_000_000_000
-    frame = {"timestamp": pl.Series(ts).cast(pl.Datetime("ns"))}
-    pl.DataFrame({**frame, **{f"s{i}": rows[:, i] for i in range(F)}}).write_csv(path)
-    return path
-
-
-@pytest.mark.slow
-def test_cli_quantizes_without_torch_and_refuses_with_exit_1(good: Path, tmp_path: Path) -> None:
-    from tests.conftest import blocked_imports, run_cli
-
-    data = _csv(tmp_path / "held_out.csv", _series(2))
-    out = tmp_path / "model.int8.onnx"
-    env = blocked_imports(tmp_path / "block", "torch")
-    done = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
-    assert done.returncode == 0, done.stderr
-    assert "int8 gate passed" in done.stdout and "Spearman" in done.stdout
-    shown = run_cli(["inspect", str(out)], env=env)
-    assert "  int8         dynamic, 8 matrix products, gate: false alarms" in shown.stdout
-    before = out.read_bytes()
-    strict = ["--min-spearman", "1", "--force"]
-    refused = run_cli(["quantize", str(good), str(data), "-o", str(out), *strict], env=env)
-    assert refused.returncode == 1
-    assert "error: the int8 model would change the alarms" in refused.stderr
-    assert out.read_bytes() == before
-    exists = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
-    assert exists.returncode == 1 and "already exists" in exists.stderr
