@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import glob
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,17 +278,49 @@ def _file_order(
 
 
 def read_batches(
-    fp: FilePlan, spec: TableSpec, features: Sequence[str], labels: bool, batch_rows: int
+    fp: FilePlan,
+    spec: TableSpec,
+    features: Sequence[str],
+    labels: bool,
+    batch_rows: int,
+    only: Collection[str] | None = None,
 ) -> Iterator[tuple[list[SeriesData], int]]:
     """The file ``batch_rows`` rows at a time: per batch, each series' rows in it (in
-    first-appearance order) and the number of rows read."""
-    source = str(fp.path)
+    first-appearance order) and the number of rows read.
+
+    ``only``: read just these series, with the filter pushed down into the scan (a task of
+    :mod:`anomae.score_cluster`); a bad cell is then reported as the whole file's read reports
+    it (its row in the file)."""
     series_col = spec.series if spec.series in (*fp.columns, *fp.constants) else None
+    if only is None or set(fp.spans) <= set(only):
+        yield from _batches(fp, spec, features, labels, batch_rows, series_col, None)
+        return
+    try:
+        yield from _batches(fp, spec, features, labels, batch_rows, series_col, only)
+    except InputError:
+        for _ in _batches(fp, spec, features, labels, batch_rows, series_col, None):
+            pass  # raises the error with the row numbered in the file
+        raise
+
+
+def _batches(
+    fp: FilePlan,
+    spec: TableSpec,
+    features: Sequence[str],
+    labels: bool,
+    batch_rows: int,
+    series_col: str | None,
+    only: Collection[str] | None,
+) -> Iterator[tuple[list[SeriesData], int]]:
+    source = str(fp.path)
     keys = [spec.timestamp, series_col, spec.label if labels else None, *features]
     cols = list(dict.fromkeys(c for c in keys if c is not None))
     row0 = 0
     stem = Path(Path(source).name.removesuffix(".gz")).stem
-    for frame in _lazy(fp, cols).collect_batches(chunk_size=batch_rows):
+    lf = _lazy(fp, cols)
+    if only is not None and series_col is not None:
+        lf = lf.filter(pl.col(series_col).cast(pl.String).is_in(sorted(only)))
+    for frame in lf.collect_batches(chunk_size=batch_rows):
         if frame.height == 0:
             continue
         ts = _timestamps(frame[spec.timestamp], source, fp.is_csv, spec.timestamp_unit)
