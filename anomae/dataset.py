@@ -20,9 +20,11 @@ an order that keeps every series in time order across its files (first timestamp
 path, among those free to go), so a window crosses file boundaries exactly as if the
 files were one; files that hold two series in opposite orders are refused.
 
-The pass reads the timestamp and series columns of one file at a time (about 16 bytes per
-row of the largest file); :func:`read_batches` then reads a file ``batch_rows`` rows at a
-time (a ``.csv.gz`` file, which polars cannot scan, is read whole).
+The pass reads the timestamp and series columns ``PLAN_ROWS`` rows at a time, so its memory
+does not grow with the files (an error found in a batch is reported after re-reading that
+file's two columns whole, to name its row in the file); :func:`read_batches` then reads a
+file ``batch_rows`` rows at a time (a ``.csv.gz`` file, which polars cannot scan, is read
+whole).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from anomae.io import CSV_SUFFIXES, PARQUET_SUFFIXES, SeriesData, TableSpec, _ch
 from anomae.timestamps import _check_order, _iso, _timestamps
 
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+PLAN_ROWS = 524_288  # rows of timestamps and series ids checked at a time: ~20 MB
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,42 @@ def _scan(path: Path, spec: TableSpec, features: Sequence[str], first: dict[str,
         first[source] = "\0".join(columns)
     keys = [spec.timestamp] + ([spec.series] if spec.series in (*columns, *constants) else [])
     fp = FilePlan(path, is_csv, 0, tuple(columns), constants, {})
-    frame = _lazy(fp, [k for k in keys if k is not None]).collect()
+    cols = [k for k in keys if k is not None]
+    try:
+        spans, rows = _spans_in_batches(fp, cols, spec, source, is_csv)
+    except InputError:
+        _spans(_lazy(fp, cols).collect(), cols, spec, source, is_csv)  # the row in the file
+        raise
+    return FilePlan(path, is_csv, rows, tuple(columns), constants, spans)
+
+
+def _spans_in_batches(
+    fp: FilePlan, keys: list[str], spec: TableSpec, source: str, is_csv: bool
+) -> tuple[dict[str, tuple[int, int, int]], int]:
+    """:func:`_spans` over the file ``PLAN_ROWS`` rows at a time (memory independent of the
+    file's size); an error's row is then counted in the batch: the caller re-reads the
+    file whole to name it."""
+    spans: dict[str, tuple[int, int, int]] = {}
+    rows = 0
+    for frame in _lazy(fp, keys).collect_batches(chunk_size=PLAN_ROWS):
+        if frame.height == 0:
+            continue
+        got, n = _spans(frame, keys, spec, source, is_csv)
+        for name, (lo, hi, k) in got.items():
+            was = spans.get(name)
+            if was is not None and lo <= was[1]:
+                raise InputError(f"{source}: series '{name}' is not in time order")
+            spans[name] = (lo, hi, k) if was is None else (was[0], hi, was[2] + k)
+        rows += n
+    if rows == 0:
+        raise InputError(f"{source}: no data rows (only a header); the file needs at least one row")
+    return spans, rows
+
+
+def _spans(
+    frame: pl.DataFrame, keys: list[str], spec: TableSpec, source: str, is_csv: bool
+) -> tuple[dict[str, tuple[int, int, int]], int]:
+    """Per series in ``frame`` its first and last timestamp and rows, checked in order."""
     if frame.height == 0:
         raise InputError(f"{source}: no data rows (only a header); the file needs at least one row")
     ts = _timestamps(frame[spec.timestamp], source, is_csv, spec.timestamp_unit)
@@ -203,7 +241,7 @@ def _scan(path: Path, spec: TableSpec, features: Sequence[str], first: dict[str,
             i: (lo, hi, n)
             for i, lo, hi, n in zip(agg["id"], agg["lo"], agg["hi"], agg["n"], strict=True)
         }
-    return FilePlan(path, is_csv, int(ts.size), tuple(columns), constants, spans)
+    return spans, int(ts.size)
 
 
 def plan_dataset(
