@@ -206,6 +206,7 @@ def score_files_dask(
         writers.insert(0, TableWriter(events, meta))
     out = writers[-1]
     results: list[GroupResult | None] = [None] * len(tasks)
+    futures: list[Any] = []
     try:
         from distributed import as_completed
 
@@ -233,6 +234,7 @@ def score_files_dask(
         temps = [w.finish() for w in writers]
         commit(writers, temps)  # events first, scores last: marks a complete run
     except BaseException:
+        client.cancel(futures)  # tasks not started; running ones finish, their parts stale
         for r in results:
             for p in r.parts if r is not None else []:
                 p.unlink(missing_ok=True)

@@ -194,3 +194,16 @@ def test_groups_are_stable_and_cover_every_series() -> None:
     names = [f"pump-{i}" for i in range(200)]
     g = [group_of(n, 4) for n in names]
     assert set(g) == {0, 1, 2, 3} and g == [group_of(n, 4) for n in names]
+
+
+def test_a_failed_task_fails_the_run_and_keeps_the_old_output(tmp_path: Path, client: Any) -> None:
+    mdl = model(tmp_path / "m.onnx", ("a", "b", "c"))
+    rows = ["timestamp,series,a,b,c"] + [f"{60 * i},{'xyz'[i % 3]},{i},1,2" for i in range(1, 90)]
+    rows[40] = rows[40].replace(",1,2", ",oops,2")  # data row 40: series 'y'
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "s.parquet"
+    out.write_bytes(b"old")
+    with pytest.raises(InputError, match=r"row 40 \(line 41\).*oops"):
+        score_files_dask(mdl, [tmp_path / "d.csv"], out, client=client, groups=3, force=True,
+                         batch_rows=16)  # fmt: skip
+    assert out.read_bytes() == b"old"
