@@ -20,11 +20,10 @@ an order that keeps every series in time order across its files (first timestamp
 path, among those free to go), so a window crosses file boundaries exactly as if the
 files were one; files that hold two series in opposite orders are refused.
 
-The pass reads the timestamp and series columns ``PLAN_ROWS`` rows at a time, so its memory
-does not grow with the files (an error found in a batch is reported after re-reading that
-file's two columns whole, to name its row in the file); :func:`read_batches` then reads a
-file ``batch_rows`` rows at a time (a ``.csv.gz`` file, which polars cannot scan, is read
-whole).
+The pass reads the timestamp and series columns ``PLAN_ROWS`` rows at a time (an error is
+reported after re-reading the file's two columns whole, to name its row in the file);
+:func:`read_batches` then reads a file ``batch_rows`` rows at a time (a ``.csv.gz`` file,
+which polars cannot scan, is read whole): memory does not grow with the files.
 """
 
 from __future__ import annotations
@@ -49,8 +48,8 @@ PLAN_ROWS = 524_288  # rows of timestamps and series ids checked at a time: ~20 
 
 @dataclass(frozen=True)
 class FilePlan:
-    """One input file: its kind, rows, columns, hive constants, and per series in it the
-    first and last timestamp (int64 ns) and row count."""
+    """One input file: kind, rows, columns, hive constants, and per series in it the first
+    and last timestamp (int64 ns) and row count."""
 
     path: Path
     is_csv: bool
@@ -183,12 +182,11 @@ def _scan(path: Path, spec: TableSpec, features: Sequence[str], first: dict[str,
 def _spans_in_batches(
     fp: FilePlan, keys: list[str], spec: TableSpec, source: str, is_csv: bool
 ) -> tuple[dict[str, tuple[int, int, int]], int]:
-    """:func:`_spans` over the file ``PLAN_ROWS`` rows at a time (memory independent of the
-    file's size); an error's row is then counted in the batch: the caller re-reads the
-    file whole to name it."""
+    """:func:`_spans` ``PLAN_ROWS`` rows at a time (an error's row is then counted in the
+    batch: the caller re-reads the file whole to name it)."""
     spans: dict[str, tuple[int, int, int]] = {}
     rows = 0
-    for frame in _lazy(fp, keys).collect_batches(chunk_size=PLAN_ROWS):
+    for frame in _frames(fp, _lazy(fp, keys), PLAN_ROWS):
         if frame.height == 0:
             continue
         got, n = _spans(frame, keys, spec, source, is_csv)
@@ -315,6 +313,18 @@ def _file_order(
     return order
 
 
+def _frames(
+    fp: FilePlan, lf: pl.LazyFrame, batch_rows: int, where: pl.Expr | None = None
+) -> Iterator[pl.DataFrame]:
+    """``lf`` ``batch_rows`` file rows at a time, filtered. Parquet by slices: collect_batches
+    reads ahead of a slow consumer, up to a whole file (372 vs 130 MB for 3.3M rows)."""
+    keep = (lambda f: f) if where is None else (lambda f: f.filter(where))  # noqa: E731
+    if fp.is_csv:
+        return keep(lf).collect_batches(chunk_size=batch_rows)
+    n = fp.rows or pl.scan_parquet(fp.path).select(pl.len()).collect().item()
+    return (keep(lf.slice(i, batch_rows)).collect() for i in range(0, n, batch_rows))
+
+
 def read_batches(
     fp: FilePlan,
     spec: TableSpec,
@@ -355,10 +365,10 @@ def _batches(
     cols = list(dict.fromkeys(c for c in keys if c is not None))
     row0 = 0
     stem = Path(Path(source).name.removesuffix(".gz")).stem
-    lf = _lazy(fp, cols)
+    where = None
     if only is not None and series_col is not None:
-        lf = lf.filter(pl.col(series_col).cast(pl.String).is_in(sorted(only)))
-    for frame in lf.collect_batches(chunk_size=batch_rows):
+        where = pl.col(series_col).cast(pl.String).is_in(sorted(only))
+    for frame in _frames(fp, _lazy(fp, cols), batch_rows, where):
         if frame.height == 0:
             continue
         ts = _timestamps(frame[spec.timestamp], source, fp.is_csv, spec.timestamp_unit)
