@@ -8,7 +8,8 @@ Contract: a higher score is more anomalous, and ``score / threshold > 1`` is an 
 
 The Python API (:mod:`anomae.api`): ``anomae.fit(df)`` trains and calibrates an
 :class:`AnomalyModel`; ``anomae.load(path)`` opens a saved one; :class:`AnomaeOD` is a
-PyOD-style estimator and :class:`OnlineScorer` scores one reading at a time. They are
+PyOD-style estimator and :class:`OnlineScorer` scores one reading at a time;
+``anomae.score_dask(model, ddf)`` scores a Dask DataFrame (the ``dask`` extra). They are
 imported on first use, so ``import anomae`` stays light, and only ``fit`` needs torch.
 
 Settings classes say by their suffix what they describe: ``*Section`` is a table of a
@@ -32,6 +33,7 @@ _LAZY = {
     "AnomalyModel": "anomae.api",
     "AnomaeOD": "anomae.adapters",
     "OnlineScorer": "anomae.online",
+    "score_dask": "anomae.frame_dask",
     "read_series": "anomae.io",
     "InputError": "anomae.errors",
     "Detector": "anomae.detector",

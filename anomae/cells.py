@@ -85,7 +85,7 @@ def _labels(col: pl.Series, source: str, is_csv: bool, row0: int = 0) -> np.ndar
     elif col.dtype.is_numeric():
         clean = col.fill_nan(None) if col.dtype.is_float() else col
         labels = clean.cast(pl.Int8, strict=False).fill_null(-1)
-        bad = clean.is_not_null() & ~clean.is_in([0, 1])
+        bad = clean.is_not_null() & (clean != 0) & (clean != 1)
     else:
         raise InputError(f"{source}: label column '{col.name}' has type {col.dtype}; use 0/1")
     if bad.any():

@@ -64,23 +64,32 @@ def split_holdout_named(
     cal_rows: list[np.ndarray] = []
     cal_names: list[str] = []
     for s in series:
-        n = s.values.shape[0]
-        if holdout <= 0:
-            fit_rows.append(s.values)
-            continue
-        k = HOLDOUT_BLOCKS if spread and n >= HOLDOUT_BLOCKS * max(min_rows, 1) else 1
-        if k == 1:
-            cut = int(round(n * (1.0 - holdout)))
-            fit_rows.append(s.values[:cut])
-            cal_rows.append(s.values[cut:])
-            cal_names.append(s.name)
-            continue
-        edges = np.linspace(0, n, k + 1).round().astype(int)
-        for i in range(k):
-            block = s.values[edges[i] : edges[i + 1]]
-            # block i is held out when the running count of held-out blocks steps up there
-            held = math.floor((i + 1) * holdout + 1e-9) > math.floor(i * holdout + 1e-9)
-            (cal_rows if held else fit_rows).append(block)
+        for lo, hi, held in holdout_bounds(s.values.shape[0], holdout, spread, min_rows):
+            (cal_rows if held else fit_rows).append(s.values[lo:hi])
             if held:
                 cal_names.append(s.name)
     return fit_rows, cal_rows, cal_names
+
+
+def holdout_bounds(
+    n: int, holdout: float, spread: bool = True, min_rows: int = 1
+) -> list[tuple[int, int, bool]]:
+    """The blocks of a series of ``n`` rows as ``(first row, end row, held out)``, in order
+    (:func:`split_holdout_named`; the sampler of :mod:`anomae.sample` cuts by them too).
+
+        >>> holdout_bounds(100, 0.2)[3:5], holdout_bounds(100, 0.2, spread=False)
+        ([(30, 40, False), (40, 50, True)], [(0, 80, False), (80, 100, True)])
+    """
+    if holdout <= 0:
+        return [(0, n, False)]
+    k = HOLDOUT_BLOCKS if spread and n >= HOLDOUT_BLOCKS * max(min_rows, 1) else 1
+    if k == 1:
+        cut = int(round(n * (1.0 - holdout)))
+        return [(0, cut, False), (cut, n, True)]
+    edges = np.linspace(0, n, k + 1).round().astype(int)
+    # block i is held out when the running count of held-out blocks steps up there
+    return [
+        (int(edges[i]), int(edges[i + 1]),
+         math.floor((i + 1) * holdout + 1e-9) > math.floor(i * holdout + 1e-9))
+        for i in range(k)
+    ]  # fmt: skip

@@ -62,9 +62,12 @@ class TableWriter:
         path: str | Path,
         metadata: dict[str, str] | None = None,
         part_rows: int = PART_ROWS,
+        parts_only: bool = False,
     ) -> None:
         self.shown, self.target = Path(path), target_of(path)
-        self.csv = str(path).lower().endswith(".csv")
+        # parts_only: a Dask task's writer: Parquet parts for :meth:`hand_over`, whatever the
+        # target, and no cleaning of temporaries (other hosts' live pids look dead here)
+        self.csv = str(path).lower().endswith(".csv") and not parts_only
         self.metadata = metadata
         self.part_rows = part_rows
         self.rows = 0
@@ -75,7 +78,8 @@ class TableWriter:
         self._tmp: Path | None = None
         with _io(self.shown):
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(self.target)
+            if not parts_only:
+                remove_stale_temps(self.target)
 
     def _new_temp(self) -> Path:
         tmp = temp_name(self.target)
@@ -115,6 +119,28 @@ class TableWriter:
                 part = self._new_temp()
                 self._parts.append(part)
                 df.write_parquet(part)
+
+    def hand_over(self) -> list[Path]:
+        """Write what is pending as a part and give up every part (Parquet), for another
+        writer to :meth:`adopt`: a Dask task's scores (:mod:`anomae.score_cluster`)."""
+        self._flush()
+        parts, self._parts = self._parts, []
+        return parts
+
+    def adopt(self, parts: list[Path], rows: int) -> None:
+        """Take over ``parts`` (``rows`` rows in all), written by :meth:`hand_over`, as if
+        appended here; for a CSV target they are read back one at a time and deleted."""
+        self._flush()
+        if not self.csv:
+            self._parts += parts
+            self.rows += rows
+            return
+        for part in parts:
+            with _io(self.shown):
+                df = pl.read_parquet(part)
+            self.append(df)
+            self._flush()
+            part.unlink(missing_ok=True)
 
     def finish(self) -> Path:
         """Complete the temporary file (fsynced) and return it; :func:`commit` renames it."""

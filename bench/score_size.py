@@ -5,8 +5,10 @@ series in every file, rows interleaved in time order, 8 float64 features) under
 ``--folder``, scores each with the reference model (``bench/score_bench.py``: dense AE on
 64x8 windows) through :func:`anomae.score.score_files` in a child process, and reports its
 peak RSS (``VmHWM``) and rows/s; the bare kernel (``Detector.score_series`` on rows already
-in memory, the same threads) runs in another child in the same session. Ratios are what to
-read: the machines are shared.
+in memory, the same threads) runs in another child in the same session. ``--dask 1 2``
+adds the first size scored on LocalClusters of 1 and 2 one-thread worker processes
+(:mod:`anomae.score_cluster`) and their speed-up. Ratios are what to read: the machines are
+shared.
 
     python bench/score_size.py [--rows 1000000 4000000] [--series 1000] [--days 30]
 """
@@ -38,6 +40,22 @@ sec = time.perf_counter() - t0
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(json.dumps({"rows": s.n_rows, "windows": s.n_windows, "seconds": sec,
                   "hwm_kib": int(hwm)}))
+"""
+
+CHILD_DASK = """
+import json, sys, time
+from distributed import Client, LocalCluster
+from anomae.score import ScoreOptions
+from anomae.score_cluster import score_files_dask
+model, data, out, workers = sys.argv[1:5]
+with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                  host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as c:
+    t0 = time.perf_counter()
+    s = score_files_dask(model, [data], out + "/scores.parquet", out + "/events.parquet",
+                         opts=ScoreOptions(threshold=1e9, progress=False), client=c,
+                         threads=1, force=True)
+    sec = time.perf_counter() - t0
+print(json.dumps({"rows": s.n_rows, "windows": s.n_windows, "seconds": sec}))
 """
 
 CHILD_KERNEL = """
@@ -93,6 +111,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kernel-rows", type=int, default=400_000)
     ap.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "anomae-size"))
+    ap.add_argument("--dask", type=int, nargs="*", default=None, metavar="WORKERS",
+                    help="also score the first size on a LocalCluster of each number of "
+                    "one-thread worker processes (e.g. --dask 1 2 1 2), with the speed-up "
+                    "over the first count's mean")
     a = ap.parse_args()
     from score_bench import reference_model
 
@@ -123,6 +145,20 @@ def main() -> None:
         print(f"{r['rows']:>12,} {r['windows']:>12,} {r['seconds']:>8.1f} "
               f"{r['rows'] / r['seconds']:>10,.0f} {rate / kern:>9.2f} "
               f"{r['hwm_kib'] / 1024:>12,.0f} {r['hwm_kib'] / base:>12.2f}")  # fmt: skip
+    if a.dask:
+        n = a.rows[0]
+        data = generate(folder, n, a.series, a.days)
+        runs = []
+        for w in a.dask:  # a count named twice runs twice: alternate them on a busy machine
+            with tempfile.TemporaryDirectory(dir=folder) as out:
+                runs.append((w, child(CHILD_DASK, str(model), str(data), out, str(w))))
+        print(f"--dask LocalCluster, one-thread worker processes, {n:,} rows "
+              "(driver's planning and merge included; a cluster's start-up not):")
+        print(f"{'workers':>8} {'seconds':>8} {'rows/s':>10} {'vs first':>9}")
+        first = np.mean([r["seconds"] for w, r in runs if w == a.dask[0]])
+        for w, r in runs:
+            print(f"{w:>8} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>10,.0f} "
+                  f"{first / r['seconds']:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -38,3 +38,11 @@ def test_labels_are_0_1_true_false_or_missing() -> None:
     assert _labels(col, "x.csv", True).tolist() == [1, 0, 1, -1, -1]
     with pytest.raises(InputError, match=r"row 2 \(line 3\): label \"2\" is not 0/1"):
         _labels(pl.Series("label", [0, 2]), "x.csv", True)
+
+
+def test_float_labels_as_in_skab() -> None:
+    # SKAB's anomaly column is 0.0/1.0: polars 2 refuses is_in([0, 1]) on floats
+    col = pl.Series("label", [0.0, 1.0, float("nan"), None])
+    assert _labels(col, "x.csv", True).tolist() == [0, 1, -1, -1]
+    with pytest.raises(InputError, match=r"label \"0.5\" is not 0/1"):
+        _labels(pl.Series("label", [0.0, 0.5]), "x.csv", True)

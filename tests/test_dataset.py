@@ -136,3 +136,29 @@ def test_bad_value_in_a_later_batch_names_its_file_row(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"column 'a', row 38 \(line 39\)"):
         for _ in read_batches(ds.files[0], TableSpec(), FEATURES, False, 10):
             pass
+
+
+@pytest.mark.parametrize("series_column", [True, False])
+def test_plan_in_batches_equals_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, series_column: bool
+) -> None:
+    import anomae.dataset as ds
+
+    n = 50
+    names = ["x", "y", "z"] if series_column else ["x"]
+    ts = np.repeat(np.arange(n) * 60, len(names))
+    cols = {"timestamp": ts, "a": np.arange(ts.size, dtype=float)}
+    if series_column:
+        cols["series"] = np.tile(names, n)
+    pl.DataFrame(cols).write_csv(tmp_path / "d.csv")
+    whole = plan_dataset([tmp_path / "d.csv"], TableSpec(), ("a",)).files[0]
+    monkeypatch.setattr(ds, "PLAN_ROWS", 7)
+    batched = plan_dataset([tmp_path / "d.csv"], TableSpec(), ("a",)).files[0]
+    assert batched.spans == whole.spans and batched.rows == whole.rows == ts.size
+    # a row out of order in a later batch: named by its row in the file, not in the batch
+    bad = pl.DataFrame(cols).with_columns(
+        pl.when(pl.int_range(pl.len()) == 40).then(0).otherwise(pl.col("timestamp"))
+        .alias("timestamp"))  # fmt: skip
+    bad.write_csv(tmp_path / "d.csv")
+    with pytest.raises(InputError, match=r"row 41 \(line 42\)"):
+        plan_dataset([tmp_path / "d.csv"], TableSpec(), ("a",))

@@ -26,8 +26,10 @@ from anomae.cli.tables import _table, table_options
     "--output",
     "output",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="Scores file: .parquet (default) or .csv; written atomically (--output: its older name).",
+    type=click.Path(),
+    help="Scores file: .parquet (default) or .csv; written atomically (--output: its older "
+    "name). A folder (ending in /, or existing): one partition per series group, "
+    "group=K/scores.parquet and events.parquet, with a manifest for --resume.",
 )
 @click.option(
     "--events",
@@ -44,7 +46,12 @@ from anomae.cli.tables import _table, table_options
     show_default=True,
     help="cpu, or cuda / cuda:N with onnxruntime-gpu installed.",
 )
-@click.option("--threads", default=0, show_default=True, help="onnxruntime threads (0 = all).")
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    help="onnxruntime threads (0 = all; with --dask: per task, 0 = one).",
+)
 @click.option(
     "--max-gap-seconds",
     type=click.FloatRange(min=0),
@@ -54,6 +61,36 @@ from anomae.cli.tables import _table, table_options
     "applies it; 0: window straight across gaps.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Score on Dask workers: a scheduler address (tcp://host:8786) or local:N (N worker "
+    "processes here, one thread each). Series are split into groups by a hash; workers "
+    "need anomae installed and the model, inputs and output folder at the same paths. "
+    "Needs the dask extra.",
+)
+@click.option(
+    "--dask-groups",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --dask: tasks (series groups). Default: 4 per worker thread.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="With a folder output: series groups (partitions).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    default=False,
+    help="With a folder output: score only the partitions its manifest does not list as "
+    "done (refused for another model, partition count or changed inputs).",
+)
 @_force_option("existing scores and events files")
 def score(
     model: str,
@@ -75,6 +112,10 @@ def score(
     threads: int,
     max_gap_seconds: float | None,
     progress: bool | None,
+    dask_address: str | None,
+    dask_groups: int | None,
+    partitions: int,
+    resume: bool,
     force: bool,
     **likelihood: Any,
 ) -> None:
@@ -89,7 +130,9 @@ def score(
 
     Both files are written completely before either replaces an old one (events first,
     scores last); existing outputs need --force, and an input or the model is never
-    overwritten."""
+    overwritten. With --dask, series groups are scored on Dask workers and merged into
+    the same files (rows group after group). A folder --out gets one partition per series
+    group and a manifest; a killed run is finished with --resume."""
     from anomae.score import ScoreOptions, score_files
 
     alarm = _card_alarm(model)
@@ -103,9 +146,30 @@ def score(
         max_gap_s=max_gap_seconds,
     )
     table = _table(timestamp_column, series_column, label_column, features, timestamp_unit, model)
-    s = score_files(
-        model, inputs, output, events, table, opts, device=device, threads=threads, force=force
-    )
+    from anomae.score_dir import is_folder_output, score_to_folder
+
+    if is_folder_output(output):
+        if events is not None or dask_address is not None:
+            raise click.UsageError(
+                "with a folder --out, events are written into each partition, and --dask "
+                "is not supported: drop --events / --dask, or name a scores file"
+            )
+        s = score_to_folder(model, inputs, output, table, opts, partitions, resume, device,
+                            threads, force)  # fmt: skip
+    elif resume:
+        raise click.UsageError("--resume needs a folder --out (ending in /)")
+    elif dask_address is not None:
+        from anomae.score_cluster import dask_client, parse_address, score_files_dask
+
+        parse_address(dask_address)
+        with dask_client(dask_address) as client:
+            s = score_files_dask(model, inputs, output, events, table, opts, client,
+                                 dask_groups, device, threads, force)  # fmt: skip
+    else:
+        s = score_files(
+            model, inputs, output, events, table, opts, device=device, threads=threads,
+            force=force,
+        )
     click.echo(
         f"scored {s.n_series} series, {s.n_rows:,} rows, {s.n_windows:,} windows in "
         f"{s.seconds:.2f}s ({s.n_windows / max(s.seconds, 1e-9):,.0f} windows/s): "

@@ -18,7 +18,7 @@ from anomae.cli.tables import _data_columns, table_options
 
 
 @click.command()
-@click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
 @click.option(
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
 )
@@ -140,6 +140,15 @@ from anomae.cli.tables import _data_columns, table_options
     show_default=True,
     help="Training progress on stderr, one line per epoch.",
 )
+@click.option(
+    "--max-windows",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Train on at most N windows: a dataset with more is read in batches and a uniform "
+    "sample of N training windows drawn (the scaler over every training row; calibration "
+    "on a uniform sample of held-out stretches, about N rows). With no more than N "
+    "windows, the same model as without it. Default: every window, the data read whole.",
+)
 @_force_option("an existing --out file")
 def train(
     data: tuple[str, ...],
@@ -190,9 +199,11 @@ def train(
     per_feature: bool,
     per_series: bool,
     progress: bool,
+    max_windows: int | None,
     force: bool,
 ) -> None:
-    """Train an autoencoder on normal DATA files and export one calibrated ONNX model.
+    """Train an autoencoder on normal DATA (files, globs, folders) and export one
+    calibrated ONNX model.
 
     A fraction --holdout of each series (blocks spread over its span, or its last rows with
     --holdout-from tail) is never trained on; the threshold is calibrated on it by --method
@@ -202,10 +213,13 @@ def train(
     and calibrated in a temporary file and replaces --out only when complete."""
     from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.calibrate_model import calibrate_trained
+    from anomae.dataset import expand_inputs
     from anomae.idcolumns import refuse_identifier_columns
-    from anomae.io import read_series
+    from anomae.io import SeriesData, read_series
     from anomae.modelfile import rewrite_card
     from anomae.pipeline import parse_pipeline
+    from anomae.sample import head_features
+    from anomae.train.sampled import train_dataset
     from anomae.train.step import require_torch, train_step
 
     require_torch()
@@ -270,16 +284,37 @@ def train(
         },
     }
     pipe = parse_pipeline(doc, "anomae train")
-    check_outputs([out], data, force)
-    series, feats_t = read_series(list(data), pipe.data.table())
-    if not feats:
-        refuse_identifier_columns(series, feats_t, data[0] if len(data) == 1 else "DATA")
+    files = expand_inputs(data)
+    check_outputs([out], files, force)
+    table = pipe.data.table()
+
+    def read() -> list[SeriesData]:
+        series, found = read_series(files, table, feats_t if max_windows else None)
+        if not feats:
+            refuse_identifier_columns(series, found, data[0] if len(data) == 1 else "DATA")
+        return series
+
+    if max_windows is None:
+        series, feats_t = read_series(files, table)
+        if not feats:
+            refuse_identifier_columns(series, feats_t, data[0] if len(data) == 1 else "DATA")
+    else:
+        feats_t = tuple(feats) or head_features(files[0], table)
     click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
     # Export and calibrate beside --out, then replace it once: a kill or a calibration error
     # leaves the old model as it was (the temporary is removed, or cleaned up on next write).
     tmp = temp_name(target_of(out))
     try:
-        card, summary, cal_rows = train_step(pipe, series, feats_t, tmp)
+        if max_windows is None:
+            card, summary, cal_rows = train_step(pipe, series, feats_t, tmp)
+        else:
+            card, summary, cal_rows, got = train_dataset(pipe, files, feats_t, tmp,
+                                                         max_windows, read)  # fmt: skip
+            series = got or []
+            if "sampled" in summary:
+                n = summary["sampled"]
+                click.echo(f"sampled {min(max_windows, n):,} of {n:,} training windows "
+                           "(uniformly, reading in batches)")  # fmt: skip
         click.echo(
             f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
             f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "

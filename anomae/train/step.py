@@ -9,6 +9,7 @@ import datetime as _dt
 import platform
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,31 @@ from anomae.spec import ModelCard, Scaler, WindowSpec
 from anomae.train.config import train_config
 
 
+@dataclass
+class FitData:
+    """What the network is fitted on, from series in memory (:func:`train_step`) or from a
+    dataset's sample (:mod:`anomae.train.sampled`)."""
+
+    windows: np.ndarray  # [n, length, F] float32, scaled
+    scaler: Scaler
+    extent: dict[str, Any]  # data_extent's
+    interval_s: float | None
+    fingerprint: str
+    constant: np.ndarray  # bool [F]: features constant in the fit rows
+    weight_blocks: list[np.ndarray]  # raw rows the error weights are measured on
+    parity_rows: np.ndarray  # raw rows the export's parity check scores
+
+
 def fit_scaler(blocks: list[np.ndarray], features: tuple[str, ...]) -> Scaler:
     rows = np.concatenate(blocks) if blocks else np.empty((0, len(features)), np.float32)
     with np.errstate(all="ignore"):
         center = np.nanmean(rows.astype(np.float64), axis=0)
         scale = np.nanstd(rows.astype(np.float64), axis=0)
+    return scaler_of(center, scale, features)
+
+
+def scaler_of(center: np.ndarray, scale: np.ndarray, features: tuple[str, ...]) -> Scaler:
+    """The scaler of the fit rows' mean and standard deviation (float64 ``[F]``)."""
     empty = [f for f, c in zip(features, center, strict=True) if not np.isfinite(c)]
     if empty:
         raise PipelineError(f"features {empty} have no observed value in the training data")
@@ -101,13 +122,9 @@ def train_step(
     ``min_rows`` (default: the window length) is :func:`split_holdout`'s: tuning passes its
     largest window so every candidate holds out the same rows.
     Returns (card as written, training summary, calibration row blocks)."""
-    from anomae.graph import center_mask
-    from anomae.train.export import export_model
-    from anomae.train.fit import fit
-    from anomae.train.weights import constant_features, error_weights, with_weights
-    from anomae.windows import GAP_FACTOR, sliding_windows
+    from anomae.train.weights import constant_features
+    from anomae.windows import sliding_windows
 
-    cfg = train_config(pipe)
     length = pipe.window.length
     fit_rows, cal_rows, _ = holdout_blocks(pipe, series, min_rows)
     scaler = fit_scaler(fit_rows, features)
@@ -115,7 +132,36 @@ def train_step(
     scale = np.asarray(scaler.scale, np.float32)
     train_spec = WindowSpec(length, pipe.window.train_stride)
     windows = [sliding_windows((r - center) / scale, train_spec) for r in fit_rows]
-    windows_arr = np.ascontiguousarray(np.concatenate(windows), dtype=np.float32)
+    parity_src = next((b for b in cal_rows if b.shape[0] >= length), fit_rows[0])
+    data = FitData(
+        windows=np.ascontiguousarray(np.concatenate(windows), dtype=np.float32),
+        scaler=scaler,
+        extent=data_extent(fit_rows, series),
+        interval_s=sampling_interval(series),
+        fingerprint=fingerprint(series, features),
+        constant=constant_features(fit_rows),
+        weight_blocks=[b for b in cal_rows if b.shape[0] >= length] or fit_rows,
+        parity_rows=parity_src,
+    )
+    card, summary = train_on(pipe, data, features, out)
+    return card, summary, cal_rows
+
+
+def train_on(
+    pipe: Pipeline, data: FitData, features: tuple[str, ...], out: Path
+) -> tuple[ModelCard, dict[str, Any]]:
+    """Fit the network on ``data``'s windows and export it to ``out`` with its parity check;
+    return the card as written and the training summary."""
+    from anomae.graph import center_mask
+    from anomae.train.export import export_model
+    from anomae.train.fit import fit
+    from anomae.train.weights import error_weights, with_weights
+    from anomae.windows import GAP_FACTOR
+
+    cfg = train_config(pipe)
+    length = pipe.window.length
+    scaler = data.scaler
+    windows_arr = data.windows
     try:
         mask = center_mask(features, pipe.window.centred)
     except ValueError as exc:
@@ -129,7 +175,7 @@ def train_step(
             f"training data gives {windows_arr.shape[0]} windows of {length} rows; need more "
             f"rows per series or a shorter window"
         )
-    interval_s = sampling_interval(series) or 0.0
+    interval_s = data.interval_s or 0.0
     t0 = time.perf_counter()
     result = fit(windows_arr, cfg)
     seconds = time.perf_counter() - t0
@@ -152,7 +198,7 @@ def train_step(
             "n_val_windows": result.n_val,
             "train_stride": pipe.window.train_stride,
             "device": result.device,
-            **data_extent(fit_rows, series),
+            **data.extent,
             "seconds": round(seconds, 2),
             "config": {
                 k: v
@@ -160,7 +206,7 @@ def train_step(
                 if k not in ("arch", "noise", "sparsity", "progress")
             },
         },
-        data_fingerprint=fingerprint(series, features),
+        data_fingerprint=data.fingerprint,
         versions=versions(),
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         # the gap rule batch and stream share (anomae.windows); none without timestamps
@@ -168,21 +214,19 @@ def train_step(
         max_gap_s=GAP_FACTOR * interval_s,
         columns=pipe.data.columns(),
     )
-    constant = constant_features(fit_rows)
-    ignore = constant if pipe.weights.constant == "ignore" else None
+    ignore = data.constant if pipe.weights.constant == "ignore" else None
     try:
         weights = error_weights(
             result.model,
             card,
-            [b for b in cal_rows if b.shape[0] >= length] or fit_rows,
+            data.weight_blocks,
             equalise=pipe.weights.errors == "heldout",
             ignore=ignore,
         )
     except ValueError as exc:
         raise PipelineError(f"{pipe.source} [weights]: {exc}; set constant = \"keep\"") from exc
     card = with_weights(card, weights)
-    parity_src = next((b for b in cal_rows if b.shape[0] >= length), fit_rows[0])
-    parity_rows = np.ascontiguousarray(parity_src[:4096][None], dtype=np.float32)
+    parity_rows = np.ascontiguousarray(data.parity_rows[:4096][None], dtype=np.float32)
     card = export_model(result.model, card, out, parity_rows)
     summary = {
         k: card.training[k]
@@ -196,4 +240,4 @@ def train_step(
         )
     }
     summary["ignored_features"] = [f for f, w in zip(features, weights, strict=True) if w == 0]
-    return card, summary, cal_rows
+    return card, summary

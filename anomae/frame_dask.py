@@ -1,0 +1,116 @@
+"""Scoring a Dask DataFrame a user already has: :func:`score_dask`.
+
+The frame is shuffled on its series column, so all rows of a series land in one partition
+(Dask's hash partitioning), and every partition is scored on its own by
+:class:`~anomae.stream_score.StreamScorer` (``map_partitions``): a pure function of each
+series' rows, the numbers :func:`anomae.score.score_all` gives (scores bitwise). Within a
+partition the rows are sorted by series and timestamp (a stable sort), so the shuffle may
+deliver them in any order; a series' timestamps must be distinct (a repeated one is refused
+as :func:`anomae.io.read_series` refuses it). A partition holds whole series, so the
+largest series (plus whatever else hashes to its partition) must fit in a worker's memory;
+use :mod:`anomae.score_cluster` (``anomae score --dask``) for files of any size.
+
+The result is a lazy Dask DataFrame: the scores table (one row per window, the columns of
+``anomae score``'s output) or, with ``events=True``, the events table; each partition's
+rows are its series in name order, each in time order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from anomae.cells import _labels, _values
+from anomae.detector import Detector, DetectorError
+from anomae.errors import AnomaeError, InputError, install_hint
+from anomae.io import TableSpec
+from anomae.score import ScoreOptions, events_frame
+from anomae.stream_score import StreamScorer
+from anomae.timestamps import _check_order, _timestamps
+
+_DETECTORS: dict[tuple[str, str, int], Detector] = {}  # per worker process
+SOURCE = "Dask DataFrame"
+
+
+def _detector(model: str, sha256: str, threads: int) -> Detector:
+    det = _DETECTORS.get((model, sha256, threads))
+    if det is None:
+        det = Detector.load(model, threads=threads)
+        if det.sha256 != sha256:
+            raise DetectorError(
+                f"{model}: on this Dask worker the model is not the caller's (sha256 "
+                f"{det.sha256[:12]} vs {sha256[:12]}); workers must see the same model file"
+            )
+        _DETECTORS[(model, sha256, threads)] = det
+    return det
+
+
+def score_partition(
+    pdf: Any,
+    model: str,
+    sha256: str,
+    table: TableSpec,
+    opts: ScoreOptions,
+    labels: bool,
+    events: bool,
+    threads: int = 1,
+) -> Any:
+    """Score the whole series of one pandas partition (module docstring)."""
+    det = _detector(model, sha256, threads)
+    sc = StreamScorer(det, opts, labels)
+    assert table.series is not None
+    frame = pl.from_pandas(pdf).sort([table.series, table.timestamp], maintain_order=True)
+    tables: list[pl.DataFrame] = []
+    for (name,), rows in frame.group_by(table.series, maintain_order=True):
+        name = str(name)
+        ts = _timestamps(rows[table.timestamp], SOURCE, False, table.timestamp_unit)
+        _check_order(name, ts, np.arange(ts.size), SOURCE, False)
+        values = _values(rows, det.card.features, SOURCE, False)
+        lab = _labels(rows[table.label], SOURCE, False) if labels and table.label else None
+        tables += sc.push(name, ts, values, lab)
+        tables += sc.finish(name)
+    if events:
+        return events_frame(sc.events).to_pandas()
+    return (pl.concat(tables) if tables else sc.empty_table()).to_pandas()
+
+
+def score_dask(
+    model: str | Path,
+    ddf: Any,
+    table: TableSpec = TableSpec(),
+    opts: ScoreOptions = ScoreOptions(),
+    events: bool = False,
+    threads: int = 1,
+) -> Any:
+    """The scores table (or, with ``events``, the events table) of the Dask DataFrame
+    ``ddf`` scored with ``model``, as a lazy Dask DataFrame (module docstring).
+
+    ``ddf`` has the columns ``table`` names: a timestamp, a series id (required: the
+    shuffle needs it), the model's features, and optionally labels (then a ``label``
+    column comes out). ``threads``: onnxruntime threads per task. The model file must be
+    readable by the workers at the same path."""
+    try:
+        import dask.dataframe  # noqa: F401
+    except ImportError as exc:
+        raise AnomaeError(f"score_dask needs Dask: {install_hint('dask')}") from exc
+    path = str(Path(model).resolve())
+    det = Detector.load(path, threads=1)
+    columns = list(ddf.columns)
+    need = [table.timestamp, table.series, *det.card.features]
+    missing = [c for c in need if c is None or c not in columns]
+    if table.series is None or missing:
+        raise InputError(
+            f"{SOURCE}: lacks column(s) {', '.join(repr(c) for c in missing)} (it has: "
+            f"{', '.join(map(repr, columns))}); it needs the timestamp, the series id "
+            "(TableSpec.series) and the model's features"
+        )
+    labels = table.label is not None and table.label in columns
+    sc = StreamScorer(det, opts, labels)
+    meta = (events_frame([]) if events else sc.empty_table()).to_pandas()
+    shuffled = ddf.shuffle(on=table.series)
+    return shuffled.map_partitions(
+        score_partition, path, det.sha256, table, opts, labels, events, threads, meta=meta
+    )

@@ -1,0 +1,249 @@
+"""Batch scoring spread over Dask workers: ``anomae score MODEL INPUTS -o OUT --dask ADDRESS``.
+
+The driver plans the dataset (:func:`anomae.dataset.plan_dataset`: the one pass over the
+timestamp and series columns, with all its checks), splits the series into ``groups`` by a
+stable hash (:func:`group_of`: CRC-32 of the name modulo the group count, as
+:func:`anomae.monitor.series.shard_of` shards a fleet, the same on every machine) and
+submits one task per group. A task (:func:`score_group`) loads the model (once per worker
+process), reads every file holding one of its series with a filter on the series column
+pushed down into the scan, scores its series through
+:class:`~anomae.stream_score.StreamScorer` and writes its scores in Parquet parts beside
+the output (temporaries named as :mod:`anomae.atomic` names them); it returns the parts,
+its events and its counts. The driver merges the parts into the output and writes the
+events as :func:`anomae.score.score_files` does: both complete in temporaries, then
+renamed into place, events first and scores last. A failed task fails the run and leaves
+the old outputs as they were.
+
+A series lives in one task, so the numbers are the single process's (scores bitwise);
+rows come group after group, each group's in the order :func:`~anomae.score.score_files`
+would give them: sort by ``(series, timestamp)`` (events: ``(series, start)``) for a fixed
+order.
+
+``ADDRESS`` is a scheduler (``tcp://host:8786``) or ``local:N``, a :class:`LocalCluster` of
+``N`` worker processes with one thread each on this machine. Workers need anomae (the same
+version) and must reach the model, the inputs and the output's folder by the same paths as
+the driver (a shared file system); a task checks that the model it opens is the driver's
+(sha256). Each task runs onnxruntime on ``threads`` threads (0: one, as each Dask thread
+runs one task).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from anomae.atomic import check_outputs
+from anomae.dataset import FilePlan, expand_inputs, plan_dataset, read_batches
+from anomae.detector import Detector, DetectorError
+from anomae.errors import AnomaeError, InputError, install_hint
+from anomae.io import TableSpec
+from anomae.parts import PART_ROWS, TableWriter, commit
+from anomae.progress import Progress
+from anomae.score import BATCH_ROWS, ScoreOptions, ScoreSummary, events_frame
+from anomae.stream_score import StreamScorer, StreamTotals
+
+_DETECTORS: dict[tuple[str, str, str, int], Detector] = {}  # per worker process
+
+
+def group_of(name: str, n: int) -> int:
+    """The group (``0 .. n - 1``) of series ``name``, the same in every process.
+
+    >>> [group_of(s, 3) for s in ("m1", "m2", "m3", "pump-17")]
+    [0, 0, 1, 1]
+    """
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % n
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """What one task scores: the series ``names`` in ``files`` (reading order)."""
+
+    model: str
+    sha256: str
+    files: list[FilePlan]
+    names: frozenset[str]
+    table: TableSpec
+    opts: ScoreOptions
+    labels: bool
+    output: str
+    device: str = "cpu"
+    threads: int = 1
+    batch_rows: int = BATCH_ROWS
+    part_rows: int = PART_ROWS
+
+
+@dataclass
+class GroupResult:
+    parts: list[Path]
+    rows: int
+    events: list[dict[str, Any]]
+    totals: StreamTotals
+
+
+def _detector(task: GroupTask) -> Detector:
+    key = (task.model, task.sha256, task.device, task.threads)
+    det = _DETECTORS.get(key)
+    if det is None:
+        det = Detector.load(task.model, device=task.device, threads=task.threads)
+        if det.sha256 != task.sha256:
+            raise DetectorError(
+                f"{task.model}: on this Dask worker the model is not the driver's (sha256 "
+                f"{det.sha256[:12]} vs {task.sha256[:12]}); workers must see the same files "
+                "by the same paths (a shared file system)"
+            )
+        _DETECTORS[key] = det
+    return det
+
+
+def score_group(task: GroupTask) -> GroupResult:
+    """Score one group's series (module docstring); runs on a worker."""
+    det = _detector(task)
+    sc = StreamScorer(det, replace(task.opts, progress=False), task.labels)
+    out = TableWriter(task.output, None, task.part_rows, parts_only=True)
+    feats = det.card.features
+    try:
+        for fp in task.files:
+            for chunks, _ in read_batches(fp, task.table, feats, task.labels, task.batch_rows,
+                                          task.names):  # fmt: skip
+                for s in chunks:
+                    for t in sc.push(s.name, s.timestamps, s.values, s.labels):
+                        out.append(t)
+            for name in sorted(fp.ends & task.names):
+                for t in sc.finish(name):
+                    out.append(t)
+        parts = out.hand_over()
+    except BaseException:
+        out.discard()
+        raise
+    return GroupResult(parts, out.rows, sc.events, sc.totals)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``("local", N)`` for ``local:N``, else ``("remote", 0)``; refuses a bad ``N``."""
+    if address.startswith("local:"):
+        n = address.removeprefix("local:")
+        if not (n.isdigit() and int(n) >= 1):
+            raise InputError(
+                f"--dask {address}: N in local:N is the number of worker processes, an "
+                "integer >= 1 (e.g. local:2)"
+            )
+        return "local", int(n)
+    return "remote", 0
+
+
+@contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``address`` (``local:N`` or a scheduler address)."""
+    kind, n = parse_address(address)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise AnomaeError(f"--dask needs Dask: {install_hint('dask')}") from exc
+    if kind == "local":
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address=None) as cluster:  # fmt: skip
+            with Client(cluster) as client:
+                yield client
+        return
+    try:
+        client = Client(address, timeout="30s")
+    except OSError as exc:
+        raise AnomaeError(
+            f"--dask {address}: cannot reach the Dask scheduler ({exc}); start one "
+            "(`dask scheduler`, or see the README's 'Scoring on a Dask cluster') or check "
+            "the address"
+        ) from exc
+    with client:
+        yield client
+
+
+def score_files_dask(
+    model: str | Path,
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    events: str | Path | None = None,
+    table: TableSpec = TableSpec(),
+    opts: ScoreOptions = ScoreOptions(),
+    client: Any = None,
+    groups: int | None = None,
+    device: str = "cpu",
+    threads: int = 0,
+    force: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    part_rows: int = PART_ROWS,
+) -> ScoreSummary:
+    """:func:`anomae.score.score_files` with the series scored by ``client``'s workers in
+    ``groups`` tasks (None: four per worker thread); see the module docstring."""
+    t0 = time.perf_counter()
+    outs = [output] if events is None else [output, events]
+    files = expand_inputs(inputs)
+    check_outputs(outs, [model, *files], force)
+    det = Detector.load(model, device=device, threads=1)
+    data = plan_dataset(files, table, det.card.features)
+    sc = StreamScorer(det, opts, data.labels)  # the empty table and the threshold
+    n_groups = groups or max(1, 4 * sum(client.nthreads().values()))
+    names: dict[int, set[str]] = {}
+    for fp in data.files:
+        for name in fp.spans:
+            names.setdefault(group_of(name, n_groups), set()).add(name)
+    tasks = [
+        GroupTask(str(Path(model).resolve()), det.sha256,
+                  [fp for fp in data.files if not group.isdisjoint(fp.spans)],
+                  frozenset(group), table, opts, data.labels, str(Path(output).resolve()),
+                  device, threads or 1, batch_rows, part_rows)  # fmt: skip
+        for _, group in sorted(names.items())
+    ]
+    run_id = uuid.uuid4().hex
+    meta = {"anomae.run_id": run_id, "anomae.model_sha256": det.sha256}
+    writers = [TableWriter(output, meta, part_rows)]
+    if events is not None:
+        writers.insert(0, TableWriter(events, meta))
+    out = writers[-1]
+    results: list[GroupResult | None] = [None] * len(tasks)
+    futures: list[Any] = []
+    try:
+        from distributed import as_completed
+
+        futures = client.map(score_group, tasks, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        rows = [sum(fp.spans[n][2] for fp in t.files for n in t.names & fp.spans.keys())
+                for t in tasks]  # fmt: skip
+        with Progress(data.rows, "scoring", "rows", enabled=opts.progress) as bar:
+            for fut in as_completed(futures):
+                i = index[fut.key]
+                results[i] = fut.result()
+                bar.update(rows[i])
+        totals = StreamTotals()
+        found: list[dict[str, Any]] = []
+        for r in results:
+            assert r is not None
+            out.adopt(r.parts, r.rows)
+            found += r.events
+            for k in ("n_series", "n_rows", "n_windows", "n_anomalous"):
+                setattr(totals, k, getattr(totals, k) + getattr(r.totals, k))
+        if out.rows == 0 and not out._pending:
+            out.append(sc.empty_table())
+        if events is not None:
+            writers[0].append(events_frame(found))
+        temps = [w.finish() for w in writers]
+        commit(writers, temps)  # events first, scores last: marks a complete run
+    except BaseException:
+        client.cancel(futures)  # tasks not started; running ones finish, their parts stale
+        for r in results:
+            for p in r.parts if r is not None else []:
+                p.unlink(missing_ok=True)
+        for w in writers:
+            w.discard()
+        raise
+    return ScoreSummary(
+        n_series=totals.n_series, n_rows=totals.n_rows, n_windows=totals.n_windows,
+        n_anomalous=totals.n_anomalous, n_events=len(found), threshold=sc.ths.value,
+        seconds=time.perf_counter() - t0, run_id=run_id,
+        outputs={"scores": str(output), **({"events": str(events)} if events else {})},
+    )  # fmt: skip
