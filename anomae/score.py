@@ -170,6 +170,19 @@ def _summary(sc: StreamScorer, t0: float) -> ScoreSummary:
     )
 
 
+def run_writers(
+    model_sha256: str, output: str | Path, events: str | Path | None, part_rows: int
+) -> tuple[str, list[TableWriter]]:
+    """A run id and the writers of one scoring run: the events file's first (if any), the
+    scores' last, which is committed last and so marks a complete run."""
+    run_id = uuid.uuid4().hex
+    meta = {"anomae.run_id": run_id, "anomae.model_sha256": model_sha256}
+    writers = [TableWriter(output, meta, part_rows)]
+    if events is not None:
+        writers.insert(0, TableWriter(events, meta))
+    return run_id, writers
+
+
 def score_files(
     model: str | Path,
     inputs: Sequence[str | Path],
@@ -196,11 +209,7 @@ def score_files(
     det = Detector.load(model, device=device, threads=threads)
     data = plan_dataset(files, table, det.card.features)
     sc = StreamScorer(det, opts, data.labels)
-    run_id = uuid.uuid4().hex
-    meta = {"anomae.run_id": run_id, "anomae.model_sha256": det.sha256}
-    writers = [TableWriter(output, meta, part_rows)]
-    if events is not None:
-        writers.insert(0, TableWriter(events, meta))
+    run_id, writers = run_writers(det.sha256, output, events, part_rows)
     out = writers[-1]
     try:
         with Progress(data.rows, "scoring", "rows", enabled=opts.progress) as bar:

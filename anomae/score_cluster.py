@@ -30,7 +30,6 @@ runs one task).
 from __future__ import annotations
 
 import time
-import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,7 +44,7 @@ from anomae.errors import AnomaeError, InputError, install_hint
 from anomae.io import TableSpec
 from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
-from anomae.score import BATCH_ROWS, ScoreOptions, ScoreSummary, events_frame
+from anomae.score import BATCH_ROWS, ScoreOptions, ScoreSummary, events_frame, run_writers
 from anomae.stream_score import StreamScorer, StreamTotals
 
 _DETECTORS: dict[tuple[str, str, str, int], Detector] = {}  # per worker process
@@ -199,11 +198,7 @@ def score_files_dask(
                   device, threads or 1, batch_rows, part_rows)  # fmt: skip
         for _, group in sorted(names.items())
     ]
-    run_id = uuid.uuid4().hex
-    meta = {"anomae.run_id": run_id, "anomae.model_sha256": det.sha256}
-    writers = [TableWriter(output, meta, part_rows)]
-    if events is not None:
-        writers.insert(0, TableWriter(events, meta))
+    run_id, writers = run_writers(det.sha256, output, events, part_rows)
     out = writers[-1]
     results: list[GroupResult | None] = [None] * len(tasks)
     futures: list[Any] = []
