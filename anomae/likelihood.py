@@ -37,15 +37,16 @@ Feed it scores of data the model was **not** trained on: in-sample errors are op
 and against such a history the first new windows look anomalous (on NAB, starting the
 history at the held-out rows instead of the training rows was worth 4 points).
 
-:func:`likelihood_scores` does a whole series at once; :class:`LikelihoodTracker` does the
-same one score at a time for streams (a test proves both agree). Missing scores (NaN) give
+:func:`likelihood_scores` does a whole series at once; :class:`LikelihoodChunks` does the
+same for scores arriving in consecutive chunks (down to one score at a time), and
+:class:`anomae.monitor.likelihood.LikelihoodBank` for many series of a stream (tests prove
+all agree). Missing scores (NaN) give
 NaN and are skipped: they enter neither the history nor the short-term average.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,20 +144,6 @@ def log_upper_tail(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, log_q, np.log1p(-np.exp(log_q)))
 
 
-def _log_upper_tail_scalar(z: float) -> float:
-    """:func:`log_upper_tail` of one float with :mod:`math` (a stream's step: numpy calls on
-    one-element arrays would cost ten times more)."""
-    if abs(z) >= _HUGE:
-        return -math.inf if z > 0 else 0.0
-    x = abs(z) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.5 * x)
-    poly = _ERFC[-1]
-    for c in _ERFC[-2::-1]:
-        poly = poly * t + c
-    log_q = math.log(0.5) + math.log(t) - x * x + poly
-    return log_q if z >= 0 else math.log1p(-math.exp(log_q))
-
-
 def likelihood_scores(
     scores: np.ndarray, spec: Likelihood = Likelihood(), interval_s: float | None = None
 ) -> np.ndarray:
@@ -204,62 +191,6 @@ def _seasonal_max(avg: np.ndarray, p: int, seasons: int, tol: int) -> np.ndarray
         # centred on t - c p, i.e. starting at padded index t - c p - tol + back
         seen = np.maximum(seen, near[np.arange(m) + back - c * p - tol])
     return seen
-
-
-class LikelihoodTracker:
-    """:func:`likelihood_scores` one score at a time (one tracker per series).
-
-        >>> tr = LikelihoodTracker(Likelihood(short=1, warmup=3, refit=1, min_spread=0))
-        >>> [round(tr.step(s), 2) for s in [1.0, 3.0, 1.0, 3.0, 2.0, 9.0]]
-        [nan, nan, nan, 0.22, 0.06, 2.92]
-
-    After three scores of 1, 3, 1 (mean 5/3, std 0.94) a 3 is 1.4 standard deviations high,
-    tail probability 0.08, normalised ``log(0.08) / log(1e-5)`` = 0.22; a 9 is far past 1.
-    """
-
-    def __init__(self, spec: Likelihood = Likelihood(), interval_s: float | None = None) -> None:
-        self.spec = spec
-        self._season, self._tol = spec.cycle(interval_s)
-        self._recent: deque[float] = deque(maxlen=spec.short)
-        self._history: deque[float] = deque(maxlen=spec.long)
-        # the averages of the last `seasons` cycles, for the seasonal cap
-        self._past: deque[float] = deque(maxlen=self._season * spec.seasons + self._tol)
-        self._count = 0  # finite scores seen
-        self._mean = 0.0
-        self._std = 0.0
-
-    def step(self, score: float) -> float:
-        """The next window's raw score in, its normalised likelihood score out."""
-        sp = self.spec
-        x = float(score)
-        if not math.isfinite(x):
-            return math.nan
-        self._recent.append(x)
-        avg = sum(self._recent) / len(self._recent)
-        out = math.nan
-        if self._count >= sp.warmup:
-            if (self._count - sp.warmup) % sp.refit == 0:
-                hist = np.array(self._history)
-                self._mean, self._std = float(hist.mean()), float(hist.std())
-            spread = max(self._std, sp.min_spread * abs(self._mean), _TINY)
-            out = _log_upper_tail_scalar((avg - self._mean) / spread) / math.log(sp.epsilon)
-            if self._season and avg <= self._seen() + spread:
-                out = min(out, 1.0)
-        self._history.append(avg)
-        if self._season:
-            self._past.append(avg)
-        self._count += 1
-        return out
-
-    def _seen(self) -> float:
-        p, tol, past = self._season, self._tol, self._past
-        n = len(past)  # past[n - d] is the average d windows ago
-        best = -math.inf
-        for c in range(1, self.spec.seasons + 1):
-            for d in range(c * p - tol, c * p + tol + 1):
-                if 1 <= d <= n:
-                    best = max(best, past[n - d])
-        return best
 
 
 class LikelihoodChunks:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anomae.events import PostRule, event_bounds
-from anomae.likelihood import Likelihood, LikelihoodTracker, likelihood_scores, log_upper_tail
+from anomae.likelihood import Likelihood, LikelihoodChunks, likelihood_scores, log_upper_tail
 
 
 @pytest.mark.parametrize(("short", "epsilon"), [(1, 1e-2), (1, 1e-3), (4, 1e-2), (10, 1e-2)])
@@ -90,8 +90,8 @@ def test_stream_equals_batch(seed: int, spec: Likelihood, interval_s: float | No
     raw[1000:1003] = np.inf  # not finite: skipped like NaN
     raw[:40] = 0.0  # a constant start: a zero spread must not give NaN
     batch = likelihood_scores(raw, spec, interval_s)
-    tr = LikelihoodTracker(spec, interval_s)
-    stream = np.array([tr.step(float(v)) for v in raw])
+    lc = LikelihoodChunks(spec, interval_s)  # one score at a time, as a stream sees them
+    stream = np.concatenate([lc.push(raw[i : i + 1]) for i in range(raw.size)])
     np.testing.assert_array_equal(np.isnan(batch), np.isnan(stream))
     np.testing.assert_allclose(batch, stream, rtol=1e-12, atol=0, equal_nan=True)
 
@@ -123,7 +123,7 @@ def test_a_season_needs_a_clock(spec: Likelihood, interval_s: float | None, mess
     with pytest.raises(ValueError, match=message):
         likelihood_scores(np.ones(300), spec, interval_s)
     with pytest.raises(ValueError, match=message):
-        LikelihoodTracker(spec, interval_s)
+        LikelihoodChunks(spec, interval_s)
     assert Likelihood().cycle(None) == (0, 0)
     assert Likelihood(season_s=86400, tolerance_s=1800).cycle(300.0) == (288, 6)
 
