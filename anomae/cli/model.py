@@ -85,7 +85,9 @@ def calibrate(
         check_outputs([model], data, force=True)  # in place: only never over an input
     read_card(model)  # refuses external data before onnxruntime would read it
     det = Detector.load(model)
-    table = _table(timestamp_column, series_column, label_column, features, timestamp_unit, model)
+    table = _table(
+        timestamp_column, series_column, label_column, features, timestamp_unit, det.card
+    )
     series, _ = read_series(list(data), table, features=det.card.features)
     card = recalibrate_card(det, series, section)
     th = card.threshold

@@ -93,9 +93,7 @@ def quantize(
         raise click.BadParameter(str(exc), param_hint="--min-spearman") from exc
     check_outputs([out], [model, *data], force)
     card = read_card(model)
-    table = _table(
-        timestamp_column, series_column, label_column, features, timestamp_unit, model
-    )
+    table = _table(timestamp_column, series_column, label_column, features, timestamp_unit, card)
     series, _ = read_series(list(data), table, features=card.features)
     try:
         q = quantize_model(

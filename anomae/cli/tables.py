@@ -53,18 +53,24 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _columns(
-    model: str | Path | None,
+    model: str | Path | Any | None,
     timestamp_column: str | None,
     series_column: str | None,
     label_column: str | None,
     timestamp_unit: str | None = None,
 ) -> dict[str, str | None]:
-    """The table columns: each option given, else the model card's (``model``: its path;
-    None or an unreadable card: none), else the default. Says on stderr which came from
+    """The table columns: each option given, else the model card's (``model``: its path, or
+    the card itself when the caller has read it; None or an unreadable card: none), else the
+    default. Says on stderr which came from
     the card when they differ from the defaults."""
     from anomae.spec import DEFAULT_COLUMNS
 
-    card = _card_columns(model) if model is not None else DEFAULT_COLUMNS
+    if model is None:
+        card = DEFAULT_COLUMNS
+    elif isinstance(model, (str, Path)):
+        card = _card_columns(model)
+    else:  # a ModelCard already read: no second read of the file
+        card = model.columns
     given = {
         "timestamp": timestamp_column,
         "series": series_column,
@@ -111,7 +117,7 @@ def _table(
     label_column: str | None,
     features: str,
     timestamp_unit: str | None = None,
-    model: str | Path | None = None,
+    model: str | Path | Any | None = None,
 ) -> Any:
     """The :class:`~anomae.io.TableSpec` of :func:`table_options`' values (columns by
     :func:`_columns`)."""
