@@ -170,6 +170,28 @@ def _summary(sc: StreamScorer, t0: float) -> ScoreSummary:
     )
 
 
+def open_run(
+    model: str | Path,
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    events: str | Path | None,
+    table: TableSpec,
+    opts: ScoreOptions,
+    force: bool,
+    device: str,
+    threads: int,
+) -> tuple[Detector, Any, StreamScorer]:
+    """The start of a scoring run: the inputs expanded, the outputs checked (never over an
+    input or the model; an existing one only with ``force``), the model loaded, the dataset
+    planned, and the scorer."""
+    outs = [output] if events is None else [output, events]
+    files = expand_inputs(inputs)
+    check_outputs(outs, [model, *files], force)
+    det = Detector.load(model, device=device, threads=threads)
+    data = plan_dataset(files, table, det.card.features)
+    return det, data, StreamScorer(det, opts, data.labels)
+
+
 def run_writers(
     model_sha256: str, output: str | Path, events: str | Path | None, part_rows: int
 ) -> tuple[str, list[TableWriter]]:
@@ -203,12 +225,7 @@ def score_files(
     Refuses, before any work, to write over an input or the model, or (unless ``force``)
     to replace an existing output. The outputs are replaced together (module docstring)."""
     t0 = time.perf_counter()
-    outs = [output] if events is None else [output, events]
-    files = expand_inputs(inputs)
-    check_outputs(outs, [model, *files], force)
-    det = Detector.load(model, device=device, threads=threads)
-    data = plan_dataset(files, table, det.card.features)
-    sc = StreamScorer(det, opts, data.labels)
+    det, data, sc = open_run(model, inputs, output, events, table, opts, force, device, threads)
     run_id, writers = run_writers(det.sha256, output, events, part_rows)
     out = writers[-1]
     try:

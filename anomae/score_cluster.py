@@ -37,14 +37,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from anomae.atomic import check_outputs
-from anomae.dataset import FilePlan, expand_inputs, plan_dataset, read_batches
+from anomae.dataset import FilePlan, read_batches
 from anomae.detector import Detector, DetectorError
 from anomae.errors import AnomaeError, InputError, install_hint
 from anomae.io import TableSpec
 from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
-from anomae.score import BATCH_ROWS, ScoreOptions, ScoreSummary, events_frame, run_writers
+from anomae.score import BATCH_ROWS, ScoreOptions, ScoreSummary, events_frame, open_run, run_writers
 from anomae.stream_score import StreamScorer, StreamTotals
 
 _DETECTORS: dict[tuple[str, str, str, int], Detector] = {}  # per worker process
@@ -180,12 +179,8 @@ def score_files_dask(
     """:func:`anomae.score.score_files` with the series scored by ``client``'s workers in
     ``groups`` tasks (None: four per worker thread); see the module docstring."""
     t0 = time.perf_counter()
-    outs = [output] if events is None else [output, events]
-    files = expand_inputs(inputs)
-    check_outputs(outs, [model, *files], force)
-    det = Detector.load(model, device=device, threads=1)
-    data = plan_dataset(files, table, det.card.features)
-    sc = StreamScorer(det, opts, data.labels)  # the empty table and the threshold
+    # the driver's scorer makes only the empty table and the threshold: one thread
+    det, data, sc = open_run(model, inputs, output, events, table, opts, force, device, 1)
     n_groups = groups or max(1, 4 * sum(client.nthreads().values()))
     names: dict[int, set[str]] = {}
     for fp in data.files:
