@@ -44,7 +44,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def build_model(path: Path, window: int, hidden: tuple[int, ...], n_f: int) -> None:
+def build_model(
+    path: Path, window: int, hidden: tuple[int, ...], n_f: int, seed: int = 0
+) -> None:
     import torch
 
     from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
@@ -52,7 +54,7 @@ def build_model(path: Path, window: int, hidden: tuple[int, ...], n_f: int) -> N
     from anomae.train.export import export_model
     from anomae.train.model import build_model
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(ArchConfig(hidden=hidden), window, n_f).eval()
     card = ModelCard(
         features=tuple(f"s{i}" for i in range(n_f)),

@@ -54,30 +54,8 @@ def replay(model: Path, events: Path, shadow: Path | None, batch_size: int) -> d
     return {"cpu_us": cpu / n * 1e6, "wall_us": wall / n * 1e6, "readings": float(n)}
 
 
-def build(path: Path, window: int, hidden: tuple[int, ...], n_f: int, seed: int) -> None:
-    """:func:`monitor_bench.build_model` with the weights of ``seed``."""
-    import numpy as np
-    import torch
-
-    from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
-    from anomae.train.config import ArchConfig
-    from anomae.train.export import export_model
-    from anomae.train.model import build_model
-
-    torch.manual_seed(seed)
-    model = build_model(ArchConfig(hidden=hidden), window, n_f).eval()
-    card = ModelCard(
-        features=tuple(f"s{i}" for i in range(n_f)),
-        window=WindowSpec(window, 1),
-        scaler=Scaler((0.0,) * n_f, (1.0,) * n_f),
-        threshold=Threshold(1.0, "quantile", {"q": 0.99}, 1000, 0.01),
-    )
-    rows = np.random.default_rng(0).normal(size=(1, 500, n_f)).astype(np.float32)
-    export_model(model, card, path, rows)
-
-
 def main() -> None:
-    from monitor_bench import calibrate, write_events
+    from monitor_bench import build_model, calibrate, write_events
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--events", type=int, default=300_000)
@@ -96,7 +74,7 @@ def main() -> None:
         models = []
         for name, seed in (("current", 0), ("candidate", 1)):
             path = folder / f"{name}.onnx"
-            build(path, args.window, hidden, args.features, seed)
+            build_model(path, args.window, hidden, args.features, seed)
             calibrate(path, values)
             models.append(path)
         current, candidate = models
