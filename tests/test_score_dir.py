@@ -1,22 +1,29 @@
 """Scoring into a folder of partitions (anomae.score_dir): the same rows and events as one
 file; a run killed after some partitions (their files and the manifest as a kill leaves
 them) finished by --resume without rescoring them; manifests of another model, partition
-count or changed inputs refused."""
+count or changed inputs refused. On a real LocalCluster (process workers): the same files
+and manifest as the single process in both layouts, a failed task leaving a manifest that
+--resume (with --dask) continues from (skips without Dask, fails with
+ANOMAE_REQUIRE_SERVERS=1)."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
+from anomae.atomic import OutputError
 from anomae.errors import InputError
 from anomae.score import score_files
 from anomae.score_dir import MANIFEST, score_to_folder
 from tests.conftest import run_cli
-from tests.test_score_cluster import lake, model
+from tests.test_score_cluster import _need_dask, client, lake, model
+
+__all__ = ["client"]
 
 KEYS = ["series", "timestamp"]
 
@@ -87,3 +94,78 @@ def test_resume_needs_a_folder(tmp_path: Path) -> None:
     data = lake(tmp_path / "lake", series=2, days=1)
     r = run_cli(["score", str(mdl), str(data), "-o", str(tmp_path / "s.parquet"), "--resume"])
     assert r.returncode == 2 and "folder" in r.stderr
+
+
+def _files(folder: Path) -> dict[str, pl.DataFrame]:
+    return {str(p.relative_to(folder)): pl.read_parquet(p) for p in folder.rglob("*.parquet")}
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    return {k: v for k, v in json.loads((folder / MANIFEST).read_text()).items() if k != "inputs"}
+
+
+@pytest.mark.parametrize("by", ["group", "date"])
+def test_dask_folder_equals_single_process(tmp_path: Path, client: Any, by: str) -> None:
+    mdl = model(tmp_path / "m.onnx", ("a", "b", "c"))
+    data = lake(tmp_path / "lake")
+    score_to_folder(mdl, [data], tmp_path / "one", partitions=4, batch_rows=500, partition_by=by)
+    s = score_to_folder(mdl, [data], tmp_path / "many", partitions=4, batch_rows=500,
+                        partition_by=by, client=client)  # fmt: skip
+    one, many = _files(tmp_path / "one"), _files(tmp_path / "many")
+    assert sorted(one) == sorted(many) and len(one) >= 8
+    for name, df in one.items():
+        assert df.equals(many[name]), name  # the same rows in the same order
+    assert _manifest(tmp_path / "one") == _manifest(tmp_path / "many")
+    assert sorted(_manifest(tmp_path / "many")["done"]) == ["0", "1", "2", "3"]
+    assert s.n_windows == sum(df.height for n, df in many.items() if "scores" in n) > 0
+    assert not list((tmp_path / "many").rglob("*.tmp"))
+
+
+def test_dask_failed_task_then_resume(tmp_path: Path, client: Any) -> None:
+    mdl = model(tmp_path / "m.onnx", ("a", "b", "c"))
+    data = lake(tmp_path / "lake")
+    want = tmp_path / "one"
+    score_to_folder(mdl, [data], want, partitions=4, partition_by="date")
+    out = tmp_path / "out"
+    # group 3 (m04, m06) cannot put its file in place: a folder where its file goes
+    day = sorted(p.name for p in want.glob("date=*"))[-1]
+    (out / day / "scores-3.parquet").mkdir(parents=True)
+    with pytest.raises(OutputError):
+        score_to_folder(mdl, [data], out, partitions=4, partition_by="date", client=client)
+    done = json.loads((out / MANIFEST).read_text())["done"]
+    assert done and "3" not in done
+    listed = {f: os.stat(out / f).st_mtime_ns for k in done for f in done[k]["files"]}
+    (out / day / "scores-3.parquet").rmdir()
+    s = score_to_folder(mdl, [data], out, partitions=4, partition_by="date", resume=True,
+                        client=client)  # fmt: skip
+    assert s.outputs["resumed"] == str(len(done))
+    assert listed == {f: os.stat(out / f).st_mtime_ns for f in listed}  # not rescored
+    a, b = _files(want), _files(out)
+    assert sorted(a) == sorted(b) and all(a[n].equals(b[n]) for n in a)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_cli_dask_resume_skips_finished_groups(tmp_path: Path) -> None:
+    _need_dask()
+    mdl = model(tmp_path / "m.onnx", ("a", "b", "c"))
+    data = lake(tmp_path / "lake", series=5, days=2)
+    out = tmp_path / "out"
+    score_to_folder(mdl, [data], out, partitions=3)
+    want = _files(out)
+    # as a kill after group 0 leaves it: 1 and 2 not in the manifest, 2's scores gone
+    man = json.loads((out / MANIFEST).read_text())
+    for k in ("1", "2"):
+        del man["done"][k]
+    (out / MANIFEST).write_text(json.dumps(man))
+    (out / "group=2" / "scores.parquet").unlink()
+    kept = os.stat(out / "group=0" / "scores.parquet").st_mtime_ns
+    r = run_cli(["score", str(mdl), str(data), "-o", f"{out}/", "--partitions", "3", "--resume",
+                 "--dask", "local:2"])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert kept == os.stat(out / "group=0" / "scores.parquet").st_mtime_ns
+    got = _files(out)
+    assert sorted(got) == sorted(want) and all(got[n].equals(want[n]) for n in want)
+    assert sorted(json.loads((out / MANIFEST).read_text())["done"]) == ["0", "1", "2"]
+    bad = run_cli(["score", str(mdl), str(data), "-o", f"{out}/", "--dask", "local:2",
+                   "--dask-groups", "2", "--force"])  # fmt: skip
+    assert bad.returncode == 2 and "--partitions" in bad.stderr

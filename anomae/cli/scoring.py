@@ -29,7 +29,8 @@ from anomae.cli.tables import _table, table_options
     type=click.Path(),
     help="Scores file: .parquet (default) or .csv; written atomically (--output: its older "
     "name). A folder (ending in /, or existing): one partition per series group, "
-    "group=K/scores.parquet and events.parquet, with a manifest for --resume.",
+    "group=K/scores.parquet and events.parquet (or by day: --partition-by date), with a "
+    "manifest for --resume.",
 )
 @click.option(
     "--events",
@@ -82,7 +83,17 @@ from anomae.cli.tables import _table, table_options
     type=click.IntRange(min=1),
     default=16,
     show_default=True,
-    help="With a folder output: series groups (partitions).",
+    help="With a folder output: series groups (partitions; with --dask, the tasks).",
+)
+@click.option(
+    "--partition-by",
+    type=click.Choice(["group", "date"]),
+    default="group",
+    show_default=True,
+    help="With a folder output: group=K/{scores,events}.parquet per series group, or date: "
+    "date=YYYY-MM-DD/{scores,events}-K.parquet per UTC day of the window timestamp and "
+    "group (an event goes to the day it starts). Timestamps must be dates (numbers only "
+    "with --timestamp-unit).",
 )
 @click.option(
     "--resume",
@@ -115,6 +126,7 @@ def score(
     dask_address: str | None,
     dask_groups: int | None,
     partitions: int,
+    partition_by: str,
     resume: bool,
     force: bool,
     **likelihood: Any,
@@ -132,7 +144,9 @@ def score(
     scores last); existing outputs need --force, and an input or the model is never
     overwritten. With --dask, series groups are scored on Dask workers and merged into
     the same files (rows group after group). A folder --out gets one partition per series
-    group and a manifest; a killed run is finished with --resume."""
+    group (or per day and group: --partition-by date) and a manifest; a killed run is
+    finished with --resume. With --dask too, each task writes its group's files and the
+    driver lists them in the manifest."""
     from anomae.score import ScoreOptions, score_files
 
     alarm = _card_alarm(model)
@@ -149,15 +163,24 @@ def score(
     from anomae.score_dir import is_folder_output, score_to_folder
 
     if is_folder_output(output):
-        if events is not None or dask_address is not None:
+        if events is not None or dask_groups is not None:
             raise click.UsageError(
-                "with a folder --out, events are written into each partition, and --dask "
-                "is not supported: drop --events / --dask, or name a scores file"
+                "with a folder --out, events are written into each partition and the tasks "
+                "are its --partitions: drop --events / --dask-groups, or name a scores file"
             )
-        s = score_to_folder(model, inputs, output, table, opts, partitions, resume, device,
-                            threads, force)  # fmt: skip
-    elif resume:
-        raise click.UsageError("--resume needs a folder --out (ending in /)")
+        if dask_address is None:
+            s = score_to_folder(model, inputs, output, table, opts, partitions, resume, device,
+                                threads, force, partition_by=partition_by)  # fmt: skip
+        else:
+            from anomae.score_cluster import dask_client, parse_address
+
+            parse_address(dask_address)
+            with dask_client(dask_address) as client:
+                s = score_to_folder(model, inputs, output, table, opts, partitions, resume,
+                                    device, threads, force, partition_by=partition_by,
+                                    client=client)  # fmt: skip
+    elif resume or partition_by != "group":
+        raise click.UsageError("--resume and --partition-by need a folder --out (ending in /)")
     elif dask_address is not None:
         from anomae.score_cluster import dask_client, parse_address, score_files_dask
 
