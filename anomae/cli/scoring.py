@@ -76,7 +76,8 @@ from anomae.cli.tables import _table, table_options
     "--dask-groups",
     type=click.IntRange(min=1),
     default=None,
-    help="With --dask: tasks (series groups). Default: 4 per worker thread.",
+    help="With --dask and a scores file: tasks (series groups). Default: 4 per worker "
+    "thread. (With a folder --out the tasks are its --partitions.)",
 )
 @click.option(
     "--partitions",
