@@ -24,28 +24,15 @@ import numpy as np
 import polars as pl
 
 from anomae.cells import _labels, _values
-from anomae.detector import Detector, DetectorError
+from anomae.detector import Detector
 from anomae.errors import AnomaeError, InputError, install_hint
 from anomae.io import TableSpec
 from anomae.score import ScoreOptions, events_frame
+from anomae.score_cluster import worker_detector
 from anomae.stream_score import StreamScorer
 from anomae.timestamps import _check_order, _timestamps
 
-_DETECTORS: dict[tuple[str, str, int], Detector] = {}  # per worker process
 SOURCE = "Dask DataFrame"
-
-
-def _detector(model: str, sha256: str, threads: int) -> Detector:
-    det = _DETECTORS.get((model, sha256, threads))
-    if det is None:
-        det = Detector.load(model, threads=threads)
-        if det.sha256 != sha256:
-            raise DetectorError(
-                f"{model}: on this Dask worker the model is not the caller's (sha256 "
-                f"{det.sha256[:12]} vs {sha256[:12]}); workers must see the same model file"
-            )
-        _DETECTORS[(model, sha256, threads)] = det
-    return det
 
 
 def score_partition(
@@ -59,7 +46,7 @@ def score_partition(
     threads: int = 1,
 ) -> Any:
     """Score the whole series of one pandas partition (module docstring)."""
-    det = _detector(model, sha256, threads)
+    det = worker_detector(model, sha256, threads=threads)
     sc = StreamScorer(det, opts, labels)
     assert table.series is not None
     frame = pl.from_pandas(pdf).sort([table.series, table.timestamp], maintain_order=True)

@@ -84,19 +84,25 @@ class GroupResult:
     totals: StreamTotals
 
 
-def _detector(task: GroupTask) -> Detector:
-    key = (task.model, task.sha256, task.device, task.threads)
+def worker_detector(model: str, sha256: str, device: str = "cpu", threads: int = 1) -> Detector:
+    """The model for a task on this Dask worker, loaded once per worker process and checked
+    to be the caller's (the same sha256): workers must see the same file by the same path."""
+    key = (model, sha256, device, threads)
     det = _DETECTORS.get(key)
     if det is None:
-        det = Detector.load(task.model, device=task.device, threads=task.threads)
-        if det.sha256 != task.sha256:
+        det = Detector.load(model, device=device, threads=threads)
+        if det.sha256 != sha256:
             raise DetectorError(
-                f"{task.model}: on this Dask worker the model is not the driver's (sha256 "
-                f"{det.sha256[:12]} vs {task.sha256[:12]}); workers must see the same files "
+                f"{model}: on this Dask worker the model is not the caller's (sha256 "
+                f"{det.sha256[:12]} vs {sha256[:12]}); workers must see the same files "
                 "by the same paths (a shared file system)"
             )
         _DETECTORS[key] = det
     return det
+
+
+def _detector(task: GroupTask) -> Detector:
+    return worker_detector(task.model, task.sha256, task.device, task.threads)
 
 
 def score_group(task: GroupTask) -> GroupResult:

@@ -207,3 +207,15 @@ def test_a_failed_task_fails_the_run_and_keeps_the_old_output(tmp_path: Path, cl
         score_files_dask(mdl, [tmp_path / "d.csv"], out, client=client, groups=3, force=True,
                          batch_rows=16)  # fmt: skip
     assert out.read_bytes() == b"old"
+
+
+def test_worker_detector_refuses_another_model_and_caches(tmp_path: Path) -> None:
+    from anomae.detector import Detector, DetectorError
+    from anomae.score_cluster import worker_detector
+
+    path = model(tmp_path / "m.onnx", ("a", "b"))
+    sha = Detector.load(path).sha256
+    first = worker_detector(str(path), sha)
+    assert worker_detector(str(path), sha) is first  # loaded once per worker process
+    with pytest.raises(DetectorError, match="not the caller's"):
+        worker_detector(str(path), "0" * 64)
