@@ -222,6 +222,8 @@ class Rollback:
 
     def _refuse(self, reason: str, why: str) -> None:
         self._asked = False
+        if reason == "rule":
+            self._unwatch()  # judged once: not refused again at every tick
         self.results[reason, "refused"] += 1
         log(LOG, logging.WARNING, "rollback refused; keeping the current model",
             reason=reason, detail=why)  # fmt: skip

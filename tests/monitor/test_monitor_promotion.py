@@ -215,6 +215,25 @@ def test_rollback_by_rule_when_the_promoted_model_alarms_over_its_budget(tmp_pat
     assert run.value("anomae_windows_scored_total") == 2 * (1000 - 3)
 
 
+def test_a_rule_rollback_without_a_previous_model_is_refused_once(tmp_path: Path) -> None:
+    current = model(tmp_path / "current.onnx", 2.0)
+    noisy = model(tmp_path / "noisy.onnx", 0.2)
+    data = rows(600, {})
+    run = Running(current, opts(noisy, rollback_within_seconds=6 * 3600.0))
+    try:
+        run.feed(readings(data, 0, 100))
+        run.mon.request_promotion()
+        wait_for(lambda: run.value("anomae_model_promotions_total", result="ok") == 1)
+        Path(previous_path(str(current))).unlink()  # removed by hand
+        run.feed(readings(data, 100))
+        wait_for(lambda: rollbacks(run)["rule", "refused"] == 1)
+        time.sleep(2.2)  # two more ticks: the rule is done with this promotion
+    finally:
+        run.close()
+    assert sum(rollbacks(run).values()) == 1
+    assert current.read_bytes() == noisy.read_bytes()
+
+
 def test_a_promoted_model_within_its_budget_is_kept(tmp_path: Path) -> None:
     current = model(tmp_path / "current.onnx", 50.0)
     cand = model(tmp_path / "cand.onnx", 40.0)
