@@ -156,7 +156,9 @@ def _duration(value: str) -> float:
     help="A candidate model (`anomae retrain`) scored beside MODEL on every batch and never "
     "alerted on: its scores and events go to anomae_shadow_* and "
     "anomae_model_*{model=\"shadow\"}. It must have MODEL's features and window. SIGUSR1 "
-    "promotes it: written over MODEL atomically and used in its place, series state kept.",
+    "promotes it: MODEL is kept as MODEL.previous, the shadow written over MODEL "
+    "atomically and used in its place, series state kept. SIGUSR2 rolls back to "
+    "MODEL.previous the same way.",
 )
 @click.option(
     "--shadow-promote-after",
@@ -167,6 +169,16 @@ def _duration(value: str) -> float:
     "12h, ...; 0: only on SIGUSR1) if every series seen that long had shadow events per "
     "day within its card's expected false events (upper 95 % bound; else its anomalous-"
     "window rate within its expected false-alarm rate) and it missed no event of MODEL.",
+)
+@click.option(
+    "--rollback-within",
+    default="1d",
+    show_default=True,
+    callback=lambda ctx, param, value: _duration(value),
+    help="After a promotion, roll back to MODEL.previous if within this much of the "
+    "readings' time a series closes more events than the promoted card's expected false "
+    "events (upper 95 % bound) allow for the whole period (0: only on SIGUSR2). The "
+    "rolled-back candidate is not scored again until the --shadow file changes.",
 )
 @post_rule_options
 @likelihood_options
@@ -218,6 +230,7 @@ def monitor(
     no_health: bool,
     shadow: str | None,
     shadow_promote_after: float,
+    rollback_within: float,
     series_ttl: float,
     max_gap_seconds: float | None,
     max_line_bytes: int,
@@ -238,8 +251,8 @@ def monitor(
 
     One JSON reading per line or message: {"series": "m1", "ts": RFC 3339 or epoch s,
     "values": {"temp": 21.5, ...}, "seq": 17}. SIGTERM drains and exits 0; SIGHUP reloads
-    the model; SIGUSR1 promotes the --shadow model. With --source - and --sink it replays a
-    file: at the end of the input it drains and exits 0."""
+    the model; SIGUSR1 promotes the --shadow model, SIGUSR2 rolls the promotion back. With
+    --source - and --sink it replays a file: at the end of the input it drains and exits 0."""
     from anomae.monitor.app import MonitorConfig, run_monitor
     from anomae.monitor.daemon import MonitorError, MonitorOptions
 
@@ -259,6 +272,7 @@ def monitor(
             health=not no_health,
             shadow=shadow,
             shadow_promote_after_seconds=shadow_promote_after,
+            rollback_within_seconds=rollback_within,
             max_gap_seconds=max_gap_seconds,
             series_ttl_seconds=series_ttl,
             max_line_bytes=max_line_bytes,

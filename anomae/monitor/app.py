@@ -279,8 +279,8 @@ def run_monitor(cfg: MonitorConfig, stop: threading.Event | None = None) -> int:
 
 
 def _install_signals(stop: threading.Event, mon: Monitor) -> Any:
-    """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 promotes the shadow (main thread only);
-    returns an undo function."""
+    """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 promotes the shadow, SIGUSR2 rolls the
+    promotion back (main thread only); returns an undo function."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
@@ -296,12 +296,17 @@ def _install_signals(stop: threading.Event, mon: Monitor) -> Any:
         log(LOG, logging.INFO, "signal", signal="SIGUSR1")
         mon.request_promotion()
 
-    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+    def on_usr2(_signum: int, _frame: Any) -> None:
+        log(LOG, logging.INFO, "signal", signal="SIGUSR2")
+        mon.request_promotion(rollback=True)
+
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
     old = {s: signal.getsignal(s) for s in sigs}
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     signal.signal(signal.SIGUSR1, on_usr1)
+    signal.signal(signal.SIGUSR2, on_usr2)
 
     def restore() -> None:
         for s, h in old.items():

@@ -77,6 +77,7 @@ class MonitorOptions:
     health: bool = True  # model health metrics (input and score drift, alarm rate, age)
     shadow: str | None = None  # a candidate model scored beside, never alerted on
     shadow_promote_after_seconds: float = 0.0  # of readings' time; 0: promote on SIGUSR1 only
+    rollback_within_seconds: float = 86400.0  # of readings' time after a promotion; 0: off
 
 
 def _bank(spec: Likelihood | None, card: Any) -> LikelihoodBank | None:
@@ -188,12 +189,14 @@ class Monitor:
             except queue.Full:
                 pass  # busy: the next batch swaps it in
 
-    def request_promotion(self) -> None:
-        """Promote the shadow at the next housekeeping tick (the SIGUSR1 handler)."""
+    def request_promotion(self, rollback: bool = False) -> None:
+        """Promote the shadow (the SIGUSR1 handler) or, ``rollback``, roll the last promotion
+        back (SIGUSR2), at the next housekeeping tick."""
         if self.promotion is None:
-            log(LOG, WARN, "promotion asked for, but no --shadow model is running")
+            what = "rollback" if rollback else "promotion"
+            log(LOG, WARN, f"{what} asked for, but no --shadow model is running")
         else:
-            self.promotion.request()
+            (self.promotion.rollback if rollback else self.promotion).request()
 
     def request_reload(self) -> None:
         """Ask for a reload at the next housekeeping tick (the SIGHUP handler calls this)."""

@@ -11,7 +11,9 @@ restart keeps it, and the model watcher takes the new file as its own, not as a 
 reload), then hands the detector to the scorer, which swaps it in between two batches:
 ring buffers, post-rule and likelihood state carry over. If the write fails the current
 model stays, in memory and on disk, and the failure is logged and counted; the shadow
-keeps running.
+keeps running. Before that write the outgoing model is kept in ``MODEL.previous`` for a
+rollback (:mod:`anomae.monitor.rollback`: SIGUSR2, or ``--rollback-within``), which goes
+through the same :meth:`Promotion.switch` in reverse.
 
 ==============================================  =========  ================================
 name                                            type       labels
@@ -42,6 +44,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from anomae.atomic import OutputError
 from anomae.monitor.logs import log
 from anomae.monitor.models import ModelWatcher
+from anomae.monitor.rollback import Rollback
 from anomae.monitor.scorer import MonitorError
 from anomae.monitor.shadow import Shadow, open_shadow
 
@@ -70,6 +73,7 @@ class Promotion:
         self._last_refusal = ""
         self._final: Shadow = shadow  # its counts stay exported after a promotion
         self.watcher: Any = None  # a ModelWatcher of the --shadow file
+        self.rollback: Any = None  # a monitor.rollback.Rollback: keeps the outgoing model
         if registry is not None:
             registry.register(self)  # type: ignore[arg-type]
 
@@ -82,9 +86,20 @@ class Promotion:
         self.shadow = self._final = shadow
         self._last_refusal = ""
 
+    def switch(self, det: Any, data: bytes) -> bool:
+        """Write ``data`` (the file of ``det``) over the model file, then hand ``det`` to the
+        scorer: False when a reload holds the file (try at the next tick); ``OSError`` or
+        ``OutputError`` when the write failed, and then nothing changed."""
+        if not self.write(data, det.card):
+            return False
+        self.adopt(det)
+        return True
+
     def tick(self) -> None:
         if self.watcher is not None:
             self.watcher.check()
+        if self.rollback is not None:
+            self.rollback.tick()
         sh = self.shadow
         if sh is None:
             if self._asked:
@@ -108,7 +123,9 @@ class Promotion:
     def _promote(self, sh: Shadow, reason: str) -> None:
         det = sh.detector
         try:
-            if not self.write(sh.data, det.card):
+            if self.rollback is not None:
+                self.rollback.keep()  # MODEL.previous, before MODEL is overwritten
+            if not self.switch(det, sh.data):
                 return  # a reload holds the model file: next tick
         except (OSError, OutputError) as exc:
             self._asked = False
@@ -117,8 +134,9 @@ class Promotion:
                 error=f"{type(exc).__name__}: {exc}", reason=reason)  # fmt: skip
             return
         self._asked = False
-        self.adopt(det)
         self.shadow = None
+        if self.rollback is not None:
+            self.rollback.promoted(det)
         self.results["ok"] += 1
         log(LOG, logging.INFO, "shadow model promoted", model_sha256=det.sha256, reason=reason)
 
@@ -193,6 +211,8 @@ def shadow_for(mon: Any, detector: Any, loader: Any, registry: CollectorRegistry
         return True
 
     promotion = Promotion(shadow, o.shadow_promote_after_seconds, write, mon.adopt, registry)
+    promotion.rollback = Rollback(path, loader or Detector.load, mon.scorer, promotion.switch,
+                                  o.rollback_within_seconds, o.batch_size, registry)  # fmt: skip
 
     def reloaded(new: Any, outcome: str, detail: str) -> None:
         """The --shadow file changed (a new `anomae retrain` run): the new candidate."""

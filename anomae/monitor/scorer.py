@@ -92,6 +92,7 @@ class Scorer:
         metrics.series_names = self.slot_names
         self._next: Any = None
         self.shadow: Any = None  # a monitor.shadow.Shadow scored beside, never alerted on
+        self.watch: Any = None  # a monitor.rollback.Watch of a promoted model
         self._use(detector)
 
     def thresholds_of(self, det: Any) -> Thresholds:
@@ -166,6 +167,8 @@ class Scorer:
         self.metrics.update_series(batch.slots, norm, ratio, active)
         if self.shadow is not None:
             self.shadow.observe(batch, norm, active, events)
+        if self.watch is not None:
+            self.watch.observe(self.detector, batch.ts, norm, events)
         if self.health is not None:
             self.health.observe(batch.windows[:, -1, :], norm)
             for e in events:
@@ -211,6 +214,8 @@ class Scorer:
                 lines.extend(event_line(e) for e in closed)
                 if self.shadow is not None:
                     self.shadow.finish(slot, name, forget, closed)
+                if self.watch is not None:
+                    self.watch.closed(self.detector, closed)
                 if self.health is not None:
                     for _ in closed:
                         self.health.event(name)

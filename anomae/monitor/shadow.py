@@ -68,6 +68,23 @@ def open_shadow(
     return det, data
 
 
+def budget(card: ModelCard) -> tuple[str, float] | None:
+    """What a model's alarms are judged against (the promotion rule reads the shadow's, the
+    rollback rule the promoted model's): ("events", false events per series per day: the
+    upper end of the card's 95 % interval, else its estimate) or ("windows", the
+    false-alarm rate per window likewise); None: the card has neither."""
+    th = card.threshold
+    if th is None:
+        return None
+    if th.expected_false_events_per_day is not None:
+        ci = th.expected_false_events_per_day_ci
+        return "events", float(ci[1] if ci else th.expected_false_events_per_day)
+    if th.expected_far is not None:
+        ci2 = th.expected_far_ci
+        return "windows", float(ci2[1] if ci2 else th.expected_far)
+    return None
+
+
 class Shadow:
     """The candidate ``detector`` (file bytes ``data``) scored beside the current model."""
 
@@ -183,19 +200,8 @@ class Shadow:
             return float(np.nanmax(self.last_ts[seen]) - np.nanmin(self.first_ts[seen]))
 
     def budget(self) -> tuple[str, float] | None:
-        """What the rule reads the shadow's alarms against: ("events", false events per
-        series per day: the upper end of the card's 95 % interval, else its estimate) or
-        ("windows", the false-alarm rate per window likewise); None: the card has neither."""
-        th = self.detector.card.threshold
-        if th is None:
-            return None
-        if th.expected_false_events_per_day is not None:
-            ci = th.expected_false_events_per_day_ci
-            return "events", float(ci[1] if ci else th.expected_false_events_per_day)
-        if th.expected_far is not None:
-            ci2 = th.expected_far_ci
-            return "windows", float(ci2[1] if ci2 else th.expected_far)
-        return None
+        """The shadow card's :func:`budget`: what the rule reads its alarms against."""
+        return budget(self.detector.card)
 
     def verdict(self, after_s: float) -> tuple[bool | None, str]:
         """The promotion rule: None while the shadow has scored less than ``after_s``

@@ -5,6 +5,11 @@ scrape and evaluation, the `for` of the two alerts under test shortened to 2 s),
 Alertmanager with the shipped routing (timers shortened, webhooks pointed here) and a webhook
 receiver in this process. Asserts: the anomaly alert fires for the series with the injected
 fault, names the faulty feature first, reaches the webhook, resolves after the fault ends;
+the fault's readings, far outside the training range, fire AnomaeInputOutOfRange (the health
+rules, `for` shortened too), which resolves after it; SIGUSR1 promotes the --shadow model and
+SIGUSR2 rolls it back (Prometheus sees the counters and the model's sha256 change, and
+AnomaeModelRolledBack reaches the webhook); a promotion that cannot keep the model in use
+(MODEL.previous blocked) fires AnomaePromotionFailed while the current model scores on;
 killing the monitor fires AnomaeMonitorDown on the on-call route.
 
 Needs the `anomae monitor` command, torch (to train the tiny model), prometheus and
@@ -12,9 +17,11 @@ alertmanager; skips without them unless ANOMAE_REQUIRE_SERVERS=1 (CI) for the se
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -107,8 +114,9 @@ class Webhook:
 
 
 class Feeder(threading.Thread):
-    """Writes one reading per series to the monitor's stdin RATE times a second; while
-    ``fault`` is set, FEATURE of FAULTY reads 30 standard deviations high."""
+    """Writes one reading per series to the monitor's stdin ``rate`` (RATE) times a second,
+    from the start of the data again (timestamps moved on) when it ends; while ``fault`` is
+    set, FEATURE of FAULTY reads 30 standard deviations high."""
 
     def __init__(self, proc: subprocess.Popen[str], data: Path) -> None:
         super().__init__(daemon=True)
@@ -121,22 +129,29 @@ class Feeder(threading.Thread):
         self.rows = {s: frame.filter(pl.col("series") == s).to_dicts() for s in (FAULTY, HEALTHY)}
         self.offset = 30 * float(frame[FEATURE].std() or 1.0)
         self.proc, self.fault, self.stop = proc, threading.Event(), threading.Event()
-        self.sent = 0
+        self.sent, self.rate = 0, float(RATE)
 
-    def line(self, series: str, row: dict[str, Any]) -> str:
+    def line(self, series: str, row: dict[str, Any], shift: float = 0.0) -> str:
         values = {
             f: (None if row[f] is None or math.isnan(row[f]) else row[f]) for f in self.features
         }
         if series == FAULTY and self.fault.is_set() and values[FEATURE] is not None:
             values[FEATURE] += self.offset
-        return json.dumps({"series": series, "ts": row["timestamp"].timestamp(), "values": values})
+        ts = row["timestamp"].timestamp() + shift
+        return json.dumps({"series": series, "ts": ts, "values": values})
 
     def run(self) -> None:
         assert self.proc.stdin is not None
         tick = time.monotonic()
         i = 0
-        while not self.stop.is_set() and i < min(len(r) for r in self.rows.values()):
-            text = "".join(self.line(s, rows[i]) + "\n" for s, rows in self.rows.items())
+        n = min(len(r) for r in self.rows.values())
+        first, last = (self.rows[FAULTY][k]["timestamp"].timestamp() for k in (0, n - 1))
+        lap = last - first + (last - first) / max(n - 1, 1)
+        while not self.stop.is_set():
+            shift = (i // n) * lap
+            text = "".join(
+                self.line(s, rows[i % n], shift) + "\n" for s, rows in self.rows.items()
+            )
             try:
                 self.proc.stdin.write(text)
                 self.proc.stdin.flush()
@@ -144,7 +159,7 @@ class Feeder(threading.Thread):
                 return  # the monitor was killed
             i += 1
             self.sent = i
-            tick += 1 / RATE
+            tick += 1 / self.rate
             time.sleep(max(0.0, tick - time.monotonic()))
 
 
@@ -163,11 +178,17 @@ def stop(proc: subprocess.Popen[Any] | None) -> None:
             proc.wait(5)
 
 
-def fast_rules() -> dict[str, Any]:
-    doc = load_yaml(DEPLOY / "prometheus" / "rules" / "anomae-alerts.yml")
+FAST = {  # rule file -> the alerts under test, whose `for` the e2e shortens to 2 s
+    "anomae-alerts.yml": {"AnomaeAnomaly", "AnomaeMonitorDown"},
+    "anomae-health.yml": {"AnomaeInputOutOfRange"},
+}
+
+
+def fast_rules(name: str = "anomae-alerts.yml") -> dict[str, Any]:
+    doc = load_yaml(DEPLOY / "prometheus" / "rules" / name)
     for g in doc["groups"]:
         for r in g["rules"]:
-            if r["alert"] in {"AnomaeAnomaly", "AnomaeMonitorDown"}:
+            if r["alert"] in FAST[name]:
                 r["for"] = "2s"
     return doc
 
@@ -189,10 +210,11 @@ def fast_alertmanager(webhook_port: int) -> dict[str, Any]:
     return doc
 
 
-def test_rule_copy_changes_only_for() -> None:
-    """The e2e runs the shipped rules: its copy differs in `for` only."""
-    shipped = load_yaml(DEPLOY / "prometheus" / "rules" / "anomae-alerts.yml")
-    copy = fast_rules()
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_rule_copy_changes_only_for(name: str) -> None:
+    """The e2e runs the shipped rules: its copies differ in `for` only."""
+    shipped = load_yaml(DEPLOY / "prometheus" / "rules" / name)
+    copy = fast_rules(name)
     for g_s, g_c in zip(shipped["groups"], copy["groups"], strict=True):
         for r_s, r_c in zip(g_s["rules"], g_c["rules"], strict=True):
             assert {k: v for k, v in r_s.items() if k != "for"} == {
@@ -233,7 +255,8 @@ def stack(
     webhook.thread.start()
 
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "anomae-alerts.yml").write_text(yaml.safe_dump(fast_rules()))
+    for name in FAST:
+        (tmp_path / "rules" / name).write_text(yaml.safe_dump(fast_rules(name)))
     recording = DEPLOY / "prometheus" / "rules" / "anomae-recording.yml"
     (tmp_path / "rules" / recording.name).write_text(recording.read_text())
     shipped = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
@@ -243,7 +266,7 @@ def stack(
     am_target = f"127.0.0.1:{ports['alertmanager']}"
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["rules/anomae-alerts.yml", "rules/anomae-recording.yml"],
+        "rule_files": [f"rules/{name}" for name in (*FAST, "anomae-recording.yml")],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_target]}]}]},
         "scrape_configs": [job],
     }
@@ -270,10 +293,12 @@ def stack(
         )
         current = tmp_path / "model.onnx"  # a promotion writes the candidate over it
         current.write_bytes(model.read_bytes())
+        shadow = tmp_path / "candidate.onnx"  # the test writes it again: a new candidate
+        shadow.write_bytes(candidate.read_bytes())
         with logs["monitor"].open("w") as log:
             procs["monitor"] = subprocess.Popen(
                 [sys.executable, "-m", "anomae.cli", "monitor", str(current), "--source", "-"]
-                + ["--listen", f"127.0.0.1:{ports['monitor']}", "--shadow", str(candidate)],
+                + ["--listen", f"127.0.0.1:{ports['monitor']}", "--shadow", str(shadow)],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -306,7 +331,7 @@ def stack(
             "feeder": feeder,
             "monitor": procs["monitor"],
             "model": current,
-            "candidate": candidate,
+            "candidate": shadow,
             "logs": show_logs,
         }
     finally:
@@ -327,9 +352,21 @@ def prom_query(url: str, expr: str) -> list[dict[str, Any]]:
     return list(get_json(f"{url}/api/v1/query?{q}")["data"]["result"])
 
 
+def scraped(url: str, name: str, **labels: str) -> float:
+    """The value of sample ``name`` with ``labels`` on the monitor's /metrics (NaN: none)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(get_text(f"{url}/metrics")):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return math.nan
+
+
 def test_anomaly_alert_fires_notifies_resolves_and_monitor_down(stack: dict[str, Any]) -> None:
     urls, webhook, feeder, logs = stack["urls"], stack["webhook"], stack["feeder"], stack["logs"]
     prom, instance = urls["prometheus"], f"127.0.0.1:{stack['ports']['monitor']}"
+    mon, old = urls["monitor"], stack["model"].read_bytes()
 
     # every metric the assets use is exported by the monitor (the README list)
     exported = get_text(f"{urls['monitor']}/metrics")
@@ -381,13 +418,44 @@ def test_anomaly_alert_fires_notifies_resolves_and_monitor_down(stack: dict[str,
     assert prom_query(prom, "anomae:events_received:rate5m > 0")
     assert prom_query(prom, "anomae:windows_scored:rate5m > 0")
 
+    # drift: the fault's readings lie far outside the training range. The monitor's share of
+    # them averages over about the last 10,000 readings: fed 10x faster until it passes 5 %,
+    # at the live rate until the alert fires, 10x faster after the fault to fall back.
+    def out_of_range() -> float:
+        return scraped(mon, "anomae_feature_out_of_range_ratio", feature=FEATURE)
+
+    feeder.rate = 10 * RATE
+    wait_for("5 % of the readings out of range", lambda: out_of_range() > 0.05, 30, logs)
+    feeder.rate = RATE
+    (drift,) = wait_for(
+        "AnomaeInputOutOfRange firing in Prometheus",
+        lambda: prom_alerts(prom, "AnomaeInputOutOfRange"),
+        20,
+        logs,
+    )
+    assert drift["labels"]["feature"] == FEATURE
+    assert drift["labels"]["severity"] == "warning"
+    wait_for(
+        "the out-of-range notification",
+        lambda: webhook.alerts("AnomaeInputOutOfRange", "firing", feature=FEATURE),
+        15,
+        logs,
+    )
     feeder.fault.clear()
+    feeder.rate = 10 * RATE
     wait_for(
         "the resolved notification",
         lambda: webhook.alerts("AnomaeAnomaly", "resolved", series=FAULTY),
         20,
         logs,
     )
+    wait_for(
+        "the out-of-range alert resolved",
+        lambda: webhook.alerts("AnomaeInputOutOfRange", "resolved", feature=FEATURE),
+        30,
+        logs,
+    )
+    feeder.rate = RATE
     assert not prom_alerts(prom, "AnomaeAnomaly")
     assert not webhook.alerts("AnomaeAnomaly", "firing", series=HEALTHY)
     # the shadow scored alongside, in Prometheus, and never alerted: every alert so far
@@ -397,9 +465,6 @@ def test_anomaly_alert_fires_notifies_resolves_and_monitor_down(stack: dict[str,
     assert not webhook.alerts("AnomaeAnomaly", "firing", model="shadow")
 
     # SIGUSR1 promotes the shadow: Prometheus sees the new model and the promotion
-    import hashlib
-    import signal
-
     sha = hashlib.sha256(stack["candidate"].read_bytes()).hexdigest()
     stack["monitor"].send_signal(signal.SIGUSR1)
     wait_for(
@@ -411,6 +476,59 @@ def test_anomaly_alert_fires_notifies_resolves_and_monitor_down(stack: dict[str,
     )
     assert stack["model"].read_bytes() == stack["candidate"].read_bytes()
     assert len(prom_query(prom, "anomae_anomaly_score")) == 2  # both series scored on
+
+    # SIGUSR2 rolls back to the model kept in MODEL.previous: Prometheus sees the old model
+    # again and the rollback, and AnomaeModelRolledBack reaches the webhook
+    previous = Path(f"{stack['model']}.previous")
+    assert previous.read_bytes() == old
+    old_sha = hashlib.sha256(old).hexdigest()
+    stack["monitor"].send_signal(signal.SIGUSR2)
+    wait_for(
+        "the rollback in Prometheus",
+        lambda: prom_query(prom, 'anomae_model_rollbacks_total{reason="signal",result="ok"} == 1')
+        and prom_query(prom, f'anomae_build_info{{model_sha256="{old_sha}"}}'),
+        20,
+        logs,
+    )
+    assert stack["model"].read_bytes() == old and not previous.exists()
+    (path, note) = wait_for(
+        "AnomaeModelRolledBack at the webhook",
+        lambda: webhook.alerts("AnomaeModelRolledBack", "firing", reason="signal"),
+        15,
+        logs,
+    )[0]
+    assert path == "/anomae-webhook" and note["labels"]["instance"] == instance
+
+    # the next candidate file is shadowed again; its promotion fails, as MODEL.previous (a
+    # folder in the way) cannot keep the model in use: counted, alerted, the model scores on
+    from anomae.atomic import atomic_write_bytes
+
+    atomic_write_bytes(stack["candidate"], stack["candidate"].read_bytes())
+    wait_for(
+        "the new shadow scoring",
+        lambda: not math.isnan(scraped(mon, "anomae_shadow_anomaly_score", series=FAULTY)),
+        20,
+        logs,
+    )
+    previous.mkdir()
+    stack["monitor"].send_signal(signal.SIGUSR1)
+    (path, note) = wait_for(
+        "AnomaePromotionFailed at the webhook",
+        lambda: webhook.alerts("AnomaePromotionFailed", "firing", result="error"),
+        20,
+        logs,
+    )[0]
+    assert path == "/anomae-webhook"
+    assert scraped(mon, "anomae_model_promotions_total", result="ok") == 1
+    assert stack["model"].read_bytes() == old
+    assert prom_query(prom, f'anomae_build_info{{model_sha256="{old_sha}"}}')
+    scored = scraped(mon, "anomae_windows_scored_total")
+    wait_for(
+        "the current model scoring on",
+        lambda: scraped(mon, "anomae_windows_scored_total") > scored + 2 * RATE,
+        10,
+        logs,
+    )
 
     stack["monitor"].kill()
     (path, note) = wait_for(

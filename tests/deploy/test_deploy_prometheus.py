@@ -152,6 +152,34 @@ MUTATIONS = {
         "expr",
         'increase(anomae_model_reloads_total{result!="ok"}[5m]) > 0',
     ),
+    "promotion counts ok": _set(
+        "AnomaePromotionFailed", "expr", "increase(anomae_model_promotions_total[1h]) > 0"
+    ),
+    "promotion errors only": _set(
+        "AnomaePromotionFailed",
+        "expr",
+        'increase(anomae_model_promotions_total{result="error"}[1h]) > 0',
+    ),
+    "promotion short window": _set(
+        "AnomaePromotionFailed",
+        "expr",
+        'increase(anomae_model_promotions_total{result!="ok"}[15m]) > 0',
+    ),
+    "promotion severity": _label("AnomaePromotionFailed", "severity", "info"),
+    "rollback counts failures": _set(
+        "AnomaeModelRolledBack", "expr", "increase(anomae_model_rollbacks_total[1h]) > 0"
+    ),
+    "rollback short window": _set(
+        "AnomaeModelRolledBack",
+        "expr",
+        'increase(anomae_model_rollbacks_total{result="ok"}[15m]) > 0',
+    ),
+    "rollback drops reason": _set(
+        "AnomaeModelRolledBack",
+        "expr",
+        'sum without (reason) (increase(anomae_model_rollbacks_total{result="ok"}[1h])) > 0',
+    ),
+    "rollback severity": _label("AnomaeModelRolledBack", "severity", "critical"),
 }
 
 

@@ -160,3 +160,55 @@ def test_retrain_writes_the_candidate_from_the_model_a_promotion_writes() -> Non
     assert names and names <= options, names - options
     assert "Unit=" not in TIMER.read_text()  # the timer starts the service of its own name
     assert TIMER.stem == RETRAIN.stem
+
+
+DROPIN = DEPLOY / "systemd" / "anomae-monitor.service.d" / "promotion.conf"
+
+
+def with_dropin(tmp_path: Path, text: str | None = None) -> Path:
+    """The unit copy and, in its .d folder beside it, the promotion drop-in (ExecStart's
+    binary the same stub)."""
+    unit = unit_copy(tmp_path)
+    text = DROPIN.read_text() if text is None else text
+    folder = tmp_path / f"{UNIT.name}.d"
+    folder.mkdir()
+    (folder / DROPIN.name).write_text(
+        text.replace(f"ExecStart={EXEC} ", f"ExecStart={tmp_path / 'anomae'} ")
+    )
+    return unit
+
+
+def test_promotion_dropin_verifies_clean_and_stays_sandboxed(tmp_path: Path) -> None:
+    unit = with_dropin(tmp_path)
+    assert verify(unit) == []
+    sa = need_tool("systemd-analyze")
+    r = run([sa, "security", "--offline=yes", "--threshold=20", str(unit)])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+
+
+def test_verify_reads_the_dropin(tmp_path: Path) -> None:
+    # without the empty ExecStart= the unit would have two: refused, so the drop-in is read
+    text = DROPIN.read_text()
+    assert "\nExecStart=\n" in text
+    assert verify(with_dropin(tmp_path, text.replace("\nExecStart=\n", "\n")))
+
+
+def test_promotion_dropin_writes_only_where_the_unit_already_may() -> None:
+    """The model a promotion overwrites (and MODEL.previous beside it) is in the
+    StateDirectory, the unit's one writable folder: no ReadWritePaths, no weaker sandbox.
+    The shadow is the candidate anomae-retrain.service writes, from that same model."""
+    from anomae.cli import main
+
+    text = DROPIN.read_text()
+    lines = [x for x in text.splitlines() if x and not x.startswith(("#", "["))]
+    keys = {x.partition("=")[0] for x in lines}
+    assert keys == {"Environment", "ExecStart"}, keys
+    assert "ExecStart=/opt/anomae/bin/anomae monitor /var/lib/anomae/model.onnx" in lines
+    env = dict(x.removeprefix("Environment=").split("=", 1) for x in lines if "Environment=" in x)
+    options = {p.envvar for p in main.commands["monitor"].params if isinstance(p.envvar, str)}
+    assert set(env) <= options, set(env) - options
+    assert env["ANOMAE_MONITOR_SHADOW"] == "/var/lib/anomae/candidate.onnx"
+    retrain = RETRAIN.read_text()
+    assert f"Environment=ANOMAE_RETRAIN_OUT={env['ANOMAE_MONITOR_SHADOW']}" in retrain
+    assert "retrain /var/lib/anomae/model.onnx " in retrain
+    assert settings()["StateDirectory"] == ["anomae"]
