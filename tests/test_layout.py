@@ -19,8 +19,6 @@ MAX_LINES = 400
 # Modules tested through another file, which must name the module (or, as a pair, the given
 # text): keep this list short, and prefer a tests/**/test_<module>.py of their own.
 COVERED_ELSEWHERE: dict[str, str | tuple[str, str]] = {
-    # the rollback of a promotion is tested with the promotion, on the same running daemon
-    "anomae/monitor/rollback.py": "tests/monitor/test_monitor_promotion.py",
     # anomae/tune.py is tested through its command: tests/test_tune.py is both
     "anomae/cli/tuning.py": ("tests/test_tune.py", "run_cli("),
     # one CLI test, on the model its library tests train in a module fixture
