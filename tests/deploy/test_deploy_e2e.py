@@ -8,7 +8,8 @@ fault, names the faulty feature first, reaches the webhook, resolves after the f
 the fault's readings, far outside the training range, fire AnomaeInputOutOfRange (the health
 rules, `for` shortened too), which resolves after it; SIGUSR1 promotes the --shadow model and
 SIGUSR2 rolls it back (Prometheus sees the counters and the model's sha256 change, and
-AnomaeModelRolledBack reaches the webhook); a promotion that cannot keep the model in use
+AnomaeModelRolledBack reaches the webhook; a second one, with nothing to go back to, fires
+AnomaeRollbackFailed); a promotion that cannot keep the model in use
 (MODEL.previous blocked) fires AnomaePromotionFailed while the current model scores on;
 killing the monitor fires AnomaeMonitorDown on the on-call route.
 
@@ -498,6 +499,16 @@ def test_anomaly_alert_fires_notifies_resolves_and_monitor_down(stack: dict[str,
         logs,
     )[0]
     assert path == "/anomae-webhook" and note["labels"]["instance"] == instance
+
+    # a second SIGUSR2 has no MODEL.previous to go back to: refused, AnomaeRollbackFailed
+    stack["monitor"].send_signal(signal.SIGUSR2)
+    wait_for(
+        "AnomaeRollbackFailed at the webhook",
+        lambda: webhook.alerts("AnomaeRollbackFailed", "firing", reason="signal", result="refused"),
+        20,
+        logs,
+    )
+    assert stack["model"].read_bytes() == old
 
     # the next candidate file is shadowed again; its promotion fails, as MODEL.previous (a
     # folder in the way) cannot keep the model in use: counted, alerted, the model scores on

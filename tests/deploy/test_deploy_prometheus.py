@@ -180,6 +180,15 @@ MUTATIONS = {
         'sum without (reason) (increase(anomae_model_rollbacks_total{result="ok"}[1h])) > 0',
     ),
     "rollback severity": _label("AnomaeModelRolledBack", "severity", "critical"),
+    "rollback failure counts ok": _set(
+        "AnomaeRollbackFailed", "expr", "increase(anomae_model_rollbacks_total[1h]) > 0"
+    ),
+    "rollback failure short window": _set(
+        "AnomaeRollbackFailed",
+        "expr",
+        'increase(anomae_model_rollbacks_total{result!="ok"}[5m]) > 0',
+    ),
+    "rollback failure severity": _label("AnomaeRollbackFailed", "severity", "info"),
 }
 
 
