@@ -168,6 +168,8 @@ def refit_row(label: str, pipe: Any, cases: list[Any], kept: list[Kept], make: A
         n = case.train.shape[0] + case.test.shape[0]
         new.append({**k, "anomae": (B._row_scores(model.score_rows(B._full(case)), n), s)})
         used.append(case)
+    if not used:
+        return f"| {label}: no case | | | | | | | |"
     return row(f"{label} ({len(used)} cases)", pipe, used, new, shipped)
 
 
@@ -195,13 +197,14 @@ def tuned(pipe: Any, case: Any) -> Any:
 
 
 def run(name: str, drift: list[float], with_tune: bool) -> None:
+    from anomae.io import InputError
     from anomae.pipeline import load_pipeline
 
     pipe = load_pipeline(ROOT / "pipelines" / f"{name}.toml")
     pipe = dataclasses.replace(pipe, train={**pipe.train, "progress": False})
     try:
         cases = B.load_cases(pipe.benchmark, None, pipe.data.table())
-    except B.DataMissing as exc:
+    except (B.DataMissing, InputError) as exc:  # no data here, or not where the pipeline says
         print(f"\n## {name}: skipped, {exc}")
         return
     t0 = time.perf_counter()
