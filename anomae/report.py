@@ -161,7 +161,10 @@ def _baseline_lines(anomae: dict[str, Any], baselines: dict[str, Any]) -> list[s
 def _int8_text(q: dict[str, Any]) -> str:
     from anomae.quantize_gate import gate_text
 
-    how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, gate: "
+    how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, "
+    if q.get("fp32_layers"):
+        how += f"layers {q['fp32_layers']} of {q.get('layers')} float32, "
+    how += "gate: "
     return how + (gate_text(q["gate"]) if q.get("gate") else "not recorded")
 
 
@@ -222,9 +225,7 @@ def card_text(card: ModelCard, path: str) -> str:
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
         f"sparsity {card.training.get('sparsity')}",
         f"  parity       {card.parity}",
-        *(
-            [f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []
-        ),
+        *([f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []),
         f"  data         {card.data_fingerprint}",
         *([f"  lineage      {lineage_text(card.lineage)}"] if card.lineage else []),
         f"  versions     {card.versions}",
