@@ -42,9 +42,15 @@ import numpy as np
 import onnx
 
 from anomae.int8_graph import QUANTIZED_OPS, QuantizeError, layer_weights, quantize_graph
-from anomae.quantize_gate import GateSettings, gate_figures, gate_text, refuse_unless_passed
+from anomae.quantize_gate import (
+    GateRefused,
+    GateSettings,
+    gate_figures,
+    gate_text,
+    refuse_unless_passed,
+)
 
-__all__ = ["QuantizeError", "QuantizeSettings", "quantize_model"]
+__all__ = ["QuantizeError", "QuantizeSettings", "quantize_beside", "quantize_model"]
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,28 @@ def quantize_model(
         raise QuantizeError(f"the int8 graph fails its own self-check: {exc}") from exc
     write_model(chosen.proto, new_card, out_path)
     return quantization
+
+
+def quantize_beside(
+    model_path: Path, blocks: Sequence[np.ndarray], names: Sequence[str] | None
+) -> dict[str, Any]:
+    """``[export] quantize = "int8"`` of ``anomae run``: :func:`quantize_model` of
+    ``model_path`` on its calibration ``blocks`` to ``model.int8.onnx`` beside it. A refusal
+    is reported, not raised, and removes a ``model.int8.onnx`` an earlier run left there (it
+    was another model's). Returns the report's ``int8`` entry: ``path``, ``written``, and
+    the card's ``quantization`` figures or ``refused`` (why) with the ``gate`` figures."""
+    out = model_path.with_name(f"{model_path.stem}.int8.onnx")
+    try:
+        q = quantize_model(model_path, blocks, out, names=names)
+    except (GateRefused, QuantizeError) as exc:
+        out.unlink(missing_ok=True)
+        return {
+            "path": str(out),
+            "written": False,
+            "refused": str(exc),
+            "gate": getattr(exc, "figures", {}),
+        }
+    return {"path": str(out), "written": True, **q}
 
 
 def _back_off(n_layers: int, attempt: Any) -> list[_Attempt]:

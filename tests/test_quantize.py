@@ -13,7 +13,7 @@ from anomae.calibrate import calibrate_quantile
 from anomae.detector import Detector, DetectorError
 from anomae.graph import Layer, build_graph
 from anomae.modelfile import read_card, write_model
-from anomae.quantize import QuantizeError, QuantizeSettings, quantize_model
+from anomae.quantize import QuantizeError, QuantizeSettings, quantize_beside, quantize_model
 from anomae.quantize_gate import GateRefused, GateSettings
 from anomae.reference import reference_record
 from anomae.spec import ModelCard, Scaler, WindowSpec
@@ -177,3 +177,22 @@ def test_quantising_twice_or_without_threshold_is_refused(good: Path, tmp_path: 
         quantize_model(out, [_series(2)], tmp_path / "twice.onnx")
     with pytest.raises(QuantizeError, match="no complete window"):
         quantize_model(good, [_series(2)[: L - 1]], tmp_path / "short.onnx")
+
+
+def test_run_step_writes_beside_or_reports_and_removes_a_stale_one(
+    good: Path, tmp_path: Path
+) -> None:
+    """``[export] quantize = "int8"`` of ``anomae run``: written beside the model when the
+    gate passes; a refusal is returned, not raised, and removes the int8 file an earlier
+    run left (another model's)."""
+    import shutil
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(good, model)
+    done = quantize_beside(model, [_series(2)], ["m1"])
+    assert done["written"] and done["path"] == str(tmp_path / "model.int8.onnx")
+    assert read_card(tmp_path / "model.int8.onnx").quantization["gate"] == done["gate"]
+    refused = quantize_beside(model, [_series(2)[: L - 1]], None)
+    assert not refused["written"] and "no complete window" in refused["refused"]
+    assert not (tmp_path / "model.int8.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
