@@ -11,7 +11,7 @@ int8 graph, only when the gate passes.
 float32 one at a time until it passes (``backoff``): each layer alone in int8 is scored
 first, and the layer whose int8 copy ranks the scores worst goes back first. On the demo
 model (256-256-32-256-256) the int8 noise of every layer adds up to a Spearman of 0.996;
-the first layer alone in int8 keeps 0.9997 and about half the network's multiply-adds. The
+the first layer alone in int8 keeps 0.9997 and 44 % of the network's multiply-adds. The
 card records which layers stayed float32 (``fp32_layers``, numbered from the input) and
 every attempt (``backoff``). When no layer can be int8, nothing is written.
 
