@@ -24,6 +24,7 @@ alarm policy). Sections and keys (all optional but ``data.train``)::
                 q, k, rate, alarms_per_day, interval_s, init_quantile, per_feature,
                 holdout (fraction of each series, in blocks spread over it, never trained on)
     [score]     min_windows, max_gap, off (hysteresis hold level), cooldown, top_k
+    [export]    quantize ("none"|"int8": also write model.int8.onnx when its gate passes)
     [likelihood] short, long, warmup, refit, epsilon, min_spread, season_s, seasons,
                 tolerance_s: when present, alarms come from the anomaly likelihood of each
                 series' scores, not the fixed threshold (see :mod:`anomae.likelihood`)
@@ -148,6 +149,19 @@ class ScoreSection:
 
 
 @dataclass(frozen=True)
+class ExportSection:
+    """What ``anomae run`` writes beside ``model.onnx``: ``quantize`` "int8" also writes
+    ``model.int8.onnx`` when the int8 gate (:mod:`anomae.quantize`) passes on the held-out
+    calibration rows, and scores the test data with it ("none": the float32 model only)."""
+
+    quantize: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.quantize not in ("none", "int8"):
+            raise ValueError(f"quantize must be 'none' or 'int8', got {self.quantize!r}")
+
+
+@dataclass(frozen=True)
 class Pipeline:
     data: DataSection = field(default_factory=DataSection)
     window: WindowSection = field(default_factory=WindowSection)
@@ -158,6 +172,7 @@ class Pipeline:
     calibrate: CalibrateSection = field(default_factory=CalibrateSection)
     weights: WeightSection = field(default_factory=WeightSection)
     score: ScoreSection = field(default_factory=ScoreSection)
+    export: ExportSection = field(default_factory=ExportSection)
     likelihood: Any = None  # anomae.likelihood.Likelihood: the alarm policy, when set
     benchmark: Any = None  # anomae.eval.section.BenchmarkSection in evaluation pipelines
     tune: Any = None  # anomae.tune.TuneSection: choose the model label-free first
@@ -179,6 +194,7 @@ SECTIONS: dict[str, type | None] = {
     "calibrate": CalibrateSection,
     "weights": WeightSection,
     "score": ScoreSection,
+    "export": ExportSection,
     "likelihood": None,
     "benchmark": None,
     "tune": None,

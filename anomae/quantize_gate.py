@@ -210,12 +210,14 @@ def gate_text(f: dict[str, Any]) -> str:
     return text
 
 
-def refuse_unless_passed(figures: dict[str, Any]) -> None:
-    """Raise :class:`GateRefused` unless ``figures["passed"]``."""
+def refuse_unless_passed(figures: dict[str, Any], also: str = "") -> None:
+    """Raise :class:`GateRefused` unless ``figures["passed"]`` (``also``: what else was
+    tried and failed, appended to the figures)."""
     if not figures["passed"]:
         raise GateRefused(
             "the int8 model would change the alarms, so it was not written: "
             + gate_text(figures)
+            + also
             + ". Keep the float32 model, or give more held-out normal data if the interval "
             "is too narrow to judge",
             figures,

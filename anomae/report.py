@@ -104,10 +104,13 @@ def summary_text(r: dict[str, Any]) -> str:
         lines.append(f"  events cal {false_events_text(th)}")
     if th.get("per_series") or th.get("per_series_fallback"):
         lines.append(f"  {per_series_text(th)}")
+    if "int8" in r:
+        lines.append(f"  int8       {_int8_run_text(r['int8'])}")
     if "scoring" in r:
         s = r["scoring"]
+        by = " by the int8 model" if s.get("model", "").endswith(".int8.onnx") else ""
         lines.append(
-            f"  scoring    {s['n_series']} series, {s['n_windows']:,} windows in "
+            f"  scoring    {s['n_series']} series, {s['n_windows']:,} windows{by} in "
             f"{s['seconds']:.2f}s: {s['n_anomalous']:,} anomalous windows, {s['n_events']} events"
         )
     if "metrics" in r:
@@ -161,8 +164,18 @@ def _baseline_lines(anomae: dict[str, Any], baselines: dict[str, Any]) -> list[s
 def _int8_text(q: dict[str, Any]) -> str:
     from anomae.quantize_gate import gate_text
 
-    how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, gate: "
+    how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, "
+    if q.get("fp32_layers"):
+        how += f"layers {q['fp32_layers']} of {q.get('layers')} float32, "
+    how += "gate: "
     return how + (gate_text(q["gate"]) if q.get("gate") else "not recorded")
+
+
+def _int8_run_text(q: dict[str, Any]) -> str:
+    """``anomae run``'s [export] quantize = "int8" outcome, in the summary."""
+    if not q["written"]:
+        return f"not written, scored in float32: {q['refused']}"
+    return f"{q['path']} written: {_int8_text(q)}"
 
 
 def columns_text(columns: dict[str, str | None]) -> str:
@@ -222,9 +235,7 @@ def card_text(card: ModelCard, path: str) -> str:
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
         f"sparsity {card.training.get('sparsity')}",
         f"  parity       {card.parity}",
-        *(
-            [f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []
-        ),
+        *([f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []),
         f"  data         {card.data_fingerprint}",
         *([f"  lineage      {lineage_text(card.lineage)}"] if card.lineage else []),
         f"  versions     {card.versions}",

@@ -61,7 +61,9 @@ def run_pipeline(
     # trained and calibrated beside the old model, which is replaced once, when complete
     tmp_model = temp_name(target_of(model_path))
     try:
-        pipe, card, train_summary, rule = _train_and_calibrate(pipe, series, features, tmp_model)
+        pipe, card, train_summary, rule, cal = _train_and_calibrate(
+            pipe, series, features, tmp_model
+        )
         rewrite_card(tmp_model, card, model_path)
     finally:
         tmp_model.unlink(missing_ok=True)
@@ -82,8 +84,15 @@ def run_pipeline(
     }
     if tuned is not None:
         report["tune"] = tuned
+    scoring_model = model_path
+    if pipe.export.quantize == "int8":
+        from anomae.quantize import quantize_beside
+
+        report["int8"] = quantize_beside(model_path, *cal)
+        if report["int8"]["written"]:
+            scoring_model = Path(report["int8"]["path"])
     if d.test:
-        det = Detector.load(model_path)
+        det = Detector.load(scoring_model)
         test_series, _ = read_series(list(d.test), table, features=features)
         opts = ScoreOptions(rule=rule, top_k=pipe.score.top_k, likelihood=pipe.likelihood)
         windows, events, summary = score_all(det, test_series, opts)
@@ -93,7 +102,7 @@ def run_pipeline(
                 (out / "scores.parquet", encode_table(windows, out / "scores.parquet")),
             ]
         )
-        report["scoring"] = dataclasses.asdict(summary)
+        report["scoring"] = {**dataclasses.asdict(summary), "model": str(scoring_model)}
         if "label" in windows.columns:
             kinds = _anomaly_kinds(list(d.test), table, windows)
             days = sum(span_days(s.timestamps) for s in test_series)
@@ -115,10 +124,11 @@ def run_pipeline(
 
 def _train_and_calibrate(
     pipe: Pipeline, series: list[SeriesData], features: tuple[str, ...], model_path: Path
-) -> tuple[Pipeline, ModelCard, dict[str, Any], Any]:
+) -> tuple[Pipeline, ModelCard, dict[str, Any], Any, tuple[list[Any], list[str] | None]]:
     """Train (with ``[tune]``: the model chosen from normal data) to ``model_path`` and
     calibrate its threshold and alarm policy; returns the pipeline trained (the tuned one),
-    the card (the caller writes it), the training summary and the post-rule."""
+    the card (the caller writes it), the training summary, the post-rule, and the
+    calibration row blocks with their series names (None: the held-out blocks')."""
     d = pipe.data
     table = d.table()
     if pipe.tune is None:
@@ -141,7 +151,11 @@ def _train_and_calibrate(
             f"{pipe.source}: no calibration data: set [calibrate] holdout > 0 or [data] calibration"
         )
     card, rule = calibrate_trained(model_path, card, cal_rows, pipe, series, cal_labels, cal_names)
-    return pipe, card, train_summary, rule
+    if cal_names is None:
+        from anomae.holdout import holdout_blocks
+
+        cal_names = holdout_blocks(pipe, series)[2]
+    return pipe, card, train_summary, rule, (cal_rows, cal_names)
 
 
 def _anomaly_kinds(paths: list[str], table: TableSpec, windows: Any) -> Any:

@@ -10,11 +10,17 @@ its score error against float32 is measured on 4,096 windows, and so is how much
 window's score depends on the other windows of its call (dynamic quantisation shares one
 activation range per call).
 
+``--pyod`` (needs ``pip install pyod``, a bench-only dependency) adds PyOD's
+``AutoEncoder.decision_function`` (same hidden sizes 256-64, fitted one epoch on 4,096
+windows, ``batch_size`` 1,024) on ``--pyod-windows`` materialised windows (windowing not
+timed), against ``Detector.score_series`` (float32 and int8) on the rows of the same windows.
+
 Each measurement runs in its own worker process (so neither runtime's spinning thread pool
 steals the other's cores), onnxruntime and torch alternate for ``--rounds`` rounds, and the
 table shows medians. The machines are shared and noisy: read the ratios.
 
     python bench/score_bench.py [--threads 2] [--rows 2000000] [--seconds 1.5] [--rounds 3]
+                                [--pyod] [--pyod-windows 32768]
 """
 
 from __future__ import annotations
@@ -127,6 +133,39 @@ def worker(kind: str, model: Path, threads: int, seconds: float, device: str) ->
     return out
 
 
+def same_windows(kind: str, model: Path, threads: int, n_windows: int) -> dict:
+    """Windows per second on the same ``n_windows`` windows: PyOD's AutoEncoder
+    ``decision_function`` on them materialised (``kind`` "pyod"), or anomae's
+    ``score_series`` on their rows in float32 and int8 (``kind`` "series")."""
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(n_windows + LENGTH - 1, N_F)).astype(np.float32)
+    if kind == "series":
+        from anomae.detector import Detector
+
+        out = {}
+        for name, path in (("fp32", model), ("int8", model.with_name("ref.int8.onnx"))):
+            det = Detector.load(path, threads=threads)
+            det.score_series(rows[:5000])
+            t0 = time.perf_counter()
+            det.score_series(rows)
+            out[name] = n_windows / (time.perf_counter() - t0)
+        return out
+    import torch
+    from pyod.models.auto_encoder import AutoEncoder
+
+    torch.set_num_threads(threads)
+    windows = np.lib.stride_tricks.sliding_window_view(rows, (LENGTH, N_F))[:, 0]
+    windows = np.ascontiguousarray(windows.reshape(n_windows, LENGTH * N_F))
+    od = AutoEncoder(
+        hidden_neuron_list=[256, 64], epoch_num=1, batch_size=1024, verbose=0, device="cpu"
+    )
+    od.fit(windows[:4096])
+    od.decision_function(windows[:4096])
+    t0 = time.perf_counter()
+    od.decision_function(windows)
+    return {"pyod": n_windows / (time.perf_counter() - t0)}
+
+
 def end_to_end(model: Path, tmp: Path, n_rows: int, threads: int, device: str) -> dict:
     import polars as pl
 
@@ -178,13 +217,21 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.5, help="timing per batch size per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (needs onnxruntime-gpu)")
-    ap.add_argument("--worker", choices=["ort", "int8", "torch", "e2e"], help=argparse.SUPPRESS)
+    ap.add_argument("--pyod", action="store_true", help="add PyOD's AutoEncoder (pip install pyod)")
+    ap.add_argument("--pyod-windows", type=int, default=32_768)
+    ap.add_argument(
+        "--worker",
+        choices=["ort", "int8", "torch", "e2e", "pyod", "series"],
+        help=argparse.SUPPRESS,
+    )
     ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.worker:
         if args.worker == "e2e":
             res = end_to_end(args.model, args.model.parent, args.rows, args.threads, args.device)
+        elif args.worker in ("pyod", "series"):
+            res = same_windows(args.worker, args.model, args.threads, args.pyod_windows)
         else:
             res = worker(args.worker, args.model, args.threads, args.seconds, args.device)
         print(json.dumps(res))
@@ -211,13 +258,16 @@ def main() -> None:
             str(args.rows),
             "--device",
             args.device,
+            "--pyod-windows",
+            str(args.pyod_windows),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    results: dict[str, list[dict]] = {"ort": [], "int8": [], "torch": []}
+    kinds = ["ort", "int8", "torch"] + (["pyod", "series"] if args.pyod else [])
+    results: dict[str, list[dict]] = {k: [] for k in kinds}
     for _ in range(args.rounds):
-        for kind in ("ort", "int8", "torch"):
+        for kind in kinds:
             results[kind].append(run(kind))
 
     import onnxruntime
@@ -251,6 +301,17 @@ def main() -> None:
         f"{acc['batch_dependence']:.3g} (relative) between its own call and a 4,096-window one"
     )
     print(f"gate (random weights, random rows): {gate_text(gate)}")
+    if args.pyod:
+        med = {
+            k: float(np.median([r[k] for r in results[src]]))
+            for k, src in (("pyod", "pyod"), ("fp32", "series"), ("int8", "series"))
+        }
+        print(
+            f"same {args.pyod_windows:,} windows: PyOD AutoEncoder decision_function "
+            f"{med['pyod']:,.0f} windows/s; anomae score_series float32 {med['fp32']:,.0f} "
+            f"({med['fp32'] / med['pyod']:.2f}x PyOD), int8 {med['int8']:,.0f} "
+            f"({med['int8'] / med['pyod']:.2f}x PyOD)"
+        )
 
     e = run("e2e")
     print()

@@ -40,6 +40,7 @@ BASE = '[data]\ntrain = "t.parquet"\n'
         (BASE + "[likelihood]\nepsilon = 2.0\n", "[likelihood]: likelihood epsilon must be in"),
         (BASE + "[likelihood]\nshrt = 3\n", "[likelihood]: unknown key(s) ['shrt']"),
         (BASE + '[likelihood]\nshort = "5"\n', "key 'short' must be int"),
+        (BASE + '[export]\nquantize = "int4"\n', "[export]: quantize must be 'none' or 'int8'"),
     ],
 )
 def test_bad_pipelines(tmp_path: Path, text: str, message: str) -> None:

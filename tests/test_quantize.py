@@ -13,13 +13,7 @@ from anomae.calibrate import calibrate_quantile
 from anomae.detector import Detector, DetectorError
 from anomae.graph import Layer, build_graph
 from anomae.modelfile import read_card, write_model
-from anomae.quantize import (
-    QuantizeError,
-    QuantizeSettings,
-    check_untouched,
-    quantize_graph,
-    quantize_model,
-)
+from anomae.quantize import QuantizeError, QuantizeSettings, quantize_beside, quantize_model
 from anomae.quantize_gate import GateRefused, GateSettings
 from anomae.reference import reference_record
 from anomae.spec import ModelCard, Scaler, WindowSpec
@@ -98,7 +92,9 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
     rel = np.abs(s8 - s32) / s32
     assert np.median(rel) < 0.01 and rel.max() < 0.1
     # each int8 weight is stored once, for the four windowing branches to share
-    weights = [t for t in _initializers(onnx.load(str(out)).graph) if t.data_type == 3 and t.dims]
+    weights = [
+        t for t in _initializers(onnx.load(str(out)).graph) if t.data_type == 3 and len(t.dims) == 2
+    ]
     assert [(t.data_type, list(t.dims)) for t in weights] == [
         (onnx.TensorProto.INT8, [L * F, K + 1]),
         (onnx.TensorProto.INT8, [K + 1, L * F]),
@@ -114,35 +110,45 @@ def _initializers(g: onnx.GraphProto) -> list[onnx.TensorProto]:
     return found
 
 
-def test_only_matrix_products_are_quantised(good: Path) -> None:
-    fp32 = onnx.load(str(good))
-    int8, n = quantize_graph(fp32)
-    assert n == check_untouched(fp32, int8) == 8
-    # a changed float node (here the score's division turned into a Mul) is caught
-    for node in int8.graph.node:
-        if node.output[0] == "score":
-            node.op_type = "Mul"
-    with pytest.raises(QuantizeError, match="Div node that computes \\['score'\\]"):
-        check_untouched(fp32, int8)
-
-
 def test_gate_refuses_large_error_and_keeps_existing_output(tmp_path: Path) -> None:
     bad = _build(tmp_path / "bad.onnx", outlier=500.0)
     out = tmp_path / "out.onnx"
     out.write_bytes(b"previous output")
+    all_int8 = QuantizeSettings(backoff=False)
     with pytest.raises(GateRefused, match="would change the alarms") as err:
-        quantize_model(bad, [_series(2)], out)
+        quantize_model(bad, [_series(2)], out, settings=all_int8)
     assert not err.value.figures["passed"]
     assert not err.value.figures["spearman_ok"]
     assert out.read_bytes() == b"previous output"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "out.onnx"]
 
 
+def test_sensitive_layer_goes_back_to_float32(tmp_path: Path) -> None:
+    """The decoder's outlier weight coarsens its int8 scale: the all-int8 graph fails the
+    gate, the decoder (layer 1) goes back to float32, and the encoder stays int8."""
+    bad = _build(tmp_path / "bad.onnx", outlier=500.0)
+    out = tmp_path / "out.onnx"
+    q = quantize_model(bad, [_series(2), _series(3)], out)
+    assert q["gate"]["passed"] and q["fp32_layers"] == [1] and q["layers"] == 2
+    assert q["quantized_products"] == 4  # the encoder in each of the 4 branches
+    attempts = q["backoff"]
+    assert [a["fp32_layers"] for a in attempts] == [[], [1]]
+    assert not attempts[0]["passed"] and attempts[1]["passed"]
+    assert read_card(out).quantization == q
+    model = onnx.load(str(out))
+    int8 = [t for t in _initializers(model.graph) if t.data_type == 3 and len(t.dims) == 2]
+    assert [list(t.dims) for t in int8] == [[L * F, K + 1]]  # the encoder's, shared
+    s8 = Detector.load(out).score_series(_series(4)).score
+    s32 = Detector.load(bad).score_series(_series(4)).score
+    assert np.median(np.abs(s8 - s32) / s32) < 0.01
+
+
 def test_gate_tolerance_is_a_parameter(good: Path, tmp_path: Path) -> None:
     out = tmp_path / "strict.onnx"
     strict = QuantizeSettings(gate=GateSettings(min_spearman=1.0))
-    with pytest.raises(GateRefused, match="Spearman"):
+    with pytest.raises(GateRefused, match="Spearman") as err:
         quantize_model(good, [_series(2)], out, settings=strict)
+    assert "returned to float32 one at a time it failed too, down to only layer" in str(err.value)
     assert not out.exists()
 
 
@@ -171,3 +177,22 @@ def test_quantising_twice_or_without_threshold_is_refused(good: Path, tmp_path: 
         quantize_model(out, [_series(2)], tmp_path / "twice.onnx")
     with pytest.raises(QuantizeError, match="no complete window"):
         quantize_model(good, [_series(2)[: L - 1]], tmp_path / "short.onnx")
+
+
+def test_run_step_writes_beside_or_reports_and_removes_a_stale_one(
+    good: Path, tmp_path: Path
+) -> None:
+    """``[export] quantize = "int8"`` of ``anomae run``: written beside the model when the
+    gate passes; a refusal is returned, not raised, and removes the int8 file an earlier
+    run left (another model's)."""
+    import shutil
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(good, model)
+    done = quantize_beside(model, [_series(2)], ["m1"])
+    assert done["written"] and done["path"] == str(tmp_path / "model.int8.onnx")
+    assert read_card(tmp_path / "model.int8.onnx").quantization["gate"] == done["gate"]
+    refused = quantize_beside(model, [_series(2)[: L - 1]], None)
+    assert not refused["written"] and "no complete window" in refused["refused"]
+    assert not (tmp_path / "model.int8.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

@@ -72,3 +72,46 @@ def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_pa
     text = run_cli(["inspect", model]).stdout
     assert "expected false events" in text and "alarm        post-rule {cooldown=0" in text
     assert json.loads(run_cli(["inspect", model, "--json"]).stdout)["alarm"]["post_rule"] == chosen
+
+
+@pytest.mark.slow
+def test_export_int8_scores_with_the_int8_model(
+    small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    """``[export] quantize = "int8"``: the run quantises on its held-out rows, writes
+    model.int8.onnx of this model.onnx, scores the test data with it, and says so."""
+    import hashlib
+    import textwrap
+
+    from anomae.report import summary_text
+    from anomae.run import run_pipeline
+
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(
+        textwrap.dedent(f"""
+        [data]
+        train = "{small_demo["train"]}"
+        test = "{small_demo["test"]}"
+        [window]
+        length = 16
+        train_stride = 4
+        [model]
+        hidden = [16, 4]
+        [train]
+        epochs = 2
+        progress = false
+        [export]
+        quantize = "int8"
+    """)
+    )
+    report = run_pipeline(pipe, tmp_path / "run")
+    q = report["int8"]
+    assert q["written"], q.get("refused")
+    int8 = tmp_path / "run" / "model.int8.onnx"
+    assert q["path"] == str(int8) == report["scoring"]["model"]
+    fp32 = hashlib.sha256((tmp_path / "run" / "model.onnx").read_bytes()).hexdigest()
+    assert read_card(int8).quantization["source_sha256"] == fp32
+    assert q["gate"]["passed"] and q["gate"]["n_series"] == 2 * 2  # 2 held-out blocks each
+    text = summary_text(report)
+    assert f"  int8       {int8} written: dynamic, " in text
+    assert "windows by the int8 model in" in text

@@ -67,8 +67,9 @@ def demo_data(out_dir: str, seed: int, n_series: int, n_features: int) -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Output folder: model.onnx, scores.parquet, events.csv, report.json. An existing "
-    "folder is reused: those files are replaced (each atomically), others are left alone.",
+    help="Output folder: model.onnx (and model.int8.onnx with [export] quantize = "
+    '"int8"), scores.parquet, events.csv, report.json. An existing folder is reused: those '
+    "files are replaced (each atomically), others are left alone.",
 )
 @click.option(
     "--threads",

@@ -40,9 +40,16 @@ EXIT_REFUSED = 1
 )
 @click.option(
     "--per-channel/--no-per-channel",
-    default=False,
+    default=True,
     show_default=True,
     help="One int8 scale per weight column instead of one per matrix.",
+)
+@click.option(
+    "--backoff/--no-backoff",
+    default=True,
+    show_default=True,
+    help="When the whole network in int8 fails the gate, return its layers to float32 one "
+    "at a time (the one that ranks worst in int8 first) until the gate passes.",
 )
 @click.option(
     "--threads",
@@ -65,6 +72,7 @@ def quantize(
     min_spearman: float,
     interval_s: float | None,
     per_channel: bool,
+    backoff: bool,
     threads: int,
     force: bool,
 ) -> None:
@@ -76,8 +84,10 @@ def quantize(
     threshold (per series where it has them), its false-alarm rate per window lies inside
     the float32 model's 95% bootstrap interval, its false events per day too (models
     calibrated for a false-events budget), and the rank correlation of the scores is at
-    least --min-spearman. Otherwise nothing is written (an existing --out is kept) and the
-    exit status is 1. The written card records the gate's figures (`anomae inspect`)."""
+    least --min-spearman. Where the whole network fails, its layers go back to float32 one
+    at a time until the gate passes (--backoff); if none can stay int8, nothing is written
+    (an existing --out is kept) and the exit status is 1. The written card records the
+    gate's figures and the layers kept float32 (`anomae inspect`)."""
     from anomae.atomic import check_outputs
     from anomae.calibrate_model import sampling_interval
     from anomae.io import read_series
@@ -87,7 +97,10 @@ def quantize(
 
     try:
         settings = QuantizeSettings(
-            per_channel=per_channel, gate=GateSettings(min_spearman=min_spearman), threads=threads
+            per_channel=per_channel,
+            backoff=backoff,
+            gate=GateSettings(min_spearman=min_spearman),
+            threads=threads,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--min-spearman") from exc
@@ -110,7 +123,8 @@ def quantize(
     except QuantizeError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(EXIT_BAD_INPUT)
+    kept = f" (layers {q['fp32_layers']} of {q['layers']} kept float32)" if q["fp32_layers"] else ""
     click.echo(
         f"int8 gate passed: {gate_text(q['gate'])}\n"
-        f"{q['quantized_products']} matrix products int8 -> {out}"
+        f"{q['quantized_products']} matrix products int8{kept} -> {out}"
     )

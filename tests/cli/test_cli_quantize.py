@@ -45,3 +45,19 @@ def test_cli_quantizes_without_torch_and_refuses_with_exit_1(good: Path, tmp_pat
     assert out.read_bytes() == before
     exists = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
     assert exists.returncode == 1 and "already exists" in exists.stderr
+
+
+@pytest.mark.slow
+def test_cli_backs_off_a_sensitive_layer_and_says_so(tmp_path: Path) -> None:
+    """The decoder's outlier weight fails the all-int8 gate: by default the decoder goes
+    back to float32 and the command and ``inspect`` say so; ``--no-backoff`` refuses."""
+    bad = _build(tmp_path / "bad.onnx", outlier=500.0)
+    data = _csv(tmp_path / "held_out.csv", _series(2))
+    out = tmp_path / "bad.int8.onnx"
+    refused = run_cli(["quantize", str(bad), str(data), "-o", str(out), "--no-backoff"])
+    assert refused.returncode == 1 and not out.exists()
+    done = run_cli(["quantize", str(bad), str(data), "-o", str(out)])
+    assert done.returncode == 0, done.stderr
+    assert "4 matrix products int8 (layers [1] of 2 kept float32)" in done.stdout
+    shown = run_cli(["inspect", str(out)]).stdout
+    assert "  int8         dynamic, 4 matrix products, layers [1] of 2 float32, gate:" in shown

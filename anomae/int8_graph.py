@@ -1,0 +1,240 @@
+"""The int8 rewrite of a scoring graph: onnxruntime's dynamic quantisation of the network's
+matrix products, everything else left float32 and checked to be so.
+
+:func:`quantize_graph` gives every ``Gemm``/``MatMul`` of the network (in each of the
+graph's windowing branches, :mod:`anomae.graph`) int8 weights, stored once in the main graph
+for the branches to share, and an input quantised per call (``DynamicQuantizeLinear`` +
+``MatMulInteger``, which onnxruntime fuses into ``DynamicQuantizeMatMul`` at load). The
+layers whose weights ``keep`` names stay float32 (mixed precision: :mod:`anomae.quantize`
+returns the layers that change the ranking most to float32). :func:`check_untouched` proves
+that nothing but the quantised products changed: scaler, windowing, mask, score, feature
+errors and coverage are the float32 model's nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+from onnx import numpy_helper
+
+QUANTIZED_OPS = ("Gemm", "MatMul")
+INT8_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger"})
+# the ops a quantised Gemm/MatMul becomes besides INT8_OPS: scale product, cast, bias
+_REWRITE_OPS = frozenset({"Mul", "Cast", "Add"})
+_KEEP_DOMAIN = "anomae.keep_fp32"
+_SHARED_BYTES = 64  # hoist quantised weights this large out of the branches, once each
+
+
+class QuantizeError(ValueError):
+    """The model cannot be quantised (not found, already int8, no threshold, no windows)."""
+
+
+def _subgraphs(g: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield a.g
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                yield from a.graphs
+
+
+def _graphs(g: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    yield g
+    for sub in _subgraphs(g):
+        yield from _graphs(sub)
+
+
+def _nodes(g: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    yield from g.node
+    for sub in _subgraphs(g):
+        yield from _nodes(sub)
+
+
+def _rename_inputs(g: onnx.GraphProto, rename: dict[str, str]) -> None:
+    for node in _nodes(g):
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+
+
+def _share_weights(model: onnx.ModelProto) -> None:
+    """The quantiser gives each ``If`` branch its own copy of the int8 weights: keep one of
+    each in the main graph, where every branch can read it."""
+    main = model.graph
+    seen: dict[tuple[int, tuple[int, ...], bytes], str] = {}
+
+    def visit(g: onnx.GraphProto) -> None:
+        for sub in _subgraphs(g):
+            keep, rename = [], {}
+            for t in sub.initializer:
+                data = numpy_helper.to_array(t)
+                if data.nbytes < _SHARED_BYTES:
+                    keep.append(t)
+                    continue
+                key = (t.data_type, tuple(t.dims), data.tobytes())
+                if key not in seen:
+                    seen[key] = t.name
+                    main.initializer.append(t)
+                rename[t.name] = seen[key]
+            del sub.initializer[:]
+            sub.initializer.extend(keep)
+            _rename_inputs(sub, rename)
+            visit(sub)
+
+    visit(main)
+
+
+def _outer_names(g: onnx.GraphProto) -> set[str]:
+    """Names graph ``g`` (with its subgraphs) reads from enclosing graphs."""
+    defined = {t.name for t in g.initializer} | {i.name for i in g.input}
+    used: set[str] = set()
+    for node in g.node:
+        used.update(node.input)
+        for sub in _subgraphs(onnx.GraphProto(node=[node])):
+            used |= _outer_names(sub)
+        defined.update(node.output)
+    return used - defined - {""}
+
+
+def _sort(g: onnx.GraphProto) -> None:
+    """Order ``g``'s nodes so that each comes after what it reads, the names its
+    subgraphs read from ``g`` included (the quantiser's own sort misses those), keeping
+    the present order where it already is one."""
+    nodes = list(g.node)
+    needs = []
+    for node in nodes:
+        sub: set[str] = set()
+        for graph in _subgraphs(onnx.GraphProto(node=[node])):
+            sub |= _outer_names(graph)
+            _sort(graph)
+        needs.append(set(node.input) | sub)
+    made = {n: i for i, node in enumerate(nodes) for n in node.output}
+    order: list[int] = []
+    done: set[int] = set()
+
+    def place(i: int) -> None:
+        if i in done:
+            return
+        done.add(i)
+        for name in needs[i]:
+            if name in made:
+                place(made[name])
+        order.append(i)
+
+    for i in range(len(nodes)):
+        place(i)
+    del g.node[:]
+    g.node.extend(nodes[i] for i in order)
+
+
+def layer_weights(model: onnx.ModelProto) -> list[str]:
+    """The weight initializers of the network's matrix products, input to output: one
+    name per layer, shared by the copies of the network in the graph's branches."""
+    names: list[str] = []
+    for node in _nodes(model.graph):
+        if node.op_type in QUANTIZED_OPS and node.input[1] not in names:
+            names.append(node.input[1])
+    return names
+
+
+def check_untouched(
+    fp32: onnx.ModelProto, int8: onnx.ModelProto, keep: frozenset[str] = frozenset()
+) -> int:
+    """Raise :class:`QuantizeError` unless ``int8`` differs from ``fp32`` only in its
+    network's matrix products: every other node (scaling, windowing, masking, reductions)
+    and every product of a layer whose weights ``keep`` names must be there unchanged, every
+    other ``Gemm``/``MatMul`` must be gone, and the nodes added must be the int8 rewrite's.
+    Returns how many matrix products were quantised."""
+    before = [n for n in _nodes(fp32.graph)]
+    after = {tuple(n.output): n for n in _nodes(int8.graph)}
+    products = [n for n in before if n.op_type in QUANTIZED_OPS and n.input[1] not in keep]
+    for node in before:
+        if node.op_type in QUANTIZED_OPS and node.input[1] not in keep:
+            continue
+        got = after.pop(tuple(node.output), None)
+        if got is None or got.op_type != node.op_type or list(got.input) != list(node.input):
+            raise QuantizeError(
+                f"quantisation changed the {node.op_type} node that computes "
+                f"{list(node.output)}, which must stay float32; this onnxruntime's quantiser "
+                f"is not supported: report it with its version"
+            )
+    left = {n.op_type for n in after.values()} - INT8_OPS - _REWRITE_OPS
+    if left:
+        raise QuantizeError(
+            f"quantisation left or added {sorted(left)} nodes in the network; only "
+            f"{sorted(INT8_OPS)} were expected: this onnxruntime's quantiser is not supported"
+        )
+    n_int = sum(n.op_type == "MatMulInteger" for n in after.values())
+    if n_int != len(products):
+        raise QuantizeError(
+            f"{n_int} of the network's {len(products)} matrix products were quantised; "
+            f"the graph is not one anomae builds"
+        )
+    return n_int
+
+
+def quantize_graph(
+    model: onnx.ModelProto,
+    per_channel: bool = False,
+    reduce_range: bool = True,
+    keep: frozenset[str] = frozenset(),
+) -> tuple[onnx.ModelProto, int]:
+    """The int8 version of scoring graph ``model`` (metadata left out) and the number of
+    matrix products quantised; ``model`` is not modified. The layers whose weights ``keep``
+    names (:func:`layer_weights`) stay float32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = onnx.ModelProto()
+    src.CopyFrom(model)
+    del src.metadata_props[:]
+    # the quantiser rewrites every Gemm it sees, excluded or not: hide the kept ones as an
+    # op of a domain of their own, restored below
+    kept = 0
+    for g in _graphs(src.graph):
+        for node in g.node:
+            if node.op_type in QUANTIZED_OPS and node.input[1] in keep:
+                node.domain = _KEEP_DOMAIN
+                node.op_type = "Keep" + node.op_type
+                # its type, which shape inference cannot know, for the nodes after it
+                g.value_info.append(
+                    onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None)
+                )
+                kept += 1
+    if kept:
+        src.opset_import.append(onnx.helper.make_opsetid(_KEEP_DOMAIN, 1))
+    logging.disable(logging.WARNING)  # its advice to pre-process applies to CNNs, not to us
+    try:
+        with tempfile.TemporaryDirectory(prefix="anomae-int8-") as tmp:
+            out = Path(tmp) / "int8.onnx"
+            quantize_dynamic(
+                src,
+                out,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+                extra_options={"EnableSubgraph": True, "MatMulConstBOnly": True},
+            )
+            int8 = onnx.load(str(out))
+    finally:
+        logging.disable(logging.NOTSET)
+    for node in _nodes(int8.graph):
+        if node.domain == _KEEP_DOMAIN:
+            node.ClearField("domain")
+            node.op_type = node.op_type.removeprefix("Keep")
+    kept_ops = [o for o in int8.opset_import if o.domain != _KEEP_DOMAIN]
+    del int8.opset_import[:]
+    int8.opset_import.extend(kept_ops)
+    _share_weights(int8)
+    _sort(int8.graph)
+    n = check_untouched(model, int8, keep)
+    if n == 0:
+        raise QuantizeError("the model's network has no matrix product (Gemm/MatMul) to quantise")
+    int8.ir_version = model.ir_version
+    int8.producer_name = model.producer_name
+    onnx.checker.check_model(int8)
+    return int8, n
