@@ -4,7 +4,10 @@
 parts of ``part_rows`` rows, each written to its own temporary file beside the target; at
 ``finish`` polars streams the parts into one temporary Parquet file (with the key-value
 ``metadata``) and deletes them. CSV pieces are appended to one temporary file (header
-once; UTC times as RFC 3339, as :func:`anomae.score.encode_table` writes them).
+once; UTC times as RFC 3339, as :func:`anomae.score.encode_table` writes them). With
+``stream`` set (``anomae score``), Parquet pieces go in ``STREAM_ROWS`` rows at a time to
+one temporary file written in a background thread (:class:`~anomae.parquet_stream.ParquetStream`):
+no parts, no merge, and the writing overlaps the caller's work.
 :func:`commit` then renames the finished temporaries over their targets in the order given
 and fsyncs the folders. Temporaries follow :mod:`anomae.atomic`'s rules (names
 ``.<name>.<pid>.<random>.tmp``, the target's permissions or ``0666 & ~umask``, those of
@@ -34,8 +37,10 @@ from anomae.atomic import (
     target_of,
     temp_name,
 )
+from anomae.parquet_stream import ParquetStream
 
 PART_ROWS = 1_000_000  # rows per Parquet part: ~60 MB of a scores table in memory
+STREAM_ROWS = 131_072  # rows per table handed to a stream: ~8 MB, a few of them queued
 
 
 @contextmanager
@@ -63,13 +68,16 @@ class TableWriter:
         metadata: dict[str, str] | None = None,
         part_rows: int = PART_ROWS,
         parts_only: bool = False,
+        stream: bool = False,
     ) -> None:
         self.shown, self.target = Path(path), target_of(path)
         # parts_only: a Dask task's writer: Parquet parts for :meth:`hand_over`, whatever the
         # target, and no cleaning of temporaries (other hosts' live pids look dead here)
         self.csv = str(path).lower().endswith(".csv") and not parts_only
         self.metadata = metadata
-        self.part_rows = part_rows
+        self.stream = stream and not self.csv and not parts_only
+        self.part_rows = min(part_rows, STREAM_ROWS) if self.stream else part_rows
+        self._sink: ParquetStream | None = None
         self.rows = 0
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
@@ -115,6 +123,11 @@ class TableWriter:
                 utc = all(t.time_zone == "UTC" for t in times)
                 df.write_csv(self._fh, include_header=header,
                              datetime_format="%Y-%m-%dT%H:%M:%S%.fZ" if utc else None)  # fmt: skip
+            elif self.stream:
+                if self._sink is None:
+                    self._tmp = self._new_temp()
+                    self._sink = ParquetStream(self._tmp, df.schema, self.metadata)
+                self._sink.put(df)
             else:
                 part = self._new_temp()
                 self._parts.append(part)
@@ -131,7 +144,7 @@ class TableWriter:
         """Take over ``parts`` (``rows`` rows in all), written by :meth:`hand_over`, as if
         appended here; for a CSV target they are read back one at a time and deleted."""
         self._flush()
-        if not self.csv:
+        if not self.csv and not self.stream:
             self._parts += parts
             self.rows += rows
             return
@@ -153,13 +166,19 @@ class TableWriter:
                 self._fh.close()
                 self._fh = None
                 return self._tmp
-            tmp = self._new_temp()
-            self._tmp = tmp
-            if not self._parts:  # small: one write, no parts
+            if self._sink is not None:
+                self._flush()
+                assert self._sink is not None and self._tmp is not None
+                self._sink.close()
+                self._sink = None
+                tmp = self._tmp
+            elif not self._parts:  # small: one write, no parts
+                tmp = self._tmp = self._new_temp()
                 df = pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
                 self._pending = []
                 df.write_parquet(tmp, metadata=self.metadata)
             else:
+                tmp = self._tmp = self._new_temp()
                 self._flush()
                 pl.scan_parquet(self._parts).sink_parquet(tmp, metadata=self.metadata)
                 for part in self._parts:
@@ -177,6 +196,9 @@ class TableWriter:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        if self._sink is not None:
+            self._sink.abort()
+            self._sink = None
         for p in [*self._parts, *([self._tmp] if self._tmp else [])]:
             p.unlink(missing_ok=True)
         self._parts, self._tmp = [], None

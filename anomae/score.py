@@ -3,7 +3,9 @@
 :func:`score_files` (``anomae score``) reads a dataset (:mod:`anomae.dataset`: files, globs,
 folders, hive partitions; a series may span files) in bounded batches, scores it with one
 :class:`Detector` through :class:`anomae.stream_score.StreamScorer`, and writes the scores
-table in parts as it goes (:mod:`anomae.parts`): memory stays flat however large the input.
+table as it goes (:mod:`anomae.parts`): memory stays flat however large the input. The next
+batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are written in
+another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current rows.
 :func:`score_all` scores series already in memory through the same scorer. The result is
 the same as scoring each whole series at once: windows of a series (its gap segments
 windowed on their own), their table (series, timestamp of the window end, score,
@@ -30,7 +32,8 @@ from __future__ import annotations
 import io as _io
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,13 +42,14 @@ import numpy as np
 import polars as pl
 
 from anomae.atomic import check_outputs, write_atomically
-from anomae.dataset import expand_inputs, plan_dataset, read_batches
+from anomae.dataset import Dataset, FilePlan, expand_inputs, plan_dataset, read_batches
 from anomae.detector import Detector
 from anomae.events import PostRule
 from anomae.io import SeriesData, TableSpec
 from anomae.likelihood import Likelihood
 from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
+from anomae.readahead import read_ahead
 from anomae.spec import WindowSpec
 from anomae.stream_score import StreamScorer
 
@@ -193,16 +197,32 @@ def open_run(
 
 
 def run_writers(
-    model_sha256: str, output: str | Path, events: str | Path | None, part_rows: int
+    model_sha256: str,
+    output: str | Path,
+    events: str | Path | None,
+    part_rows: int,
+    stream: bool = False,
 ) -> tuple[str, list[TableWriter]]:
     """A run id and the writers of one scoring run: the events file's first (if any), the
-    scores' last, which is committed last and so marks a complete run."""
+    scores' last, which is committed last and so marks a complete run. ``stream``: the
+    scores (Parquet) are written in a background thread as they come, in one pass."""
     run_id = uuid.uuid4().hex
     meta = {"anomae.run_id": run_id, "anomae.model_sha256": model_sha256}
-    writers = [TableWriter(output, meta, part_rows)]
+    writers = [TableWriter(output, meta, part_rows, stream=stream)]
     if events is not None:
         writers.insert(0, TableWriter(events, meta))
     return run_id, writers
+
+
+def _dataset_batches(
+    data: Dataset, table: TableSpec, features: Sequence[str], batch_rows: int
+) -> Iterator[tuple[FilePlan, list[SeriesData] | None, int]]:
+    """Every file's batches (:func:`read_batches`) in reading order, each file followed by
+    ``(file, None, 0)``: its series in ``file.ends`` are complete."""
+    for fp in data.files:
+        for chunks, n in read_batches(fp, table, features, data.labels, batch_rows):
+            yield fp, chunks, n
+        yield fp, None, 0
 
 
 def score_files(
@@ -219,27 +239,31 @@ def score_files(
     part_rows: int = PART_ROWS,
 ) -> ScoreSummary:
     """``anomae score``: score the dataset ``inputs`` with ``model``, write ``output``
-    (+ ``events``), reading ``batch_rows`` rows at a time and writing the scores in parts
-    of ``part_rows`` rows.
+    (+ ``events``), reading ``batch_rows`` rows at a time (the next batch read ahead in a
+    thread) and writing the scores in pieces of ``part_rows`` rows (at most
+    :data:`~anomae.parts.STREAM_ROWS` for Parquet, written in a thread as they come).
 
     Refuses, before any work, to write over an input or the model, or (unless ``force``)
     to replace an existing output. The outputs are replaced together (module docstring)."""
     t0 = time.perf_counter()
     det, data, sc = open_run(model, inputs, output, events, table, opts, force, device, threads)
-    run_id, writers = run_writers(det.sha256, output, events, part_rows)
+    run_id, writers = run_writers(det.sha256, output, events, part_rows, stream=True)
     out = writers[-1]
     try:
-        with Progress(data.rows, "scoring", "rows", enabled=opts.progress) as bar:
-            for fp in data.files:
-                for chunks, n in read_batches(fp, table, det.card.features, data.labels,
-                                              batch_rows):  # fmt: skip
-                    for s in chunks:
-                        for t in sc.push(s.name, s.timestamps, s.values, s.labels):
+        # the next batch is read and split in a thread while this one is scored
+        batches = read_ahead(_dataset_batches(data, table, det.card.features, batch_rows))
+        with closing(batches), Progress(data.rows, "scoring", "rows",
+                                        enabled=opts.progress) as bar:  # fmt: skip
+            for fp, chunks, n in batches:
+                if chunks is None:  # the end of file fp
+                    for name in sorted(fp.ends):
+                        for t in sc.finish(name):
                             out.append(t)
-                    bar.update(n)
-                for name in sorted(fp.ends):
-                    for t in sc.finish(name):
+                    continue
+                for s in chunks:
+                    for t in sc.push(s.name, s.timestamps, s.values, s.labels):
                         out.append(t)
+                bar.update(n)
         if out.rows == 0 and not out._pending:
             out.append(sc.empty_table())
         if events is not None:

@@ -223,9 +223,11 @@ class StreamScorer:
         self.totals.n_windows += n
         self.totals.n_anomalous += int(anomalous.sum())
         top = top_features(w.ratio, self.opts.top_k)
+        # eager Series constructors only: a lazy ``select`` (pl.repeat, Series.gather) per
+        # piece waited on polars' thread pool while onnxruntime's threads held the cores
         cols = [
-            pl.repeat(name, n, dtype=pl.Utf8, eager=True).alias("series"),
-            pl.Series("timestamp", w.ts).cast(pl.Datetime("ns", "UTC")),
+            pl.Series("series", [name], pl.Utf8).new_from_index(0, n),
+            pl.Series("timestamp", w.ts, pl.Datetime("ns", "UTC")),
             pl.Series("score", w.score),
             pl.Series("score_normalised", w.norm),
             pl.Series("is_anomaly", anomalous),
@@ -233,7 +235,7 @@ class StreamScorer:
             pl.Series("coverage", w.coverage),
         ]
         for j in range(top.shape[1]):
-            cols.append(self.names.gather(top[:, j]).alias(f"top_feature_{j + 1}"))
+            cols.append(self.names[top[:, j]].alias(f"top_feature_{j + 1}"))
         if self.labels:
             assert w.label is not None
             cols.append(pl.Series("label", w.label))

@@ -1,11 +1,15 @@
 """Output tables written in pieces (anomae.parts): Parquet parts merged into one file with
-its metadata, CSV with one header and RFC 3339 UTC times, nothing visible at the target
-until commit, temporaries gone after commit or discard, an unwritable target refused
-naming it."""
+its metadata, or streamed into one file in a thread (a writer error, a full disk, raised in
+the caller as a clear error, the old file kept), CSV with one header and RFC 3339 UTC
+times, nothing visible at the target until commit, temporaries gone after commit or
+discard, an unwritable target refused naming it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -89,3 +93,59 @@ def test_an_unwritable_target_is_refused_naming_it(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match=r"file/out.parquet: could not write"):
         TableWriter(blocker / "out.parquet")
+
+
+def test_a_stream_writes_one_file_in_a_thread_in_order_with_the_metadata(tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    pieces = [piece(i, i + 3) for i in range(0, 60, 3)]
+    w = TableWriter(out, {"anomae": "v1"}, part_rows=7, stream=True)
+    threads = set(threading.enumerate())
+    for p in pieces:
+        w.append(p)
+    # one temporary, the file being written: no parts
+    assert len(list(tmp_path.glob(".*.tmp"))) == 1
+    assert any(t.name == "anomae-parquet" for t in set(threading.enumerate()) - threads)
+    commit([w], [w.finish()])
+    assert pl.read_parquet(out).equals(pl.concat(pieces))
+    assert pl.read_parquet_metadata(out)["anomae"] == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    assert not any(t.name == "anomae-parquet" for t in threading.enumerate())
+
+
+def test_discarding_a_stream_stops_its_thread_and_keeps_the_old_file(tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old")
+    w = TableWriter(out, part_rows=2, stream=True)
+    w.append(piece(0, 5))
+    w.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    assert out.read_bytes() == b"old"
+    assert not any(t.name == "anomae-parquet" for t in threading.enumerate())
+
+
+def test_a_full_disk_in_the_stream_thread_is_a_clear_error_keeping_the_old_file(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old")
+    code = (
+        "import resource, sys\n"
+        "import numpy as np, polars as pl\n"
+        "from anomae.atomic import OutputError\n"
+        "from anomae.parts import TableWriter\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))\n"
+        f"w = TableWriter({str(out)!r}, part_rows=50_000, stream=True)\n"
+        "rng = np.random.default_rng(0)\n"
+        "try:\n"
+        "    for _ in range(40):\n"
+        "        w.append(pl.DataFrame({'x': rng.random(50_000)}))\n"
+        "    w.finish()\n"
+        "except OutputError as e:\n"
+        "    w.discard(); print(e); sys.exit(1)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert "scores.parquet: could not write: File too large" in r.stdout
+    assert "previous file (if any) is unchanged" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
+    assert out.read_bytes() == b"old"
