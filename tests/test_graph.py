@@ -143,3 +143,47 @@ def test_center_mask_names_an_unknown_feature() -> None:
     assert one is not None and one.tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match=r"unknown feature\(s\) \['d'\]; the model's features"):
         center_mask(FEATURES, ["a", "d"])
+
+
+def _nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
+    found = list(g.node)
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                found += _nodes(a.g)
+    return found
+
+
+def _reads(g: onnx.GraphProto, name: str) -> bool:
+    return any(name in node.input for node in _nodes(g))
+
+
+@pytest.mark.parametrize(
+    "batch, n_rows", [(1, 5), (2, 5), (1, 7), (2, 11), (1, 5 + 2 * SMALL_WINDOWS)]
+)
+def test_every_path_skips_the_mask_without_nan_and_scores_the_same(batch: int, n_rows: int) -> None:
+    """Each windowing path (a one-window call, one window per batch row, few windows, many)
+    has a copy without the missing-value mask, taken when no cell is NaN, and it scores
+    bit for bit as its masked copy does (taken when the last row, in no window, is NaN)."""
+    window, lf = WindowSpec(4, 2), 12
+    rng = np.random.default_rng(n_rows)
+    layers = [Layer("MatMul", [rng.normal(0, 0.3, (lf, 5)).astype(np.float32)]), Layer("Relu"),
+              Layer("MatMul", [rng.normal(0, 0.3, (5, lf)).astype(np.float32)])]  # fmt: skip
+    model = build_graph(layers, "flat", FEATURES, window, SCALER)
+    branches = [
+        {a.name: a.g for a in n.attribute} for n in _nodes(model.graph) if n.op_type == "If"
+    ]
+    unmasked = [b for b in branches if not _reads(b["then_branch"], "observed")]
+    assert len(unmasked) == 4 and all(_reads(b["else_branch"], "observed") for b in unmasked)
+    sess = session(model)
+    rows = rng.normal(0, 3, (batch, n_rows, 3))
+    gap = rows.copy()
+    gap[0, -1, 2] = np.nan
+    for a, m in zip(run(sess, rows), run(sess, gap), strict=True):
+        np.testing.assert_array_equal(a, m)
+    alone = run(sess, rows)
+    x = (rows - np.array(SCALER.center)) / np.array(SCALER.scale)
+    for w in range(window.count(n_rows)):
+        win = x[:, w * 2 : w * 2 + 4].reshape(batch, lf)
+        recon = np.maximum(win @ layers[0].weights[0], 0) @ layers[2].weights[0]
+        np.testing.assert_allclose(alone[0][:, w], ((recon - win) ** 2).mean(1), rtol=1e-4)
