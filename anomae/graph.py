@@ -18,9 +18,10 @@ How windows are cut is the graph's main cost after the matrix products, so it pi
 three equivalent paths at run time (``If`` nodes on the input): one window per batch row (the
 streaming monitor's micro-batches) is a plain reshape; few windows are gathered row by row
 (no per-window node overhead); many windows are cut as static block slices. Each path has a
-copy without the missing-value mask, taken when the input holds no NaN. A call of a single
-window (batch 1) has its own copy of the one-window path, which an int8 model
-keeps float32: eight copies of the network in all, sharing one set of weights.
+copy without the missing-value mask (its windows' observed counts are constant), taken when
+the input holds no NaN. A call of a single window (batch 1) has its own masked copy of the
+one-window path, with no NaN test (an ``If`` costs more than that mask), which an int8 model
+keeps float32: seven copies of the network in all, sharing one set of weights.
 """
 
 from __future__ import annotations
@@ -86,9 +87,22 @@ class _Builder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
         return out
 
-    def branch(self, out: str, name: str = "branch") -> onnx.GraphProto:
-        value = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
-        return helper.make_graph(self.nodes, self.name(name), [], [value], self.inits)
+    def if_(
+        self,
+        cond: str,
+        then: onnx.GraphProto,
+        otherwise: onnx.GraphProto,
+        outs: list[str] | None = None,
+    ) -> list[str]:
+        outs = outs or [self.name("if") for _ in then.output]
+        self.nodes.append(
+            helper.make_node("If", [cond], outs, then_branch=then, else_branch=otherwise)
+        )
+        return outs
+
+    def branch(self, *outs: str, name: str = "branch") -> onnx.GraphProto:
+        values = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs]
+        return helper.make_graph(self.nodes, self.name(name), [], values, self.inits)
 
 
 def _layer(b: _Builder, x: str, layer: Layer, weights: list[str]) -> str:
@@ -205,7 +219,7 @@ def _gathered(sp: _Spec, masked: bool) -> onnx.GraphProto:
     lf = b.i64([0, -1, sp.length * sp.n_f])
     filled = b.op("Reshape", [b.op("Gather", [sp.filled_rows, idx], axis=1), lf])
     obs = b.op("Reshape", [b.op("Gather", [sp.observed, idx], axis=1), lf]) if masked else None
-    return b.branch(_sse(b, sp, filled, obs))
+    return b.branch(_sse(b, sp, filled, obs), _counts(b, sp, masked))
 
 
 def _single(sp: _Spec, masked: bool) -> onnx.GraphProto:
@@ -216,7 +230,11 @@ def _single(sp: _Spec, masked: bool) -> onnx.GraphProto:
     first = [b.i64([0]), b.i64([sp.length]), b.i64([1])]
     filled = b.op("Reshape", [b.op("Slice", [sp.filled_rows, *first]), lf])
     obs = b.op("Reshape", [b.op("Slice", [sp.observed, *first]), lf]) if masked else None
-    return b.branch(_sse(b, sp, filled, obs))
+    if masked:  # observed cells of each row's window: a sum over its rows
+        counts = b.op("ReduceSum", [b.op("Slice", [sp.observed, *first]), b.i64([1])], keepdims=1)
+    else:
+        counts = _complete_counts(b, sp, b.i64([1]))
+    return b.branch(_sse(b, sp, filled, obs), counts)
 
 
 def _unless_nan(
@@ -229,22 +247,24 @@ def _unless_nan(
     no NaN (``complete``), with it otherwise: multiplying by an all-ones mask changes no bit
     but cost the few-window paths ~13 % of their time."""
     b = _Builder()
-    out = b.op("If", [complete], then_branch=path(sp, False), else_branch=path(sp, True))
-    return b.branch(out, name)
+    return b.branch(*b.if_(complete, path(sp, False), path(sp, True)), name=name)
 
 
-def _counts_single(sp: _Spec) -> onnx.GraphProto:
-    """Observed cells of the one window of each batch row: a sum over its rows."""
-    b = _Builder()
-    first = b.op("Slice", [sp.observed, b.i64([0]), b.i64([sp.length]), b.i64([1])])
-    return b.branch(b.op("ReduceSum", [first, b.i64([1])], keepdims=1))
+def _complete_counts(b: _Builder, sp: _Spec, windows: str) -> str:
+    """Observed cells per window and feature ``[B, windows, F]`` of an input without NaN
+    (and without left-out features, whose mask is 0): ``length`` everywhere."""
+    batch = b.op("Shape", [sp.filled_rows], start=0, end=1)
+    shape = b.op("Concat", [batch, windows, b.i64([sp.n_f])], axis=0)
+    return b.op("Expand", [b.f32(float(sp.length)), shape])
 
 
-def _counts_running(sp: _Spec) -> onnx.GraphProto:
-    """Observed cells of every window from running counts over rows (exact in int64):
-    inclusive at the window's last row minus exclusive at its first. (No Pad: onnxruntime's
-    CUDA Pad has no int64 kernel, and a CPU fallback cost two host copies per call.)"""
-    b = _Builder()
+def _counts(b: _Builder, sp: _Spec, masked: bool) -> str:
+    """Observed cells of every window ``[B, n, F]`` (float, exact: counts < 2^24): all of them
+    without NaN; else from running counts over rows (exact in int64), inclusive at the
+    window's last row minus exclusive at its first. (No Pad: onnxruntime's CUDA Pad has no
+    int64 kernel, and a CPU fallback cost two host copies per call.)"""
+    if not masked:
+        return _complete_counts(b, sp, b.op("Unsqueeze", [sp.n, b.i64([0])]))
     counts = b.op("Cast", [sp.observed], to=TensorProto.INT64)
     incl = b.op("CumSum", [counts, b.i64(1)])
     excl = b.op("CumSum", [counts, b.i64(1)], exclusive=1)
@@ -256,7 +276,7 @@ def _counts_running(sp: _Spec) -> onnx.GraphProto:
             b.op("Gather", [excl, starts], axis=1),
         ],
     )
-    return b.branch(b.op("Cast", [seen], to=TensorProto.FLOAT))
+    return b.op("Cast", [seen], to=TensorProto.FLOAT)
 
 
 def _sliced(sp: _Spec, masked: bool) -> onnx.GraphProto:
@@ -307,7 +327,8 @@ def _sliced(sp: _Spec, masked: bool) -> onnx.GraphProto:
         b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]), b.i64([0])])
         for k in range(2 if masked else 1)
     ]
-    return b.branch(_sse(b, sp, halves[0], halves[1] if masked else None))
+    sse = _sse(b, sp, halves[0], halves[1] if masked else None)
+    return b.branch(sse, _counts(b, sp, masked))
 
 
 def build_graph(
@@ -359,38 +380,31 @@ def build_graph(
     complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])
     one_window = b.op("Equal", [n, b.i64(1)])  # per batch row: the monitor's micro-batches
     few = _Builder()
-    small = few.op(
-        "If",
-        [one_window],
-        then_branch=_unless_nan(sp, complete, _single),
-        else_branch=_unless_nan(sp, complete, _gathered),
+    small = few.if_(
+        one_window,
+        _unless_nan(sp, complete, _single),
+        _unless_nan(sp, complete, _gathered),
     )
     rest = _Builder()
-    any_size = rest.op(
-        "If",
-        [b.op("Less", [n, b.i64(SMALL_WINDOWS)])],
-        then_branch=few.branch(small),
-        else_branch=_unless_nan(sp, complete, _sliced),
+    any_size = rest.if_(
+        b.op("Less", [n, b.i64(SMALL_WINDOWS)]),
+        few.branch(*small),
+        _unless_nan(sp, complete, _sliced),
     )
     batch = b.op("Squeeze", [b.op("Shape", [INPUT], start=0, end=1)])
-    f_sum = b.op(
-        "If",
-        [b.op("Equal", [b.op("Mul", [batch, n]), b.i64(1)])],
-        then_branch=_unless_nan(sp, complete, _single, SMALL_CALLS),
-        else_branch=rest.branch(any_size),
+    # a one-window call skips the NaN test: an If costs more than its mask's few products
+    one_call = _single(sp, True)
+    one_call.name = b.name(SMALL_CALLS)
+    # per-feature squared error and observed cells (exact as float: counts < 2^24)
+    f_sum, f_cnt = b.if_(
+        b.op("Equal", [b.op("Mul", [batch, n]), b.i64(1)]),
+        one_call,
+        rest.branch(*any_size),
+        ["window_sse", "feature_observed"],
     )
     f_sum = b.op(
         "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
     )  # [B, n, F]
-
-    # observed cells per window and feature, float [B, n, F] (exact: counts < 2^24)
-    f_cnt = b.op(
-        "If",
-        [one_window],
-        then_branch=_counts_single(sp),
-        else_branch=_counts_running(sp),
-        out="feature_observed",
-    )
 
     if scaler.error_weight:
         f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])

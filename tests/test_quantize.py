@@ -80,7 +80,7 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
     held_out = [_series(2), _series(3)]
     figures = quantize_model(good, held_out, out, names=["m1", "m2"])
     assert figures["gate"]["passed"]
-    # 2 Gemm in each of 8 copies of the network, less the 2 copies for one-window calls
+    # 2 Gemm in each of 7 copies of the network, less the one for one-window calls
     assert figures["quantized_products"] == 12 and figures["small_calls"] == "fp32"
     det8, det32 = Detector.load(out), Detector.load(good)
     card8, card32 = read_card(out), read_card(good)
