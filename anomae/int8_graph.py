@@ -6,7 +6,8 @@ graph's windowing branches, :mod:`anomae.graph`) int8 weights, stored once in th
 for the branches to share, and an input quantised per call (``DynamicQuantizeLinear`` +
 ``MatMulInteger``, which onnxruntime fuses into ``DynamicQuantizeMatMul`` at load). The
 layers whose weights ``keep`` names stay float32 (mixed precision: :mod:`anomae.quantize`
-returns the layers that change the ranking most to float32). :func:`check_untouched` proves
+returns the layers that change the ranking most to float32), and so does the network of the
+graph's branch for single-window calls (``small_calls``). :func:`check_untouched` proves
 that nothing but the quantised products changed: scaler, windowing, mask, score, feature
 errors and coverage are the float32 model's nodes.
 """
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
+
+from anomae.graph import SMALL_CALLS
 
 QUANTIZED_OPS = ("Gemm", "MatMul")
 INT8_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger"})
@@ -61,9 +64,10 @@ def _rename_inputs(g: onnx.GraphProto, rename: dict[str, str]) -> None:
                 node.input[i] = rename[name]
 
 
-def _share_weights(model: onnx.ModelProto) -> None:
+def _share_weights(model: onnx.ModelProto, own: set[str]) -> None:
     """The quantiser gives each ``If`` branch its own copy of the int8 weights: keep one of
-    each in the main graph, where every branch can read it."""
+    each in the main graph, where every branch can read it. The branches' ``own``
+    initializers (the float32 graph's) stay where they are, under their names."""
     main = model.graph
     seen: dict[tuple[int, tuple[int, ...], bytes], str] = {}
 
@@ -72,7 +76,7 @@ def _share_weights(model: onnx.ModelProto) -> None:
             keep, rename = [], {}
             for t in sub.initializer:
                 data = numpy_helper.to_array(t)
-                if data.nbytes < _SHARED_BYTES:
+                if data.nbytes < _SHARED_BYTES or t.name in own:
                     keep.append(t)
                     continue
                 key = (t.data_type, tuple(t.dims), data.tobytes())
@@ -141,19 +145,40 @@ def layer_weights(model: onnx.ModelProto) -> list[str]:
     return names
 
 
+def _fp32_products(model: onnx.ModelProto, keep: frozenset[str], small_calls: bool) -> set[str]:
+    """The outputs of the matrix products that stay float32: those of the layers whose
+    weights ``keep`` names and, with ``small_calls``, every product of the graph's branch
+    for calls of a single window (:data:`anomae.graph.SMALL_CALLS`)."""
+    out = {
+        n.output[0]
+        for n in _nodes(model.graph)
+        if n.op_type in QUANTIZED_OPS and n.input[1] in keep
+    }
+    if small_calls:
+        for g in _graphs(model.graph):
+            if g.name.startswith(SMALL_CALLS + "_"):
+                out |= {n.output[0] for n in _nodes(g) if n.op_type in QUANTIZED_OPS}
+    return out
+
+
 def check_untouched(
-    fp32: onnx.ModelProto, int8: onnx.ModelProto, keep: frozenset[str] = frozenset()
+    fp32: onnx.ModelProto,
+    int8: onnx.ModelProto,
+    keep: frozenset[str] = frozenset(),
+    small_calls: bool = True,
 ) -> int:
     """Raise :class:`QuantizeError` unless ``int8`` differs from ``fp32`` only in its
-    network's matrix products: every other node (scaling, windowing, masking, reductions)
-    and every product of a layer whose weights ``keep`` names must be there unchanged, every
-    other ``Gemm``/``MatMul`` must be gone, and the nodes added must be the int8 rewrite's.
+    network's matrix products: every other node (scaling, windowing, masking, reductions),
+    every product of a layer whose weights ``keep`` names and, with ``small_calls``, every
+    product of the single-window-call branch must be there unchanged, every other
+    ``Gemm``/``MatMul`` must be gone, and the nodes added must be the int8 rewrite's.
     Returns how many matrix products were quantised."""
     before = [n for n in _nodes(fp32.graph)]
     after = {tuple(n.output): n for n in _nodes(int8.graph)}
-    products = [n for n in before if n.op_type in QUANTIZED_OPS and n.input[1] not in keep]
+    stay = _fp32_products(fp32, keep, small_calls)
+    products = [n for n in before if n.op_type in QUANTIZED_OPS and n.output[0] not in stay]
     for node in before:
-        if node.op_type in QUANTIZED_OPS and node.input[1] not in keep:
+        if node.op_type in QUANTIZED_OPS and node.output[0] not in stay:
             continue
         got = after.pop(tuple(node.output), None)
         if got is None or got.op_type != node.op_type or list(got.input) != list(node.input):
@@ -182,21 +207,25 @@ def quantize_graph(
     per_channel: bool = False,
     reduce_range: bool = True,
     keep: frozenset[str] = frozenset(),
+    small_calls: bool = True,
 ) -> tuple[onnx.ModelProto, int]:
     """The int8 version of scoring graph ``model`` (metadata left out) and the number of
     matrix products quantised; ``model`` is not modified. The layers whose weights ``keep``
-    names (:func:`layer_weights`) stay float32."""
+    names (:func:`layer_weights`) stay float32, and with ``small_calls`` so does the whole
+    network in the graph's branch for calls of a single window: such a call cannot
+    amortise quantising its input, and it then computes exactly the float32 model's score."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = onnx.ModelProto()
     src.CopyFrom(model)
     del src.metadata_props[:]
+    stay = _fp32_products(src, keep, small_calls)
     # the quantiser rewrites every Gemm it sees, excluded or not: hide the kept ones as an
     # op of a domain of their own, restored below
     kept = 0
     for g in _graphs(src.graph):
         for node in g.node:
-            if node.op_type in QUANTIZED_OPS and node.input[1] in keep:
+            if node.op_type in QUANTIZED_OPS and node.output[0] in stay:
                 node.domain = _KEEP_DOMAIN
                 node.op_type = "Keep" + node.op_type
                 # its type, which shape inference cannot know, for the nodes after it
@@ -229,9 +258,9 @@ def quantize_graph(
     kept_ops = [o for o in int8.opset_import if o.domain != _KEEP_DOMAIN]
     del int8.opset_import[:]
     int8.opset_import.extend(kept_ops)
-    _share_weights(int8)
+    _share_weights(int8, {t.name for g in _graphs(model.graph) for t in g.initializer})
     _sort(int8.graph)
-    n = check_untouched(model, int8, keep)
+    n = check_untouched(model, int8, keep, small_calls)
     if n == 0:
         raise QuantizeError("the model's network has no matrix product (Gemm/MatMul) to quantise")
     int8.ir_version = model.ir_version

@@ -12,6 +12,10 @@ card (feature order, window, scaler, centring). :func:`check_graph` runs at ever
   recorded (``|got - want| <= 1e-6 + 1e-3 * |want|``, loose enough for a GPU's rounding) and
   the card's digest must match, so reordered feature names or an edited scaler are caught.
 
+An int8 model (:mod:`anomae.quantize`) scores a call of a single window in float32 and
+longer calls in int8: its record adds ``single``, the score of the first reference window
+scored alone, so a damaged float32 weight is caught as well as a damaged int8 one.
+
 Cards written before the record existed load with the probe checks only.
 """
 
@@ -75,6 +79,19 @@ def reference_record(run: Run, rows: np.ndarray, card: ModelCard) -> dict[str, A
     }
 
 
+def _close(actual: np.ndarray, expected: np.ndarray) -> None:
+    if actual.shape != expected.shape or not np.isfinite(actual).all():
+        raise ReferenceMismatch(
+            f"the graph scores its reference windows {actual.tolist()[:4]}, not "
+            f"{expected.tolist()[:4]} as at export: its weights are damaged"
+        )
+    if np.any(np.abs(actual - expected) > ATOL + RTOL * np.abs(expected)):
+        raise ReferenceMismatch(
+            f"the graph scores its reference windows {actual.tolist()[:4]}, not "
+            f"{expected.tolist()[:4]} as at export: its weights were altered or damaged"
+        )
+
+
 def _shape(run: Run, rows: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
     score = run(rows)[0]
     return tuple(score.shape), score
@@ -121,15 +138,7 @@ def check_graph(run: Run, card: ModelCard) -> None:
             "with (reordered or renamed features, or an edited card)"
         )
     rows = np.asarray(ref["rows"], np.float32)[None]
-    expected = np.asarray(ref["score"], np.float32)
-    actual = run(rows)[0][0]
-    if actual.shape != expected.shape or not np.isfinite(actual).all():
-        raise ReferenceMismatch(
-            f"the graph scores its reference windows {actual.tolist()[:4]}, not "
-            f"{expected.tolist()[:4]} as at export: its weights are damaged"
-        )
-    if np.any(np.abs(actual - expected) > ATOL + RTOL * np.abs(expected)):
-        raise ReferenceMismatch(
-            f"the graph scores its reference windows {actual.tolist()[:4]}, not "
-            f"{expected.tolist()[:4]} as at export: its weights were altered or damaged"
-        )
+    _close(run(rows)[0][0], np.asarray(ref["score"], np.float32))
+    if "single" in ref:
+        first = rows[:, : card.window.length]
+        _close(run(first)[0][0], np.asarray([ref["single"]], np.float32))

@@ -167,6 +167,8 @@ def _int8_text(q: dict[str, Any]) -> str:
     how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, "
     if q.get("fp32_layers"):
         how += f"layers {q['fp32_layers']} of {q.get('layers')} float32, "
+    if q.get("small_calls") == "fp32":
+        how += "one-window calls float32, "
     how += "gate: "
     return how + (gate_text(q["gate"]) if q.get("gate") else "not recorded")
 

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from test_quantize import _build, _series
 
+from anomae.graph import SMALL_CALLS
 from anomae.int8_graph import QuantizeError, check_untouched, layer_weights, quantize_graph
 
 
@@ -37,7 +38,8 @@ def _score(model: onnx.ModelProto, rows: np.ndarray) -> np.ndarray:
 def test_only_matrix_products_are_quantised(good: Path) -> None:
     fp32 = onnx.load(str(good))
     int8, n = quantize_graph(fp32)
-    assert n == check_untouched(fp32, int8) == 8
+    # 2 Gemm in each of 7 copies of the network, less the one for one-window calls
+    assert n == check_untouched(fp32, int8) == 12
     # a changed float node (here the score's division turned into a Mul) is caught
     for node in int8.graph.node:
         if node.output[0] == "score":
@@ -50,10 +52,14 @@ def test_kept_layer_stays_float32_in_every_branch(good: Path) -> None:
     fp32 = onnx.load(str(good))
     enc, dec = layer_weights(fp32)
     int8, n = quantize_graph(fp32, keep=frozenset([dec]))
-    assert n == check_untouched(fp32, int8, frozenset([dec])) == 4
-    before = [n for n in _nodes(fp32.graph) if n.op_type == "Gemm" and n.input[1] == dec]
+    assert n == check_untouched(fp32, int8, frozenset([dec])) == 6
+    before = [
+        n
+        for n in _nodes(fp32.graph)
+        if n.op_type == "Gemm" and (n.input[1] == dec or n.output[0] in _one_window(fp32))
+    ]
     after = [n for n in _nodes(int8.graph) if n.op_type == "Gemm"]
-    assert len(after) == 4 and after == before  # the same nodes: op, inputs, attributes
+    assert len(after) == 8 and after == before  # the same nodes: op, inputs, attributes
     assert all(n.domain == "" for n in _nodes(int8.graph))
     assert not any(o.domain.startswith("anomae") for o in int8.opset_import)
     # a kept product is no int8 product: the check without `keep` refuses the graph
@@ -65,3 +71,37 @@ def test_kept_layer_stays_float32_in_every_branch(good: Path) -> None:
     rows = _series(4)
     s32, s8 = _score(fp32, rows), _score(int8, rows)
     assert np.median(np.abs(s8 - s32) / s32) < 0.01
+
+
+def _one_window(model: onnx.ModelProto) -> set[str]:
+    """Outputs of the products in the graph's branch for one-window calls."""
+    found: set[str] = set()
+    for node in _nodes(model.graph):
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH and a.g.name.startswith(SMALL_CALLS):
+                found |= {n.output[0] for n in _nodes(a.g) if n.op_type == "Gemm"}
+    return found
+
+
+def test_one_window_calls_stay_float32_unless_asked(good: Path) -> None:
+    """A one-window call runs the float32 products (exactly float32's outputs); two windows
+    and more run int8. With ``small_calls=False`` every product is int8."""
+    fp32 = onnx.load(str(good))
+    assert len(_one_window(fp32)) == 2  # its own copy of the network: 2 Gemm
+    int8, n = quantize_graph(fp32)
+    all8, n_all = quantize_graph(fp32, small_calls=False)
+    assert (n, n_all) == (12, 14) and check_untouched(fp32, all8, small_calls=False) == 14
+    rows = _series(4)
+    for window in (rows[:8], np.where(np.arange(8)[:, None] == 3, np.nan, rows[:8])):
+        want = _run(fp32, window[None])
+        for got, w in zip(_run(int8, window[None]), want, strict=True):
+            np.testing.assert_array_equal(got, w)
+        assert not np.array_equal(_run(all8, window[None])[0], want[0])
+    for shape in ((1, 9), (2, 8)):  # two windows: in one row, or one per row
+        x = np.stack([rows[:9], rows[9:18]])[: shape[0], : shape[1]]
+        assert not np.array_equal(_run(int8, x)[0], _run(fp32, x)[0])
+
+
+def _run(model: onnx.ModelProto, rows: np.ndarray) -> list[np.ndarray]:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"rows": rows.astype(np.float32)})

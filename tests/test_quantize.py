@@ -80,7 +80,8 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
     held_out = [_series(2), _series(3)]
     figures = quantize_model(good, held_out, out, names=["m1", "m2"])
     assert figures["gate"]["passed"]
-    assert figures["quantized_products"] == 8  # 2 Gemm in each of the 4 windowing branches
+    # 2 Gemm in each of 7 copies of the network, less the one for one-window calls
+    assert figures["quantized_products"] == 12 and figures["small_calls"] == "fp32"
     det8, det32 = Detector.load(out), Detector.load(good)
     card8, card32 = read_card(out), read_card(good)
     # the card is kept: threshold, features, window; its reference scores are the int8 graph's
@@ -91,7 +92,7 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
     s32 = det32.score_series(_series(4)).score
     rel = np.abs(s8 - s32) / s32
     assert np.median(rel) < 0.01 and rel.max() < 0.1
-    # each int8 weight is stored once, for the four windowing branches to share
+    # each int8 weight is stored once, for the windowing branches to share
     weights = [
         t for t in _initializers(onnx.load(str(out)).graph) if t.data_type == 3 and len(t.dims) == 2
     ]
@@ -130,7 +131,7 @@ def test_sensitive_layer_goes_back_to_float32(tmp_path: Path) -> None:
     out = tmp_path / "out.onnx"
     q = quantize_model(bad, [_series(2), _series(3)], out)
     assert q["gate"]["passed"] and q["fp32_layers"] == [1] and q["layers"] == 2
-    assert q["quantized_products"] == 4  # the encoder in each of the 4 branches
+    assert q["quantized_products"] == 6  # the encoder in each copy but the one-window calls
     attempts = q["backoff"]
     assert [a["fp32_layers"] for a in attempts] == [[], [1]]
     assert not attempts[0]["passed"] and attempts[1]["passed"]
@@ -164,6 +165,37 @@ def test_damaged_int8_file_is_refused(good: Path, tmp_path: Path) -> None:
             break
     else:
         raise AssertionError("no int8 weight in the quantised model")
+    damaged = tmp_path / "damaged.onnx"
+    onnx.save(model, str(damaged))
+    with pytest.raises(DetectorError, match="reference windows"):
+        Detector.load(damaged)
+
+
+def test_one_window_calls_on_the_int8_file_score_as_float32(good: Path, tmp_path: Path) -> None:
+    """A batch-1 call of one window (with or without a missing cell) gives exactly the
+    float32 model's outputs; longer calls are int8. Damage to the float32 weights that only
+    those calls read fails the load, as damage to the int8 weights does."""
+    out = tmp_path / "model.int8.onnx"
+    quantize_model(good, [_series(2)], out)
+    det8, det32 = Detector.load(out), Detector.load(good)
+    rows = _series(5)[None, :L]
+    gap = rows.copy()
+    gap[0, 2, 1] = np.nan
+    for x in (rows, gap):
+        for a, b in zip(det8.run(x), det32.run(x), strict=True):
+            np.testing.assert_array_equal(a, b)
+    two = _series(5)[None, : L + 1]
+    assert not np.array_equal(det8.run(two)[0], det32.run(two)[0])
+    assert isinstance(read_card(out).parity["reference"]["single"], float)
+    model = onnx.load(str(out))
+    for t in model.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT and list(t.dims) == [L * F, K + 1]:
+            w = onnx.numpy_helper.to_array(t).copy()
+            w[:, 0] = -w[:, 0]  # the float32 decoder's first column, read by one-window calls
+            t.CopyFrom(onnx.numpy_helper.from_array(w, t.name))
+            break
+    else:
+        raise AssertionError("no float32 decoder weight in the quantised model")
     damaged = tmp_path / "damaged.onnx"
     onnx.save(model, str(damaged))
     with pytest.raises(DetectorError, match="reference windows"):

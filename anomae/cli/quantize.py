@@ -87,7 +87,8 @@ def quantize(
     least --min-spearman. Where the whole network fails, its layers go back to float32 one
     at a time until the gate passes (--backoff); if none can stay int8, nothing is written
     (an existing --out is kept) and the exit status is 1. The written card records the
-    gate's figures and the layers kept float32 (`anomae inspect`)."""
+    gate's figures and the layers kept float32 (`anomae inspect`). A call of one window
+    (batch 1), which int8 would not speed up, stays float32: it scores exactly as MODEL."""
     from anomae.atomic import check_outputs
     from anomae.calibrate_model import sampling_interval
     from anomae.io import read_series

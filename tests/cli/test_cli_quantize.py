@@ -36,7 +36,10 @@ def test_cli_quantizes_without_torch_and_refuses_with_exit_1(good: Path, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "int8 gate passed" in done.stdout and "Spearman" in done.stdout
     shown = run_cli(["inspect", str(out)], env=env)
-    assert "  int8         dynamic, 8 matrix products, gate: false alarms" in shown.stdout
+    assert (
+        "  int8         dynamic, 12 matrix products, one-window calls float32, gate: false alarms"
+        in shown.stdout
+    )
     before = out.read_bytes()
     strict = ["--min-spearman", "1", "--force"]
     refused = run_cli(["quantize", str(good), str(data), "-o", str(out), *strict], env=env)
@@ -58,6 +61,10 @@ def test_cli_backs_off_a_sensitive_layer_and_says_so(tmp_path: Path) -> None:
     assert refused.returncode == 1 and not out.exists()
     done = run_cli(["quantize", str(bad), str(data), "-o", str(out)])
     assert done.returncode == 0, done.stderr
-    assert "4 matrix products int8 (layers [1] of 2 kept float32)" in done.stdout
+    assert "6 matrix products int8 (layers [1] of 2 kept float32)" in done.stdout
     shown = run_cli(["inspect", str(out)]).stdout
-    assert "  int8         dynamic, 4 matrix products, layers [1] of 2 float32, gate:" in shown
+    assert (
+        "  int8         dynamic, 6 matrix products, layers [1] of 2 float32, "
+        "one-window calls float32, gate:"
+        in shown
+    )

@@ -1,0 +1,285 @@
+"""The windowing paths of the scoring graph (:mod:`anomae.graph`): each an ``If`` branch
+that cuts the scaled rows into windows, runs a copy of the network on them and returns the
+per-feature squared error and observed cells of every window.
+
+How windows are cut is the graph's main cost after the matrix products, so the graph picks
+one of three equivalent paths at run time: one window per batch row (the streaming
+monitor's micro-batches) is a plain reshape (:func:`single`); few windows are gathered row
+by row (:func:`gathered`, no per-window node overhead); many windows are cut as static
+block slices (:func:`sliced`). Each path has a copy without the missing-value mask (its
+windows' observed counts are constant), taken when the input holds no NaN
+(:func:`unless_nan`). A call of a single window (batch 1) has its own masked copy of the
+one-window path, with no NaN test (an ``If`` costs more than that mask), which an int8
+model keeps float32: seven copies of the network in all, sharing one set of weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+@dataclass
+class Layer:
+    """One network layer: an ONNX op name, its weights (numpy) and attributes."""
+
+    op: str
+    weights: list[np.ndarray] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+_names = itertools.count()
+
+
+class Builder:
+    """Collects nodes and initializers of one graph (the main graph or an If branch)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}_{next(_names)}"  # unique across branches: subgraphs see outer names
+
+    def const(self, value: object, prefix: str = "c") -> str:
+        name = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def i64(self, value: object) -> str:
+        return self.const(np.asarray(value, dtype=np.int64), "i")
+
+    def f32(self, value: float) -> str:
+        return self.const(np.float32(value), "f")
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        out = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def if_(
+        self,
+        cond: str,
+        then: onnx.GraphProto,
+        otherwise: onnx.GraphProto,
+        outs: list[str] | None = None,
+    ) -> list[str]:
+        outs = outs or [self.name("if") for _ in then.output]
+        self.nodes.append(
+            helper.make_node("If", [cond], outs, then_branch=then, else_branch=otherwise)
+        )
+        return outs
+
+    def branch(self, *outs: str, name: str = "branch") -> onnx.GraphProto:
+        values = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs]
+        return helper.make_graph(self.nodes, self.name(name), [], values, self.inits)
+
+
+def _layer(b: Builder, x: str, layer: Layer, weights: list[str]) -> str:
+    if layer.op == "Gelu":
+        # Gelu is opset 20; spell it out with Erf to stay on opset 18.
+        half = b.op("Mul", [x, b.f32(0.5)])
+        erf = b.op("Erf", [b.op("Mul", [x, b.f32(1 / np.sqrt(2.0))])])
+        return b.op("Mul", [half, b.op("Add", [erf, b.f32(1.0)])])
+    if layer.op == "Reshape":
+        return b.op("Reshape", [x, b.i64(layer.attrs["shape"])])
+    return b.op(layer.op, [x, *weights], **layer.attrs)
+
+
+@dataclass
+class Spec:
+    """What every branch needs: shapes, the network, and the outer tensors it reads."""
+
+    n_f: int
+    length: int
+    stride: int
+    layout: str
+    layers: list[tuple[Layer, list[str]]]
+    filled_rows: str  # [B, T, F], NaN replaced by 0
+    observed: str  # [B, T, F], 1.0 where observed
+    n: str  # windows (int64 scalar)
+    center: np.ndarray | None = None  # 0/1 per feature: subtract its window mean first
+
+    @property
+    def period(self) -> int:
+        return self.length * self.stride // math.gcd(self.length, self.stride)
+
+    @property
+    def classes(self) -> int:
+        return self.period // self.stride
+
+
+def _sse(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
+    """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``."""
+    lf = sp.length * sp.n_f
+    if sp.center is not None:
+        filled = _centered(b, sp, filled, obs)
+    if sp.layout == "flat":
+        x = b.op("Reshape", [filled, b.i64([-1, lf])])
+    elif sp.layout == "channels":
+        x = b.op("Reshape", [filled, b.i64([-1, sp.length, sp.n_f])])
+        x = b.op("Transpose", [x], perm=[0, 2, 1])
+    else:
+        raise ValueError(f"unknown layout {sp.layout!r}")
+    for layer, weights in sp.layers:
+        x = _layer(b, x, layer, weights)
+    if sp.layout == "channels":
+        x = b.op("Transpose", [x], perm=[0, 2, 1])
+    # allowzero: with no complete window the shape holds a 0 that must stay 0, not "copy"
+    recon = b.op("Reshape", [x, b.op("Shape", [filled])], allowzero=1)
+    diff = b.op("Sub", [recon, filled])
+    sq = b.op("Mul", [diff, diff])
+    if obs is not None:
+        sq = b.op("Mul", [sq, obs])
+    sq = b.op("Reshape", [sq, b.i64([0, 0, sp.length, sp.n_f])])
+    return b.op("ReduceSum", [sq, b.i64([2])], keepdims=0)
+
+
+def _centered(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
+    """Each window minus its per-feature mean over observed cells (missing cells stay 0), for
+    the features ``sp.center`` marks; the others keep their level."""
+    assert sp.center is not None
+    shape4 = b.i64([0, 0, sp.length, sp.n_f])
+    x = b.op("Reshape", [filled, shape4])
+    axis = b.i64([2])
+    if obs is None:
+        mean = b.op("ReduceMean", [x, axis], keepdims=1)
+    else:
+        o = b.op("Reshape", [obs, shape4])
+        count = b.op("Max", [b.op("ReduceSum", [o, axis], keepdims=1), b.f32(1.0)])
+        mean = b.op("Div", [b.op("ReduceSum", [x, axis], keepdims=1), count])
+    if not sp.center.all():
+        mean = b.op("Mul", [mean, b.const(sp.center.astype(np.float32), "center_mask")])
+    x = b.op("Sub", [x, mean])
+    if obs is not None:
+        x = b.op("Mul", [x, o])
+    return b.op("Reshape", [x, b.op("Shape", [filled])], allowzero=1)
+
+
+def gathered(sp: Spec, masked: bool) -> onnx.GraphProto:
+    """Few windows: gather their rows by index (cost grows with windows x length)."""
+    b = Builder()
+    starts = b.op("Mul", [b.op("Range", [b.i64(0), sp.n, b.i64(1)]), b.i64(sp.stride)])
+    idx = b.op(
+        "Add", [b.op("Unsqueeze", [starts, b.i64([1])]), b.i64(np.arange(sp.length)[None, :])]
+    )  # [n, L]
+    lf = b.i64([0, -1, sp.length * sp.n_f])
+    filled = b.op("Reshape", [b.op("Gather", [sp.filled_rows, idx], axis=1), lf])
+    obs = b.op("Reshape", [b.op("Gather", [sp.observed, idx], axis=1), lf]) if masked else None
+    return b.branch(_sse(b, sp, filled, obs), _counts(b, sp, masked))
+
+
+def single(sp: Spec, masked: bool) -> onnx.GraphProto:
+    """One window per batch row (the monitor's micro-batches are ``[B, length, F]``): the
+    first ``length`` rows are the window, a reshape instead of a gather."""
+    b = Builder()
+    lf = b.i64([0, 1, sp.length * sp.n_f])
+    first = [b.i64([0]), b.i64([sp.length]), b.i64([1])]
+    filled = b.op("Reshape", [b.op("Slice", [sp.filled_rows, *first]), lf])
+    obs = b.op("Reshape", [b.op("Slice", [sp.observed, *first]), lf]) if masked else None
+    if masked:  # observed cells of each row's window: a sum over its rows
+        counts = b.op("ReduceSum", [b.op("Slice", [sp.observed, *first]), b.i64([1])], keepdims=1)
+    else:
+        counts = _complete_counts(b, sp, b.i64([1]))
+    return b.branch(_sse(b, sp, filled, obs), counts)
+
+
+def unless_nan(
+    sp: Spec,
+    complete: str,
+    path: Callable[[Spec, bool], onnx.GraphProto],
+    name: str = "branch",
+) -> onnx.GraphProto:
+    """A branch running windowing ``path`` without the missing-value mask when the input holds
+    no NaN (``complete``), with it otherwise: multiplying by an all-ones mask changes no bit
+    but cost the few-window paths ~13 % of their time."""
+    b = Builder()
+    return b.branch(*b.if_(complete, path(sp, False), path(sp, True)), name=name)
+
+
+def _complete_counts(b: Builder, sp: Spec, windows: str) -> str:
+    """Observed cells per window and feature ``[B, windows, F]`` of an input without NaN
+    (and without left-out features, whose mask is 0): ``length`` everywhere."""
+    batch = b.op("Shape", [sp.filled_rows], start=0, end=1)
+    shape = b.op("Concat", [batch, windows, b.i64([sp.n_f])], axis=0)
+    return b.op("Expand", [b.f32(float(sp.length)), shape])
+
+
+def _counts(b: Builder, sp: Spec, masked: bool) -> str:
+    """Observed cells of every window ``[B, n, F]`` (float, exact: counts < 2^24): all of them
+    without NaN; else from running counts over rows (exact in int64), inclusive at the
+    window's last row minus exclusive at its first. (No Pad: onnxruntime's CUDA Pad has no
+    int64 kernel, and a CPU fallback cost two host copies per call.)"""
+    if not masked:
+        return _complete_counts(b, sp, b.op("Unsqueeze", [sp.n, b.i64([0])]))
+    counts = b.op("Cast", [sp.observed], to=TensorProto.INT64)
+    incl = b.op("CumSum", [counts, b.i64(1)])
+    excl = b.op("CumSum", [counts, b.i64(1)], exclusive=1)
+    starts = b.op("Mul", [b.op("Range", [b.i64(0), sp.n, b.i64(1)]), b.i64(sp.stride)])
+    seen = b.op(
+        "Sub",
+        [
+            b.op("Gather", [incl, b.op("Add", [starts, b.i64(sp.length - 1)])], axis=1),
+            b.op("Gather", [excl, starts], axis=1),
+        ],
+    )
+    return b.op("Cast", [seen], to=TensorProto.FLOAT)
+
+
+def sliced(sp: Spec, masked: bool) -> onnx.GraphProto:
+    """Many windows: static block slices, a few large copies whatever their number.
+
+    With period = lcm(length, stride) rows, each period holds ``classes`` window starts.
+    View the rows as blocks of one period, pair each block with the next
+    (``[.., q, 2 * period * F]``): window j of block q is the static column slice
+    ``[j * stride * F, + length * F)`` of pair q. Concatenating the slices of all j along
+    the last axis leaves every window in its natural order, i = q * classes + j."""
+    b = Builder()
+    n_f, period, classes = sp.n_f, sp.period, sp.classes
+    m = b.op("Div", [b.op("Add", [sp.n, b.i64(classes - 1)]), b.i64(classes)])
+    need = b.op("Unsqueeze", [b.op("Mul", [b.op("Add", [m, b.i64(1)]), b.i64(period)]), b.i64([0])])
+    t = b.op("Shape", [sp.filled_rows], start=1, end=2)
+    pad = b.op("Max", [b.op("Sub", [need, t]), b.i64([0])])
+    if masked:  # values and mask stacked on a leading axis: one set of slices cuts both
+        rows = b.op(
+            "Concat",
+            [b.op("Unsqueeze", [r, b.i64([0])]) for r in (sp.filled_rows, sp.observed)],
+            axis=0,
+        )
+    else:
+        rows = b.op("Unsqueeze", [sp.filled_rows, b.i64([0])])
+    pads = b.op("Concat", [b.i64([0, 0, 0, 0, 0, 0]), pad, b.i64([0])], axis=0)
+    rows = b.op("Pad", [rows, pads, b.f32(0.0)], mode="constant")
+    rows = b.op("Slice", [rows, b.i64([0]), need, b.i64([2])])  # (m + 1) * period rows
+    blocks = b.op("Reshape", [rows, b.i64([0, 0, -1, period * n_f])])
+    pairs = b.op(
+        "Concat",
+        [
+            b.op("Slice", [blocks, b.i64([0]), b.i64([-1]), b.i64([2])]),
+            b.op("Slice", [blocks, b.i64([1]), b.i64([2**62]), b.i64([2])]),
+        ],
+        axis=3,
+    )
+    lf = sp.length * n_f
+    cuts = [
+        b.op(
+            "Slice",
+            [pairs, b.i64([j * sp.stride * n_f]), b.i64([j * sp.stride * n_f + lf]), b.i64([3])],
+        )
+        for j in range(classes)
+    ]
+    win = b.op("Concat", cuts, axis=3) if classes > 1 else cuts[0]
+    win = b.op("Reshape", [win, b.i64([0, 0, -1, lf])])  # [1 or 2, B, m * classes, L*F]
+    halves = [
+        b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]), b.i64([0])])
+        for k in range(2 if masked else 1)
+    ]
+    sse = _sse(b, sp, halves[0], halves[1] if masked else None)
+    return b.branch(sse, _counts(b, sp, masked))

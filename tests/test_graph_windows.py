@@ -1,0 +1,58 @@
+"""The windowing paths of the scoring graph (anomae.graph_windows): each has a copy without
+the missing-value mask that scores bit for bit as the masked one, checked against numpy.
+The one-window, few-window and many-window paths themselves are checked in test_graph.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from test_graph import FEATURES, SCALER, run, session
+
+from anomae.graph import SMALL_WINDOWS, Layer, build_graph
+from anomae.spec import WindowSpec
+
+
+def _nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
+    found = list(g.node)
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                found += _nodes(a.g)
+    return found
+
+
+def _reads(g: onnx.GraphProto, name: str) -> bool:
+    return any(name in node.input for node in _nodes(g))
+
+
+@pytest.mark.parametrize(
+    "batch, n_rows", [(1, 5), (2, 5), (1, 7), (2, 11), (1, 5 + 2 * SMALL_WINDOWS)]
+)
+def test_every_path_skips_the_mask_without_nan_and_scores_the_same(batch: int, n_rows: int) -> None:
+    """Each windowing path (one window per batch row, few windows, many) has a copy without
+    the missing-value mask, taken when no cell is NaN, and it scores bit for bit as its
+    masked copy does (taken when the last row, in no window, is NaN). A one-window call
+    (batch 1) has one, masked, copy."""
+    window, lf = WindowSpec(4, 2), 12
+    rng = np.random.default_rng(n_rows)
+    layers = [Layer("MatMul", [rng.normal(0, 0.3, (lf, 5)).astype(np.float32)]), Layer("Relu"),
+              Layer("MatMul", [rng.normal(0, 0.3, (5, lf)).astype(np.float32)])]  # fmt: skip
+    model = build_graph(layers, "flat", FEATURES, window, SCALER)
+    branches = [
+        {a.name: a.g for a in n.attribute} for n in _nodes(model.graph) if n.op_type == "If"
+    ]
+    unmasked = [b for b in branches if not _reads(b["then_branch"], "observed")]
+    assert len(unmasked) == 3 and all(_reads(b["else_branch"], "observed") for b in unmasked)
+    sess = session(model)
+    rows = rng.normal(0, 3, (batch, n_rows, 3))
+    gap = rows.copy()
+    gap[0, -1, 2] = np.nan
+    for a, m in zip(run(sess, rows), run(sess, gap), strict=True):
+        np.testing.assert_array_equal(a, m)
+    alone = run(sess, rows)
+    x = (rows - np.array(SCALER.center)) / np.array(SCALER.scale)
+    for w in range(window.count(n_rows)):
+        win = x[:, w * 2 : w * 2 + 4].reshape(batch, lf)
+        recon = np.maximum(win @ layers[0].weights[0], 0) @ layers[2].weights[0]
+        np.testing.assert_allclose(alone[0][:, w], ((recon - win) ** 2).mean(1), rtol=1e-4)
