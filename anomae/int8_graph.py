@@ -51,14 +51,15 @@ def _graphs(g: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
         yield from _graphs(sub)
 
 
-def _nodes(g: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+def walk_nodes(g: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node of ``g`` and of its subgraphs (``If`` branches), depth first."""
     yield from g.node
     for sub in _subgraphs(g):
-        yield from _nodes(sub)
+        yield from walk_nodes(sub)
 
 
 def _rename_inputs(g: onnx.GraphProto, rename: dict[str, str]) -> None:
-    for node in _nodes(g):
+    for node in walk_nodes(g):
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
@@ -139,7 +140,7 @@ def layer_weights(model: onnx.ModelProto) -> list[str]:
     """The weight initializers of the network's matrix products, input to output: one
     name per layer, shared by the copies of the network in the graph's branches."""
     names: list[str] = []
-    for node in _nodes(model.graph):
+    for node in walk_nodes(model.graph):
         if node.op_type in QUANTIZED_OPS and node.input[1] not in names:
             names.append(node.input[1])
     return names
@@ -151,13 +152,13 @@ def _fp32_products(model: onnx.ModelProto, keep: frozenset[str], small_calls: bo
     for calls of a single window (:data:`anomae.graph.SMALL_CALLS`)."""
     out = {
         n.output[0]
-        for n in _nodes(model.graph)
+        for n in walk_nodes(model.graph)
         if n.op_type in QUANTIZED_OPS and n.input[1] in keep
     }
     if small_calls:
         for g in _graphs(model.graph):
             if g.name.startswith(SMALL_CALLS + "_"):
-                out |= {n.output[0] for n in _nodes(g) if n.op_type in QUANTIZED_OPS}
+                out |= {n.output[0] for n in walk_nodes(g) if n.op_type in QUANTIZED_OPS}
     return out
 
 
@@ -173,8 +174,8 @@ def check_untouched(
     product of the single-window-call branch must be there unchanged, every other
     ``Gemm``/``MatMul`` must be gone, and the nodes added must be the int8 rewrite's.
     Returns how many matrix products were quantised."""
-    before = [n for n in _nodes(fp32.graph)]
-    after = {tuple(n.output): n for n in _nodes(int8.graph)}
+    before = [n for n in walk_nodes(fp32.graph)]
+    after = {tuple(n.output): n for n in walk_nodes(int8.graph)}
     stay = _fp32_products(fp32, keep, small_calls)
     products = [n for n in before if n.op_type in QUANTIZED_OPS and n.output[0] not in stay]
     for node in before:
@@ -251,7 +252,7 @@ def quantize_graph(
             int8 = onnx.load(str(out))
     finally:
         logging.disable(logging.NOTSET)
-    for node in _nodes(int8.graph):
+    for node in walk_nodes(int8.graph):
         if node.domain == _KEEP_DOMAIN:
             node.ClearField("domain")
             node.op_type = node.op_type.removeprefix("Keep")

@@ -40,6 +40,15 @@ LENGTH, N_F = 64, 8
 BATCHES = (1, 64, 1024, 4096)
 
 
+def reference_model_in(folder: Path) -> Path:
+    """``folder``/reference.onnx, exported the first time (the size benchmarks share it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "reference.onnx"
+    if not model.exists():
+        reference_model(model)
+    return model
+
+
 def reference_model(path: Path) -> None:
     """Export the reference AE (random weights: speed does not depend on them)."""
     import torch

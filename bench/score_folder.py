@@ -49,13 +49,10 @@ def main() -> None:
     ap.add_argument("--dask", type=int, default=0, metavar="WORKERS")
     ap.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "anomae-size"))
     a = ap.parse_args()
-    from score_bench import reference_model
+    from score_bench import reference_model_in
 
     folder = Path(a.folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model = folder / "reference.onnx"
-    if not model.exists():
-        reference_model(model)
+    model = reference_model_in(folder)
     data = generate(folder, a.rows, a.series, a.days)
     runs = [("file", 0), ("group", 0), ("date", 0)]
     runs += [("group", a.dask), ("date", a.dask)] if a.dask else []

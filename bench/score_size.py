@@ -116,13 +116,10 @@ def main() -> None:
                     "one-thread worker processes (e.g. --dask 1 2 1 2), with the speed-up "
                     "over the first count's mean")
     a = ap.parse_args()
-    from score_bench import reference_model
+    from score_bench import reference_model_in
 
     folder = Path(a.folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model = folder / "reference.onnx"
-    if not model.exists():
-        reference_model(model)
+    model = reference_model_in(folder)
     kernel = child(CHILD_KERNEL, str(model), str(a.threads), str(a.kernel_rows))["windows_per_s"]
     rows_out = []
     for n in a.rows:

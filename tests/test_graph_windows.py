@@ -10,20 +10,12 @@ import pytest
 from test_graph import FEATURES, SCALER, run, session
 
 from anomae.graph import SMALL_WINDOWS, Layer, build_graph
+from anomae.int8_graph import walk_nodes
 from anomae.spec import WindowSpec
 
 
-def _nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
-    found = list(g.node)
-    for node in g.node:
-        for a in node.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                found += _nodes(a.g)
-    return found
-
-
 def _reads(g: onnx.GraphProto, name: str) -> bool:
-    return any(name in node.input for node in _nodes(g))
+    return any(name in node.input for node in walk_nodes(g))
 
 
 @pytest.mark.parametrize(
@@ -40,7 +32,7 @@ def test_every_path_skips_the_mask_without_nan_and_scores_the_same(batch: int, n
               Layer("MatMul", [rng.normal(0, 0.3, (5, lf)).astype(np.float32)])]  # fmt: skip
     model = build_graph(layers, "flat", FEATURES, window, SCALER)
     branches = [
-        {a.name: a.g for a in n.attribute} for n in _nodes(model.graph) if n.op_type == "If"
+        {a.name: a.g for a in n.attribute} for n in walk_nodes(model.graph) if n.op_type == "If"
     ]
     unmasked = [b for b in branches if not _reads(b["then_branch"], "observed")]
     assert len(unmasked) == 3 and all(_reads(b["else_branch"], "observed") for b in unmasked)

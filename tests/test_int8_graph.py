@@ -13,21 +13,18 @@ import pytest
 from test_quantize import _build, _series
 
 from anomae.graph import SMALL_CALLS
-from anomae.int8_graph import QuantizeError, check_untouched, layer_weights, quantize_graph
+from anomae.int8_graph import (
+    QuantizeError,
+    check_untouched,
+    layer_weights,
+    quantize_graph,
+    walk_nodes,
+)
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build(tmp_path_factory.mktemp("g") / "model.onnx")
-
-
-def _nodes(g: onnx.GraphProto) -> list[onnx.NodeProto]:
-    found = list(g.node)
-    for node in g.node:
-        for a in node.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                found += _nodes(a.g)
-    return found
 
 
 def _score(model: onnx.ModelProto, rows: np.ndarray) -> np.ndarray:
@@ -55,12 +52,12 @@ def test_kept_layer_stays_float32_in_every_branch(good: Path) -> None:
     assert n == check_untouched(fp32, int8, frozenset([dec])) == 6
     before = [
         n
-        for n in _nodes(fp32.graph)
+        for n in walk_nodes(fp32.graph)
         if n.op_type == "Gemm" and (n.input[1] == dec or n.output[0] in _one_window(fp32))
     ]
-    after = [n for n in _nodes(int8.graph) if n.op_type == "Gemm"]
+    after = [n for n in walk_nodes(int8.graph) if n.op_type == "Gemm"]
     assert len(after) == 8 and after == before  # the same nodes: op, inputs, attributes
-    assert all(n.domain == "" for n in _nodes(int8.graph))
+    assert all(n.domain == "" for n in walk_nodes(int8.graph))
     assert not any(o.domain.startswith("anomae") for o in int8.opset_import)
     # a kept product is no int8 product: the check without `keep` refuses the graph
     with pytest.raises(QuantizeError, match="left or added \\['Gemm'\\] nodes"):
@@ -76,10 +73,10 @@ def test_kept_layer_stays_float32_in_every_branch(good: Path) -> None:
 def _one_window(model: onnx.ModelProto) -> set[str]:
     """Outputs of the products in the graph's branch for one-window calls."""
     found: set[str] = set()
-    for node in _nodes(model.graph):
+    for node in walk_nodes(model.graph):
         for a in node.attribute:
             if a.type == onnx.AttributeProto.GRAPH and a.g.name.startswith(SMALL_CALLS):
-                found |= {n.output[0] for n in _nodes(a.g) if n.op_type == "Gemm"}
+                found |= {n.output[0] for n in walk_nodes(a.g) if n.op_type == "Gemm"}
     return found
 
 
