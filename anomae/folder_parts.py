@@ -37,7 +37,7 @@ from anomae.dataset import FilePlan
 from anomae.errors import InputError
 from anomae.parts import TableWriter, commit
 from anomae.score import events_frame
-from anomae.score_cluster import GroupTask, _detector, score_group
+from anomae.score_cluster import GroupTask, score_group, worker_detector
 from anomae.stream_score import StreamScorer
 
 LAYOUTS = ("group", "date")
@@ -165,7 +165,8 @@ def write_group(ft: FolderTask) -> dict[str, Any]:
 
 
 def _empty(task: GroupTask) -> pl.DataFrame:
-    return StreamScorer(_detector(task), task.opts, task.labels).empty_table()
+    det = worker_detector(task.model, task.sha256, task.device, task.threads)
+    return StreamScorer(det, task.opts, task.labels).empty_table()
 
 
 def _record(r: Any, files: list[str]) -> dict[str, Any]:

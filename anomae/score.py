@@ -51,7 +51,7 @@ from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
 from anomae.readahead import read_ahead
 from anomae.spec import WindowSpec
-from anomae.stream_score import StreamScorer
+from anomae.stream_score import StreamScorer, StreamTotals
 
 BATCH_ROWS = 262_144  # rows read at a time: ~20 MB of 8 float64 features
 
@@ -158,17 +158,20 @@ def score_all(
                 tables += sc.finish(s.name)
             bar.update(s.values.shape[0])
     windows = pl.concat(tables) if tables else pl.DataFrame()
-    return windows, events_frame(sc.events), _summary(sc, t0)
+    return windows, events_frame(sc.events), run_summary(sc, t0)
 
 
-def _summary(sc: StreamScorer, t0: float) -> ScoreSummary:
-    t = sc.totals
+def run_summary(
+    sc: StreamScorer, t0: float, totals: StreamTotals | None = None, n_events: int | None = None
+) -> ScoreSummary:
+    """The run's summary: ``sc``'s counts (or ``totals``, summed over several scorers)."""
+    t = totals or sc.totals
     return ScoreSummary(
         n_series=t.n_series,
         n_rows=t.n_rows,
         n_windows=t.n_windows,
         n_anomalous=t.n_anomalous,
-        n_events=len(sc.events),
+        n_events=len(sc.events) if n_events is None else n_events,
         threshold=sc.ths.value,
         seconds=time.perf_counter() - t0,
     )
@@ -274,7 +277,7 @@ def score_files(
         for w in writers:
             w.discard()
         raise
-    summary = _summary(sc, t0)
+    summary = run_summary(sc, t0)
     summary.run_id = run_id
     summary.outputs["scores"] = str(output)
     if events is not None:

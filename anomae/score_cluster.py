@@ -43,7 +43,15 @@ from anomae.errors import AnomaeError, InputError, install_hint
 from anomae.io import TableSpec
 from anomae.parts import PART_ROWS, TableWriter, commit
 from anomae.progress import Progress
-from anomae.score import BATCH_ROWS, ScoreOptions, ScoreSummary, events_frame, open_run, run_writers
+from anomae.score import (
+    BATCH_ROWS,
+    ScoreOptions,
+    ScoreSummary,
+    events_frame,
+    open_run,
+    run_summary,
+    run_writers,
+)
 from anomae.stream_score import StreamScorer, StreamTotals
 
 _DETECTORS: dict[tuple[str, str, str, int], Detector] = {}  # per worker process
@@ -221,8 +229,7 @@ def score_files_dask(
             assert r is not None
             out.adopt(r.parts, r.rows)
             found += r.events
-            for k in ("n_series", "n_rows", "n_windows", "n_anomalous"):
-                setattr(totals, k, getattr(totals, k) + getattr(r.totals, k))
+            totals.add(r.totals)
         if out.rows == 0 and not out._pending:
             out.append(sc.empty_table())
         if events is not None:
@@ -237,9 +244,7 @@ def score_files_dask(
         for w in writers:
             w.discard()
         raise
-    return ScoreSummary(
-        n_series=totals.n_series, n_rows=totals.n_rows, n_windows=totals.n_windows,
-        n_anomalous=totals.n_anomalous, n_events=len(found), threshold=sc.ths.value,
-        seconds=time.perf_counter() - t0, run_id=run_id,
-        outputs={"scores": str(output), **({"events": str(events)} if events else {})},
-    )  # fmt: skip
+    summary = run_summary(sc, t0, totals, len(found))
+    summary.run_id = run_id
+    summary.outputs = {"scores": str(output), **({"events": str(events)} if events else {})}
+    return summary

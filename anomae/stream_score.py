@@ -63,6 +63,13 @@ class StreamTotals:
     n_windows: int = 0
     n_anomalous: int = 0
 
+    def add(self, other: StreamTotals) -> None:
+        """Count ``other``'s series, rows and windows too (another scorer's)."""
+        self.n_series += other.n_series
+        self.n_rows += other.n_rows
+        self.n_windows += other.n_windows
+        self.n_anomalous += other.n_anomalous
+
 
 class StreamScorer:
     """Scores series pushed in pieces; see the module docstring. ``labels``: the rows carry
