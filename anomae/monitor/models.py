@@ -16,6 +16,7 @@ a file that cannot be loaded (say, caught half-copied): it is tried again when i
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
@@ -34,6 +35,19 @@ def incompatible(old: ModelCard, new: ModelCard) -> str | None:
             f"length {new.window.length} stride {new.window.stride}"
         )
     return None
+
+
+def read_model(path: str, load: Callable[[str], Any]) -> tuple[Any, bytes]:
+    """The detector ``load`` makes of ``path`` and the file's bytes (what a promotion or a
+    rollback writes over the model), checked to be the same file (sha256). ``OSError``
+    when it cannot be read, the loader's error when it is no model, ``ValueError`` when
+    the file changed between the two reads."""
+    with open(path, "rb") as f:
+        data = f.read()
+    det = load(path)
+    if getattr(det, "sha256", None) != hashlib.sha256(data).hexdigest():
+        raise ValueError("the file changed while it was read; try again")
+    return det, data
 
 
 def file_signature(path: str) -> tuple[int, int, int] | None:

@@ -59,7 +59,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from anomae.atomic import OutputError, atomic_write_bytes
 from anomae.monitor.logs import log
-from anomae.monitor.models import incompatible
+from anomae.monitor.models import incompatible, read_model
 from anomae.monitor.scorer import MonitorError
 from anomae.monitor.shadow import DAY, budget
 from anomae.verdict import is_anomalous
@@ -235,11 +235,7 @@ class Rollback:
             return
         current = self.scorer.detector
         try:
-            with open(self.previous, "rb") as f:
-                data = f.read()
-            det = self.load(self.previous)
-            if det.sha256 != hashlib.sha256(data).hexdigest():
-                raise MonitorError(f"{self.previous}: the file changed while it was read")
+            det, data = read_model(self.previous, self.load)
             differs = incompatible(current.card, det.card)
             if differs is not None:
                 raise MonitorError(f"{self.previous}: cannot replace the current model: {differs}")

@@ -21,7 +21,6 @@ same window) and has a threshold.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ import numpy as np
 
 from anomae.events import PostRule
 from anomae.monitor.alarms import SeriesAlarms
-from anomae.monitor.models import incompatible
+from anomae.monitor.models import incompatible, read_model
 from anomae.monitor.scorer import MonitorError, WindowBatch
 from anomae.spec import ModelCard
 from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds
@@ -47,17 +46,12 @@ def open_shadow(
     from anomae.detector import DetectorError
 
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        det, data = read_model(path, load)
+        resolve_thresholds(det.card.threshold, path)
     except OSError as exc:
         raise MonitorError(f"--shadow {path}: cannot read it ({exc.strerror or exc})") from exc
-    try:
-        det = load(path)
-        resolve_thresholds(det.card.threshold, path)
-    except DetectorError as exc:
+    except (DetectorError, ValueError) as exc:
         raise MonitorError(f"--shadow {path}: {exc}") from exc
-    if getattr(det, "sha256", None) != hashlib.sha256(data).hexdigest():
-        raise MonitorError(f"--shadow {path}: the file changed while it was read; try again")
     why = incompatible(current, det.card)
     if why is not None:
         raise MonitorError(
