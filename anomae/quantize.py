@@ -31,11 +31,14 @@ float32 model's score (``"small_calls": "fp32"`` in the card). The gate scores t
 held-out series in calls of up to 2,048 windows, as ``anomae score`` does, so what it
 measures is the int8 path; the single-window path is the float32 model's by construction.
 
-Static quantisation (QDQ, fixed activation ranges from calibration windows) was not kept:
-onnxruntime 1.32 quantises subgraphs in dynamic mode only, and the network lives inside the
-graph's ``If`` branches. A consequence of dynamic quantisation: each call quantises the
-inputs of all its windows with one range, so a window's int8 score depends slightly on
-the other windows in the same call (see ``bench/score_bench.py``).
+Static quantisation (activation ranges fixed from the calibration windows; onnxruntime 1.32
+quantises subgraphs in dynamic mode only, so ``bench/int8_static.py`` writes it by hand) was
+measured and not adopted (docs/benchmarks.md): on the reference, demo, SKAB and NAB models
+it ranked the same or slightly worse, kept the same layers float32, scored no faster, and
+ranked windows with anomalies worse (a fixed range clips inputs beyond normal data). A
+consequence of dynamic quantisation: each call quantises the inputs of all its windows with
+one range, so a window's int8 score depends slightly on the other windows in the same call
+(up to 1 % on the demo model; see ``bench/score_bench.py``).
 """
 
 from __future__ import annotations
