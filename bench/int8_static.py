@@ -17,7 +17,7 @@ graph is the dynamic one rewritten by hand, and the activation ranges are read b
 the float32 graph whose branches also return each product's input (:func:`expose_inputs`).
 Ranges: ``minmax`` (the default) or ``percentile`` (``--percentile 99.99``, clipping the
 tails) over all calibration windows, widened to hold 0 (uint8, asymmetric, as the dynamic
-quantiser does).
+quantiser does) and, with ``--headroom``, by that factor (room for inputs beyond normal).
 
 For each model and mode: the gate's figures (:mod:`anomae.quantize_gate`) with the mixed-
 precision backoff of :mod:`anomae.quantize` (which layers stay float32), and int8/fp32
@@ -111,10 +111,11 @@ def activation_ranges(
     length: int,
     percentile: float | None = None,
     threads: int = 1,
+    headroom: float = 1.0,
 ) -> dict[str, tuple[float, float]]:
     """Each layer's input range over all windows of ``blocks`` (rows ``[rows, F]``), scored
     in calls of up to :data:`CALL_WINDOWS` windows (stride 1): min/max, or the
-    ``percentile`` and its mirror; always holding 0."""
+    ``percentile`` and its mirror; always holding 0; both ends times ``headroom``."""
     exposed, names = expose_inputs(model)
     sess = session(exposed, threads)
     layers = list(names)
@@ -137,7 +138,7 @@ def activation_ranges(
             lo, hi = float(v.min()), float(v.max())
         else:
             lo, hi = (float(x) for x in np.percentile(v, [100.0 - percentile, percentile]))
-        out[w] = (min(lo, 0.0), max(hi, 0.0))
+        out[w] = (min(lo, 0.0) * headroom, max(hi, 0.0) * headroom)
     return out
 
 
@@ -502,6 +503,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="NAME=MODEL.onnx:PIPELINE.toml")
     ap.add_argument("--no-reference", action="store_true", help="leave the reference model out")
     ap.add_argument("--percentile", type=float, default=None, help="clip ranges (e.g. 99.99)")
+    ap.add_argument("--headroom", type=float, default=1.0, help="widen the ranges (e.g. 2)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=0.4)
     ap.add_argument("--test", action="store_true", help="also rank the pipeline's test windows")
@@ -531,6 +533,7 @@ def main() -> None:
         cases.append((name, Path(model), blocks, names, interval, 0.999, pipe))
 
     ranges_how = "min/max" if args.percentile is None else f"percentile {args.percentile:g}"
+    ranges_how += f" x {args.headroom:g}" if args.headroom != 1.0 else ""
     print(
         f"static ranges: {ranges_how} of the gate's calibration windows; speed: 1 thread, "
         f"back to back, median of {args.rounds} rotated rounds of {args.seconds:g} s per graph"
@@ -540,7 +543,9 @@ def main() -> None:
         proto = load_onnx(model)
         n_layers = len(layer_weights(proto))
         t0 = time.perf_counter()
-        ranges = activation_ranges(proto, blocks, fp.card.window.length, args.percentile)
+        ranges = activation_ranges(
+            proto, blocks, fp.card.window.length, args.percentile, headroom=args.headroom
+        )
         t_ranges = time.perf_counter() - t0
         n_win = sum(max(0, b.shape[0] - fp.card.window.length + 1) for b in blocks)
         print(
