@@ -16,9 +16,9 @@ numpy and onnx, so the torch side (:mod:`anomae.train.export`) just lists its la
 
 The main graph looks at the input's shape first: a call of one window (batch 1, the
 monitor's streaming calls) takes :mod:`anomae.graph_call`'s branch, which touches only
-that window's cells; any other call is scaled whole and cut into windows, and one copy of
-the network runs on them. How windows are cut is :mod:`anomae.graph_windows`: ``If``
-nodes on the input pick one way at run time.
+that window's cells; any other call is scaled whole and cut into windows. How windows are
+cut, and the copies of the network each way of cutting gets, is
+:mod:`anomae.graph_windows`: ``If`` nodes on the input pick one at run time.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from anomae.graph_windows import (
     gathered,
     single,
     sliced,
-    sse,
     unless_nan,
 )
 from anomae.spec import Scaler, WindowSpec
@@ -100,19 +99,18 @@ def build_graph(
     n_f, length, stride = len(features), window.length, window.stride
     weight = np.asarray(scaler.error_weight or np.ones(n_f), np.float32)
     b = Builder()
+    weighted = [
+        (layer, [b.const(w.astype(np.float32), "w") for w in layer.weights]) for layer in layers
+    ]
     mask = center_mask(features, center)
     # a one-window call (batch 1: the monitor's streaming calls) is told by the input's
     # shape before anything runs, and its branch touches only its window's cells
     fast = Builder()
     center_v, scale_v = (np.asarray(v, np.float32) for v in (scaler.center, scaler.scale))
     tiled = tiled_scaler(center_v, scale_v, weight, length)
-    # Each branch holds the network's weights as its own: onnxruntime pre-packs only a
-    # graph's own initializers for its products, and the packing on every call of weights
-    # read from the main graph cost 8 % at 64 windows (the file holds them twice).
-    rest = Builder()
-    weighted = _weights([fast, rest], layers)
     f_sum, f_cnt = one_call(fast, INPUT, weighted, layout, length, stride, tiled, mask)
     fast_outs = _outputs(fast, f_sum, f_cnt, weight, bool(scaler.error_weight), length)
+    rest = Builder()
     rest_outs = _outputs(
         rest,
         *_any_call(rest, weighted, layout, window, n_f, center_v, scale_v, weight, mask),
@@ -144,20 +142,6 @@ def build_graph(
     )
     model.ir_version = 9  # onnxruntime >= 1.16 reads IR 9
     return model
-
-
-def _weights(branches: Sequence[Builder], layers: list[Layer]) -> list[tuple[Layer, list[str]]]:
-    """The network's weights as initializers of each of ``branches``, under the same names
-    in each (siblings: each reads its own), so a layer's weights have one name."""
-    out = []
-    for layer in layers:
-        names = []
-        for w in layer.weights:
-            names.append(branches[0].const(w.astype(np.float32), "w"))
-            for other in branches[1:]:
-                other.inits.append(branches[0].inits[-1])
-        out.append((layer, names))
-    return out
 
 
 def _any_call(
@@ -208,13 +192,12 @@ def _any_call(
         unless_nan(sp, complete, single),
         unless_nan(sp, complete, gathered),
     )
-    windows, obs, f_cnt = b.if_(
+    f_sum, f_cnt = b.if_(
         b.op("Less", [n, b.i64(SMALL_WINDOWS)]),
         few.branch(*small),
         unless_nan(sp, complete, sliced),
-        ["windows", "windows_observed", "feature_observed"],
+        ["window_sse", "feature_observed"],
     )
-    f_sum = sse(b, sp, windows, obs)
     f_sum = b.op(
         "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
     )  # [B, n, F]

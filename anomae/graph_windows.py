@@ -1,6 +1,6 @@
 """The windowing paths of the scoring graph (:mod:`anomae.graph`): each an ``If`` branch
-that cuts the scaled rows into windows and returns them with their observed cells; the
-network and the squared error (:func:`sse`) run once, on whichever path's windows.
+that cuts the scaled rows into windows, runs a copy of the network on them and returns the
+per-feature squared error and observed cells of every window.
 
 How windows are cut is the graph's main cost after the matrix products, so the graph picks
 one of three equivalent paths at run time: one window per batch row (the streaming
@@ -10,8 +10,8 @@ block slices (:func:`sliced`). Each path has a copy without the missing-value ma
 windows' observed counts are constant), taken when the input holds no NaN
 (:func:`unless_nan`). A call of a single window (batch 1) never comes here: the main
 graph sends it to a branch of its own on its shape alone (:mod:`anomae.graph_call`),
-which an int8 model keeps float32: two copies of the network in all, each branch holding
-the weights as its own initializers (onnxruntime pre-packs only those for its products).
+which an int8 model keeps float32: seven copies of the network in all, sharing one set
+of weights.
 """
 
 from __future__ import annotations
@@ -117,10 +117,11 @@ class Spec:
         return self.period // self.stride
 
 
-def sse(b: Builder, sp: Spec, filled: str, obs: str) -> str:
-    """Network + squared error: windows ``[B, N, L*F]`` (centred where the model centres)
-    and their observed cells ``obs`` (or a scalar 1) -> per-feature SSE ``[B, N, F]``."""
+def _sse(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
+    """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``."""
     lf = sp.length * sp.n_f
+    if sp.center is not None:
+        filled = _centered(b, sp, filled, obs)
     if sp.layout == "flat":
         x = b.op("Reshape", [filled, b.i64([-1, lf])])
     elif sp.layout == "channels":
@@ -135,19 +136,11 @@ def sse(b: Builder, sp: Spec, filled: str, obs: str) -> str:
     # allowzero: with no complete window the shape holds a 0 that must stay 0, not "copy"
     recon = b.op("Reshape", [x, b.op("Shape", [filled])], allowzero=1)
     diff = b.op("Sub", [recon, filled])
-    sq = b.op("Mul", [b.op("Mul", [diff, diff]), obs])
+    sq = b.op("Mul", [diff, diff])
+    if obs is not None:
+        sq = b.op("Mul", [sq, obs])
     sq = b.op("Reshape", [sq, b.i64([0, 0, sp.length, sp.n_f])])
     return b.op("ReduceSum", [sq, b.i64([2])], keepdims=0)
-
-
-def _windows(b: Builder, sp: Spec, filled: str, obs: str | None, counts: str) -> onnx.GraphProto:
-    """The branch's outputs: windows ``[B, N, L*F]`` (centred where the model centres),
-    their observed cells (a scalar 1 without the mask: multiplying by 1 changes no bit) and
-    observed cells per window and feature; the network runs once, after the branches, so
-    its weights are its graph's own (onnxruntime pre-packs only those: 8 % at 64 windows)."""
-    if sp.center is not None:
-        filled = _centered(b, sp, filled, obs)
-    return b.branch(filled, obs if obs is not None else b.f32(1.0), counts)
 
 
 def _centered(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
@@ -181,7 +174,7 @@ def gathered(sp: Spec, masked: bool) -> onnx.GraphProto:
     lf = b.i64([0, -1, sp.length * sp.n_f])
     filled = b.op("Reshape", [b.op("Gather", [sp.filled_rows, idx], axis=1), lf])
     obs = b.op("Reshape", [b.op("Gather", [sp.observed, idx], axis=1), lf]) if masked else None
-    return _windows(b, sp, filled, obs, _counts(b, sp, masked))
+    return b.branch(_sse(b, sp, filled, obs), _counts(b, sp, masked))
 
 
 def single(sp: Spec, masked: bool) -> onnx.GraphProto:
@@ -196,7 +189,7 @@ def single(sp: Spec, masked: bool) -> onnx.GraphProto:
         counts = b.op("ReduceSum", [b.op("Slice", [sp.observed, *first]), b.i64([1])], keepdims=1)
     else:
         counts = _complete_counts(b, sp, b.i64([1]))
-    return _windows(b, sp, filled, obs, counts)
+    return b.branch(_sse(b, sp, filled, obs), counts)
 
 
 def unless_nan(
@@ -289,4 +282,5 @@ def sliced(sp: Spec, masked: bool) -> onnx.GraphProto:
         b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]), b.i64([0])])
         for k in range(2 if masked else 1)
     ]
-    return _windows(b, sp, halves[0], halves[1] if masked else None, _counts(b, sp, masked))
+    sse = _sse(b, sp, halves[0], halves[1] if masked else None)
+    return b.branch(sse, _counts(b, sp, masked))

@@ -143,19 +143,3 @@ def test_center_mask_names_an_unknown_feature() -> None:
     assert one is not None and one.tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match=r"unknown feature\(s\) \['d'\]; the model's features"):
         center_mask(FEATURES, ["a", "d"])
-
-
-def test_every_product_reads_weights_its_own_graph_holds() -> None:
-    """onnxruntime pre-packs a matrix product's weights only when they are initializers of
-    the product's own graph (8 % of a 64-window call otherwise): each of the network's two
-    copies (one-window calls; any other call) holds them, under the same names."""
-    window = WindowSpec(4, 1)
-    model = build_graph([Layer("MatMul", [np.eye(12, dtype=np.float32)])], "flat", FEATURES,
-                        window, SCALER)  # fmt: skip
-    graphs = [model.graph]
-    for g in graphs:  # breadth first over the If branches
-        graphs += [a.g for n in g.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
-    products = [(g, n) for g in graphs for n in g.node if n.op_type == "MatMul"]
-    assert len(products) == 2
-    assert all(n.input[1] in {t.name for t in g.initializer} for g, n in products)
-    assert len({n.input[1] for _, n in products}) == 1
