@@ -14,7 +14,10 @@ the network given as a list of :class:`Layer`, and returns
 Window ``w`` of an input ends at row ``w * stride + length - 1``. This module needs only
 numpy and onnx, so the torch side (:mod:`anomae.train.export`) just lists its layers.
 
-How windows are cut, and the copies of the network each way of cutting gets, is
+The main graph looks at the input's shape first: a call of one window (batch 1, the
+monitor's streaming calls) takes :mod:`anomae.graph_call`'s branch, which touches only
+that window's cells; any other call is scaled whole and cut into windows. How windows are
+cut, and the copies of the network each way of cutting gets, is
 :mod:`anomae.graph_windows`: ``If`` nodes on the input pick one at run time.
 """
 
@@ -26,6 +29,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from anomae.graph_call import SMALL_CALLS, is_one_call, one_call, tiled_scaler
+from anomae.graph_call import branch as call_branch
 from anomae.graph_windows import (
     Builder,
     Layer,
@@ -53,10 +58,6 @@ __all__ = [
 
 # Below this many windows the row Gather is cheaper than the block slices' fixed node cost.
 SMALL_WINDOWS = 192
-# A call of one window (one batch row) takes a branch of its own, named so (with a
-# suffix), whose products anomae.int8_graph leaves float32: int8 lost only at one window
-# per call (0.97x float32's speed; 1.4x faster at two windows, 2x at 64).
-SMALL_CALLS = "small_calls"
 
 
 def center_mask(features: Sequence[str], center: bool | Sequence[str]) -> np.ndarray | None:
@@ -96,74 +97,33 @@ def build_graph(
     those features before the network, and their error is measured on the centred window:
     slow drifts of a sensor's level no longer read as anomalies."""
     n_f, length, stride = len(features), window.length, window.stride
-    b = Builder()
-    offset = b.const(np.asarray(scaler.center, dtype=np.float32), "center")
-    scale = b.const(np.asarray(scaler.scale, dtype=np.float32), "scale")
-    # The scaler runs on rows flattened to [B, time * F] against its vectors tiled over
-    # time: onnxruntime broadcasts a short last axis (F values) span by span, which made
-    # Sub and Div a quarter of a micro-batch's time; a [time * F] operand is one span.
-    t1 = b.op("Shape", [INPUT], start=1, end=2)
-    flat = b.op("Reshape", [INPUT, b.i64([0, -1])])
-    tiled = [b.op("Tile", [v, t1]) for v in (offset, scale)]
-    scaled = b.op("Div", [b.op("Sub", [flat, tiled[0]]), tiled[1]])
-    missing = b.op("IsNaN", [scaled])
-    observed = b.op("Cast", [b.op("Not", [missing])], to=TensorProto.FLOAT)
-    filled_rows = b.op("Where", [missing, b.f32(0.0), scaled])
     weight = np.asarray(scaler.error_weight or np.ones(n_f), np.float32)
-    if (weight == 0).any():  # left-out features: held at their training value, unobserved
-        gate = b.op("Tile", [b.const((weight > 0).astype(np.float32), "gate"), t1])
-        observed = b.op("Mul", [observed, gate])
-        filled_rows = b.op("Mul", [filled_rows, gate])
-    shape = b.op("Shape", [INPUT])
-    observed = b.op("Reshape", [observed, shape], "observed")
-    filled_rows = b.op("Reshape", [filled_rows, shape], "filled_rows")
-    t = b.op("Squeeze", [t1])
-    # windows n = ceil(max(time - length + 1, 0) / stride)
-    avail = b.op("Max", [b.op("Sub", [t, b.i64(length - 1)]), b.i64(0)])
-    n = b.op("Div", [b.op("Add", [avail, b.i64(stride - 1)]), b.i64(stride)], "n_windows")
+    b = Builder()
     weighted = [
         (layer, [b.const(w.astype(np.float32), "w") for w in layer.weights]) for layer in layers
     ]
     mask = center_mask(features, center)
-    sp = Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n, mask)
-
-    # no NaN anywhere: ReduceMin of `observed` is 1 (an empty input counts as complete)
-    complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])
-    one_window = b.op("Equal", [n, b.i64(1)])  # per batch row: the monitor's micro-batches
-    few = Builder()
-    small = few.if_(
-        one_window,
-        unless_nan(sp, complete, single),
-        unless_nan(sp, complete, gathered),
-    )
+    # a one-window call (batch 1: the monitor's streaming calls) is told by the input's
+    # shape before anything runs, and its branch touches only its window's cells
+    fast = Builder()
+    center_v, scale_v = (np.asarray(v, np.float32) for v in (scaler.center, scaler.scale))
+    tiled = tiled_scaler(center_v, scale_v, weight, length)
+    f_sum, f_cnt = one_call(fast, INPUT, weighted, layout, length, stride, tiled, mask)
+    fast_outs = _outputs(fast, f_sum, f_cnt, weight, bool(scaler.error_weight), length)
     rest = Builder()
-    any_size = rest.if_(
-        b.op("Less", [n, b.i64(SMALL_WINDOWS)]),
-        few.branch(*small),
-        unless_nan(sp, complete, sliced),
+    rest_outs = _outputs(
+        rest,
+        *_any_call(rest, weighted, layout, window, n_f, center_v, scale_v, weight, mask),
+        weight,
+        bool(scaler.error_weight),
+        length,
     )
-    batch = b.op("Squeeze", [b.op("Shape", [INPUT], start=0, end=1)])
-    # a one-window call skips the NaN test: an If costs more than its mask's few products
-    one_call = single(sp, True)
-    one_call.name = b.name(SMALL_CALLS)
-    # per-feature squared error and observed cells (exact as float: counts < 2^24)
-    f_sum, f_cnt = b.if_(
-        b.op("Equal", [b.op("Mul", [batch, n]), b.i64(1)]),
-        one_call,
-        rest.branch(*any_size),
-        ["window_sse", "feature_observed"],
+    b.if_(
+        is_one_call(b, INPUT, length, stride),
+        call_branch(fast, fast_outs),
+        rest.branch(*rest_outs),
+        list(OUTPUTS),
     )
-    f_sum = b.op(
-        "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
-    )  # [B, n, F]
-
-    if scaler.error_weight:
-        f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])
-    b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")
-    total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
-    count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
-    b.op("Div", [total, count], "score")  # 0/0 = NaN: nothing observed, nothing to score
-    b.op("Mul", [count, b.f32(1.0 / (length * int((weight > 0).sum())))], "coverage")
 
     f32 = TensorProto.FLOAT
     graph = helper.make_graph(
@@ -182,3 +142,78 @@ def build_graph(
     )
     model.ir_version = 9  # onnxruntime >= 1.16 reads IR 9
     return model
+
+
+def _any_call(
+    b: Builder,
+    weighted: list[tuple[Layer, list[str]]],
+    layout: str,
+    window: WindowSpec,
+    n_f: int,
+    center: np.ndarray,
+    scale: np.ndarray,
+    weight: np.ndarray,
+    mask: np.ndarray | None,
+) -> tuple[str, str]:
+    """Add to ``b`` the scaler and the run-time choice of windowing path on any input:
+    per-feature squared error and observed cells of every window, ``[B, n, F]``."""
+    length, stride = window.length, window.stride
+    offset = b.const(center, "center")
+    spread = b.const(scale, "scale")
+    # The scaler runs on rows flattened to [B, time * F] against its vectors tiled over
+    # time: onnxruntime broadcasts a short last axis (F values) span by span, which made
+    # Sub and Div a quarter of a micro-batch's time; a [time * F] operand is one span.
+    t1 = b.op("Shape", [INPUT], start=1, end=2)
+    flat = b.op("Reshape", [INPUT, b.i64([0, -1])])
+    tiled = [b.op("Tile", [v, t1]) for v in (offset, spread)]
+    scaled = b.op("Div", [b.op("Sub", [flat, tiled[0]]), tiled[1]])
+    missing = b.op("IsNaN", [scaled])
+    observed = b.op("Cast", [b.op("Not", [missing])], to=TensorProto.FLOAT)
+    filled_rows = b.op("Where", [missing, b.f32(0.0), scaled])
+    if (weight == 0).any():  # left-out features: held at their training value, unobserved
+        gate = b.op("Tile", [b.const((weight > 0).astype(np.float32), "gate"), t1])
+        observed = b.op("Mul", [observed, gate])
+        filled_rows = b.op("Mul", [filled_rows, gate])
+    shape = b.op("Shape", [INPUT])
+    observed = b.op("Reshape", [observed, shape], "observed")
+    filled_rows = b.op("Reshape", [filled_rows, shape], "filled_rows")
+    t = b.op("Squeeze", [t1])
+    # windows n = ceil(max(time - length + 1, 0) / stride)
+    avail = b.op("Max", [b.op("Sub", [t, b.i64(length - 1)]), b.i64(0)])
+    n = b.op("Div", [b.op("Add", [avail, b.i64(stride - 1)]), b.i64(stride)], "n_windows")
+    sp = Spec(n_f, length, stride, layout, weighted, filled_rows, observed, n, mask)
+
+    # no NaN anywhere: ReduceMin of `observed` is 1 (an empty input counts as complete)
+    complete = b.op("Equal", [b.op("ReduceMin", [observed], keepdims=0), b.f32(1.0)])
+    one_window = b.op("Equal", [n, b.i64(1)])  # per batch row: the monitor's micro-batches
+    few = Builder()
+    small = few.if_(
+        one_window,
+        unless_nan(sp, complete, single),
+        unless_nan(sp, complete, gathered),
+    )
+    f_sum, f_cnt = b.if_(
+        b.op("Less", [n, b.i64(SMALL_WINDOWS)]),
+        few.branch(*small),
+        unless_nan(sp, complete, sliced),
+        ["window_sse", "feature_observed"],
+    )
+    f_sum = b.op(
+        "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
+    )  # [B, n, F]
+    return f_sum, f_cnt
+
+
+def _outputs(
+    b: Builder, f_sum: str, f_cnt: str, weight: np.ndarray, weighted: bool, length: int
+) -> list[str]:
+    """score, feature_error and coverage (:data:`OUTPUTS`) from the per-feature squared
+    error ``f_sum`` and observed cells ``f_cnt`` (exact as float: counts < 2^24)."""
+    if weighted:
+        f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])
+    feature_error = b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])])
+    total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
+    count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
+    score = b.op("Div", [total, count])  # 0/0 = NaN: nothing observed, nothing to score
+    coverage = b.op("Mul", [count, b.f32(1.0 / (length * int((weight > 0).sum())))])
+    return [score, feature_error, coverage]

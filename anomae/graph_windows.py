@@ -8,9 +8,10 @@ monitor's micro-batches) is a plain reshape (:func:`single`); few windows are ga
 by row (:func:`gathered`, no per-window node overhead); many windows are cut as static
 block slices (:func:`sliced`). Each path has a copy without the missing-value mask (its
 windows' observed counts are constant), taken when the input holds no NaN
-(:func:`unless_nan`). A call of a single window (batch 1) has its own masked copy of the
-one-window path, with no NaN test (an ``If`` costs more than that mask), which an int8
-model keeps float32: seven copies of the network in all, sharing one set of weights.
+(:func:`unless_nan`). A call of a single window (batch 1) never comes here: the main
+graph sends it to a branch of its own on its shape alone (:mod:`anomae.graph_call`),
+which an int8 model keeps float32: seven copies of the network in all, sharing one set
+of weights.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Builder:
         return helper.make_graph(self.nodes, self.name(name), [], values, self.inits)
 
 
-def _layer(b: Builder, x: str, layer: Layer, weights: list[str]) -> str:
+def layer_op(b: Builder, x: str, layer: Layer, weights: list[str]) -> str:
     if layer.op == "Gelu":
         # Gelu is opset 20; spell it out with Erf to stay on opset 18.
         half = b.op("Mul", [x, b.f32(0.5)])
@@ -129,7 +130,7 @@ def _sse(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
     else:
         raise ValueError(f"unknown layout {sp.layout!r}")
     for layer, weights in sp.layers:
-        x = _layer(b, x, layer, weights)
+        x = layer_op(b, x, layer, weights)
     if sp.layout == "channels":
         x = b.op("Transpose", [x], perm=[0, 2, 1])
     # allowzero: with no complete window the shape holds a 0 that must stay 0, not "copy"

@@ -93,6 +93,25 @@ def _share_weights(model: onnx.ModelProto, own: set[str]) -> None:
     visit(main)
 
 
+def _own_weights(model: onnx.ModelProto) -> None:
+    """Move the main graph's initializers that only the single-window-call branch reads
+    (its float32 weights, which the int8 branches no longer read) into that branch:
+    onnxruntime ran it ~2 us (5 %) slower on the reference model while they sat in the
+    main graph, the float32 model's speed once they are the branch's own."""
+    main = model.graph
+    calls = [g for g in _graphs(main) if g.name.startswith(SMALL_CALLS + "_")]
+    readers: dict[str, set[int]] = {}
+    for g in _graphs(main):
+        for node in g.node:
+            for name in node.input:
+                readers.setdefault(name, set()).add(id(g))
+    for g in calls:
+        own = [t for t in main.initializer if readers.get(t.name) == {id(g)}]
+        for t in own:
+            main.initializer.remove(t)
+        g.initializer.extend(own)
+
+
 def _outer_names(g: onnx.GraphProto) -> set[str]:
     """Names graph ``g`` (with its subgraphs) reads from enclosing graphs."""
     defined = {t.name for t in g.initializer} | {i.name for i in g.input}
@@ -260,6 +279,8 @@ def quantize_graph(
     del int8.opset_import[:]
     int8.opset_import.extend(kept_ops)
     _share_weights(int8, {t.name for g in _graphs(model.graph) for t in g.initializer})
+    if small_calls:
+        _own_weights(int8)
     _sort(int8.graph)
     n = check_untouched(model, int8, keep, small_calls)
     if n == 0:

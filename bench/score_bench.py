@@ -20,7 +20,9 @@ steals the other's cores), onnxruntime and torch alternate for ``--rounds`` roun
 table shows medians. The machines are shared and noisy: read the ratios.
 
     python bench/score_bench.py [--threads 2] [--rows 2000000] [--seconds 1.5] [--rounds 3]
-                                [--pyod] [--pyod-windows 32768]
+                                [--batches 1,64,1024,4096] [--pyod] [--pyod-windows 32768]
+
+``--rows 0`` leaves out the end-to-end run.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def _time(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
     return float(np.median(times))
 
 
-def worker(kind: str, model: Path, threads: int, seconds: float, device: str) -> dict:
+def worker(
+    kind: str, model: Path, threads: int, seconds: float, device: str, batches: tuple[int, ...]
+) -> dict:
     rng = np.random.default_rng(1)
     out: dict[str, float] = {}
     if kind in ("ort", "int8"):
@@ -122,7 +126,7 @@ def worker(kind: str, model: Path, threads: int, seconds: float, device: str) ->
             model = model.with_name("ref.int8.onnx")
 
         det = Detector.load(model, device=device, threads=threads)
-        for b in BATCHES:
+        for b in batches:
             rows = rng.normal(size=(1, b + LENGTH - 1, N_F)).astype(np.float32)
             out[str(b)] = _time(lambda rows=rows: det.run(rows), seconds)
     else:
@@ -137,7 +141,7 @@ def worker(kind: str, model: Path, threads: int, seconds: float, device: str) ->
         torch.manual_seed(0)
         net = build_model(ArchConfig(hidden=(256, 64)), LENGTH, N_F)
         scorer = TorchScorer(net, read_card(model))
-        for b in BATCHES:
+        for b in batches:
             rows = torch.from_numpy(rng.normal(size=(1, b + LENGTH - 1, N_F)).astype(np.float32))
             out[str(b)] = _time(lambda rows=rows: scorer(rows), seconds)
     return out
@@ -223,7 +227,14 @@ def end_to_end(model: Path, tmp: Path, n_rows: int, threads: int, device: str) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--rows", type=int, default=2_000_000, help="rows for the end-to-end run")
+    ap.add_argument(
+        "--rows", type=int, default=2_000_000, help="rows for the end-to-end run (0: none)"
+    )
+    ap.add_argument(
+        "--batches",
+        default=",".join(map(str, BATCHES)),
+        help="windows per call to time, comma-separated",
+    )
     ap.add_argument("--seconds", type=float, default=1.5, help="timing per batch size per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (needs onnxruntime-gpu)")
@@ -236,6 +247,7 @@ def main() -> None:
     )
     ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    batches = tuple(int(b) for b in args.batches.split(","))
 
     if args.worker:
         if args.worker == "e2e":
@@ -243,7 +255,7 @@ def main() -> None:
         elif args.worker in ("pyod", "series"):
             res = same_windows(args.worker, args.model, args.threads, args.pyod_windows)
         else:
-            res = worker(args.worker, args.model, args.threads, args.seconds, args.device)
+            res = worker(args.worker, args.model, args.threads, args.seconds, args.device, batches)
         print(json.dumps(res))
         return
 
@@ -270,6 +282,8 @@ def main() -> None:
             args.device,
             "--pyod-windows",
             str(args.pyod_windows),
+            "--batches",
+            args.batches,
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -295,7 +309,7 @@ def main() -> None:
         f"{'torch eager w/s':>16} {'ort/torch':>10} {'ort us/call':>12} {'int8 us/call':>13} "
         f"{'torch us/call':>14}"
     )
-    for b in BATCHES:
+    for b in batches:
         t_ort = float(np.median([r[str(b)] for r in results["ort"]]))
         t_i8 = float(np.median([r[str(b)] for r in results["int8"]]))
         t_pt = float(np.median([r[str(b)] for r in results["torch"]]))
@@ -323,6 +337,8 @@ def main() -> None:
             f"({med['int8'] / med['pyod']:.2f}x PyOD)"
         )
 
+    if args.rows <= 0:
+        return
     e = run("e2e")
     print()
     print(f"{'end to end':>18} {'rows':>12} {'rows/s':>12} {'pure scoring w/s':>17} {'ratio':>7}")

@@ -12,6 +12,7 @@ import pytest
 from anomae.calibrate import calibrate_quantile
 from anomae.detector import Detector, DetectorError
 from anomae.graph import Layer, build_graph
+from anomae.int8_graph import walk_nodes
 from anomae.modelfile import read_card, write_model
 from anomae.quantize import QuantizeError, QuantizeSettings, quantize_beside, quantize_model
 from anomae.quantize_gate import GateRefused, GateSettings
@@ -188,7 +189,8 @@ def test_one_window_calls_on_the_int8_file_score_as_float32(good: Path, tmp_path
     assert not np.array_equal(det8.run(two)[0], det32.run(two)[0])
     assert isinstance(read_card(out).parity["reference"]["single"], float)
     model = onnx.load(str(out))
-    for t in model.graph.initializer:
+    branches = [a.g for n in walk_nodes(model.graph) for a in n.attribute if a.g.name]
+    for t in [*model.graph.initializer, *(t for g in branches for t in g.initializer)]:
         if t.data_type == onnx.TensorProto.FLOAT and list(t.dims) == [L * F, K + 1]:
             w = onnx.numpy_helper.to_array(t).copy()
             w[:, 0] = -w[:, 0]  # the float32 decoder's first column, read by one-window calls

@@ -125,8 +125,8 @@ class TorchScorer:
 
 def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
     """Variants of ``rows`` that take each of the graph's run-time paths (see
-    :mod:`anomae.graph`): one window per batch row; few windows; many windows with NaN; many
-    windows without."""
+    :mod:`anomae.graph`): one window per batch row; a call of one window; few windows; many
+    windows with NaN; many windows without."""
     from anomae.graph import SMALL_WINDOWS
 
     spec = card.window
@@ -147,6 +147,7 @@ def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
         "many windows, NaN": holes,
         "few windows": short,
         "one window per row": single,
+        "one-window call": single[:1],
     }
 
 
