@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STATS = ("q0.99", "q0.999", "mad")
+STATS = ("q0.99", "q0.999", "floor0.99", "mad")
 COMBINE = ("max", "mean", "top2", "top3")
 
 
@@ -89,9 +89,11 @@ def pca_features(case: Any) -> Features:
 
 def standardise(fe: np.ndarray, cal: np.ndarray, how: str) -> np.ndarray:
     """Each feature's error in units of its own held-out error: ``e / quantile_q`` (``how``
-    = ``"q0.99"``) or ``(e - median) / MAD`` (``"mad"``). Features whose held-out error is 0
-    throughout (left out of the score) become NaN; a spread of 0 is floored at 1e-3 of the
-    features' median spread."""
+    = ``"q0.99"``), ``(e - median) / MAD`` (``"mad"``), or ``e / max(quantile_q, median
+    over features of quantile_q)`` (``"floor0.99"``: a feature whose normal error is large
+    is shrunk to its own scale, a well reconstructed one is not magnified beyond the
+    typical feature's). Features whose held-out error is 0 throughout (left out of the
+    score) become NaN; a spread of 0 is floored at 1e-3 of the features' median spread."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         live = np.nanmax(np.abs(cal), axis=0) > 0
@@ -100,8 +102,10 @@ def standardise(fe: np.ndarray, cal: np.ndarray, how: str) -> np.ndarray:
             spread = np.nanmedian(np.abs(cal - loc), axis=0)
         else:
             loc = np.zeros(cal.shape[1])
-            spread = np.nanquantile(cal, float(how[1:]), axis=0)
+            spread = np.nanquantile(cal, float(how.removeprefix("floor").removeprefix("q")), axis=0)
         floor = 1e-3 * np.nanmedian(spread[live]) if live.any() else 1.0
+        if how.startswith("floor"):
+            floor = np.nanmedian(spread[live]) if live.any() else 1.0
         z = (fe - loc) / np.maximum(spread, max(floor, 1e-12))
     z[:, ~live] = np.nan
     return z
