@@ -6,7 +6,8 @@ the network given as a list of :class:`Layer`, and returns
 
 * ``score``          ``[batch, windows]``: mean squared reconstruction error over the
   observed cells of each window, in scaled units, each feature's error times its
-  ``Scaler.error_weight`` (NaN when nothing was observed);
+  ``Scaler.error_weight`` (NaN when nothing was observed); with ``aggregate="max"`` the
+  largest ``feature_error`` of the window instead;
 * ``feature_error``  ``[batch, windows, features]``: the same, per feature (0 if unobserved);
 * ``coverage``       ``[batch, windows]``: fraction of the window's cells that were observed
   (of the features with a weight above 0).
@@ -40,7 +41,9 @@ from anomae.spec import Scaler, WindowSpec
 OPSET = 18
 INPUT = "rows"
 OUTPUTS = ("score", "feature_error", "coverage")
+AGGREGATES = ("mean", "max")  # how a window's per-feature errors become its score
 __all__ = [
+    "AGGREGATES",
     "INPUT",
     "OPSET",
     "OUTPUTS",
@@ -89,12 +92,18 @@ def build_graph(
     window: WindowSpec,
     scaler: Scaler,
     center: bool | Sequence[str] = False,
+    aggregate: str = "mean",
 ) -> onnx.ModelProto:
     """The full scoring model. ``layout`` is ``"flat"`` (network sees ``[N, length*F]``) or
     ``"channels"`` (network sees ``[N, F, length]``). With ``center`` (``True``, or the names
     of some features: see :func:`center_mask`) each window loses the per-feature mean of
     those features before the network, and their error is measured on the centred window:
-    slow drifts of a sensor's level no longer read as anomalies."""
+    slow drifts of a sensor's level no longer read as anomalies. ``aggregate`` "max" makes
+    ``score`` the largest ``feature_error`` of the window instead of the mean over its
+    observed cells (with error weights that put each feature in units of its own normal
+    error, one sensor's surprise is not diluted by the others)."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     n_f, length, stride = len(features), window.length, window.stride
     b = Builder()
     offset = b.const(np.asarray(scaler.center, dtype=np.float32), "center")
@@ -159,10 +168,14 @@ def build_graph(
 
     if scaler.error_weight:
         f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])
-    b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")
-    total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
+    f_err = b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])], "feature_error")
     count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
-    b.op("Div", [total, count], "score")  # 0/0 = NaN: nothing observed, nothing to score
+    if aggregate == "max":  # nothing observed: NaN, as the mean's 0/0
+        top = b.op("ReduceMax", [f_err, b.i64([2])], keepdims=0)
+        b.op("Where", [b.op("Equal", [count, b.f32(0.0)]), b.f32(np.nan), top], "score")
+    else:
+        total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
+        b.op("Div", [total, count], "score")  # 0/0 = NaN: nothing observed, nothing to score
     b.op("Mul", [count, b.f32(1.0 / (length * int((weight > 0).sum())))], "coverage")
 
     f32 = TensorProto.FLOAT
