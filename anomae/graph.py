@@ -6,7 +6,8 @@ the network given as a list of :class:`Layer`, and returns
 
 * ``score``          ``[batch, windows]``: mean squared reconstruction error over the
   observed cells of each window, in scaled units, each feature's error times its
-  ``Scaler.error_weight`` (NaN when nothing was observed);
+  ``Scaler.error_weight`` (NaN when nothing was observed); with ``aggregate="max"`` the
+  largest ``feature_error`` of the window instead;
 * ``feature_error``  ``[batch, windows, features]``: the same, per feature (0 if unobserved);
 * ``coverage``       ``[batch, windows]``: fraction of the window's cells that were observed
   (of the features with a weight above 0).
@@ -45,7 +46,9 @@ from anomae.spec import Scaler, WindowSpec
 OPSET = 18
 INPUT = "rows"
 OUTPUTS = ("score", "feature_error", "coverage")
+AGGREGATES = ("mean", "max")  # how a window's per-feature errors become its score
 __all__ = [
+    "AGGREGATES",
     "INPUT",
     "OPSET",
     "OUTPUTS",
@@ -90,12 +93,18 @@ def build_graph(
     window: WindowSpec,
     scaler: Scaler,
     center: bool | Sequence[str] = False,
+    aggregate: str = "mean",
 ) -> onnx.ModelProto:
     """The full scoring model. ``layout`` is ``"flat"`` (network sees ``[N, length*F]``) or
     ``"channels"`` (network sees ``[N, F, length]``). With ``center`` (``True``, or the names
     of some features: see :func:`center_mask`) each window loses the per-feature mean of
     those features before the network, and their error is measured on the centred window:
-    slow drifts of a sensor's level no longer read as anomalies."""
+    slow drifts of a sensor's level no longer read as anomalies. ``aggregate`` "max" makes
+    ``score`` the largest ``feature_error`` of the window instead of the mean over its
+    observed cells (with error weights that put each feature in units of its own normal
+    error, one sensor's surprise is not diluted by the others)."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     n_f, length, stride = len(features), window.length, window.stride
     weight = np.asarray(scaler.error_weight or np.ones(n_f), np.float32)
     b = Builder()
@@ -109,7 +118,7 @@ def build_graph(
     center_v, scale_v = (np.asarray(v, np.float32) for v in (scaler.center, scaler.scale))
     tiled = tiled_scaler(center_v, scale_v, weight, length)
     f_sum, f_cnt = one_call(fast, INPUT, weighted, layout, length, stride, tiled, mask)
-    fast_outs = _outputs(fast, f_sum, f_cnt, weight, bool(scaler.error_weight), length)
+    fast_outs = _outputs(fast, f_sum, f_cnt, weight, bool(scaler.error_weight), length, aggregate)
     rest = Builder()
     rest_outs = _outputs(
         rest,
@@ -117,6 +126,7 @@ def build_graph(
         weight,
         bool(scaler.error_weight),
         length,
+        aggregate,
     )
     b.if_(
         is_one_call(b, INPUT, length, stride),
@@ -205,15 +215,26 @@ def _any_call(
 
 
 def _outputs(
-    b: Builder, f_sum: str, f_cnt: str, weight: np.ndarray, weighted: bool, length: int
+    b: Builder,
+    f_sum: str,
+    f_cnt: str,
+    weight: np.ndarray,
+    weighted: bool,
+    length: int,
+    aggregate: str = "mean",
 ) -> list[str]:
     """score, feature_error and coverage (:data:`OUTPUTS`) from the per-feature squared
-    error ``f_sum`` and observed cells ``f_cnt`` (exact as float: counts < 2^24)."""
+    error ``f_sum`` and observed cells ``f_cnt`` (exact as float: counts < 2^24). The score
+    is the mean over observed cells, or with ``aggregate`` "max" the largest feature error."""
     if weighted:
         f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])
     feature_error = b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])])
-    total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
     count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
-    score = b.op("Div", [total, count])  # 0/0 = NaN: nothing observed, nothing to score
+    if aggregate == "max":  # nothing observed: NaN, as the mean's 0/0
+        top = b.op("ReduceMax", [feature_error, b.i64([2])], keepdims=0)
+        score = b.op("Where", [b.op("Equal", [count, b.f32(0.0)]), b.f32(np.nan), top])
+    else:
+        total = b.op("ReduceSum", [f_sum, b.i64([2])], keepdims=0)  # [B, n]
+        score = b.op("Div", [total, count])  # 0/0 = NaN: nothing observed, nothing to score
     coverage = b.op("Mul", [count, b.f32(1.0 / (length * int((weight > 0).sum())))])
     return [score, feature_error, coverage]

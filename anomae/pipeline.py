@@ -116,7 +116,8 @@ class WindowSection:
 @dataclass(frozen=True)
 class WeightSection:
     """How each feature counts in the score (:mod:`anomae.train.weights`): ``errors``
-    "heldout" divides each feature's squared error by its mean on held-out normal windows
+    "heldout" divides each feature's squared error by its mean on held-out normal windows,
+    "spread" by its 0.99 quantile there but never by less than the median over features
     ("equal": raw scaled errors); ``constant`` "ignore" leaves out features constant in the
     training rows ("keep": score them)."""
 
@@ -124,25 +125,29 @@ class WeightSection:
     constant: str = "ignore"
 
     def __post_init__(self) -> None:
-        if self.errors not in ("heldout", "equal"):
-            raise ValueError(f"errors must be 'heldout' or 'equal', got {self.errors!r}")
+        if self.errors not in ("heldout", "spread", "equal"):
+            raise ValueError(f"errors must be 'heldout', 'spread' or 'equal', got {self.errors!r}")
         if self.constant not in ("ignore", "keep"):
             raise ValueError(f"constant must be 'ignore' or 'keep', got {self.constant!r}")
 
 
 @dataclass(frozen=True)
 class ScoreSection:
-    """The post-rule (:class:`anomae.events.PostRule`) and how many top features a window
-    names."""
+    """The post-rule (:class:`anomae.events.PostRule`), how many top features a window
+    names, and how a window's per-feature errors make its score (``aggregate``: "mean" over
+    its observed cells, or "max" over its features; built into the graph at training)."""
 
     min_windows: int = 3
     max_gap: int = 0
     off: float = 1.0
     cooldown: int = 0
     top_k: int = 3
+    aggregate: str = "mean"
 
     def __post_init__(self) -> None:
         self.post_rule()
+        if self.aggregate not in ("mean", "max"):
+            raise ValueError(f"aggregate must be 'mean' or 'max', got {self.aggregate!r}")
 
     def post_rule(self) -> PostRule:
         return PostRule(self.min_windows, self.max_gap, self.off, self.cooldown)

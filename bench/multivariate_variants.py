@@ -22,7 +22,13 @@ first by that change alone:
   below CUT of their total variance (a level that wanders, as SKAB's warming temperatures);
 * ``--tune`` (refits; slow): ``[tune]``'s default grid per case on a tail holdout of 20 %
   (the recipe's spread blocks are too small for the injected anomalies), the winner then
-  trained and calibrated as the recipe says.
+  trained and calibrated as the recipe says;
+* ``--aggregate``: the window score recombined from the graph's per-feature errors, each
+  in units of its own error on the calibration rows (``q0.99``: ``e / quantile_0.99``;
+  ``mad``: ``(e - median) / MAD``), then ``max``, ``mean`` or mean of the top K features
+  (:mod:`feature_errors`), thresholded at the rank of the calibration scores the shipped
+  threshold sits at; "anomae and PCA" rows do the same to the PCA baseline's per-feature
+  residuals (same policy). ``--seed`` sets anomae's training seed.
 
 "ratio" is the median over cases of anomae's VUS-PR over PCA's (same policy), "> PCA" the
 cases where anomae's is higher; F1/FAR pooled, event F1 the mean of TSB-AD's event-based
@@ -30,7 +36,7 @@ F1, "best base ev" the best same-policy baseline's event F1. Needs the data in
 ``../shared/datasets`` (skips what is absent).
 
     OMP_NUM_THREADS=1 python bench/multivariate_variants.py [--only smap] [--drift-centring 0.1]
-                                                            [--tune]
+                                                            [--tune] [--aggregate] [--seed 1]
 """
 
 from __future__ import annotations
@@ -56,6 +62,17 @@ from anomae.eval.baselines import BASELINES  # noqa: E402
 from anomae.events import PostRule  # noqa: E402
 from anomae.likelihood import Likelihood, likelihood_scores  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from feature_errors import (  # noqa: E402
+    COMBINE,
+    STATS,
+    Features,
+    anomae_features,
+    combine,
+    pca_features,
+    standardise,
+)
+
 PIPELINES = ("smap", "skab", "skab_anomaly_free")
 BASES = ("pca", "ksigma", "windowed_gaussian")
 # a detector's case: (row scores of the whole series, the shipped test Scored)
@@ -63,10 +80,16 @@ Kept = dict[str, tuple[np.ndarray, B.Scored]]
 Variant = Callable[[str, np.ndarray, B.Scored, int], B.Scored]
 
 
-def keep_scores(pipe: Any, cases: list[Any]) -> list[Kept]:
-    """Every detector's shipped :class:`Scored` and its row scores over train + test."""
+# per case, per detector (anomae, pca): filled by keep_scores when --aggregate is given
+FEATURES: list[dict[str, Features]] = []
+
+
+def keep_scores(pipe: Any, cases: list[Any], features: bool = False) -> list[Kept]:
+    """Every detector's shipped :class:`Scored` and its row scores over train + test (and,
+    with ``features``, anomae's and PCA's per-feature errors in :data:`FEATURES`)."""
     anomae = B.AnomaeModels(pipe)
     out: list[Kept] = []
+    FEATURES.clear()
     for case in cases:
         shipped = anomae(case)
         model, _ = anomae._cache[hashlib.sha256(case.train.tobytes()).hexdigest()]
@@ -77,7 +100,29 @@ def keep_scores(pipe: Any, cases: list[Any]) -> list[Kept]:
             whole = np.concatenate([m.score(case.train), m.score(case.test)])
             kept[name] = (whole, B.BaselineDetector(name, pipe.calibrate)(case))
         out.append(kept)
+        if features:
+            FEATURES.append(
+                {"anomae": anomae_features(pipe, model, case), "pca": pca_features(case)}
+            )
     return out
+
+
+def aggregate(stat: str, how: str, with_pca: bool) -> Callable[..., B.Scored]:
+    """anomae's (and, ``with_pca``, PCA's) score recombined from its per-feature errors,
+    standardised by ``stat`` on the calibration rows and combined by ``how``; thresholded
+    at the rank of the calibration scores the shipped threshold sits at."""
+
+    def fn(det: str, full: np.ndarray, s: B.Scored, p: int, case_i: int = -1) -> B.Scored:
+        if det not in ("anomae", "pca") or (det == "pca" and not with_pca):
+            return s
+        f = FEATURES[case_i][det]
+        new = combine(standardise(f.rows, f.cal, stat), how)
+        cal = combine(standardise(f.cal, f.cal, stat), how)
+        old, cal = f.cal_score[np.isfinite(f.cal_score)], cal[np.isfinite(cal)]
+        return B.Scored(new[p:], float(np.quantile(cal, np.mean(old <= s.threshold))))
+
+    fn.per_case = True  # type: ignore[attr-defined]
+    return fn
 
 
 def shipped(det: str, full: np.ndarray, s: B.Scored, p: int) -> B.Scored:
@@ -121,10 +166,13 @@ def in_sample(kind: str, value: float) -> Variant:
 def row(label: str, pipe: Any, cases: list[Any], kept: list[Kept], variant: Variant) -> str:
     rule = PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
     per: dict[str, list[dict[str, Any]]] = {d: [] for d in ("anomae", *BASES)}
-    for case, k in zip(cases, kept, strict=True):
+    for i, (case, k) in enumerate(zip(cases, kept, strict=True)):
         p = case.train.shape[0]
         for det, (full, shipped_s) in k.items():
-            scored = variant(det, full, shipped_s, p)
+            if getattr(variant, "per_case", False):
+                scored = variant(det, full, shipped_s, p, case_i=i)
+            else:
+                scored = variant(det, full, shipped_s, p)
             per[det].append(B.case_metrics(scored, case, rule, pipe.benchmark.vus_window))
     a = np.array([r["vus_pr"] for r in per["anomae"]])
     pca = np.array([r["vus_pr"] for r in per["pca"]])
@@ -196,20 +244,33 @@ def tuned(pipe: Any, case: Any) -> Any:
     return dataclasses.replace(res.pipe, tune=None, calibrate=pipe.calibrate)
 
 
-def run(name: str, drift: list[float], with_tune: bool) -> None:
+AGGREGATIONS = [(stat, how) for stat in STATS for how in COMBINE]
+
+
+def run(
+    name: str,
+    drift: list[float],
+    with_tune: bool,
+    agg: bool = False,
+    seed: int = 0,
+    only_agg: bool = False,
+) -> None:
     from anomae.io import InputError
     from anomae.pipeline import load_pipeline
 
     pipe = load_pipeline(ROOT / "pipelines" / f"{name}.toml")
-    pipe = dataclasses.replace(pipe, train={**pipe.train, "progress": False})
+    pipe = dataclasses.replace(pipe, train={**pipe.train, "progress": False, "seed": seed})
     try:
         cases = B.load_cases(pipe.benchmark, None, pipe.data.table())
     except (B.DataMissing, InputError) as exc:  # no data here, or not where the pipeline says
         print(f"\n## {name}: skipped, {exc}")
         return
     t0 = time.perf_counter()
-    kept = keep_scores(pipe, cases)
-    print(f"\n## {name} ({len(cases)} cases, fitted in {time.perf_counter() - t0:.0f}s)\n")
+    kept = keep_scores(pipe, cases, features=agg)
+    print(
+        f"\n## {name} ({len(cases)} cases, seed {seed}, fitted in "
+        f"{time.perf_counter() - t0:.0f}s)\n"
+    )
     print("| variant | ratio | > PCA | F1 | FAR | event F1 | best base ev | VUS-PR |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     variants: list[tuple[str, Variant]] = [("recipe as shipped", shipped)]
@@ -227,6 +288,14 @@ def run(name: str, drift: list[float], with_tune: bool) -> None:
             ("anomae in-sample mean + 4 sd", in_sample("sd", 4.0)),
             ("anomae in-sample mean + 6 sd", in_sample("sd", 6.0)),
         ]
+    if only_agg:
+        variants = variants[:1]
+    if agg:
+        for stat, how in AGGREGATIONS:
+            for pca in (False, True):
+                who = "anomae and PCA" if pca else "anomae"
+                label = f"{who}: feature errors / held-out {stat}, {how}"
+                variants.append((label, aggregate(stat, how, pca)))
     for label, v in variants:
         print(row(label, pipe, cases, kept, v), flush=True)
     for cut in drift:
@@ -242,10 +311,23 @@ def main() -> None:
     ap.add_argument("--only", choices=PIPELINES, default=None)
     ap.add_argument("--drift-centring", type=float, action="append", default=[], metavar="CUT")
     ap.add_argument("--tune", action="store_true", help="also tune per case (slow)")
+    ap.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="also combine per-feature errors standardised on held-out rows",
+    )
+    ap.add_argument(
+        "--only-aggregate",
+        action="store_true",
+        help="with --aggregate: skip the score-side variants",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="anomae's training seed")
     args = ap.parse_args()
     for name in PIPELINES:
         if args.only in (None, name):
-            run(name, args.drift_centring, args.tune)
+            run(
+                name, args.drift_centring, args.tune, args.aggregate, args.seed, args.only_aggregate
+            )
 
 
 if __name__ == "__main__":

@@ -104,11 +104,20 @@ from anomae.cli.tables import _data_columns, table_options
 @click.option("--patience", default=8, show_default=True, help="Early-stopping patience (epochs).")
 @click.option(
     "--error-weights",
-    type=click.Choice(["heldout", "equal"]),
-    default="equal",
+    type=click.Choice(["spread", "heldout", "equal"]),
+    default="spread",
     show_default=True,
-    help="heldout: each feature's squared error divided by its mean on held-out normal "
-    "windows, so no sensor dominates the score; equal: raw scaled errors.",
+    help="spread: each feature's squared error divided by its 0.99 quantile on held-out "
+    "normal windows, never by less than the median feature's; heldout: by its mean there, "
+    "so no sensor dominates the score; equal: raw scaled errors.",
+)
+@click.option(
+    "--aggregate",
+    type=click.Choice(["max", "mean"]),
+    default="max",
+    show_default=True,
+    help="A window's score: its largest per-feature error (max), or the mean over its "
+    "observed cells.",
 )
 @click.option(
     "--constant",
@@ -181,6 +190,7 @@ def train(
     val_fraction: float,
     patience: int,
     error_weights: str,
+    aggregate: str,
     constant: str,
     seed: int,
     device: str,
@@ -274,6 +284,7 @@ def train(
             "progress": progress,
         },
         "weights": {"errors": error_weights, "constant": constant},
+        "score": {"aggregate": aggregate},
         "calibrate": {
             "method": method,
             "holdout": holdout,

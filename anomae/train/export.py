@@ -118,9 +118,14 @@ class TorchScorer:
         recon, _ = self.model(win.reshape(b * n, spec.length, -1))
         sq = (recon.reshape(win.shape) - win) ** 2 * obs
         f_sum, f_cnt = sq.sum(2) * self.weight, obs.sum(2)
-        score = f_sum.sum(2) / f_cnt.sum(2)
-        coverage = f_cnt.sum(2) / (spec.length * self.gate.sum())
-        return score, f_sum / f_cnt.clamp(min=1.0), coverage
+        f_err, count = f_sum / f_cnt.clamp(min=1.0), f_cnt.sum(2)
+        if self.card.architecture.get("aggregate", "mean") == "max":
+            nan = torch.full((), float("nan"))
+            score = torch.where(count == 0, nan, f_err.amax(2))
+        else:
+            score = f_sum.sum(2) / count
+        coverage = count / (spec.length * self.gate.sum())
+        return score, f_err, coverage
 
 
 def parity_inputs(rows: np.ndarray, card: ModelCard) -> dict[str, np.ndarray]:
@@ -212,6 +217,7 @@ def export_model(
         card.window,
         card.scaler,
         center=card.architecture.get("center", False),
+        aggregate=card.architecture.get("aggregate", "mean"),
     )
     onnx.checker.check_model(onnx_model, full_check=True)
     parity = check_parity(onnx_model, TorchScorer(model, card), parity_rows)

@@ -186,6 +186,7 @@ def train_on(
         architecture={
             "layout": result.model.layout,
             "center": pipe.window.centred,
+            "aggregate": pipe.score.aggregate,
             **dataclasses.asdict(cfg.arch),
         },
         training={
@@ -220,8 +221,9 @@ def train_on(
             result.model,
             card,
             data.weight_blocks,
-            equalise=pipe.weights.errors == "heldout",
+            equalise=pipe.weights.errors in ("heldout", "spread"),
             ignore=ignore,
+            spread=pipe.weights.errors == "spread",
         )
     except ValueError as exc:
         raise PipelineError(f"{pipe.source} [weights]: {exc}; set constant = \"keep\"") from exc

@@ -34,6 +34,12 @@ from anomae.spec import ModelCard
 # sensor reconstructed (almost) perfectly on held-out data would otherwise get a weight
 # that turns its smallest later wobble into an alarm.
 FLOOR = 0.1
+# "spread" weights: each feature's error over its held-out SPREAD_Q quantile, floored at
+# the median over features (SPREAD_FLOOR): only a sensor whose normal error is large is
+# rescaled. A quiet sensor magnified by its tiny normal error made SKAB's post-fault
+# temperatures alarm under the per-feature maximum (docs/benchmarks.md).
+SPREAD_Q = 0.99
+SPREAD_FLOOR = 1.0
 
 
 def constant_features(blocks: Sequence[np.ndarray]) -> np.ndarray:
@@ -45,21 +51,24 @@ def constant_features(blocks: Sequence[np.ndarray]) -> np.ndarray:
     return ~(hi > lo)  # all-NaN (nan > nan is False) counts as constant too
 
 
-def heldout_error(model: nn.Module, card: ModelCard, blocks: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean per-feature error ``[F]`` of ``card``'s scoring on the windows of ``blocks``."""
+def heldout_error(
+    model: nn.Module, card: ModelCard, blocks: Sequence[np.ndarray], q: float | None = None
+) -> np.ndarray:
+    """Per-feature error ``[F]`` of ``card``'s scoring on the windows of ``blocks``: the
+    mean, or the ``q`` quantile."""
     from anomae.train.export import TorchScorer
 
     scorer = TorchScorer(model, card)
-    total = np.zeros(len(card.features))
-    count = 0
+    errors = [np.zeros((0, len(card.features)))]
     for block in blocks:
         if card.window.count(block.shape[0]) == 0:
             continue
         rows = torch.from_numpy(np.ascontiguousarray(block[None], np.float32))
-        fe = scorer(rows)[1][0].numpy().astype(np.float64)  # [n, F]
-        total += np.nansum(fe, axis=0)
-        count += fe.shape[0]
-    return total / max(count, 1)
+        errors.append(scorer(rows)[1][0].numpy().astype(np.float64))  # [n, F]
+    fe = np.concatenate(errors)
+    if fe.shape[0] == 0:
+        return np.zeros(fe.shape[1])
+    return np.nanmean(fe, axis=0) if q is None else np.nanquantile(fe, q, axis=0)
 
 
 def error_weights(
@@ -69,10 +78,13 @@ def error_weights(
     *,
     equalise: bool = True,
     ignore: np.ndarray | None = None,
+    spread: bool = False,
 ) -> tuple[float, ...]:
     """Weights for ``card.scaler.error_weight``: 0 where ``ignore``; with ``equalise`` the
     inverse of each feature's mean held-out error (floored at :data:`FLOOR` times their
-    median), scaled so the weights of the scored features average 1; else 1.
+    median), scaled so the weights of the scored features average 1; else 1. With
+    ``spread`` (and ``equalise``) the held-out :data:`SPREAD_Q` quantile stands for the
+    mean and the floor is :data:`SPREAD_FLOOR` times the median.
 
         >>> import numpy as np
         >>> w = _weights(np.array([0.5, 0.05, 0.0, 2.0]), np.array([0, 0, 1, 0], bool), True)
@@ -83,15 +95,18 @@ def error_weights(
     ignore = np.zeros(n_f, bool) if ignore is None else np.asarray(ignore, bool)
     if ignore.all():
         raise ValueError("every feature is constant in the training data: nothing to learn")
-    err = heldout_error(model, card, blocks) if equalise else np.ones(n_f)
-    return _weights(err, ignore, equalise)
+    q = SPREAD_Q if spread else None
+    err = heldout_error(model, card, blocks, q) if equalise else np.ones(n_f)
+    return _weights(err, ignore, equalise, SPREAD_FLOOR if spread else FLOOR)
 
 
-def _weights(err: np.ndarray, ignore: np.ndarray, equalise: bool) -> tuple[float, ...]:
+def _weights(
+    err: np.ndarray, ignore: np.ndarray, equalise: bool, floor_at: float = FLOOR
+) -> tuple[float, ...]:
     if not equalise:
         return tuple(np.where(ignore, 0.0, 1.0).tolist())
     scored = err[~ignore]
-    floor = max(FLOOR * float(np.median(scored)), 1e-12)
+    floor = max(floor_at * float(np.median(scored)), 1e-12)
     w = np.where(ignore, 0.0, 1.0 / np.maximum(err, floor))
     w *= (~ignore).sum() / w.sum()
     return tuple(float(v) for v in w)

@@ -301,3 +301,40 @@ def test_error_weights_scale_each_feature_and_zero_leaves_it_out(
     np.testing.assert_array_equal(weighted.run(moved)[0], s)
     assert not np.allclose(plain.run(moved)[0], plain.run(rows)[0])
     assert written.parity["max_rel_diff"] < 1e-4
+
+
+@pytest.mark.parametrize(("arch", "length", "stride"), [ARCHS[0], ARCHS[3]])
+def test_max_aggregate_scores_the_largest_feature_error(
+    tmp_path: Path, arch: ArchConfig, length: int, stride: int
+) -> None:
+    """``aggregate = "max"``: the score is the window's largest weighted feature error, the
+    same in onnxruntime and torch on every graph path, NaN where nothing was observed."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = build_model(arch, length, F)
+    base = _card(length, stride)
+    card = replace(
+        base,
+        architecture={**base.architecture, "aggregate": "max"},
+        scaler=replace(base.scaler, error_weight=(2.0, 0.0, 0.5, 1.0, 3.0)),
+    )
+    rows = _rows()
+    written = export_model(model, card, tmp_path / "m.onnx", rows)  # parity on every path
+    assert written.parity["max_rel_diff"] < 1e-4
+    assert read_card(tmp_path / "m.onnx").architecture["aggregate"] == "max"
+    score, fe, cov = Detector.load(tmp_path / "m.onnx").run(rows)
+    seen = cov > 0
+    np.testing.assert_array_equal(score[seen], fe.max(axis=2)[seen])
+    assert np.isnan(score[~seen]).all() and (~seen).any()
+    mean = replace(card, architecture={**card.architecture, "aggregate": "mean"})
+    export_model(model, mean, tmp_path / "mean.onnx", rows)
+    assert not np.allclose(Detector.load(tmp_path / "mean.onnx").run(rows)[0][seen], score[seen])
+
+
+def test_unknown_aggregate_is_refused() -> None:
+    from anomae.graph import build_graph
+
+    card = _card(8, 1)
+    with pytest.raises(ValueError, match="aggregate must be one of"):
+        build_graph([], "flat", card.features, card.window, card.scaler, aggregate="median")

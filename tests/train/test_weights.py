@@ -82,6 +82,34 @@ def test_training_weights_errors_and_leaves_constant_features_out(tmp_path: Path
     assert np.nanargmax(det.score_series(test).score) in range(595, 610)
 
 
+def test_spread_weights_shrink_only_the_noisy_sensor_and_max_scores_one_sensor(
+    tmp_path: Path,
+) -> None:
+    """errors = "spread": a feature's weight is 1 / its held-out 0.99 quantile, floored at
+    the median over features, so the clean sensor is not magnified past the median; with
+    aggregate = "max" (recorded in the card) one sensor's jump is the window's score."""
+    rng = np.random.default_rng(0)
+    pipe = _pipe('[weights]\nerrors = "spread"\n[score]\naggregate = "max"\n')
+    card, _, _ = train_step(pipe, [_series(rng)], ("clean", "noisy", "fixed"), tmp_path / "m.onnx")  # type: ignore[arg-type]
+    w = card.scaler.error_weight
+    assert card.architecture["aggregate"] == "max" and w[2] == 0.0
+    # clean floored at the median of the two: w0 / w1 = q_noisy / median, in (1, 2)
+    assert 1.0 < w[0] / w[1] < 2.0
+    assert np.mean(w[:2]) == pytest.approx(1.0)
+    det = Detector.load(tmp_path / "m.onnx")
+    test = _series(np.random.default_rng(1)).values
+    out = det.score_series(test)
+    np.testing.assert_array_equal(out.score, out.feature_error.max(axis=1))
+    test[600:610, 0] += 3.0
+    assert np.nanargmax(det.score_series(test).score) in range(595, 610)
+
+
+def test_spread_weights_table() -> None:
+    # floored at the median (2.0): only the noisy feature is rescaled, mean weight 1
+    got = _weights(np.array([0.1, 2.0, 8.0, 0.0]), np.array([0, 0, 0, 1], bool), True, 1.0)
+    np.testing.assert_allclose(got, [4 / 3, 4 / 3, 1 / 3, 0.0], rtol=1e-9)
+
+
 def test_equal_weights_and_kept_constants_store_no_weights(tmp_path: Path) -> None:
     pipe = _pipe('[weights]\nerrors = "equal"\nconstant = "keep"\n')
     card, summary, _ = train_step(
@@ -100,3 +128,8 @@ def test_all_constant_features_are_refused(tmp_path: Path) -> None:
 def test_weights_section_is_validated() -> None:
     with pytest.raises(PipelineError, match="errors"):
         _pipe('[weights]\nerrors = "loud"\n')
+
+
+def test_score_aggregate_is_validated() -> None:
+    with pytest.raises(PipelineError, match=r"\[score\].*aggregate must be 'mean' or 'max'"):
+        _pipe('[score]\naggregate = "median"\n')
