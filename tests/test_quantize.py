@@ -36,7 +36,7 @@ def _pca(rows: np.ndarray) -> np.ndarray:
     return np.linalg.svd(windows, full_matrices=False)[2][:K].astype(np.float32)  # [K, L*F]
 
 
-def _build(path: Path, outlier: float = 0.0) -> Path:
+def _build(path: Path, outlier: float = 0.0, aggregate: str = "mean") -> Path:
     """A linear PCA autoencoder over windows of ``_series`` with a quantile threshold and
     reference windows, as an exported model has. ``outlier``: a decoder weight of that size
     on a code unit that is always 0, harmless in float32 but it sets the int8 weight scale."""
@@ -52,7 +52,9 @@ def _build(path: Path, outlier: float = 0.0) -> Path:
     card = ModelCard(
         tuple(f"s{i}" for i in range(F)), WindowSpec(L, 1), Scaler((0.0,) * F, (1.0,) * F)
     )
-    model = build_graph(layers, "flat", card.features, card.window, card.scaler)
+    model = build_graph(
+        layers, "flat", card.features, card.window, card.scaler, aggregate=aggregate
+    )
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
     def run(x: np.ndarray):  # type: ignore[no-untyped-def]
@@ -101,6 +103,19 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
         (onnx.TensorProto.INT8, [L * F, K + 1]),
         (onnx.TensorProto.INT8, [K + 1, L * F]),
     ]
+
+
+def test_max_aggregate_model_quantises_and_scores_close(tmp_path: Path) -> None:
+    """The multivariate recipe's score (largest feature error) goes through the same rewrite."""
+    model = _build(tmp_path / "max.onnx", aggregate="max")
+    out = tmp_path / "max.int8.onnx"
+    figures = quantize_model(model, [_series(2), _series(3)], out, names=["m1", "m2"])
+    assert figures["gate"]["passed"] and figures["quantized_products"] == 12
+    s8 = Detector.load(out).score_series(_series(4))
+    s32 = Detector.load(model).score_series(_series(4))
+    np.testing.assert_allclose(s32.score, s32.feature_error.max(axis=-1), rtol=1e-6)
+    rel = np.abs(s8.score - s32.score) / s32.score
+    assert np.median(rel) < 0.01 and rel.max() < 0.1
 
 
 def _initializers(g: onnx.GraphProto) -> list[onnx.TensorProto]:
