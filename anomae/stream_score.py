@@ -31,7 +31,7 @@ averages (69 KB by default).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,14 +44,65 @@ from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top
 from anomae.windows import is_gap, window_ends
 
 
+class _Rows:
+    """A series' rows not yet scored, in one buffer that grows (doubling) up to ``cap``
+    rows and is then reused: rows pushed are copied in, a full chunk is scored from it in
+    place, and the rows the next chunk needs move to its front. Compared with holding the
+    pushed pieces and joining them, nothing is allocated per push and a series never holds
+    more than ``cap`` rows (joining left the old pieces and the joined copy alive at once,
+    and freed many small blocks at every chunk: the heap grew in steps)."""
+
+    __slots__ = ("ts", "vals", "lab", "n", "cap")
+
+    def __init__(self, cap: int, n_f: int, labels: bool, first: int) -> None:
+        size = min(cap, max(first, 64))
+        self.ts = np.empty(size, np.int64)
+        self.vals = np.empty((size, n_f), np.float32)
+        self.lab = np.empty(size, np.int8) if labels else None
+        self.n, self.cap = 0, cap
+
+    def _grow(self, need: int) -> None:
+        size = min(self.cap, max(need, 2 * self.ts.shape[0]))
+        ts, vals = np.empty(size, np.int64), np.empty((size, self.vals.shape[1]), np.float32)
+        ts[: self.n], vals[: self.n] = self.ts[: self.n], self.vals[: self.n]
+        self.ts, self.vals = ts, vals
+        if self.lab is not None:
+            lab = np.empty(size, np.int8)
+            lab[: self.n] = self.lab[: self.n]
+            self.lab = lab
+
+    def add(self, ts: np.ndarray, vals: np.ndarray, lab: np.ndarray | None) -> int:
+        """Copy in as many of these rows as fit (up to ``cap``); return how many."""
+        k = min(ts.shape[0], self.cap - self.n)
+        if self.n + k > self.ts.shape[0]:
+            self._grow(self.n + k)
+        a, b = self.n, self.n + k
+        self.ts[a:b], self.vals[a:b] = ts[:k], vals[:k]
+        if self.lab is not None and lab is not None:
+            self.lab[a:b] = lab[:k]
+        self.n = b
+        return k
+
+    def view(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self.ts[:n], self.vals[:n], None if self.lab is None else self.lab[:n]
+
+    def drop(self, k: int) -> None:
+        """Forget the first ``k`` rows (the rest move to the front)."""
+        left = self.n - k
+        if left > 0:
+            self.ts[:left], self.vals[:left] = self.ts[k : self.n], self.vals[k : self.n]
+            if self.lab is not None:
+                self.lab[:left] = self.lab[k : self.n]
+        self.n = max(left, 0)
+
+
 @dataclass
 class _Series:
     name: str
     events: EventStream
     threshold: float | None
     lik: LikelihoodChunks | None
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=list)
-    n_rows: int = 0  # rows in pieces
+    rows: _Rows | None = None  # the segment's rows not yet scored
     last_ts: int | None = None
     n_windows: int = 0  # windows scored so far (for messages)
 
@@ -89,6 +140,8 @@ class StreamScorer:
         self.spec = card.window
         self.max_gap_s = card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
         self.chunk = opts.chunk_windows or (262_144 if det.on_gpu else 2048)
+        sp = self.spec
+        self.cap = max((self.chunk - 1) * sp.stride + sp.length, self.chunk * sp.stride)
         self.interval_s = card.interval_s * card.window.stride or None
         self.names = pl.Series(list(card.features), dtype=pl.Enum(list(card.features)))
         self.totals = StreamTotals()
@@ -130,10 +183,12 @@ class StreamScorer:
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             if gaps and lo in gaps:  # a new segment: its windows start afresh
                 out += self._close(st)
-            lab = None if labels is None else labels[lo:hi]
-            st.pieces.append((ts[lo:hi], values[lo:hi], lab))
-            st.n_rows += hi - lo
-            out += self._full(st)
+            while lo < hi:
+                if st.rows is None:
+                    st.rows = _Rows(self.cap, values.shape[1], labels is not None, hi - lo)
+                lab = None if labels is None else labels[lo:hi]
+                lo += st.rows.add(ts[lo:hi], values[lo:hi], lab)
+                out += self._full(st)
         return self._settle(st, out)
 
     def finish(self, name: str) -> list[pl.DataFrame]:
@@ -151,33 +206,24 @@ class StreamScorer:
     def finish_all(self) -> list[pl.DataFrame]:
         return [t for name in list(self._series) for t in self.finish(name)]
 
-    def _rows(self, st: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        if len(st.pieces) > 1:
-            ts, vals, labs = zip(*st.pieces, strict=True)
-            lab = None if labs[0] is None else np.concatenate(labs)
-            st.pieces = [(np.concatenate(ts), np.concatenate(vals), lab)]
-        return st.pieces[0]
-
     def _full(self, st: _Series) -> list[Windows]:
         """Score every full chunk of windows the segment's rows hold."""
-        sp = self.spec
+        sp, rows = self.spec, st.rows
         need = (self.chunk - 1) * sp.stride + sp.length
         drop = self.chunk * sp.stride  # the next chunk's first row
         out = []
-        while st.n_rows >= max(need, drop):
-            ts, vals, lab = self._rows(st)
-            out.append(self._score(st, ts[:need], vals[:need], None if lab is None else lab[:need]))
-            st.pieces = [(ts[drop:], vals[drop:], None if lab is None else lab[drop:])]
-            st.n_rows -= drop
+        while rows is not None and rows.n >= max(need, drop):
+            out.append(self._score(st, *rows.view(need)))
+            rows.drop(drop)
         return out
 
     def _close(self, st: _Series) -> list[Windows]:
         """The segment ended: score the windows its remaining rows hold."""
         out = []
-        if st.n_rows >= self.spec.length:
-            ts, vals, lab = self._rows(st)
-            out.append(self._score(st, ts, vals, lab))
-        st.pieces, st.n_rows = [], 0
+        if st.rows is not None and st.rows.n >= self.spec.length:
+            out.append(self._score(st, *st.rows.view(st.rows.n)))
+        if st.rows is not None:
+            st.rows.n = 0
         return out
 
     def _score(
