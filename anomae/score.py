@@ -225,7 +225,14 @@ def _dataset_batches(
     for fp in data.files:
         for chunks, n in read_batches(fp, table, features, data.labels, batch_rows):
             yield fp, chunks, n
+            del chunks  # not held here while the next batch is read
         yield fp, None, 0
+
+
+def _push_batch(sc: StreamScorer, chunks: list[SeriesData], out: TableWriter) -> None:
+    for s in chunks:
+        for t in sc.push(s.name, s.timestamps, s.values, s.labels):
+            out.append(t)
 
 
 def score_files(
@@ -263,9 +270,8 @@ def score_files(
                         for t in sc.finish(name):
                             out.append(t)
                     continue
-                for s in chunks:
-                    for t in sc.push(s.name, s.timestamps, s.values, s.labels):
-                        out.append(t)
+                _push_batch(sc, chunks, out)
+                del chunks  # copied into the scorer: let the next batch take its place
                 bar.update(n)
         if out.rows == 0 and not out._pending:
             out.append(sc.empty_table())
