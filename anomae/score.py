@@ -231,8 +231,7 @@ def _dataset_batches(
 
 def _push_batch(sc: StreamScorer, chunks: list[SeriesData], out: TableWriter) -> None:
     for s in chunks:
-        for t in sc.push(s.name, s.timestamps, s.values, s.labels):
-            out.append(t)
+        out.append_pieces(sc.push(s.name, s.timestamps, s.values, s.labels), sc.table)
 
 
 def score_files(
@@ -257,6 +256,7 @@ def score_files(
     to replace an existing output. The outputs are replaced together (module docstring)."""
     t0 = time.perf_counter()
     det, data, sc = open_run(model, inputs, output, events, table, opts, force, device, threads)
+    sc.later = True  # the scores table is made of the pieces by the Parquet writer's threads
     run_id, writers = run_writers(det.sha256, output, events, part_rows, stream=True)
     out = writers[-1]
     try:
@@ -267,13 +267,12 @@ def score_files(
             for fp, chunks, n in batches:
                 if chunks is None:  # the end of file fp
                     for name in sorted(fp.ends):
-                        for t in sc.finish(name):
-                            out.append(t)
+                        out.append_pieces(sc.finish(name), sc.table)
                     continue
                 _push_batch(sc, chunks, out)
                 del chunks  # copied into the scorer: let the next batch take its place
                 bar.update(n)
-        if out.rows == 0 and not out._pending:
+        if out.rows == 0 and not out._pending and not out._later:
             out.append(sc.empty_table())
         if events is not None:
             writers[0].append(events_frame(sc.events))

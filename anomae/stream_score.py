@@ -107,6 +107,20 @@ class _Series:
     n_windows: int = 0  # windows scored so far (for messages)
 
 
+@dataclass(frozen=True)
+class ScorePiece:
+    """Settled windows of one series, not yet a table (:meth:`StreamScorer.table` makes
+    one of many pieces: batch scoring does it in its Parquet writer's threads)."""
+
+    name: str
+    windows: Windows
+    in_event: np.ndarray
+    anomalous: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+
 @dataclass
 class StreamTotals:
     n_series: int = 0
@@ -124,16 +138,18 @@ class StreamTotals:
 
 class StreamScorer:
     """Scores series pushed in pieces; see the module docstring. ``labels``: the rows carry
-    labels and the table gets a ``label`` column."""
+    labels and the table gets a ``label`` column. ``later``: ``push`` and ``finish`` return
+    :class:`ScorePiece`\\ s, not tables; :meth:`table` makes them one (in another thread)."""
 
     def __init__(
         self,
         det: Detector,
         opts: Any,  # anomae.score.ScoreOptions
         labels: bool = False,
+        later: bool = False,
     ) -> None:
         card = det.card
-        self.det, self.opts, self.labels = det, opts, labels
+        self.det, self.opts, self.labels, self.later = det, opts, labels, later
         self.ths = resolve_thresholds(card.threshold, det.path, opts.threshold,
                                       opts.likelihood is not None)  # fmt: skip
         self.scale = self.ths.feature_scale(card.features)
@@ -162,9 +178,9 @@ class StreamScorer:
 
     def push(
         self, name: str, ts: np.ndarray, values: np.ndarray, labels: np.ndarray | None = None
-    ) -> list[pl.DataFrame]:
+    ) -> list[Any]:
         """The next rows of series ``name`` (after every row pushed before): the pieces of
-        the scores table that settled."""
+        the scores table that settled (:class:`ScorePiece`\\ s with ``later``)."""
         st = self._state(name)
         n = ts.shape[0]
         self.totals.n_rows += n
@@ -191,7 +207,7 @@ class StreamScorer:
                 out += self._full(st)
         return self._settle(st, out)
 
-    def finish(self, name: str) -> list[pl.DataFrame]:
+    def finish(self, name: str) -> list[Any]:
         """End of series ``name``: score the rest, settle every window and event."""
         st = self._series.pop(name, None)
         if st is None:
@@ -200,10 +216,10 @@ class StreamScorer:
         w, mask, events = st.events.finish()
         self.events += events
         if w is not None:
-            tables.append(self._table(st.name, w, mask))
+            tables.append(self._piece(st.name, w, mask))
         return tables
 
-    def finish_all(self) -> list[pl.DataFrame]:
+    def finish_all(self) -> list[Any]:
         return [t for name in list(self._series) for t in self.finish(name)]
 
     def _full(self, st: _Series) -> list[Windows]:
@@ -253,13 +269,13 @@ class StreamScorer:
         return Windows(ts[ends], sc.score, norm, sc.coverage,
                        feature_ratios(sc.feature_error, self.scale), label)  # fmt: skip
 
-    def _settle(self, st: _Series, scored: Sequence[Windows]) -> list[pl.DataFrame]:
+    def _settle(self, st: _Series, scored: Sequence[Windows]) -> list[Any]:
         tables = []
         for w in scored:
             done, mask, events = st.events.push(w)
             self.events += events
             if done is not None:
-                tables.append(self._table(st.name, done, mask))
+                tables.append(self._piece(st.name, done, mask))
         return tables
 
     def empty_table(self) -> pl.DataFrame:
@@ -268,28 +284,39 @@ class StreamScorer:
         e = np.empty(0, np.float32)
         w = Windows(np.empty(0, np.int64), e, e, e, np.empty((0, f), np.float32),
                     np.empty(0, np.int8) if self.labels else None)  # fmt: skip
-        return self._table("", w, np.zeros(0, bool))
+        return self.table([ScorePiece("", w, np.zeros(0, bool), np.zeros(0, bool))])
 
-    def _table(self, name: str, w: Windows, in_event: np.ndarray) -> pl.DataFrame:
-        n = len(w)
+    def _piece(self, name: str, w: Windows, in_event: np.ndarray) -> Any:
         anomalous = is_anomalous(w.norm)
-        self.totals.n_windows += n
-        self.totals.n_anomalous += int(anomalous.sum())
-        top = top_features(w.ratio, self.opts.top_k)
+        self.totals.n_windows += len(w)
+        self.totals.n_anomalous += int(np.count_nonzero(anomalous))
+        piece = ScorePiece(name, w, in_event, anomalous)
+        return piece if self.later else self.table([piece])
+
+    def table(self, pieces: Sequence[ScorePiece]) -> pl.DataFrame:
+        """The scores table of ``pieces`` (one or more, in order)."""
+        one = pieces[0] if len(pieces) == 1 else None
+
+        def cat(get: Any) -> np.ndarray:
+            return get(one) if one is not None else np.concatenate([get(p) for p in pieces])
+
+        ratio = cat(lambda p: p.windows.ratio)
+        top = top_features(ratio, self.opts.top_k)
         # eager Series constructors only: a lazy ``select`` (pl.repeat, Series.gather) per
         # piece waited on polars' thread pool while onnxruntime's threads held the cores
+        names = [pl.Series("series", [p.name], pl.Utf8).new_from_index(0, len(p))
+                 for p in pieces]  # fmt: skip
         cols = [
-            pl.Series("series", [name], pl.Utf8).new_from_index(0, n),
-            pl.Series("timestamp", w.ts, pl.Datetime("ns", "UTC")),
-            pl.Series("score", w.score),
-            pl.Series("score_normalised", w.norm),
-            pl.Series("is_anomaly", anomalous),
-            pl.Series("in_event", in_event),
-            pl.Series("coverage", w.coverage),
+            names[0] if one is not None else pl.concat(names),
+            pl.Series("timestamp", cat(lambda p: p.windows.ts), pl.Datetime("ns", "UTC")),
+            pl.Series("score", cat(lambda p: p.windows.score)),
+            pl.Series("score_normalised", cat(lambda p: p.windows.norm)),
+            pl.Series("is_anomaly", cat(lambda p: p.anomalous)),
+            pl.Series("in_event", cat(lambda p: p.in_event)),
+            pl.Series("coverage", cat(lambda p: p.windows.coverage)),
         ]
         for j in range(top.shape[1]):
             cols.append(self.names[top[:, j]].alias(f"top_feature_{j + 1}"))
         if self.labels:
-            assert w.label is not None
-            cols.append(pl.Series("label", w.label))
+            cols.append(pl.Series("label", cat(lambda p: p.windows.label)))
         return pl.DataFrame(cols)
