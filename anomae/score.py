@@ -4,8 +4,9 @@
 folders, hive partitions; a series may span files) in bounded batches, scores it with one
 :class:`Detector` through :class:`anomae.stream_score.StreamScorer`, and writes the scores
 table as it goes (:mod:`anomae.parts`): memory stays flat however large the input. The next
-batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are written in
-another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current rows.
+batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are made into tables
+and written in another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current
+rows.
 :func:`score_all` scores series already in memory through the same scorer. The result is
 the same as scoring each whole series at once: windows of a series (its gap segments
 windowed on their own), their table (series, timestamp of the window end, score,
