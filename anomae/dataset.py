@@ -376,25 +376,34 @@ def _batches(
         lab = None
         if labels and spec.label is not None:
             lab = _labels(frame[spec.label], source, fp.is_csv, row0)
-        rows_all = np.arange(row0, row0 + frame.height, dtype=np.int64)
+        height = frame.height
+        rows_all = np.arange(row0, row0 + height, dtype=np.int64)
         if series_col is None:
-            parts: list[tuple[str, np.ndarray | None]] = [(stem, None)]
+            out = [SeriesData(stem, source, ts, values, lab, rows_all)]
         else:
+            # one gather puts each series' rows together (first-appearance order): its
+            # pieces are then views, not one copy per series, and the frame can go
             groups = (
                 frame[series_col].cast(pl.String).to_frame("id").with_row_index("row")
                 .group_by("id", maintain_order=True).agg(pl.col("row"))
             )  # fmt: skip
-            parts = list(zip(groups["id"].to_list(),
-                             [r.to_numpy().astype(np.int64) for r in groups["row"]],
-                             strict=True))  # fmt: skip
-            if len(parts) == 1:
-                parts = [(parts[0][0], None)]
-        out = []
-        for name, rows in parts:
-            if rows is None:
-                out.append(SeriesData(name, source, ts, values, lab, rows_all))
+            names = groups["id"].to_list()
+            bounds = np.cumsum([0, *groups["row"].list.len().to_list()], dtype=np.int64)
+            if len(names) == 1:
+                order: np.ndarray | slice = slice(None)
             else:
-                sub = None if lab is None else lab[rows]
-                out.append(SeriesData(name, source, ts[rows], values[rows], sub, rows + row0))
-        yield out, frame.height
-        row0 += frame.height
+                order = groups["row"].explode().to_numpy().astype(np.int64)
+                ts, values, rows_all = ts[order], values[order], rows_all[order]
+                lab = None if lab is None else lab[order]
+            del groups, order
+            out = [
+                SeriesData(name, source, ts[a:b], values[a:b],
+                           None if lab is None else lab[a:b], rows_all[a:b])
+                for name, a, b in zip(names, bounds[:-1].tolist(), bounds[1:].tolist(),
+                                      strict=True)
+            ]  # fmt: skip
+            del ts, values, lab, rows_all
+        del frame  # held while suspended otherwise: a batch waiting in a read-ahead
+        yield out, height
+        del out  # the caller's (read ahead: not held here while the next batch is read)
+        row0 += height

@@ -4,7 +4,9 @@
 (:func:`polars.io.plugins.register_io_source`) that takes tables from a bounded queue:
 the caller ``put``\\ s tables (same schema), polars encodes and writes them while the caller
 goes on (scoring: onnxruntime releases the GIL), and ``close`` waits for the complete file.
-At most ``depth`` tables wait in the queue; ``put`` blocks while it is full. Compared with
+At most ``depth`` tables wait in the queue; ``put`` blocks while it is full. A table may
+also be put as a function that makes it: it is then made where polars reads the source
+(its own threads), not in the caller's. Compared with
 writing parts and merging them at the end, every row is encoded once and the writing
 overlaps the scoring. An error of the writer (a full disk) is raised again, the same
 object, by the next ``put`` or by ``close``; ``abort`` ends the file early (the caller
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
 
 _POLL_S = 0.05  # how often a blocked ``put`` looks whether the writer has failed
+
+Table = pl.DataFrame | Callable[[], pl.DataFrame]  # a table, or a function that makes it
 
 
 class ParquetStream:
@@ -35,7 +39,7 @@ class ParquetStream:
     ) -> None:
         from polars.io.plugins import register_io_source
 
-        self._queue: queue.Queue[pl.DataFrame | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[Table | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         lf = register_io_source(self._tables, schema=schema)
         self._thread = threading.Thread(
@@ -50,7 +54,9 @@ class ParquetStream:
         n_rows: int | None,
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
-        while (df := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            df = item if isinstance(item, pl.DataFrame) else item()
+            del item
             yield df if with_columns is None else df.select(with_columns)
 
     def _write(self, lf: pl.LazyFrame, path: Path, metadata: dict[str, str] | None) -> None:
@@ -63,7 +69,7 @@ class ParquetStream:
         if self._error is not None:
             raise self._error
 
-    def _put(self, df: pl.DataFrame | None) -> bool:
+    def _put(self, df: Table | None) -> bool:
         """Queue ``df``; False when the writer has stopped."""
         while self._thread.is_alive():
             try:
@@ -73,8 +79,9 @@ class ParquetStream:
                 continue
         return False
 
-    def put(self, df: pl.DataFrame) -> None:
-        """Add ``df``'s rows after those before."""
+    def put(self, df: Table) -> None:
+        """Add ``df``'s rows after those before (``df``: a table or a function that makes
+        it, called in the writer thread)."""
         self._check()
         if not self._put(df):
             self._check()

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence, Sized
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import polars as pl
 
@@ -80,6 +81,9 @@ class TableWriter:
         self._sink: ParquetStream | None = None
         self.rows = 0
         self._pending: list[pl.DataFrame] = []
+        self._later: list[Any] = []  # pieces to make a table of off the caller's thread
+        self._later_rows = 0
+        self._later_table: Callable[[Sequence[Any]], pl.DataFrame] | None = None
         self._pending_rows = 0
         self._parts: list[Path] = []
         self._fh: IO[bytes] | None = None
@@ -98,6 +102,8 @@ class TableWriter:
 
     def append(self, df: pl.DataFrame) -> None:
         """Add rows (every piece with the same columns)."""
+        if self._later_table is not None:
+            self._flush_later(self._later_table)  # keep the order of what came before
         if df.height == 0 and self.rows + self._pending_rows:
             return
         self._pending.append(df)
@@ -105,7 +111,41 @@ class TableWriter:
         if self._pending_rows >= self.part_rows:
             self._flush()
 
+    def append_pieces(
+        self, pieces: Sequence[Sized], table: Callable[[Sequence[Any]], pl.DataFrame]
+    ) -> None:
+        """Add the rows of ``pieces`` (``len`` rows each), made a table by ``table``: in the
+        writer's threads when streaming (``part_rows`` rows at a time), else now."""
+        if not self.stream:
+            for p in pieces:
+                self.append(table([p]))
+            return
+        if self._pending:
+            self._flush()
+        self._later_table = table
+        for p in pieces:
+            self._later.append(p)
+            self._later_rows += len(p)
+        if self._later_rows >= self.part_rows:
+            self._flush_later(table)
+
+    def _flush_later(self, table: Callable[[Sequence[Any]], pl.DataFrame]) -> None:
+        if not self._later:
+            return
+        pieces, self._later, self._later_rows = self._later, [], 0
+        self.rows += sum(len(p) for p in pieces)
+        with _io(self.shown):
+            if self._sink is None:  # the first table made here, for the file's schema
+                df = table(pieces)
+                self._tmp = self._new_temp()
+                self._sink = ParquetStream(self._tmp, df.schema, self.metadata)
+                self._sink.put(df)
+            else:
+                self._sink.put(partial(table, pieces))
+
     def _flush(self) -> None:
+        if self._later_table is not None:
+            self._flush_later(self._later_table)
         if not self._pending:
             return
         df = pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -157,6 +197,8 @@ class TableWriter:
 
     def finish(self) -> Path:
         """Complete the temporary file (fsynced) and return it; :func:`commit` renames it."""
+        if self._later_table is not None:
+            self._flush_later(self._later_table)
         with _io(self.shown):
             if self.csv:
                 self._flush()

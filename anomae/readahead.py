@@ -1,10 +1,12 @@
 """Reading ahead: an iterator's next items produced in a background thread while the
 caller works on the current one.
 
-:func:`read_ahead` runs ``items`` in a thread and hands its items over through a queue of
-``depth`` items, so at most ``depth + 2`` items are alive at once (one being made, those
-waiting, the caller's). Batch scoring reads and splits the next batch of rows this way
-while onnxruntime (which releases the GIL) scores the current one. An exception raised by
+:func:`read_ahead` runs ``items`` in a thread and hands its items over through a queue; an
+item is made only while fewer than ``depth + 1`` are alive (the caller's, and those made or
+being made ahead of it; the caller's counts until it asks for the next one, so drop your
+reference to an item first), so at most ``depth + 1`` are alive at once. Batch scoring
+reads and splits the next batch of rows this way while onnxruntime (which releases the
+GIL) scores the current one. An exception raised by
 ``items`` is raised again, the same object, where the caller takes the next item; when the
 caller stops early (an error, Ctrl-C, ``break``), the thread is told to stop, ``items`` is
 closed in its own thread, and the thread is joined before the caller's exception goes on.
@@ -31,24 +33,26 @@ class _Raised:
         self.exc = exc
 
 
-def _produce(items: Iterator[T], out: queue.Queue[object], stop: threading.Event) -> None:
-    def put(x: object) -> bool:
+def _produce(
+    items: Iterator[T], out: queue.Queue[object], slots: threading.Semaphore, stop: threading.Event
+) -> None:
+    def slot() -> bool:
         while not stop.is_set():
-            try:
-                out.put(x, timeout=_POLL_S)
+            if slots.acquire(timeout=_POLL_S):
                 return True
-            except queue.Full:
-                continue
         return False
 
     try:
-        for x in items:
-            if not put(x):
+        while slot():  # an item is made only when it may be alive
+            try:
+                x = next(items)
+            except StopIteration:
+                out.put(_END)
                 break
-        else:
-            put(_END)
+            out.put(x)
+            del x  # the caller's now: not held here while the next one waits for a slot
     except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
-        put(_Raised(exc))
+        out.put(_Raised(exc))
     finally:
         close = getattr(items, "close", None)
         if close is not None:
@@ -62,9 +66,14 @@ def read_ahead(
     (module docstring)."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
-    out: queue.Queue[object] = queue.Queue(maxsize=depth)
+    out: queue.Queue[object] = queue.Queue()  # bounded by the slots
+    # depth + 1 slots: the caller's item and ``depth`` ahead; the caller's is given back
+    # when it asks for the next (drop your reference to an item before asking)
+    slots = threading.Semaphore(depth + 1)
     stop = threading.Event()
-    thread = threading.Thread(target=_produce, args=(items, out, stop), name=name, daemon=True)
+    thread = threading.Thread(
+        target=_produce, args=(items, out, slots, stop), name=name, daemon=True
+    )
     thread.start()
     try:
         while True:
@@ -74,6 +83,8 @@ def read_ahead(
             if isinstance(x, _Raised):
                 raise x.exc
             yield x  # type: ignore[misc]
+            del x
+            slots.release()
     finally:
         stop.set()
         thread.join()

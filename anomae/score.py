@@ -4,8 +4,9 @@
 folders, hive partitions; a series may span files) in bounded batches, scores it with one
 :class:`Detector` through :class:`anomae.stream_score.StreamScorer`, and writes the scores
 table as it goes (:mod:`anomae.parts`): memory stays flat however large the input. The next
-batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are written in
-another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current rows.
+batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are made into tables
+and written in another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current
+rows.
 :func:`score_all` scores series already in memory through the same scorer. The result is
 the same as scoring each whole series at once: windows of a series (its gap segments
 windowed on their own), their table (series, timestamp of the window end, score,
@@ -225,7 +226,13 @@ def _dataset_batches(
     for fp in data.files:
         for chunks, n in read_batches(fp, table, features, data.labels, batch_rows):
             yield fp, chunks, n
+            del chunks  # not held here while the next batch is read
         yield fp, None, 0
+
+
+def _push_batch(sc: StreamScorer, chunks: list[SeriesData], out: TableWriter) -> None:
+    for s in chunks:
+        out.append_pieces(sc.push(s.name, s.timestamps, s.values, s.labels), sc.table)
 
 
 def score_files(
@@ -250,6 +257,7 @@ def score_files(
     to replace an existing output. The outputs are replaced together (module docstring)."""
     t0 = time.perf_counter()
     det, data, sc = open_run(model, inputs, output, events, table, opts, force, device, threads)
+    sc.later = True  # the scores table is made of the pieces by the Parquet writer's threads
     run_id, writers = run_writers(det.sha256, output, events, part_rows, stream=True)
     out = writers[-1]
     try:
@@ -260,14 +268,12 @@ def score_files(
             for fp, chunks, n in batches:
                 if chunks is None:  # the end of file fp
                     for name in sorted(fp.ends):
-                        for t in sc.finish(name):
-                            out.append(t)
+                        out.append_pieces(sc.finish(name), sc.table)
                     continue
-                for s in chunks:
-                    for t in sc.push(s.name, s.timestamps, s.values, s.labels):
-                        out.append(t)
+                _push_batch(sc, chunks, out)
+                del chunks  # copied into the scorer: let the next batch take its place
                 bar.update(n)
-        if out.rows == 0 and not out._pending:
+        if out.rows == 0 and not out._pending and not out._later:
             out.append(sc.empty_table())
         if events is not None:
             writers[0].append(events_frame(sc.events))

@@ -31,7 +31,7 @@ averages (69 KB by default).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,16 +44,81 @@ from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top
 from anomae.windows import is_gap, window_ends
 
 
+class _Rows:
+    """A series' rows not yet scored, in one buffer that grows (doubling) up to ``cap``
+    rows and is then reused: rows pushed are copied in, a full chunk is scored from it in
+    place, and the rows the next chunk needs move to its front. Compared with holding the
+    pushed pieces and joining them, nothing is allocated per push and a series never holds
+    more than ``cap`` rows (joining left the old pieces and the joined copy alive at once,
+    and freed many small blocks at every chunk: the heap grew in steps)."""
+
+    __slots__ = ("ts", "vals", "lab", "n", "cap")
+
+    def __init__(self, cap: int, n_f: int, labels: bool, first: int) -> None:
+        size = min(cap, max(first, 64))
+        self.ts = np.empty(size, np.int64)
+        self.vals = np.empty((size, n_f), np.float32)
+        self.lab = np.empty(size, np.int8) if labels else None
+        self.n, self.cap = 0, cap
+
+    def _grow(self, need: int) -> None:
+        size = min(self.cap, max(need, 2 * self.ts.shape[0]))
+        ts, vals = np.empty(size, np.int64), np.empty((size, self.vals.shape[1]), np.float32)
+        ts[: self.n], vals[: self.n] = self.ts[: self.n], self.vals[: self.n]
+        self.ts, self.vals = ts, vals
+        if self.lab is not None:
+            lab = np.empty(size, np.int8)
+            lab[: self.n] = self.lab[: self.n]
+            self.lab = lab
+
+    def add(self, ts: np.ndarray, vals: np.ndarray, lab: np.ndarray | None) -> int:
+        """Copy in as many of these rows as fit (up to ``cap``); return how many."""
+        k = min(ts.shape[0], self.cap - self.n)
+        if self.n + k > self.ts.shape[0]:
+            self._grow(self.n + k)
+        a, b = self.n, self.n + k
+        self.ts[a:b], self.vals[a:b] = ts[:k], vals[:k]
+        if self.lab is not None and lab is not None:
+            self.lab[a:b] = lab[:k]
+        self.n = b
+        return k
+
+    def view(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self.ts[:n], self.vals[:n], None if self.lab is None else self.lab[:n]
+
+    def drop(self, k: int) -> None:
+        """Forget the first ``k`` rows (the rest move to the front)."""
+        left = self.n - k
+        if left > 0:
+            self.ts[:left], self.vals[:left] = self.ts[k : self.n], self.vals[k : self.n]
+            if self.lab is not None:
+                self.lab[:left] = self.lab[k : self.n]
+        self.n = max(left, 0)
+
+
 @dataclass
 class _Series:
     name: str
     events: EventStream
     threshold: float | None
     lik: LikelihoodChunks | None
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=list)
-    n_rows: int = 0  # rows in pieces
+    rows: _Rows | None = None  # the segment's rows not yet scored
     last_ts: int | None = None
     n_windows: int = 0  # windows scored so far (for messages)
+
+
+@dataclass(frozen=True)
+class ScorePiece:
+    """Settled windows of one series, not yet a table (:meth:`StreamScorer.table` makes
+    one of many pieces: batch scoring does it in its Parquet writer's threads)."""
+
+    name: str
+    windows: Windows
+    in_event: np.ndarray
+    anomalous: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.windows)
 
 
 @dataclass
@@ -73,22 +138,26 @@ class StreamTotals:
 
 class StreamScorer:
     """Scores series pushed in pieces; see the module docstring. ``labels``: the rows carry
-    labels and the table gets a ``label`` column."""
+    labels and the table gets a ``label`` column. ``later``: ``push`` and ``finish`` return
+    :class:`ScorePiece`\\ s, not tables; :meth:`table` makes them one (in another thread)."""
 
     def __init__(
         self,
         det: Detector,
         opts: Any,  # anomae.score.ScoreOptions
         labels: bool = False,
+        later: bool = False,
     ) -> None:
         card = det.card
-        self.det, self.opts, self.labels = det, opts, labels
+        self.det, self.opts, self.labels, self.later = det, opts, labels, later
         self.ths = resolve_thresholds(card.threshold, det.path, opts.threshold,
                                       opts.likelihood is not None)  # fmt: skip
         self.scale = self.ths.feature_scale(card.features)
         self.spec = card.window
         self.max_gap_s = card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
         self.chunk = opts.chunk_windows or (262_144 if det.on_gpu else 2048)
+        sp = self.spec
+        self.cap = max((self.chunk - 1) * sp.stride + sp.length, self.chunk * sp.stride)
         self.interval_s = card.interval_s * card.window.stride or None
         self.names = pl.Series(list(card.features), dtype=pl.Enum(list(card.features)))
         self.totals = StreamTotals()
@@ -109,9 +178,9 @@ class StreamScorer:
 
     def push(
         self, name: str, ts: np.ndarray, values: np.ndarray, labels: np.ndarray | None = None
-    ) -> list[pl.DataFrame]:
+    ) -> list[Any]:
         """The next rows of series ``name`` (after every row pushed before): the pieces of
-        the scores table that settled."""
+        the scores table that settled (:class:`ScorePiece`\\ s with ``later``)."""
         st = self._state(name)
         n = ts.shape[0]
         self.totals.n_rows += n
@@ -130,13 +199,15 @@ class StreamScorer:
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             if gaps and lo in gaps:  # a new segment: its windows start afresh
                 out += self._close(st)
-            lab = None if labels is None else labels[lo:hi]
-            st.pieces.append((ts[lo:hi], values[lo:hi], lab))
-            st.n_rows += hi - lo
-            out += self._full(st)
+            while lo < hi:
+                if st.rows is None:
+                    st.rows = _Rows(self.cap, values.shape[1], labels is not None, hi - lo)
+                lab = None if labels is None else labels[lo:hi]
+                lo += st.rows.add(ts[lo:hi], values[lo:hi], lab)
+                out += self._full(st)
         return self._settle(st, out)
 
-    def finish(self, name: str) -> list[pl.DataFrame]:
+    def finish(self, name: str) -> list[Any]:
         """End of series ``name``: score the rest, settle every window and event."""
         st = self._series.pop(name, None)
         if st is None:
@@ -145,39 +216,30 @@ class StreamScorer:
         w, mask, events = st.events.finish()
         self.events += events
         if w is not None:
-            tables.append(self._table(st.name, w, mask))
+            tables.append(self._piece(st.name, w, mask))
         return tables
 
-    def finish_all(self) -> list[pl.DataFrame]:
+    def finish_all(self) -> list[Any]:
         return [t for name in list(self._series) for t in self.finish(name)]
-
-    def _rows(self, st: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        if len(st.pieces) > 1:
-            ts, vals, labs = zip(*st.pieces, strict=True)
-            lab = None if labs[0] is None else np.concatenate(labs)
-            st.pieces = [(np.concatenate(ts), np.concatenate(vals), lab)]
-        return st.pieces[0]
 
     def _full(self, st: _Series) -> list[Windows]:
         """Score every full chunk of windows the segment's rows hold."""
-        sp = self.spec
+        sp, rows = self.spec, st.rows
         need = (self.chunk - 1) * sp.stride + sp.length
         drop = self.chunk * sp.stride  # the next chunk's first row
         out = []
-        while st.n_rows >= max(need, drop):
-            ts, vals, lab = self._rows(st)
-            out.append(self._score(st, ts[:need], vals[:need], None if lab is None else lab[:need]))
-            st.pieces = [(ts[drop:], vals[drop:], None if lab is None else lab[drop:])]
-            st.n_rows -= drop
+        while rows is not None and rows.n >= max(need, drop):
+            out.append(self._score(st, *rows.view(need)))
+            rows.drop(drop)
         return out
 
     def _close(self, st: _Series) -> list[Windows]:
         """The segment ended: score the windows its remaining rows hold."""
         out = []
-        if st.n_rows >= self.spec.length:
-            ts, vals, lab = self._rows(st)
-            out.append(self._score(st, ts, vals, lab))
-        st.pieces, st.n_rows = [], 0
+        if st.rows is not None and st.rows.n >= self.spec.length:
+            out.append(self._score(st, *st.rows.view(st.rows.n)))
+        if st.rows is not None:
+            st.rows.n = 0
         return out
 
     def _score(
@@ -207,13 +269,13 @@ class StreamScorer:
         return Windows(ts[ends], sc.score, norm, sc.coverage,
                        feature_ratios(sc.feature_error, self.scale), label)  # fmt: skip
 
-    def _settle(self, st: _Series, scored: Sequence[Windows]) -> list[pl.DataFrame]:
+    def _settle(self, st: _Series, scored: Sequence[Windows]) -> list[Any]:
         tables = []
         for w in scored:
             done, mask, events = st.events.push(w)
             self.events += events
             if done is not None:
-                tables.append(self._table(st.name, done, mask))
+                tables.append(self._piece(st.name, done, mask))
         return tables
 
     def empty_table(self) -> pl.DataFrame:
@@ -222,28 +284,39 @@ class StreamScorer:
         e = np.empty(0, np.float32)
         w = Windows(np.empty(0, np.int64), e, e, e, np.empty((0, f), np.float32),
                     np.empty(0, np.int8) if self.labels else None)  # fmt: skip
-        return self._table("", w, np.zeros(0, bool))
+        return self.table([ScorePiece("", w, np.zeros(0, bool), np.zeros(0, bool))])
 
-    def _table(self, name: str, w: Windows, in_event: np.ndarray) -> pl.DataFrame:
-        n = len(w)
+    def _piece(self, name: str, w: Windows, in_event: np.ndarray) -> Any:
         anomalous = is_anomalous(w.norm)
-        self.totals.n_windows += n
-        self.totals.n_anomalous += int(anomalous.sum())
-        top = top_features(w.ratio, self.opts.top_k)
+        self.totals.n_windows += len(w)
+        self.totals.n_anomalous += int(np.count_nonzero(anomalous))
+        piece = ScorePiece(name, w, in_event, anomalous)
+        return piece if self.later else self.table([piece])
+
+    def table(self, pieces: Sequence[ScorePiece]) -> pl.DataFrame:
+        """The scores table of ``pieces`` (one or more, in order)."""
+        one = pieces[0] if len(pieces) == 1 else None
+
+        def cat(get: Any) -> np.ndarray:
+            return get(one) if one is not None else np.concatenate([get(p) for p in pieces])
+
+        ratio = cat(lambda p: p.windows.ratio)
+        top = top_features(ratio, self.opts.top_k)
         # eager Series constructors only: a lazy ``select`` (pl.repeat, Series.gather) per
         # piece waited on polars' thread pool while onnxruntime's threads held the cores
+        names = [pl.Series("series", [p.name], pl.Utf8).new_from_index(0, len(p))
+                 for p in pieces]  # fmt: skip
         cols = [
-            pl.Series("series", [name], pl.Utf8).new_from_index(0, n),
-            pl.Series("timestamp", w.ts, pl.Datetime("ns", "UTC")),
-            pl.Series("score", w.score),
-            pl.Series("score_normalised", w.norm),
-            pl.Series("is_anomaly", anomalous),
-            pl.Series("in_event", in_event),
-            pl.Series("coverage", w.coverage),
+            names[0] if one is not None else pl.concat(names),
+            pl.Series("timestamp", cat(lambda p: p.windows.ts), pl.Datetime("ns", "UTC")),
+            pl.Series("score", cat(lambda p: p.windows.score)),
+            pl.Series("score_normalised", cat(lambda p: p.windows.norm)),
+            pl.Series("is_anomaly", cat(lambda p: p.anomalous)),
+            pl.Series("in_event", cat(lambda p: p.in_event)),
+            pl.Series("coverage", cat(lambda p: p.windows.coverage)),
         ]
         for j in range(top.shape[1]):
             cols.append(self.names[top[:, j]].alias(f"top_feature_{j + 1}"))
         if self.labels:
-            assert w.label is not None
-            cols.append(pl.Series("label", w.label))
+            cols.append(pl.Series("label", cat(lambda p: p.windows.label)))
         return pl.DataFrame(cols)

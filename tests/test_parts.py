@@ -112,6 +112,44 @@ def test_a_stream_writes_one_file_in_a_thread_in_order_with_the_metadata(tmp_pat
     assert not any(t.name == "anomae-parquet" for t in threading.enumerate())
 
 
+class _Rows:
+    """A piece of a table not yet made: rows ``lo`` to ``hi``."""
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_pieces_are_made_tables_in_the_writer_thread_in_order(tmp_path: Path, stream: bool) -> None:
+    # anomae score: the scorer's main thread hands over pieces; the writer's threads make
+    # the tables, part_rows rows of pieces at a time (the first table made by the caller, for
+    # the file's schema); without a stream every piece is made at once
+    out = tmp_path / "scores.parquet"
+    made: list[tuple[str, int]] = []
+
+    def table(rows: list[_Rows]) -> pl.DataFrame:
+        made.append((threading.current_thread().name, sum(len(r) for r in rows)))
+        return pl.concat([piece(r.lo, r.hi) for r in rows])
+
+    w = TableWriter(out, part_rows=7, stream=stream)
+    w.append_pieces([_Rows(0, 3), _Rows(3, 5)], table)
+    for lo in range(5, 60, 3):
+        w.append_pieces([_Rows(lo, min(lo + 3, 60))], table)
+    commit([w], [w.finish()])
+    assert pl.read_parquet(out).equals(piece(0, 60))
+    if stream:
+        assert made[0][0] == threading.current_thread().name and made[0][1] >= 7
+        # polars' own threads run the stream's source, never the caller's
+        assert threading.current_thread().name not in {name for name, _ in made[1:]}
+        assert all(n >= 7 for _, n in made[:-1])  # part_rows rows a table, the last the rest
+    else:
+        assert {name for name, _ in made} == {threading.current_thread().name}
+    assert sum(n for _, n in made) == 60
+
+
 def test_discarding_a_stream_stops_its_thread_and_keeps_the_old_file(tmp_path: Path) -> None:
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"old")

@@ -5,6 +5,8 @@ it), and a caller that stops early stops the thread and closes the producer."""
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -28,8 +30,44 @@ def test_items_in_order_and_never_more_than_depth_ahead() -> None:
         for x in read_ahead(items(), depth):
             taken.append(x)
         assert taken == list(range(50))
-        # one being made, ``depth`` waiting, one with the caller
+        # ``depth`` made or being made, one with the caller (plus one the caller has
+        # taken but not yet counted)
         assert max(ahead) <= depth + 2
+
+
+class _Batch:
+    """An item whose lifetime is counted."""
+
+    alive = 0
+    most = 0
+
+    def __init__(self) -> None:
+        _Batch.alive += 1
+        _Batch.most = max(_Batch.most, _Batch.alive)
+        weakref.finalize(self, _Batch._gone)
+
+    @staticmethod
+    def _gone() -> None:
+        _Batch.alive -= 1
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_at_most_depth_plus_one_items_alive_with_a_slow_caller(depth: int) -> None:
+    # batch scoring's memory: the caller's batch and ``depth`` ahead, not one more held
+    # by a producer blocked on a full queue
+    _Batch.alive = _Batch.most = 0
+
+    def items() -> Iterator[_Batch]:
+        for _ in range(12):
+            yield _Batch()
+
+    n = 0
+    for b in read_ahead(items(), depth):
+        time.sleep(0.02)  # the producer is faster: it waits for a slot
+        n += 1
+        del b  # done with it before asking for the next
+    assert n == 12
+    assert _Batch.most == depth + 1
 
 
 def test_the_producers_error_is_raised_again_after_its_items() -> None:

@@ -175,3 +175,24 @@ def test_likelihood_interval_is_the_cards(tmp_path: Path, season: float) -> None
     spec = Likelihood(short=3, long=40, warmup=10, refit=5, season_s=season, tolerance_s=0)
     sc = StreamScorer(det, ScoreOptions(likelihood=spec))
     assert sc.interval_s == 120.0
+
+
+def test_pushed_rows_are_copied_so_a_batch_can_be_freed(tmp_path: Path) -> None:
+    # batch scoring frees a batch once its rows are pushed: the scorer keeps copies in one
+    # buffer per series (at most a chunk's rows), never views of the pushed arrays
+    import weakref
+
+    det = detector(tmp_path, 8, 1)
+    sc = StreamScorer(det, ScoreOptions(threshold=1.0, chunk_windows=16), labels=True)
+    rng = np.random.default_rng(3)
+    t = 0
+    for k in (5, 40, 3, 30):  # below, across and past a chunk (23 rows)
+        ts = (1_700_000_000 + 60 * np.arange(t, t + k, dtype=np.int64)) * 10**9
+        x = rng.normal(0, 1, (k, 3)).astype(np.float32)
+        lab = np.zeros(k, np.int8)
+        refs = [weakref.ref(a) for a in (ts, x, lab)]
+        sc.push("s1", ts, x, lab)
+        del ts, x, lab
+        assert all(r() is None for r in refs)
+        assert sc._series["s1"].rows.ts.shape[0] <= 23  # type: ignore[union-attr]
+        t += k
