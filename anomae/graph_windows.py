@@ -10,13 +10,14 @@ block slices (:func:`sliced`). Each path has a copy without the missing-value ma
 windows' observed counts are constant), taken when the input holds no NaN
 (:func:`unless_nan`). A call of a single window (batch 1) never comes here: the main
 graph sends it to a branch of its own on its shape alone (:mod:`anomae.graph_call`),
-which an int8 model keeps float32: seven copies of the network in all. The two gathering
-branches hold copies of the weights (:func:`own_copy`): onnxruntime pre-packs a matrix
-product's weights only when they are its own graph's, and the packing on every call of
-weights read from the main graph cost 8 % of a 64-window call (the float32 file holds the
-weights three times: 3.6 MB instead of 1.2 MB for the reference model). The others read
-the main graph's: a one-window call was 1 % slower with its own copy, and for many
-windows the packing is a small part of the call.
+which an int8 model keeps float32: seven copies of the network in all. The few-window
+branches (:func:`single` and :func:`gathered`, with and without the mask) hold copies of
+the weights (:func:`own_copy`): onnxruntime pre-packs a matrix product's weights only when
+they are its own graph's, and the packing on every call of weights read from the main
+graph cost 8 % of a 64-window call and 30 % of a two-row micro-batch (the float32 file
+holds the weights five times: 6.0 MB instead of 1.2 MB for the reference model). The
+others read the main graph's: a one-window call was 1 % slower with its own copy, and for
+many windows the packing is a small part of the call.
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ def gathered(sp: Spec, masked: bool) -> onnx.GraphProto:
 
 def single(sp: Spec, masked: bool) -> onnx.GraphProto:
     """One window per batch row (the monitor's micro-batches are ``[B, length, F]``): the
-    first ``length`` rows are the window, a reshape instead of a gather."""
+    first ``length`` rows are the window, a reshape instead of a gather; the branch holds
+    its own copy of the network's weights (:func:`own_copy`)."""
     b = Builder()
     lf = b.i64([0, 1, sp.length * sp.n_f])
     first = [b.i64([0]), b.i64([sp.length]), b.i64([1])]
@@ -226,7 +228,7 @@ def single(sp: Spec, masked: bool) -> onnx.GraphProto:
         counts = b.op("ReduceSum", [b.op("Slice", [sp.observed, *first]), b.i64([1])], keepdims=1)
     else:
         counts = _complete_counts(b, sp, b.i64([1]))
-    return b.branch(_sse(b, sp, filled, obs), counts)
+    return b.branch(_sse(b, sp, filled, obs, own_copy(b, sp.layers)), counts)
 
 
 def unless_nan(

@@ -152,9 +152,10 @@ def _graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
 
 def test_few_window_branches_own_their_weights() -> None:
     """onnxruntime pre-packs a matrix product's weights only when they are initializers of
-    the product's own graph (8 % of a 64-window call otherwise): the few-window gathering
-    branches (with and without the mask) read copies of every weight that they hold; the
-    other branches read the main graph's."""
+    the product's own graph (8 % of a 64-window call otherwise): the few-window branches
+    (one window per batch row, gathered; with and without the mask) read copies of every
+    weight that they hold; the one-window call and the many-window branches read the main
+    graph's."""
     window = WindowSpec(4, 1)
     w = np.arange(144, dtype=np.float32).reshape(12, 12) / 144
     layers = [Layer("MatMul", [w]), Layer("Add", [np.ones(12, np.float32)])]
@@ -172,9 +173,9 @@ def test_few_window_branches_own_their_weights() -> None:
             }
             owners.append(weights <= held)
             assert weights <= held or weights <= main
-    # one-window call, one window per row (2), sliced (2); gathered (2)
-    assert sorted(owners) == [False] * 5 + [True] * 2
+    # one-window call, sliced (2); one window per row (2), gathered (2)
+    assert sorted(owners) == [False] * 3 + [True] * 4
     copies = [t for g in _graphs(model.graph)[1:] for t in g.initializer if t.dims == [12, 12]]
-    assert len(copies) == 2 and all(
+    assert len(copies) == 4 and all(
         np.array_equal(onnx.numpy_helper.to_array(t), w) for t in copies
     )
