@@ -155,9 +155,8 @@ def check_graph(run: Run, card: ModelCard) -> None:
 def _other_calls(run: Run, rows: np.ndarray, score: np.ndarray, card: ModelCard) -> None:
     """A float32 graph's micro-batches (one window per batch row), calls of a few windows
     with a missing value and of many windows read other copies of the weights than the
-    reference call (:mod:`anomae.graph_windows`):
-    the reference windows must score as recorded in each (a window's float32 score does
-    not depend on its call)."""
+    reference call (:mod:`anomae.graph_windows`): the reference windows must score as
+    recorded in each (a window's float32 score does not depend on its call)."""
     spec = card.window
     first = rows[:, : spec.length]  # micro-batches of one window per row, with a NaN row
     for other in (first, np.full_like(first, np.nan)):
