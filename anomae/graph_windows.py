@@ -10,8 +10,14 @@ block slices (:func:`sliced`). Each path has a copy without the missing-value ma
 windows' observed counts are constant), taken when the input holds no NaN
 (:func:`unless_nan`). A call of a single window (batch 1) never comes here: the main
 graph sends it to a branch of its own on its shape alone (:mod:`anomae.graph_call`),
-which an int8 model keeps float32: seven copies of the network in all, sharing one set
-of weights.
+which an int8 model keeps float32: seven copies of the network in all. The few-window
+branches (:func:`single` and :func:`gathered`, with and without the mask) hold copies of
+the weights (:func:`own_copy`): onnxruntime pre-packs a matrix product's weights only when
+they are its own graph's, and the packing on every call of weights read from the main
+graph cost 8 % of a 64-window call and 30 % of a two-row micro-batch (the float32 file
+holds the weights five times: 6.0 MB instead of 1.2 MB for the reference model). The
+others read the main graph's: a one-window call was 1 % slower with its own copy, and for
+many windows the packing is a small part of the call.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class Layer:
 
 
 _names = itertools.count()
+_COPY = "_copy"  # a weight's copy is named "<weight>_copy_<k>"
 
 
 class Builder:
@@ -117,8 +124,38 @@ class Spec:
         return self.period // self.stride
 
 
-def _sse(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
-    """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``."""
+def own_copy(b: Builder, layers: list[tuple[Layer, list[str]]]) -> list[tuple[Layer, list[str]]]:
+    """The network's weights as initializers of ``b``'s own graph, each named after the
+    main graph's weight it copies (``<name>_copy_<k>``, see :func:`copied_from`):
+    onnxruntime pre-packs a matrix product's weights only when they belong to the product's
+    own graph, and re-packed those read from an enclosing graph on every call."""
+    return [
+        (
+            layer,
+            [
+                b.const(w.astype(np.float32), f"{name}{_COPY}")
+                for w, name in zip(layer.weights, names, strict=True)
+            ],
+        )
+        for layer, names in layers
+    ]
+
+
+def copied_from(name: str) -> str:
+    """The main graph's weight a copy made by :func:`own_copy` is named after (``name``
+    itself when it is no copy)."""
+    return name.split(_COPY + "_")[0]
+
+
+def _sse(
+    b: Builder,
+    sp: Spec,
+    filled: str,
+    obs: str | None,
+    layers: list[tuple[Layer, list[str]]] | None = None,
+) -> str:
+    """Network + squared error: windows ``[B, N, L*F]`` -> per-feature SSE ``[B, N, F]``,
+    through ``layers`` (default: ``sp.layers``, the main graph's weights)."""
     lf = sp.length * sp.n_f
     if sp.center is not None:
         filled = _centered(b, sp, filled, obs)
@@ -129,7 +166,7 @@ def _sse(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
         x = b.op("Transpose", [x], perm=[0, 2, 1])
     else:
         raise ValueError(f"unknown layout {sp.layout!r}")
-    for layer, weights in sp.layers:
+    for layer, weights in layers or sp.layers:
         x = layer_op(b, x, layer, weights)
     if sp.layout == "channels":
         x = b.op("Transpose", [x], perm=[0, 2, 1])
@@ -165,7 +202,8 @@ def _centered(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
 
 
 def gathered(sp: Spec, masked: bool) -> onnx.GraphProto:
-    """Few windows: gather their rows by index (cost grows with windows x length)."""
+    """Few windows: gather their rows by index (cost grows with windows x length); the
+    branch holds its own copy of the network's weights (:func:`own_copy`)."""
     b = Builder()
     starts = b.op("Mul", [b.op("Range", [b.i64(0), sp.n, b.i64(1)]), b.i64(sp.stride)])
     idx = b.op(
@@ -174,12 +212,13 @@ def gathered(sp: Spec, masked: bool) -> onnx.GraphProto:
     lf = b.i64([0, -1, sp.length * sp.n_f])
     filled = b.op("Reshape", [b.op("Gather", [sp.filled_rows, idx], axis=1), lf])
     obs = b.op("Reshape", [b.op("Gather", [sp.observed, idx], axis=1), lf]) if masked else None
-    return b.branch(_sse(b, sp, filled, obs), _counts(b, sp, masked))
+    return b.branch(_sse(b, sp, filled, obs, own_copy(b, sp.layers)), _counts(b, sp, masked))
 
 
 def single(sp: Spec, masked: bool) -> onnx.GraphProto:
     """One window per batch row (the monitor's micro-batches are ``[B, length, F]``): the
-    first ``length`` rows are the window, a reshape instead of a gather."""
+    first ``length`` rows are the window, a reshape instead of a gather; the branch holds
+    its own copy of the network's weights (:func:`own_copy`)."""
     b = Builder()
     lf = b.i64([0, 1, sp.length * sp.n_f])
     first = [b.i64([0]), b.i64([sp.length]), b.i64([1])]
@@ -189,7 +228,7 @@ def single(sp: Spec, masked: bool) -> onnx.GraphProto:
         counts = b.op("ReduceSum", [b.op("Slice", [sp.observed, *first]), b.i64([1])], keepdims=1)
     else:
         counts = _complete_counts(b, sp, b.i64([1]))
-    return b.branch(_sse(b, sp, filled, obs), counts)
+    return b.branch(_sse(b, sp, filled, obs, own_copy(b, sp.layers)), counts)
 
 
 def unless_nan(

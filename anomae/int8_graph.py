@@ -23,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from anomae.graph import SMALL_CALLS
+from anomae.graph_windows import copied_from
 
 QUANTIZED_OPS = ("Gemm", "MatMul")
 INT8_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger"})
@@ -112,6 +113,19 @@ def _own_weights(model: onnx.ModelProto) -> None:
         g.initializer.extend(own)
 
 
+def drop_copies(model: onnx.ModelProto) -> None:
+    """Read the main graph's weights where a branch reads its own copy of them
+    (:func:`anomae.graph_windows.own_copy`) and drop the copies: an int8 file keeps one
+    float32 copy of the network (the copies made float32 calls of a few windows 8 % faster;
+    an int8 file's int8 weights stay shared in the main graph, so its reference record
+    still checks every copy of its weights)."""
+    for g in _graphs(model.graph):
+        copies = [t for t in g.initializer if copied_from(t.name) != t.name]
+        for t in copies:
+            g.initializer.remove(t)
+        _rename_inputs(g, {t.name: copied_from(t.name) for t in copies})
+
+
 def _outer_names(g: onnx.GraphProto) -> set[str]:
     """Names graph ``g`` (with its subgraphs) reads from enclosing graphs."""
     defined = {t.name for t in g.initializer} | {i.name for i in g.input}
@@ -157,11 +171,12 @@ def _sort(g: onnx.GraphProto) -> None:
 
 def layer_weights(model: onnx.ModelProto) -> list[str]:
     """The weight initializers of the network's matrix products, input to output: one
-    name per layer, shared by the copies of the network in the graph's branches."""
+    name per layer, the main graph's, which the copies of the network in the graph's
+    branches read or are named after (:func:`anomae.graph_windows.copied_from`)."""
     names: list[str] = []
     for node in walk_nodes(model.graph):
-        if node.op_type in QUANTIZED_OPS and node.input[1] not in names:
-            names.append(node.input[1])
+        if node.op_type in QUANTIZED_OPS and copied_from(node.input[1]) not in names:
+            names.append(copied_from(node.input[1]))
     return names
 
 
@@ -172,7 +187,7 @@ def _fp32_products(model: onnx.ModelProto, keep: frozenset[str], small_calls: bo
     out = {
         n.output[0]
         for n in walk_nodes(model.graph)
-        if n.op_type in QUANTIZED_OPS and n.input[1] in keep
+        if n.op_type in QUANTIZED_OPS and copied_from(n.input[1]) in keep
     }
     if small_calls:
         for g in _graphs(model.graph):
@@ -201,7 +216,11 @@ def check_untouched(
         if node.op_type in QUANTIZED_OPS and node.output[0] not in stay:
             continue
         got = after.pop(tuple(node.output), None)
-        if got is None or got.op_type != node.op_type or list(got.input) != list(node.input):
+        if (
+            got is None
+            or got.op_type != node.op_type
+            or [copied_from(i) for i in got.input] != [copied_from(i) for i in node.input]
+        ):
             raise QuantizeError(
                 f"quantisation changed the {node.op_type} node that computes "
                 f"{list(node.output)}, which must stay float32; this onnxruntime's quantiser "
@@ -239,6 +258,7 @@ def quantize_graph(
     src = onnx.ModelProto()
     src.CopyFrom(model)
     del src.metadata_props[:]
+    drop_copies(src)
     stay = _fp32_products(src, keep, small_calls)
     # the quantiser rewrites every Gemm it sees, excluded or not: hide the kept ones as an
     # op of a domain of their own, restored below

@@ -11,6 +11,11 @@ card (feature order, window, scaler, centring). :func:`check_graph` runs at ever
 * with a reference record (exports since it existed), the reference rows must score as
   recorded (``|got - want| <= 1e-6 + 1e-3 * |want|``, loose enough for a GPU's rounding) and
   the card's digest must match, so reordered feature names or an edited scaler are caught.
+  A float32 graph's micro-batches, calls of a few windows with a missing value and of many
+  windows read other copies of the weights than the reference call: the reference windows
+  are scored in such calls too (the first in a batch of two rows, the other a copy or all
+  missing; all followed by a missing row; followed by copies of their last row, for one
+  more window and up to :data:`anomae.graph.SMALL_WINDOWS` windows).
 
 An int8 model (:mod:`anomae.quantize`) scores a call of a single window in float32 and
 longer calls in int8: its record adds ``single``, the score of the first reference window
@@ -29,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from anomae.errors import AnomaeError
+from anomae.graph import SMALL_WINDOWS
 from anomae.spec import ModelCard
 
 RTOL = 1e-3
@@ -139,6 +145,23 @@ def check_graph(run: Run, card: ModelCard) -> None:
         )
     rows = np.asarray(ref["rows"], np.float32)[None]
     _close(run(rows)[0][0], np.asarray(ref["score"], np.float32))
-    if "single" in ref:
+    if "single" in ref:  # int8: one copy of the weights in each precision
         first = rows[:, : card.window.length]
         _close(run(first)[0][0], np.asarray([ref["single"]], np.float32))
+        return
+    _other_calls(run, rows, np.asarray(ref["score"], np.float32), card)
+
+
+def _other_calls(run: Run, rows: np.ndarray, score: np.ndarray, card: ModelCard) -> None:
+    """A float32 graph's micro-batches (one window per batch row), calls of a few windows
+    with a missing value and of many windows read other copies of the weights than the
+    reference call (:mod:`anomae.graph_windows`): the reference windows must score as
+    recorded in each (a window's float32 score does not depend on its call)."""
+    spec = card.window
+    first = rows[:, : spec.length]  # micro-batches of one window per row, with a NaN row
+    for other in (first, np.full_like(first, np.nan)):
+        _close(run(np.concatenate([first, other]))[0][0], score[:1])
+    nan = np.full((1, 1, rows.shape[2]), np.nan, np.float32)
+    many = spec.length + (SMALL_WINDOWS - 1) * spec.stride - rows.shape[1]
+    for after in (nan, rows[:, -1:].repeat(spec.stride, axis=1), rows[:, -1:].repeat(many, axis=1)):
+        _close(run(np.concatenate([rows, after], axis=1))[0][0][: score.size], score)

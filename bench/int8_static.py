@@ -54,7 +54,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from anomae.int8_graph import QUANTIZED_OPS, layer_weights, quantize_graph, walk_nodes
+from anomae.int8_graph import (
+    QUANTIZED_OPS,
+    drop_copies,
+    layer_weights,
+    quantize_graph,
+    walk_nodes,
+)
 
 CALL_WINDOWS = 2048  # windows per call, as Detector.score_series scores
 
@@ -350,6 +356,7 @@ def gate_run(
 
     fp = Detector.load(model, threads=1)
     proto = load_onnx(model)
+    drop_copies(proto)  # one weight name per layer, as quantize_graph's int8 files
     weights = layer_weights(proto)
     s32 = [fp.score_series(b).score for b in blocks]
     settings = GateSettings(min_spearman=min_spearman)
@@ -543,8 +550,10 @@ def main() -> None:
         proto = load_onnx(model)
         n_layers = len(layer_weights(proto))
         t0 = time.perf_counter()
+        shared = load_onnx(model)
+        drop_copies(shared)  # one weight name per layer, as quantize_graph's int8 files
         ranges = activation_ranges(
-            proto, blocks, fp.card.window.length, args.percentile, headroom=args.headroom
+            shared, blocks, fp.card.window.length, args.percentile, headroom=args.headroom
         )
         t_ranges = time.perf_counter() - t0
         n_win = sum(max(0, b.shape[0] - fp.card.window.length + 1) for b in blocks)

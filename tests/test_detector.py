@@ -57,6 +57,22 @@ def _edit_card(src: Path, dst: Path, edit: object) -> Path:
     return dst
 
 
+def _biggest_weights(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """The largest weight matrix in each graph that holds a copy: the main graph (calls of
+    one window and of many) and the few-window branches (one window per batch row, or
+    gathered; with and without missing values)."""
+    inits = [t for g in _all_graphs(model.graph) for t in g.initializer]
+    dims = max(inits, key=lambda t: int(np.prod(t.dims))).dims
+    big = [t for t in inits if t.dims == dims]
+    assert len(big) == 5
+    return big
+
+
+def _all_graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
+    subs = [a.g for n in g.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
+    return [g, *(s for sub in subs for s in _all_graphs(sub))]
+
+
 def test_reference_recorded_and_intact_model_loads(models: dict[int, Path]) -> None:
     card = read_card(models[32])
     ref = card.parity["reference"]
@@ -64,9 +80,12 @@ def test_reference_recorded_and_intact_model_loads(models: dict[int, Path]) -> N
     assert Detector.load(models[32]).card == card
 
 
-def test_overwritten_weight_bytes_are_refused(models: dict[int, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy", range(5))
+def test_overwritten_weight_bytes_are_refused(
+    models: dict[int, Path], tmp_path: Path, copy: int
+) -> None:
     model = onnx.load(str(models[32]))
-    big = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    big = _biggest_weights(model)[copy]
     w = numpy_helper.to_array(big).copy()
     w.reshape(-1)[0] = np.nan  # four bytes: one float32
     big.CopyFrom(numpy_helper.from_array(w, big.name))
@@ -75,9 +94,12 @@ def test_overwritten_weight_bytes_are_refused(models: dict[int, Path], tmp_path:
         Detector.load(tmp_path / "bad.onnx")
 
 
-def test_slightly_altered_weights_are_refused(models: dict[int, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy", range(5))
+def test_slightly_altered_weights_are_refused(
+    models: dict[int, Path], tmp_path: Path, copy: int
+) -> None:
     model = onnx.load(str(models[32]))
-    big = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    big = _biggest_weights(model)[copy]
     w = numpy_helper.to_array(big) * np.float32(1.5)
     big.CopyFrom(numpy_helper.from_array(w, big.name))
     onnx.save(model, str(tmp_path / "bad.onnx"))

@@ -143,3 +143,39 @@ def test_center_mask_names_an_unknown_feature() -> None:
     assert one is not None and one.tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match=r"unknown feature\(s\) \['d'\]; the model's features"):
         center_mask(FEATURES, ["a", "d"])
+
+
+def _graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
+    subs = [a.g for n in g.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
+    return [g, *(s for sub in subs for s in _graphs(sub))]
+
+
+def test_few_window_branches_own_their_weights() -> None:
+    """onnxruntime pre-packs a matrix product's weights only when they are initializers of
+    the product's own graph (8 % of a 64-window call otherwise): the few-window branches
+    (one window per batch row, gathered; with and without the mask) read copies of every
+    weight that they hold; the one-window call and the many-window branches read the main
+    graph's."""
+    window = WindowSpec(4, 1)
+    w = np.arange(144, dtype=np.float32).reshape(12, 12) / 144
+    layers = [Layer("MatMul", [w]), Layer("Add", [np.ones(12, np.float32)])]
+    model = build_graph(layers, "flat", FEATURES, window, SCALER)
+    main = {t.name for t in model.graph.initializer}
+    owners = []
+    for g in _graphs(model.graph):
+        products = [n for n in g.node if n.op_type == "MatMul"]
+        if products:
+            held = {t.name for t in g.initializer}
+            weights = {n.input[1] for n in products} | {
+                n.input[1]
+                for n in g.node
+                if n.op_type == "Add" and n.input[0] == products[0].output[0]
+            }
+            owners.append(weights <= held)
+            assert weights <= held or weights <= main
+    # one-window call, sliced (2); one window per row (2), gathered (2)
+    assert sorted(owners) == [False] * 3 + [True] * 4
+    copies = [t for g in _graphs(model.graph)[1:] for t in g.initializer if t.dims == [12, 12]]
+    assert len(copies) == 4 and all(
+        np.array_equal(onnx.numpy_helper.to_array(t), w) for t in copies
+    )
