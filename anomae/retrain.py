@@ -113,12 +113,18 @@ def pipeline_of(card: ModelCard, opts: RetrainOptions = RetrainOptions()) -> Any
             "features": list(card.features),
         },
         "window": window,
-        "model": {k: v for k, v in card.architecture.items() if k not in ("layout", "center")},
+        "model": {
+            k: v for k, v in card.architecture.items() if k not in ("layout", "center", "aggregate")
+        },
+        "weights": dict(card.training.get("weights") or {}),
         "noise": dict(card.training.get("noise") or {}),
         "sparsity": dict(card.training.get("sparsity") or {}),
         "train": train,
         "calibrate": _calibrate_section(card, opts.holdout),
-        "score": dict(card.alarm.get("post_rule") or {}),
+        "score": {
+            **(card.alarm.get("post_rule") or {}),
+            "aggregate": card.architecture.get("aggregate", "mean"),
+        },
     }
     if card.alarm.get("likelihood"):
         doc["likelihood"] = dict(card.alarm["likelihood"])

@@ -78,7 +78,7 @@ def test_candidate_keeps_the_parents_settings_and_records_its_lineage(
     assert cand == card
     assert cand.window == parent.window and cand.features == parent.features
     assert cand.architecture == parent.architecture
-    for key in ("noise", "sparsity", "train_stride"):
+    for key in ("noise", "sparsity", "train_stride", "weights"):
         assert cand.training[key] == parent.training[key]
     want = {**parent.training["config"], "seed": 9}
     assert cand.training["config"] == want
@@ -104,6 +104,10 @@ def test_pipeline_of_a_card_trains_like_it(data: dict[str, Path]) -> None:
     assert pipe.train["epochs"] == 4 and pipe.train["seed"] == card.training["config"]["seed"]
     assert pipe.calibrate.method == "quantile" and pipe.calibrate.q == 0.98
     assert pipe.score.post_rule().min_windows == card.alarm["post_rule"]["min_windows"]
+    # how errors count and make the score: the recipe's, kept (not the pipeline defaults)
+    assert card.architecture["aggregate"] == "max" and pipe.score.aggregate == "max"
+    assert card.training["weights"]["errors"] == "spread" and pipe.weights.errors == "spread"
+    assert pipe.weights.constant == card.training["weights"]["constant"]
 
 
 def test_too_little_normal_data_is_refused_and_the_output_kept(

@@ -198,6 +198,7 @@ def train_on(
             "n_train_windows": result.n_train,
             "n_val_windows": result.n_val,
             "train_stride": pipe.window.train_stride,
+            "weights": dataclasses.asdict(pipe.weights),  # for retrain: how errors count
             "device": result.device,
             **data.extent,
             "seconds": round(seconds, 2),
