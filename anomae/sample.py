@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anomae.dataset import expand_inputs, plan_dataset, read_batches
+from anomae.batches import read_batches
+from anomae.dataset import expand_inputs, plan_dataset
 from anomae.holdout import holdout_bounds
 from anomae.io import TableSpec
 

@@ -43,7 +43,8 @@ import numpy as np
 import polars as pl
 
 from anomae.atomic import check_outputs, write_atomically
-from anomae.dataset import Dataset, FilePlan, expand_inputs, plan_dataset, read_batches
+from anomae.batches import read_batches
+from anomae.dataset import Dataset, FilePlan, expand_inputs, plan_dataset
 from anomae.detector import Detector
 from anomae.events import PostRule
 from anomae.io import SeriesData, TableSpec

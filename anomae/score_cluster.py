@@ -37,7 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from anomae.dataset import FilePlan, read_batches
+from anomae.batches import read_batches
+from anomae.dataset import FilePlan
 from anomae.detector import Detector, DetectorError
 from anomae.errors import AnomaeError, InputError, install_hint
 from anomae.io import TableSpec

@@ -46,7 +46,9 @@ def test_fit_decision_function_predict() -> None:
     test = X[:300].copy()
     test[150:160, 2] += 3.0
     flagged = od.predict(test)
-    assert flagged[150:160].all()
-    assert od.decision_function(test)[150:160].min() > od.decision_function(test)[:140].max()
+    # the recipe scores a window by its most surprising sensor: a window holding one or two
+    # shifted rows of eight may stay under the threshold, every later one is flagged
+    assert flagged[152:160].all() and flagged[150:160].sum() >= 8
+    assert od.decision_function(test)[152:160].min() > od.decision_function(test)[:140].max()
     with pytest.raises(ValueError, match="X has 2 features; the model was fitted on 3"):
         od.decision_function(X[:, :2])

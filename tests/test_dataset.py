@@ -10,7 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anomae.dataset import expand_inputs, hive_values, plan_dataset, read_batches
+from anomae.batches import read_batches
+from anomae.dataset import expand_inputs, hive_values, plan_dataset
 from anomae.errors import InputError
 from anomae.io import TableSpec, read_series
 from anomae.score import ScoreOptions, score_files
@@ -125,17 +126,6 @@ def test_files_read_in_time_order_per_series_and_opposite_orders_refused(tmp_pat
               ).write_parquet(y)  # fmt: skip
     with pytest.raises(InputError, match="opposite time order"):
         plan_dataset([x, y], TableSpec(), FEATURES)
-
-
-def test_bad_value_in_a_later_batch_names_its_file_row(tmp_path: Path) -> None:
-    p = tmp_path / "m.csv"
-    rows = [f"{T0 + i * 60},{i},1,2" for i in range(50)]
-    rows[37] = f"{T0 + 37 * 60},oops,1,2"
-    p.write_text("timestamp,a,b,c\n" + "\n".join(rows) + "\n")
-    ds = plan_dataset([p], TableSpec(), FEATURES)
-    with pytest.raises(InputError, match=r"column 'a', row 38 \(line 39\)"):
-        for _ in read_batches(ds.files[0], TableSpec(), FEATURES, False, 10):
-            pass
 
 
 @pytest.mark.parametrize("series_column", [True, False])

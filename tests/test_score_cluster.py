@@ -15,7 +15,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anomae.dataset import plan_dataset, read_batches
+from anomae.batches import read_batches
+from anomae.dataset import plan_dataset
 from anomae.errors import InputError
 from anomae.graph import Layer, build_graph
 from anomae.io import TableSpec

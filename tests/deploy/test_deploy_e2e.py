@@ -44,6 +44,9 @@ RATE = 20  # readings per second per series
 FAULTY, HEALTHY, FEATURE = "m1", "m2", "rpm"
 TRAIN_FLAGS = ["--window", "16", "--hidden", "32,8", "--epochs", "5", "--lr", "0.003"]
 TRAIN_FLAGS += ["--train-stride", "2", "--no-progress"]
+# two false events a week: the candidate retrained on the two training days less the rows
+# this model flags has 0.65 series-days held out, less than one a week needs (0.70)
+TRAIN_FLAGS += ["--false-events-per-day", "0.3"]
 
 
 def _monitor_command_exists() -> bool:
