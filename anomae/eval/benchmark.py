@@ -199,6 +199,20 @@ class BaselineDetector:
         return Scored(model.score(case.test), th)
 
 
+def pipeline_rule(pipe: Any) -> PostRule:
+    """The post-rule of ``pipe``'s ``[score]`` section, as the harness applies it."""
+    return PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
+
+
+def case_events(s: Scored, n_test: int, rule: PostRule) -> tuple[np.ndarray, np.ndarray]:
+    """A detector's events on a case's ``n_test`` test rows after the post-rules, as
+    inclusive row ranges (one range over all rows when it flags everything): the events
+    :func:`case_metrics` counts."""
+    if s.flag_all:
+        return np.array([0]), np.array([n_test - 1])
+    return event_bounds(s.score / s.threshold, rule)
+
+
 def case_metrics(
     s: Scored, case: Case, rule: PostRule, vus_window: int, nab: bool = False
 ) -> dict[str, Any]:
@@ -206,12 +220,8 @@ def case_metrics(
 
     label = case.test_label.astype(np.int8)
     n = label.size
-    if s.flag_all:
-        pred = np.ones(n, bool)
-        starts, ends = np.array([0]), np.array([n - 1])
-    else:
-        starts, ends = event_bounds(s.score / s.threshold, rule)
-        pred = event_mask(n, (starts, ends))
+    starts, ends = case_events(s, n, rule)
+    pred = event_mask(n, (starts, ends))
     score = np.where(np.isnan(s.score), -np.inf, s.score)
     out: dict[str, Any] = {"case": case.name, "rows": n, "anomalous": int(label.sum())}
     out.update({k: v for k, v in metrics.point_metrics(pred, label).items()})
@@ -289,7 +299,7 @@ def run_benchmark(
     every detector's :class:`Scored` and the post-rule, after its metrics are computed."""
     bench: BenchmarkSection = pipe.benchmark
     cases = load_cases(bench, data, pipe.data.table())
-    rule = PostRule(pipe.score.min_windows, pipe.score.max_gap, pipe.score.off, pipe.score.cooldown)
+    rule = pipeline_rule(pipe)
     t0 = time.perf_counter()
     detectors: dict[str, Callable[[Case], Scored]] = {"anomae": AnomaeModels(pipe)}
     for name in bench.baselines:

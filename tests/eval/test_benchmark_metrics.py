@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from anomae.eval.benchmark import Scored, case_metrics, span_days, summarise
+from anomae.eval.benchmark import (
+    Scored,
+    case_events,
+    case_metrics,
+    pipeline_rule,
+    span_days,
+    summarise,
+)
 from anomae.eval.datasets import Case
 from anomae.eval.report import benchmark_table
 from anomae.events import PostRule
@@ -51,6 +59,42 @@ def test_case_metrics_by_hand(flags: str, false_events: int, event_f1: float) ->
     assert m["false_events"] == false_events
     assert m["event_f1"] == pytest.approx(event_f1)
     assert m["span_days"] == pytest.approx(10 / 24)  # 10 hourly rows
+
+
+@pytest.mark.parametrize(
+    ("flags", "rule", "starts", "ends"),
+    [
+        ("1100011011", PostRule(min_windows=1), [0, 5, 8], [1, 6, 9]),
+        ("1100011011", PostRule(min_windows=3), [], []),
+        ("1100011011", PostRule(min_windows=2, max_gap=2), [0, 5], [1, 9]),
+        ("0000000000", PostRule(min_windows=1), [], []),
+    ],
+)
+def test_case_events_are_the_events_case_metrics_counts(
+    flags: str, rule: PostRule, starts: list[int], ends: list[int]
+) -> None:
+    """bench/single_anomaly.py counts false events per file from these ranges."""
+    a, b = case_events(_scored(flags), len(flags), rule)
+    assert a.tolist() == starts and b.tolist() == ends
+    m = case_metrics(_scored(flags), _case(), rule, vus_window=2)
+    assert m["false_events"] == sum(
+        not any(LABEL[i] == "1" for i in range(s, e + 1)) for s, e in zip(starts, ends, strict=True)
+    )
+
+
+def test_case_events_of_flagging_everything_is_one_range() -> None:
+    a, b = case_events(Scored(np.ones(10), 1.0, flag_all=True), 10, PostRule())
+    assert a.tolist() == [0] and b.tolist() == [9]
+
+
+def test_pipeline_rule_is_the_score_section() -> None:
+    from anomae.pipeline import load_pipeline
+
+    root = Path(__file__).resolve().parents[2] / "pipelines"
+    rule = pipeline_rule(load_pipeline(root / "nab.toml"))
+    assert (rule.min_windows, rule.cooldown) == (1, 100)  # the univariate recipe's [score]
+    rule = pipeline_rule(load_pipeline(root / "skab.toml"))
+    assert (rule.min_windows, rule.max_gap) == (3, 16)  # the multivariate recipe's
 
 
 def test_flagging_everything_no_longer_scores_event_f1_one() -> None:
