@@ -130,10 +130,15 @@ class AnomaeModels:
 
 
 def _frame(case: Case) -> Any:
-    """The case's training rows as the table :func:`anomae.api.fit` reads (one series)."""
+    """The case's training rows as the table :func:`anomae.api.fit` reads (one series).
+    A timestamp that repeats or steps back (NAB's daylight-saving artefacts: the rows keep
+    file order) becomes 1 ns after the one before, as fit needs them strictly increasing."""
     import polars as pl
 
-    cols = {"timestamp": pl.Series(case.train_timestamps).cast(pl.Datetime("ns", "UTC"))}
+    ts = np.asarray(case.train_timestamps, np.int64)
+    step = np.arange(ts.shape[0], dtype=np.int64)
+    ts = np.maximum.accumulate(ts - step) + step  # unchanged where already increasing
+    cols = {"timestamp": pl.Series(ts).cast(pl.Datetime("ns", "UTC"))}
     cols["series"] = pl.repeat(case.name, case.train.shape[0], dtype=pl.String, eager=True)
     values = np.ascontiguousarray(case.train, np.float32)
     cols |= {f: pl.Series(values[:, j]) for j, f in enumerate(case.features)}
