@@ -11,18 +11,9 @@ pytest.importorskip("torch")
 from anomae.modelfile import read_card  # noqa: E402
 
 
-@pytest.mark.slow
-def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_path: Path) -> None:
-    """`anomae run` stores the post-rule it scored with (events calibration chose its
-    min_windows) in the model card; `anomae score` on that model finds the same events,
-    and explicit options override the card, visibly."""
-    import json
+def _pipeline(tmp_path: Path, small_demo: dict[str, Path], sections: str) -> Path:
+    """A quick pipeline on the small demo data (16-row windows, 2 epochs) plus ``sections``."""
     import textwrap
-
-    import polars as pl
-    from conftest import run_cli
-
-    from anomae.run import run_pipeline
 
     pipe = tmp_path / "p.toml"
     pipe.write_text(
@@ -38,12 +29,34 @@ def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_pa
         [train]
         epochs = 2
         progress = false
+    """)
+        + textwrap.dedent(sections)
+    )
+    return pipe
+
+
+@pytest.mark.slow
+def test_score_applies_the_runs_alarm_policy(small_demo: dict[str, Path], tmp_path: Path) -> None:
+    """`anomae run` stores the post-rule it scored with (events calibration chose its
+    min_windows) in the model card; `anomae score` on that model finds the same events,
+    and explicit options override the card, visibly."""
+    import json
+
+    import polars as pl
+    from conftest import run_cli
+
+    from anomae.run import run_pipeline
+
+    pipe = _pipeline(
+        tmp_path,
+        small_demo,
+        """
         [calibrate]
         min_windows = [2, 3]
         [score]
         min_windows = 3
         max_gap = 16
-    """)
+    """,
     )
     report = run_pipeline(pipe, tmp_path / "run")
     th = report["threshold"]
@@ -81,28 +94,17 @@ def test_export_int8_scores_with_the_int8_model(
     """``[export] quantize = "int8"``: the run quantises on its held-out rows, writes
     model.int8.onnx of this model.onnx, scores the test data with it, and says so."""
     import hashlib
-    import textwrap
 
     from anomae.report import summary_text
     from anomae.run import run_pipeline
 
-    pipe = tmp_path / "p.toml"
-    pipe.write_text(
-        textwrap.dedent(f"""
-        [data]
-        train = "{small_demo["train"]}"
-        test = "{small_demo["test"]}"
-        [window]
-        length = 16
-        train_stride = 4
-        [model]
-        hidden = [16, 4]
-        [train]
-        epochs = 2
-        progress = false
+    pipe = _pipeline(
+        tmp_path,
+        small_demo,
+        """
         [export]
         quantize = "int8"
-    """)
+    """,
     )
     report = run_pipeline(pipe, tmp_path / "run")
     q = report["int8"]

@@ -13,14 +13,19 @@ import shutil
 import time
 from pathlib import Path
 
-import polars as pl
-import pytest
-from test_monitor_shadow import RULE, Running, model, opts, readings, rows, series, wait_for
+from test_monitor_shadow import (
+    Running,
+    assert_gauges_are_batch_scores,
+    model,
+    opts,
+    readings,
+    rows,
+    wait_for,
+)
 
 from anomae.detector import Detector
 from anomae.monitor.promotion import RESULTS
 from anomae.monitor.rollback import previous_path
-from anomae.score import ScoreOptions, score_all
 
 
 def test_promotion_on_request_keeps_the_series_state_and_writes_the_model(tmp_path: Path) -> None:
@@ -48,11 +53,7 @@ def test_promotion_on_request_keeps_the_series_state_and_writes_the_model(tmp_pa
     assert counts == {"ok": 1, "refused": 1, "error": 0}
     # the rings carried over: no window restarted, every row after the first 3 scored once
     assert run.value("anomae_windows_scored_total") == 2 * (400 - 3)
-    windows, _, _ = score_all(Detector.load(cand), series(data),
-                              ScoreOptions(rule=RULE, progress=False))  # fmt: skip
-    for name in ("m1", "m2"):
-        last = windows.filter(pl.col("series") == name)["score_normalised"][-1]
-        assert run.value("anomae_anomaly_score", series=name) == pytest.approx(last, rel=1e-5)
+    assert_gauges_are_batch_scores(run, cand, data)
 
 
 def test_promotion_by_rule_over_the_readings_time(tmp_path: Path) -> None:

@@ -7,14 +7,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import polars as pl
-import pytest
-from test_monitor_shadow import RULE, Running, model, opts, readings, rows, series, wait_for
+from test_monitor_shadow import (
+    Running,
+    assert_gauges_are_batch_scores,
+    model,
+    opts,
+    readings,
+    rows,
+    wait_for,
+)
 
 from anomae.detector import Detector
 from anomae.monitor.promotion import RESULTS
 from anomae.monitor.rollback import previous_path
-from anomae.score import ScoreOptions, score_all
 
 
 def rollbacks(run: Running) -> dict[tuple[str, str], float]:
@@ -55,11 +60,7 @@ def test_rollback_on_request_restores_the_old_model_and_keeps_the_series_state(
     assert sum(rollbacks(run).values()) == 2
     # the rings carried over both swaps: every row after the first 3 scored once
     assert run.value("anomae_windows_scored_total") == 2 * (600 - 3)
-    windows, _, _ = score_all(Detector.load(current), series(data),
-                              ScoreOptions(rule=RULE, progress=False))  # fmt: skip
-    for name in ("m1", "m2"):
-        last = windows.filter(pl.col("series") == name)["score_normalised"][-1]
-        assert run.value("anomae_anomaly_score", series=name) == pytest.approx(last, rel=1e-5)
+    assert_gauges_are_batch_scores(run, current, data)
 
 
 def test_rollback_by_rule_when_the_promoted_model_alarms_over_its_budget(tmp_path: Path) -> None:

@@ -149,6 +149,16 @@ class Running:
         self.thread.join(10)
 
 
+def assert_gauges_are_batch_scores(run: Running, path: Path, data: dict[str, np.ndarray]) -> None:
+    """Each series' anomae_anomaly_score is the last normalised score that batch scoring
+    with the model at ``path`` gives the same rows."""
+    windows, _, _ = score_all(Detector.load(path), series(data),
+                              ScoreOptions(rule=RULE, progress=False))  # fmt: skip
+    for name in ("m1", "m2"):
+        last = windows.filter(pl.col("series") == name)["score_normalised"][-1]
+        assert run.value("anomae_anomaly_score", series=name) == pytest.approx(last, rel=1e-5)
+
+
 def opts(shadow: Path, **kw: Any) -> MonitorOptions:
     return MonitorOptions(rule=RULE, shadow=str(shadow), flush_ms=5.0, batch_size=256,
                           reload_check_seconds=1.0, stats_log_seconds=0, **kw)  # fmt: skip
