@@ -222,9 +222,8 @@ def train_on(
             result.model,
             card,
             data.weight_blocks,
-            equalise=pipe.weights.errors in ("heldout", "spread"),
+            errors=pipe.weights.errors,
             ignore=ignore,
-            spread=pipe.weights.errors == "spread",
         )
     except ValueError as exc:
         raise PipelineError(f"{pipe.source} [weights]: {exc}; set constant = \"keep\"") from exc

@@ -76,15 +76,14 @@ def error_weights(
     card: ModelCard,
     blocks: Sequence[np.ndarray],
     *,
-    equalise: bool = True,
+    errors: str = "heldout",
     ignore: np.ndarray | None = None,
-    spread: bool = False,
 ) -> tuple[float, ...]:
-    """Weights for ``card.scaler.error_weight``: 0 where ``ignore``; with ``equalise`` the
-    inverse of each feature's mean held-out error (floored at :data:`FLOOR` times their
-    median), scaled so the weights of the scored features average 1; else 1. With
-    ``spread`` (and ``equalise``) the held-out :data:`SPREAD_Q` quantile stands for the
-    mean and the floor is :data:`SPREAD_FLOOR` times the median.
+    """Weights for ``card.scaler.error_weight`` (``errors`` as ``[weights] errors``): 0
+    where ``ignore``; "heldout": the inverse of each feature's mean held-out error (floored
+    at :data:`FLOOR` times their median), scaled so the weights of the scored features
+    average 1; "spread": the same with the held-out :data:`SPREAD_Q` quantile for the mean
+    and :data:`SPREAD_FLOOR` times the median as the floor; "equal": 1.
 
         >>> import numpy as np
         >>> w = _weights(np.array([0.5, 0.05, 0.0, 2.0]), np.array([0, 0, 1, 0], bool), True)
@@ -95,9 +94,11 @@ def error_weights(
     ignore = np.zeros(n_f, bool) if ignore is None else np.asarray(ignore, bool)
     if ignore.all():
         raise ValueError("every feature is constant in the training data: nothing to learn")
-    q = SPREAD_Q if spread else None
-    err = heldout_error(model, card, blocks, q) if equalise else np.ones(n_f)
-    return _weights(err, ignore, equalise, SPREAD_FLOOR if spread else FLOOR)
+    if errors == "equal":
+        return _weights(np.ones(n_f), ignore, False)
+    spread = errors == "spread"
+    err = heldout_error(model, card, blocks, SPREAD_Q if spread else None)
+    return _weights(err, ignore, True, SPREAD_FLOOR if spread else FLOOR)
 
 
 def _weights(
