@@ -102,8 +102,7 @@ class TableWriter:
 
     def append(self, df: pl.DataFrame) -> None:
         """Add rows (every piece with the same columns)."""
-        if self._later_table is not None:
-            self._flush_later(self._later_table)  # keep the order of what came before
+        self._flush_later()  # keep the order of what came before
         if df.height == 0 and self.rows + self._pending_rows:
             return
         self._pending.append(df)
@@ -127,10 +126,12 @@ class TableWriter:
             self._later.append(p)
             self._later_rows += len(p)
         if self._later_rows >= self.part_rows:
-            self._flush_later(table)
+            self._flush_later()
 
-    def _flush_later(self, table: Callable[[Sequence[Any]], pl.DataFrame]) -> None:
-        if not self._later:
+    def _flush_later(self) -> None:
+        """The pieces waiting, made one table (by the last ``append_pieces``' function)."""
+        table = self._later_table
+        if not self._later or table is None:
             return
         pieces, self._later, self._later_rows = self._later, [], 0
         self.rows += sum(len(p) for p in pieces)
@@ -144,8 +145,7 @@ class TableWriter:
                 self._sink.put(partial(table, pieces))
 
     def _flush(self) -> None:
-        if self._later_table is not None:
-            self._flush_later(self._later_table)
+        self._flush_later()
         if not self._pending:
             return
         df = pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -197,8 +197,7 @@ class TableWriter:
 
     def finish(self) -> Path:
         """Complete the temporary file (fsynced) and return it; :func:`commit` renames it."""
-        if self._later_table is not None:
-            self._flush_later(self._later_table)
+        self._flush_later()
         with _io(self.shown):
             if self.csv:
                 self._flush()
