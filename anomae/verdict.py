@@ -122,10 +122,11 @@ def top_features(ratios: np.ndarray, k: int) -> np.ndarray:
 
 def _top_pairwise(ratios: np.ndarray, k: int) -> np.ndarray:
     """:func:`top_features` of ``[n, F]`` by each feature's rank: how many features of its
-    row come before it (larger, or equal and earlier)."""
+    row come before it (larger, or equal and earlier). Returned as a transposed view, each
+    column contiguous (the scores table takes them one by one)."""
     n, n_f = ratios.shape
     cols = np.ascontiguousarray(ratios.T)
-    rank = np.zeros((n_f, n), np.int16)
+    rank = np.zeros((n_f, n), np.int8)  # n_f <= PAIRWISE_MAX_FEATURES
     ahead = np.empty(n, bool)
     for j in range(n_f):
         for i in range(j + 1, n_f):
@@ -137,8 +138,9 @@ def _top_pairwise(ratios: np.ndarray, k: int) -> np.ndarray:
     for j in range(n_f):
         at = np.flatnonzero(rank[j] < k)
         top[rank[j][at], at] = j
-    out = top.T.copy()
-    nan = np.flatnonzero(np.isnan(cols).any(axis=0))
+    # a NaN makes the sum NaN (an inf - inf too: such rows are only sorted needlessly)
+    with np.errstate(invalid="ignore", over="ignore"):
+        nan = np.flatnonzero(np.isnan(np.add.reduce(cols, axis=0)))
     if nan.size:  # comparisons cannot put NaN last: those rows by the sort
-        out[nan] = np.argsort(-ratios[nan], axis=-1, kind="stable")[:, :k]
-    return out
+        top[:, nan] = np.argsort(-ratios[nan], axis=-1, kind="stable")[:, :k].T
+    return top.T
