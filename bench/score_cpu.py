@@ -11,10 +11,17 @@ CPU-second of host work is taken from onnxruntime.
 
 With one thread (the default) onnxruntime runs in the calling thread, and each of its
 calls is timed there (``time.thread_time``): the main thread's host share is its CPU minus
-that; with more threads the bare kernel's CPU per window stands in.
+that; with more threads the bare kernel's CPU per window stands in. Two parts are also
+timed where they run, whatever the thread: the scores tables made of the scorer's pieces
+(:meth:`~anomae.stream_score.StreamScorer.table`, in the Parquet writer's threads) and the
+batches read and split by series (the read-ahead thread, the first batch included).
 ``--profile`` adds the main thread's cProfile (top functions by own time).
 
     python bench/score_cpu.py [--rows 4000000] [--series 1000] [--days 1] [--threads 1]
+
+The children run as ``python -c``, which puts the working directory first on ``sys.path``:
+to measure another tree's ``anomae`` (an A/B), run from outside every checkout with
+``PYTHONPATH=TREE``.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ def sample():
 
 stop = threading.Event()
 def sampler():
-    while not stop.wait(0.25):
+    while not stop.wait(1.0):
         sample()
 threading.Thread(target=sampler, name="sampler", daemon=True).start()
 
@@ -66,6 +73,29 @@ def timed_run(self, *a, **k):
     finally:
         kernel[0] += time.thread_time() - t
 Detector.run = timed_run
+import anomae.batches, anomae.stream_score
+parts = {"scores tables": 0.0, "batches read": 0.0}  # CPU of these, in whichever thread
+_table = anomae.stream_score.StreamScorer.table
+def timed_table(self, pieces):
+    t = time.thread_time()
+    try:
+        return _table(self, pieces)
+    finally:
+        parts["scores tables"] += time.thread_time() - t
+anomae.stream_score.StreamScorer.table = timed_table
+_batches = anomae.batches._batches
+def timed_batches(*a, **k):
+    it = _batches(*a, **k)
+    while True:
+        t = time.thread_time()
+        try:
+            x = next(it)
+        except StopIteration:
+            return
+        finally:
+            parts["batches read"] += time.thread_time() - t
+        yield x
+anomae.batches._batches = timed_batches
 start = []  # CPU up to the first batch (model load, planning) and the kernel's then
 base = {}  # each thread's CPU then
 _push = anomae.score._push_batch
@@ -101,7 +131,7 @@ size = os.path.getsize(out + "/scores.parquet")
 print(json.dumps({"rows": s.n_rows, "windows": s.n_windows, "wall": wall, "cpu": cpu,
                   "threads": [[n, c - base.get(t, 0.0)] for t, (n, c) in seen.items()],
                   "bytes": size, "kernel": kernel[0] - start[1], "start": start[0],
-                  "cpu_after": cpu - start[0]}))
+                  "cpu_after": cpu - start[0], "parts": parts}))
 """
 
 CHILD_KERNEL = """
@@ -176,7 +206,8 @@ def main() -> None:
         rows = [("kernel", kern), ("main thread host", main_host),
                 *sorted(parts.items()), ("threads not sampled", total - seen),
                 ("end to end", total), ("host (end - kernel)", total - kern),
-                ("startup (load, plan)", r["start"])]  # fmt: skip
+                ("startup (load, plan)", r["start"]),
+                *((f"of which {k}", v) for k, v in r["parts"].items())]  # fmt: skip
         for name, cpu in rows:
             print(f"{name:<22} {cpu:>7.2f} {cpu * per:>10.3f} {100 * cpu / kern:>10.1f}%")
 
