@@ -89,7 +89,7 @@ def _batches(
                 order: np.ndarray | slice = slice(None)
             else:
                 order = groups["row"].explode().to_numpy().astype(np.int64)
-                ts, values, rows_all = ts[order], values[order], rows_all[order]
+                ts, values, rows_all = ts[order], values[order], order + row0
                 lab = None if lab is None else lab[order]
             del groups, order
             out = [

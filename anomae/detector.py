@@ -175,6 +175,9 @@ class Detector:
             raise ValueError(f"values must be [rows, {n_f}], got {values.shape}")
         values = np.ascontiguousarray(values, dtype=np.float32)
         n = spec.count(values.shape[0])
+        if 0 < n <= chunk_windows:  # one call: its outputs as they come, not copied
+            s, f, c = self.run(values[None])
+            return Scores(s[0], f[0], c[0])
         score = np.empty(n, np.float32)
         fe = np.empty((n, n_f), np.float32)
         cov = np.empty(n, np.float32)

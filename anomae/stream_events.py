@@ -57,6 +57,9 @@ def _cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
     return None if x is None or y is None else np.concatenate([x, y])
 
 
+_NONE = np.zeros(0, np.int64)  # no runs in a quiet chunk
+
+
 class _Run:
     """The event whose windows have passed so far."""
 
@@ -94,15 +97,12 @@ class EventStream:
         self._run: _Run | None = None
 
     def push(self, w: Windows) -> tuple[Windows | None, np.ndarray, list[dict[str, Any]]]:
-        tr, r = self.tracker, self.rule
+        tr = self.tracker
         on = is_anomalous(w.norm)
-        held = on if r.off >= 1.0 else np.greater(w.norm, r.off, where=~np.isnan(w.norm),
-                                                  out=np.zeros(len(w), bool))  # fmt: skip
-        # the tracker compares float64 values; feed it the decisions made on float32
-        code = np.where(on, 2.0, np.where(held, (1.0 + r.off) / 2, 0.0))
         n = len(w)
         kept: list[tuple[int, int]] = []
         busy = np.flatnonzero(on)
+        code: np.ndarray | None = None  # made only if a window needs a step
         i = 0
         while i < n:
             if tr.idle:
@@ -112,11 +112,21 @@ class EventStream:
                     tr.skip(j - i)
                     i = j
                     continue
+            if code is None:
+                code = self._codes(w, on)
             kept.extend((s.first, s.last) for s in tr.step(float(code[i])))
             i += 1
         both = w if self._held is None else Windows.join(self._held, w)
         u, sure = tr.settled()
         return self._emit(both, u - self._first, kept + ([sure] if sure else []))
+
+    def _codes(self, w: Windows, on: np.ndarray) -> np.ndarray:
+        """What the tracker steps on: 2 above 1, between off and 1 the midpoint, else 0 (the
+        tracker compares float64 values; these are the decisions made on float32)."""
+        r = self.rule
+        held = on if r.off >= 1.0 else np.greater(w.norm, r.off, where=~np.isnan(w.norm),
+                                                  out=np.zeros(len(w), bool))  # fmt: skip
+        return np.where(on, 2.0, np.where(held, (1.0 + r.off) / 2, 0.0))
 
     def finish(self) -> tuple[Windows | None, np.ndarray, list[dict[str, Any]]]:
         tr = self.tracker
@@ -149,7 +159,7 @@ class EventStream:
 
     def _events(self, w: Windows, mask: np.ndarray) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        starts, ends = runs(mask)
+        starts, ends = runs(mask) if mask.any() else (_NONE, _NONE)
         if self._run is not None and (starts.size == 0 or starts[0] > 0):
             events.append(self._record(self._run))
             self._run = None

@@ -191,8 +191,12 @@ class StreamScorer:
         gaps: list[int] = []
         if self.max_gap_s > 0:
             prev = int(ts[0]) if st.last_ts is None else st.last_ts
-            dt_s = np.diff(np.concatenate([[prev], ts])).astype(np.float64) / 1e9
-            gaps = np.flatnonzero(is_gap(dt_s, self.max_gap_s)).tolist()
+            # seconds grow with nanoseconds: no gap at the widest step, none at all (the
+            # usual case, found without a float array per push)
+            widest = max(int(ts[0]) - prev, int(np.diff(ts).max()) if n > 1 else 0)
+            if is_gap(widest / 1e9, self.max_gap_s):
+                dt_s = np.diff(np.concatenate([[prev], ts])).astype(np.float64) / 1e9
+                gaps = np.flatnonzero(is_gap(dt_s, self.max_gap_s)).tolist()
         st.last_ts = int(ts[-1])
         out: list[Windows] = []
         bounds = sorted({0, *gaps, n})
@@ -247,8 +251,8 @@ class StreamScorer:
     ) -> Windows:
         sp = self.spec
         sc = self.det.score_series(vals, self.chunk)
-        bad = np.isnan(sc.score) & (sc.coverage > 0)
-        if bad.any():
+        nan = np.isnan(sc.score)  # NaN is fine where nothing was observed
+        if nan.any() and (bad := nan & (sc.coverage > 0)).any():
             raise DetectorError(
                 f"{self.det.path}: {int(bad.sum()):,} windows of series {st.name!r} with "
                 f"observed values scored NaN (first: window "

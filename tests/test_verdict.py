@@ -27,7 +27,12 @@ from anomae.monitor.scorer import MonitorError, Scorer, WindowBatch
 from anomae.monitor.sink import JsonlSink
 from anomae.score import ScoreOptions, score_all
 from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
-from anomae.verdict import is_anomalous, resolve_thresholds, top_features
+from anomae.verdict import (
+    PAIRWISE_MAX_FEATURES,
+    is_anomalous,
+    resolve_thresholds,
+    top_features,
+)
 from anomae.windows import sliding_windows, window_ends
 
 FEATURES = ("a", "b", "c")
@@ -169,3 +174,20 @@ def test_the_one_rule(norm: float, expected: bool) -> None:
 def test_top_features_ties_keep_feature_order() -> None:
     assert top_features(np.array([[1.0, 2.0, 2.0, 0.0]]), 3).tolist() == [[1, 2, 0]]
     assert top_features(np.array([[1.0, 2.0]]), 5).tolist() == [[1, 0]]
+
+
+@pytest.mark.parametrize("n_f", [1, 2, 3, 8, 13, PAIRWISE_MAX_FEATURES, PAIRWISE_MAX_FEATURES + 1])
+@pytest.mark.parametrize("k", [1, 3, 40])
+@pytest.mark.filterwarnings("error")  # inf - inf in the NaN check is no warning of ours
+def test_top_features_is_the_stable_sort(n_f: int, k: int) -> None:
+    """Ties, NaN (last), infinities and signed zeros rank as the stable sort ranks them,
+    whichever way the rows are ranked (pairwise up to PAIRWISE_MAX_FEATURES)."""
+    rng = np.random.default_rng(n_f * 100 + k)
+    special = rng.choice(np.array([0.0, -0.0, 0.5, 1.0, 2.0, np.inf, -np.inf]), (500, n_f))
+    ratios = np.where(rng.random((500, n_f)) < 0.5, rng.gamma(2.0, 1.0, (500, n_f)), special)
+    ratios[rng.random((500, n_f)) < 0.03] = np.nan
+    for dtype in (np.float32, np.float64):
+        r = ratios.astype(dtype)
+        want = np.argsort(-r, axis=-1, kind="stable")[:, : min(k, n_f)]
+        assert np.array_equal(top_features(r, k), want)
+        assert np.array_equal(top_features(r[:5], k), want[:5])  # few rows: by the sort
