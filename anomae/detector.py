@@ -77,16 +77,26 @@ class Detector:
         return None if self.card.threshold is None else self.card.threshold.value
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", threads: int = 0) -> Detector:
-        """Open ``path`` for scoring; ``threads`` = onnxruntime intra-op threads (0 = all cores)."""
+    def load(
+        cls, path: str | Path, device: str = "cpu", threads: int = 0, spin: bool = True
+    ) -> Detector:
+        """Open ``path`` for scoring; ``threads`` = onnxruntime intra-op threads (0 = all
+        cores); ``spin=False``: its threads sleep as soon as a call's work is done instead
+        of spinning for the next (right when other threads of the process need the cores
+        between calls: the reader and writer of a batch run)."""
         path = Path(path)
         if not path.is_file():
             raise DetectorError(f"{path}: model file does not exist")
-        return cls.from_bytes(path.read_bytes(), path, device, threads)
+        return cls.from_bytes(path.read_bytes(), path, device, threads, spin)
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, path: str | Path = "<model>", device: str = "cpu", threads: int = 0
+        cls,
+        data: bytes,
+        path: str | Path = "<model>",
+        device: str = "cpu",
+        threads: int = 0,
+        spin: bool = True,
     ) -> Detector:
         """:meth:`load` of a model held in memory; ``path`` names it in messages."""
         import onnx
@@ -104,6 +114,8 @@ class Detector:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(device)
         provider_options: list[dict[str, str]] = [{} for _ in providers]
         if device.startswith("cuda:"):

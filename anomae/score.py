@@ -196,7 +196,8 @@ def open_run(
     outs = [output] if events is None else [output, events]
     files = expand_inputs(inputs)
     check_outputs(outs, [model, *files], force)
-    det = Detector.load(model, device=device, threads=threads)
+    # the reader's and the writer's threads need the cores between calls
+    det = Detector.load(model, device=device, threads=threads, spin=False)
     data = plan_dataset(files, table, det.card.features)
     return det, data, StreamScorer(det, opts, data.labels)
 

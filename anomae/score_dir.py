@@ -136,7 +136,9 @@ def score_to_folder(
         raise InputError(f"{inside[0]}: an input inside the output folder {folder}; write the "
                          "partitions elsewhere")  # fmt: skip
     manifest = folder / MANIFEST
-    det = Detector.load(model, device=device, threads=1 if client is not None else threads)
+    det = Detector.load(
+        model, device=device, threads=1 if client is not None else threads, spin=False
+    )
     want = {"model_sha256": det.sha256, "partitions": partitions, "inputs": _inputs(files),
             "partition_by": partition_by}  # fmt: skip
     done: set[int] = set()

@@ -159,3 +159,17 @@ def test_malformed_cards_are_clean_errors(
         Detector.load(bad)
     with pytest.raises(ModelCardError, match=match):
         read_card(bad)
+
+
+@pytest.mark.parametrize("spin", [True, False])
+def test_spin_sets_the_session_and_keeps_scores(models: dict[int, Path], spin: bool) -> None:
+    det = Detector.load(models[16], threads=2, spin=spin)
+    options = det.session.get_session_options()  # type: ignore[attr-defined]
+    if spin:  # onnxruntime's default: the entry is absent
+        with pytest.raises(RuntimeError):
+            options.get_session_config_entry("session.intra_op.allow_spinning")
+    else:
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    x = np.random.default_rng(2).normal(size=(400, F)).astype(np.float32)
+    ref = Detector.load(models[16], threads=2).score_series(x)
+    np.testing.assert_array_equal(det.score_series(x).score, ref.score)
