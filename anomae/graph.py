@@ -206,11 +206,8 @@ def _any_call(
         b.op("Less", [n, b.i64(SMALL_WINDOWS)]),
         few.branch(*small),
         unless_nan(sp, complete, sliced),
-        ["window_sse", "feature_observed"],
-    )
-    f_sum = b.op(
-        "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
-    )  # [B, n, F]
+        ["feature_sse", "feature_observed"],
+    )  # [B, n, F] each
     return f_sum, f_cnt
 
 

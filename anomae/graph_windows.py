@@ -321,5 +321,8 @@ def sliced(sp: Spec, masked: bool) -> onnx.GraphProto:
         b.op("Squeeze", [b.op("Slice", [win, b.i64([k]), b.i64([k + 1]), b.i64([0])]), b.i64([0])])
         for k in range(2 if masked else 1)
     ]
-    sse = _sse(b, sp, halves[0], halves[1] if masked else None)
+    sse = _sse(b, sp, halves[0], halves[1] if masked else None)  # [B, m * classes, F]
+    # the last block may hold windows past the input's end: only this path cuts them off
+    # (the others make exactly n), so a few-window call runs no Slice
+    sse = b.op("Slice", [sse, b.i64([0]), b.op("Unsqueeze", [sp.n, b.i64([0])]), b.i64([1])])
     return b.branch(sse, _counts(b, sp, masked))
