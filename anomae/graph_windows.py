@@ -221,7 +221,7 @@ def _centered(b: Builder, sp: Spec, filled: str, obs: str | None) -> str:
         mean = b.op("ReduceMean", [x, axis], keepdims=1)
     else:
         o = b.op("Reshape", [obs, shape4])
-        count = b.op("Max", [b.op("ReduceSum", [o, axis], keepdims=1), b.f32(1.0)])
+        count = b.op("Clip", [b.op("ReduceSum", [o, axis], keepdims=1), b.f32(1.0)])
         mean = b.op("Div", [b.op("ReduceSum", [x, axis], keepdims=1), count])
     if not sp.center.all():
         mean = b.op("Mul", [mean, b.const(sp.center.astype(np.float32), "center_mask")])
