@@ -31,6 +31,13 @@ float32 model's score (``"small_calls": "fp32"`` in the card). The gate scores t
 held-out series in calls of up to 2,048 windows, as ``anomae score`` does, so what it
 measures is the int8 path; the single-window path is the float32 model's by construction.
 
+**Speed is measured, not assumed.** After the gate, both models are timed on calls of up
+to 2,048 of the calibration windows (:func:`measure_speed`) and the card records it
+(``quantization["speed"]``). On small models int8 is slower: the SKAB and NAB models'
+products (8-64 columns) are ~15 % of a call and took longer in int8 (quantising each
+input costs more than their int8 arithmetic saves), so int8 ran 0.84-0.98x float32's
+speed; below :data:`MIN_SPEEDUP` the output and ``inspect`` say to keep the float32 model.
+
 Static quantisation (activation ranges fixed from the calibration windows; onnxruntime 1.32
 quantises subgraphs in dynamic mode only, so ``bench/int8_static.py`` writes it by hand) was
 measured and not adopted (docs/benchmarks.md): on the reference, demo, SKAB and NAB models
