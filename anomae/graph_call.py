@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from anomae.graph_windows import Builder, Layer, layer_op, sums_by_product, window_sums
+from anomae.graph_windows import Builder, Layer, layer_op
 
 # A call of a single window (one batch row) takes a branch of its own, named so (with a
 # suffix), whose products anomae.int8_graph leaves float32: int8 lost only at one window
@@ -86,10 +86,8 @@ def one_call(
         recon = b.op("Transpose", [net], perm=[0, 2, 1])
     diff = b.op("Sub", [recon, filled])
     sq = b.op("Mul", [b.op("Mul", [diff, diff]), observed])
-    if not sums_by_product(length, n_f):
-        return b.op("ReduceSum", [sq, axis], keepdims=1), f_cnt
-    sq = b.op("Reshape", [sq, b.i64([1, 1, length * n_f])])
-    return window_sums(b, sq, length, n_f), f_cnt  # as the general paths sum, bit for bit
+    # one window's rows added in order, as the general paths' window_sums add them
+    return b.op("ReduceSum", [sq, axis], keepdims=1), f_cnt
 
 
 def tiled_scaler(

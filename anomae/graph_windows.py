@@ -182,27 +182,34 @@ def _sse(
 
 
 def window_sums(b: Builder, cells: str, length: int, n_f: int) -> str:
-    """Per-feature sums ``[B, N, F]`` of windows' cells ``[B, N, length * F]`` (time-major).
+    """Per-feature sums ``[B, N, F]`` of windows' squared errors ``[B, N, length * F]``
+    (time-major, each >= 0).
 
     onnxruntime's ReduceSum over a window's rows costs ~65 ns per window whatever its size:
     40-55 % of a 1,024-window call of the SKAB and NAB models (8x8 and 16x1 windows). Where
     :func:`sums_by_product` says so, the sums are instead a product with a 0/1 matrix
     (:data:`WINDOW_SUM`; 2-7 us per 1,024 windows there), which adds each feature's cells
-    in time order (exact zeros between) in every branch and for any number of windows;
-    :mod:`anomae.int8_graph` leaves it float32."""
+    in time order (exact zeros between, one block of at most 256 terms), as the one-window
+    call's ReduceSum does (:mod:`anomae.graph_call`), for any number of windows. An
+    infinite error is first clipped to the largest float, so that its product with 0 adds
+    nothing to the other features (inf x 0 is NaN): its feature's sum is then the largest
+    float (ReduceSum's is inf), still far above any threshold. :mod:`anomae.int8_graph`
+    leaves the product float32."""
     if not sums_by_product(length, n_f):
         cells = b.op("Reshape", [cells, b.i64([0, 0, length, n_f])])
         return b.op("ReduceSum", [cells, b.i64([2])], keepdims=0)
     select = np.tile(np.eye(n_f, dtype=np.float32), (length, 1))  # [L * F, F]
-    return b.op("MatMul", [cells, b.const(select, WINDOW_SUM)])
+    finite = b.op("Clip", [cells, "", b.f32(float(np.finfo(np.float32).max))])
+    return b.op("MatMul", [finite, b.const(select, WINDOW_SUM)])
 
 
 def sums_by_product(length: int, n_f: int) -> bool:
     """Whether :func:`window_sums` multiplies (``length * F * F`` multiply-adds per window,
-    at most :data:`WINDOW_SUM_MACS`) rather than runs ReduceSum: 1,024 windows of 32x8
-    took 19 us by product and 41 by ReduceSum, of 64x8 44 and 35, of 32x25 156 and 44
-    (one thread, each net of a copy of the input)."""
-    return length * n_f * n_f <= WINDOW_SUM_MACS
+    at most :data:`WINDOW_SUM_MACS`, over at most 256 cells, which the product adds in one
+    block, in order) rather than runs ReduceSum: 1,024 windows of 32x8 took 19 us by
+    product and 41 by ReduceSum, of 64x8 44 and 35, of 32x25 156 and 44 (one thread, each
+    net of a copy of the input)."""
+    return length * n_f <= 256 and length * n_f * n_f <= WINDOW_SUM_MACS
 
 
 def is_window_sum(name: str) -> bool:
