@@ -206,11 +206,8 @@ def _any_call(
         b.op("Less", [n, b.i64(SMALL_WINDOWS)]),
         few.branch(*small),
         unless_nan(sp, complete, sliced),
-        ["window_sse", "feature_observed"],
-    )
-    f_sum = b.op(
-        "Slice", [f_sum, b.i64([0]), b.op("Unsqueeze", [n, b.i64([0])]), b.i64([1])], "feature_sse"
-    )  # [B, n, F]
+        ["feature_sse", "feature_observed"],
+    )  # [B, n, F] each
     return f_sum, f_cnt
 
 
@@ -228,7 +225,9 @@ def _outputs(
     is the mean over observed cells, or with ``aggregate`` "max" the largest feature error."""
     if weighted:
         f_sum = b.op("Mul", [f_sum, b.const(weight, "error_weight")])
-    feature_error = b.op("Div", [f_sum, b.op("Max", [f_cnt, b.f32(1.0)])])
+    # Clip, not Max: onnxruntime's Max against a scalar took 7 us per 1,024 windows of one
+    # feature (9 % of a NAB-sized call), Clip 0.1; the same values
+    feature_error = b.op("Div", [f_sum, b.op("Clip", [f_cnt, b.f32(1.0)])])
     count = b.op("ReduceSum", [f_cnt, b.i64([2])], keepdims=0)
     if aggregate == "max":  # nothing observed: NaN, as the mean's 0/0
         top = b.op("ReduceMax", [feature_error, b.i64([2])], keepdims=0)

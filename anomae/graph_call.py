@@ -68,7 +68,7 @@ def one_call(
     f_cnt = b.op("ReduceSum", [observed, axis], keepdims=1)  # [1, 1, F]
     if center is not None:  # as graph_windows._centered, on the one window
         mean = b.op("Div", [b.op("ReduceSum", [filled, axis], keepdims=1),
-                            b.op("Max", [f_cnt, b.f32(1.0)])])  # fmt: skip
+                            b.op("Clip", [f_cnt, b.f32(1.0)])])  # fmt: skip
         if not center.all():
             mean = b.op("Mul", [mean, b.const(center.astype(np.float32), "center_mask")])
         filled = b.op("Mul", [b.op("Sub", [filled, mean]), observed])
@@ -86,6 +86,7 @@ def one_call(
         recon = b.op("Transpose", [net], perm=[0, 2, 1])
     diff = b.op("Sub", [recon, filled])
     sq = b.op("Mul", [b.op("Mul", [diff, diff]), observed])
+    # one window's rows added in order, as the general paths' window_sums add them
     return b.op("ReduceSum", [sq, axis], keepdims=1), f_cnt
 
 

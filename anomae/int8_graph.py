@@ -23,7 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from anomae.graph import SMALL_CALLS
-from anomae.graph_windows import copied_from
+from anomae.graph_windows import copied_from, is_window_sum
 
 QUANTIZED_OPS = ("Gemm", "MatMul")
 INT8_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger"})
@@ -175,19 +175,26 @@ def layer_weights(model: onnx.ModelProto) -> list[str]:
     branches read or are named after (:func:`anomae.graph_windows.copied_from`)."""
     names: list[str] = []
     for node in walk_nodes(model.graph):
-        if node.op_type in QUANTIZED_OPS and copied_from(node.input[1]) not in names:
+        if _is_network(node) and copied_from(node.input[1]) not in names:
             names.append(copied_from(node.input[1]))
     return names
 
 
+def _is_network(node: onnx.NodeProto) -> bool:
+    """A matrix product of the network (not the windows' per-feature sums, which the
+    graph computes as a product with a 0/1 matrix and which stay float32)."""
+    return node.op_type in QUANTIZED_OPS and not is_window_sum(node.input[1])
+
+
 def _fp32_products(model: onnx.ModelProto, keep: frozenset[str], small_calls: bool) -> set[str]:
-    """The outputs of the matrix products that stay float32: those of the layers whose
-    weights ``keep`` names and, with ``small_calls``, every product of the graph's branch
-    for calls of a single window (:data:`anomae.graph.SMALL_CALLS`)."""
+    """The outputs of the matrix products that stay float32: the windows' per-feature
+    sums, those of the layers whose weights ``keep`` names and, with ``small_calls``, every
+    product of the graph's branch for calls of a single window
+    (:data:`anomae.graph.SMALL_CALLS`)."""
     out = {
         n.output[0]
         for n in walk_nodes(model.graph)
-        if n.op_type in QUANTIZED_OPS and copied_from(n.input[1]) in keep
+        if n.op_type in QUANTIZED_OPS and (not _is_network(n) or copied_from(n.input[1]) in keep)
     }
     if small_calls:
         for g in _graphs(model.graph):

@@ -31,6 +31,13 @@ float32 model's score (``"small_calls": "fp32"`` in the card). The gate scores t
 held-out series in calls of up to 2,048 windows, as ``anomae score`` does, so what it
 measures is the int8 path; the single-window path is the float32 model's by construction.
 
+**Speed is measured, not assumed.** After the gate, both models are timed on calls of up
+to 2,048 of the calibration windows (:func:`measure_speed`) and the card records it
+(``quantization["speed"]``). On small models int8 is slower: the SKAB and NAB models'
+products (8-64 columns) are ~15 % of a call and took longer in int8 (quantising each
+input costs more than their int8 arithmetic saves), so int8 ran 0.84-0.98x float32's
+speed; below :data:`MIN_SPEEDUP` the output and ``inspect`` say to keep the float32 model.
+
 Static quantisation (activation ranges fixed from the calibration windows; onnxruntime 1.32
 quantises subgraphs in dynamic mode only, so ``bench/int8_static.py`` writes it by hand) was
 measured and not adopted (docs/benchmarks.md): on the reference, demo, SKAB and NAB models
@@ -44,6 +51,7 @@ one range, so a window's int8 score depends slightly on the other windows in the
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,21 +69,33 @@ from anomae.quantize_gate import (
     refuse_unless_passed,
 )
 
-__all__ = ["QuantizeError", "QuantizeSettings", "quantize_beside", "quantize_model"]
+__all__ = [
+    "QuantizeError",
+    "QuantizeSettings",
+    "measure_speed",
+    "quantize_beside",
+    "quantize_model",
+]
+
+SPEED_WINDOWS = 2048  # windows per timed call: Detector.score_series's calls
+# int8 that is not this much faster is not worth its (small) change of the scores
+MIN_SPEEDUP = 1.05
 
 
 @dataclass(frozen=True)
 class QuantizeSettings:
     """How to quantise (``per_channel``: one weight scale per output column;
     ``reduce_range``: 7-bit weights; ``backoff``: return layers to float32 until the gate
-    passes; see the module docstring), the gate's settings, and the onnxruntime intra-op
-    ``threads`` (0: all cores) the gate scores with."""
+    passes; see the module docstring), the gate's settings, the onnxruntime intra-op
+    ``threads`` (0: all cores) the gate scores with, and the seconds ``speed_s`` spent
+    timing both models (:func:`measure_speed`)."""
 
     per_channel: bool = True
     reduce_range: bool = True
     backoff: bool = True
     gate: GateSettings = GateSettings()
     threads: int = 0
+    speed_s: float = 0.4
 
 
 def _session(model: onnx.ModelProto, threads: int) -> Any:
@@ -184,6 +204,7 @@ def quantize_model(
         "reduce_range": settings.reduce_range,
         "source_sha256": fp32.sha256,
         "gate": chosen.figures,
+        "speed": measure_speed(fp32, int8, [b for _, b in used], settings.speed_s),
     }
     parity = dict(card.parity)
     ref = parity.get("reference")
@@ -223,6 +244,38 @@ def quantize_beside(
             "gate": getattr(exc, "figures", {}),
         }
     return {"path": str(out), "written": True, **q}
+
+
+def measure_speed(
+    fp32: Any, int8: Any, blocks: Sequence[np.ndarray], seconds: float
+) -> dict[str, Any]:
+    """Both models' speed on the calibration rows: the longest block's first
+    :data:`SPEED_WINDOWS` windows (as ``anomae score`` calls the graph), each model called
+    back to back in short turns for about ``seconds`` in all; medians per call. ``speedup``
+    is float32's time over int8's: below :data:`MIN_SPEEDUP` the int8 model gives this
+    model no speed (``worth`` false): its products are too small a part of the call (on
+    the SKAB and NAB models ~15 %, and int8 products of 8-64 columns are no faster)."""
+    window = fp32.card.window
+    rows = max(blocks, key=len)
+    n = min(SPEED_WINDOWS, window.count(rows.shape[0]))
+    call = np.ascontiguousarray(rows[: (n - 1) * window.stride + window.length], np.float32)[None]
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    for det in (fp32, int8):
+        det.run(call)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times["int8"]) < 5:
+        for name, det in (("fp32", fp32), ("int8", int8)):
+            t0 = time.perf_counter()
+            det.run(call)
+            times[name].append(time.perf_counter() - t0)
+    t32, t8 = (float(np.median(times[k])) for k in ("fp32", "int8"))
+    return {
+        "windows_per_call": n,
+        "fp32_us": round(t32 * 1e6, 1),
+        "int8_us": round(t8 * 1e6, 1),
+        "speedup": round(t32 / t8, 3),
+        "worth": t32 / t8 >= MIN_SPEEDUP,
+    }
 
 
 def _back_off(n_layers: int, attempt: Any) -> list[_Attempt]:

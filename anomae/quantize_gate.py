@@ -210,6 +210,26 @@ def gate_text(f: dict[str, Any]) -> str:
     return text
 
 
+def speed_text(speed: dict[str, Any]) -> str:
+    """The timing of :func:`anomae.quantize.measure_speed` in one sentence (``quantize``
+    prints it, ``inspect`` shows it).
+
+        >>> speed_text({"speedup": 0.97, "int8_us": 180.0, "fp32_us": 175.0,
+        ...             "windows_per_call": 1024, "worth": False})  # doctest: +ELLIPSIS
+        "int8 0.97x float32's speed (180 vs 175 us per call of 1,024 windows); no speed-up..."
+    """
+    text = (
+        f"int8 {speed['speedup']:.2f}x float32's speed ({speed['int8_us']:,.0f} vs "
+        f"{speed['fp32_us']:,.0f} us per call of {speed['windows_per_call']:,} windows)"
+    )
+    if not speed["worth"]:
+        text += (
+            "; no speed-up for this model (its matrix products are too small a share of "
+            "the call): score with the float32 model"
+        )
+    return text
+
+
 def refuse_unless_passed(figures: dict[str, Any], also: str = "") -> None:
     """Raise :class:`GateRefused` unless ``figures["passed"]`` (``also``: what else was
     tried and failed, appended to the figures)."""

@@ -162,7 +162,7 @@ def _baseline_lines(anomae: dict[str, Any], baselines: dict[str, Any]) -> list[s
 
 
 def _int8_text(q: dict[str, Any]) -> str:
-    from anomae.quantize_gate import gate_text
+    from anomae.quantize_gate import gate_text, speed_text
 
     how = f"{q.get('method')}, {q.get('quantized_products')} matrix products, "
     if q.get("fp32_layers"):
@@ -170,7 +170,10 @@ def _int8_text(q: dict[str, Any]) -> str:
     if q.get("small_calls") == "fp32":
         how += "one-window calls float32, "
     how += "gate: "
-    return how + (gate_text(q["gate"]) if q.get("gate") else "not recorded")
+    how += gate_text(q["gate"]) if q.get("gate") else "not recorded"
+    if q.get("speed"):  # cards written before the timing have none
+        how += f"; speed: {speed_text(q['speed'])}"
+    return how
 
 
 def _int8_run_text(q: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from anomae.graph import SMALL_WINDOWS, Layer, build_graph, center_mask
+from anomae.graph_windows import is_window_sum
 from anomae.spec import Scaler, WindowSpec
 
 FEATURES = ("a", "b", "c")
@@ -163,9 +164,11 @@ def test_few_window_branches_own_their_weights() -> None:
     main = {t.name for t in model.graph.initializer}
     owners = []
     for g in _graphs(model.graph):
-        products = [n for n in g.node if n.op_type == "MatMul"]
+        held = {t.name for t in g.initializer}
+        sums = [n for n in g.node if n.op_type == "MatMul" and is_window_sum(n.input[1])]
+        assert all(n.input[1] in held for n in sums)  # the windows' sums: every graph's own
+        products = [n for n in g.node if n.op_type == "MatMul" and n not in sums]
         if products:
-            held = {t.name for t in g.initializer}
             weights = {n.input[1] for n in products} | {
                 n.input[1]
                 for n in g.node

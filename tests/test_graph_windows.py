@@ -10,6 +10,7 @@ import pytest
 from test_graph import FEATURES, SCALER, run, session
 
 from anomae.graph import SMALL_CALLS, SMALL_WINDOWS, Layer, build_graph
+from anomae.graph_windows import WINDOW_SUM_MACS, Builder, sums_by_product, window_sums
 from anomae.int8_graph import walk_nodes
 from anomae.spec import WindowSpec
 
@@ -49,3 +50,30 @@ def test_every_path_skips_the_mask_without_nan_and_scores_the_same(batch: int, n
         win = x[:, w * 2 : w * 2 + 4].reshape(batch, lf)
         recon = np.maximum(win @ layers[0].weights[0], 0) @ layers[2].weights[0]
         np.testing.assert_allclose(alone[0][:, w], ((recon - win) ** 2).mean(1), rtol=1e-4)
+
+
+@pytest.mark.parametrize("length, n_f", [(8, 8), (16, 1), (64, 8), (32, 25)])
+def test_window_sums_add_each_features_cells_either_way(length: int, n_f: int) -> None:
+    """Per-feature sums of windows, by a product with a 0/1 matrix where that is cheap
+    (few multiply-adds per window) and by ReduceSum otherwise, both equal to numpy's."""
+    b = Builder()
+    out = window_sums(b, "cells", length, n_f)
+    product = any(n.op_type == "MatMul" for n in b.nodes)
+    cheap = length * n_f <= 256 and length * n_f * n_f <= WINDOW_SUM_MACS
+    assert product == sums_by_product(length, n_f) == cheap
+    graph = onnx.helper.make_graph(
+        b.nodes,
+        "sums",
+        [onnx.helper.make_tensor_value_info("cells", onnx.TensorProto.FLOAT, [2, 5, length * n_f])],
+        [onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, [2, 5, n_f])],
+        b.inits,
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    cells = np.random.default_rng(length).random((2, 5, length * n_f)).astype(np.float32)
+    cells[1, 2, -1] = np.inf  # an overflowed error: only its feature's sum is that large
+    got = session(model).run(None, {"cells": cells})[0]
+    want = cells.astype(np.float64).reshape(2, 5, length, n_f).sum(axis=2)
+    assert got[1, 2, -1] >= np.finfo(np.float32).max  # inf, or the largest float by product
+    got[1, 2, -1] = want[1, 2, -1] = 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -13,7 +13,7 @@ import pytest
 from test_quantize import _build, _series
 
 from anomae.graph import SMALL_CALLS
-from anomae.graph_windows import copied_from
+from anomae.graph_windows import copied_from, is_window_sum
 from anomae.int8_graph import (
     QuantizeError,
     _graphs,
@@ -127,3 +127,19 @@ def test_one_window_calls_stay_float32_unless_asked(good: Path) -> None:
 def _run(model: onnx.ModelProto, rows: np.ndarray) -> list[np.ndarray]:
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {"rows": rows.astype(np.float32)})
+
+
+def test_window_sums_stay_float32(good: Path) -> None:
+    """The windows' per-feature sums, products with a 0/1 matrix, are no layer of the
+    network: every branch keeps them float32, and they are not counted as quantised."""
+    fp32 = onnx.load(str(good))
+    sums = [
+        n for n in walk_nodes(fp32.graph) if n.op_type == "MatMul" and is_window_sum(n.input[1])
+    ]
+    assert len(sums) == 6  # one per windowing branch (a one-window call runs ReduceSum)
+    assert not any(is_window_sum(w) for w in layer_weights(fp32))
+    int8, _ = quantize_graph(fp32, small_calls=False)
+    kept = [
+        n for n in walk_nodes(int8.graph) if n.op_type == "MatMul" and is_window_sum(n.input[1])
+    ]
+    assert [n.output for n in kept] == [n.output for n in sums]

@@ -14,7 +14,14 @@ from anomae.detector import Detector, DetectorError
 from anomae.graph import Layer, build_graph
 from anomae.int8_graph import walk_nodes
 from anomae.modelfile import read_card, write_model
-from anomae.quantize import QuantizeError, QuantizeSettings, quantize_beside, quantize_model
+from anomae.quantize import (
+    MIN_SPEEDUP,
+    SPEED_WINDOWS,
+    QuantizeError,
+    QuantizeSettings,
+    quantize_beside,
+    quantize_model,
+)
 from anomae.quantize_gate import GateRefused, GateSettings
 from anomae.reference import reference_record
 from anomae.spec import ModelCard, Scaler, WindowSpec
@@ -90,6 +97,11 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
     # the card is kept: threshold, features, window; its reference scores are the int8 graph's
     assert card8.threshold == card32.threshold and card8.features == card32.features
     assert card8.quantization["gate"] == figures["gate"]
+    # both models timed on the calibration rows; "worth" follows the measured speed-up
+    speed = card8.quantization["speed"]
+    assert speed == figures["speed"] and speed["windows_per_call"] == SPEED_WINDOWS
+    assert speed["int8_us"] > 0 and speed["fp32_us"] > 0
+    assert speed["worth"] == (speed["speedup"] >= MIN_SPEEDUP)
     assert card8.parity["reference"]["rows"] == card32.parity["reference"]["rows"]
     s8 = det8.score_series(_series(4)).score
     s32 = det32.score_series(_series(4)).score

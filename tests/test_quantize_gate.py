@@ -15,6 +15,7 @@ from anomae.quantize_gate import (
     gate_text,
     refuse_unless_passed,
     spearman,
+    speed_text,
 )
 from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
 
@@ -104,3 +105,12 @@ def test_the_refusal_says_what_failed_and_what_to_do() -> None:
         refuse_unless_passed(f)
     assert err.value.figures is f
     refuse_unless_passed(gate_figures([s], [s], None, _card(), None))  # passed: no error
+
+
+@pytest.mark.parametrize("speedup, worth", [(1.31, True), (0.96, False)])
+def test_speed_text_says_when_int8_gives_no_speed(speedup: float, worth: bool) -> None:
+    speed = {"speedup": speedup, "int8_us": 100.0, "fp32_us": 100.0 * speedup,
+             "windows_per_call": 2048, "worth": worth}  # fmt: skip
+    text = speed_text(speed)
+    assert text.startswith(f"int8 {speedup:.2f}x float32's speed") and "2,048 windows" in text
+    assert ("no speed-up for this model" in text) == (not worth)

@@ -35,11 +35,13 @@ def test_cli_quantizes_without_torch_and_refuses_with_exit_1(good: Path, tmp_pat
     done = run_cli(["quantize", str(good), str(data), "-o", str(out)], env=env)
     assert done.returncode == 0, done.stderr
     assert "int8 gate passed" in done.stdout and "Spearman" in done.stdout
+    assert "speed: int8 " in done.stdout and "x float32's speed" in done.stdout
     shown = run_cli(["inspect", str(out)], env=env)
     assert (
         "  int8         dynamic, 12 matrix products, one-window calls float32, gate: false alarms"
         in shown.stdout
     )
+    assert "; speed: int8 " in shown.stdout
     before = out.read_bytes()
     strict = ["--min-spearman", "1", "--force"]
     refused = run_cli(["quantize", str(good), str(data), "-o", str(out), *strict], env=env)
