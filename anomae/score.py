@@ -6,7 +6,9 @@ folders, hive partitions; a series may span files) in bounded batches, scores it
 table as it goes (:mod:`anomae.parts`): memory stays flat however large the input. The next
 batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are made into tables
 and written in another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current
-rows.
+rows; each onnxruntime call runs in a worker thread while the main thread finishes the call
+before it (``StreamScorer(overlap=True)``), and onnxruntime's threads sleep between calls
+(``Detector.load(spin=False)``), so that these threads find the cores free.
 :func:`score_all` scores series already in memory through the same scorer. The result is
 the same as scoring each whole series at once: windows of a series (its gap segments
 windowed on their own), their table (series, timestamp of the window end, score,
@@ -189,17 +191,19 @@ def open_run(
     force: bool,
     device: str,
     threads: int,
+    later: bool = False,
+    overlap: bool = False,
 ) -> tuple[Detector, Any, StreamScorer]:
     """The start of a scoring run: the inputs expanded, the outputs checked (never over an
     input or the model; an existing one only with ``force``), the model loaded, the dataset
-    planned, and the scorer."""
+    planned, and the scorer (``later``, ``overlap``: :class:`StreamScorer`'s)."""
     outs = [output] if events is None else [output, events]
     files = expand_inputs(inputs)
     check_outputs(outs, [model, *files], force)
     # the reader's and the writer's threads need the cores between calls
     det = Detector.load(model, device=device, threads=threads, spin=False)
     data = plan_dataset(files, table, det.card.features)
-    return det, data, StreamScorer(det, opts, data.labels)
+    return det, data, StreamScorer(det, opts, data.labels, later, overlap)
 
 
 def run_writers(
@@ -258,8 +262,10 @@ def score_files(
     Refuses, before any work, to write over an input or the model, or (unless ``force``)
     to replace an existing output. The outputs are replaced together (module docstring)."""
     t0 = time.perf_counter()
-    det, data, sc = open_run(model, inputs, output, events, table, opts, force, device, threads)
-    sc.later = True  # the scores table is made of the pieces by the Parquet writer's threads
+    # the scores table is made of the pieces by the Parquet writer's threads, and each
+    # onnxruntime call runs while the main thread finishes the one before
+    det, data, sc = open_run(model, inputs, output, events, table, opts, force, device,
+                             threads, later=True, overlap=True)  # fmt: skip
     run_id, writers = run_writers(det.sha256, output, events, part_rows, stream=True)
     out = writers[-1]
     try:
@@ -275,6 +281,7 @@ def score_files(
                 _push_batch(sc, chunks, out)
                 del chunks  # copied into the scorer: let the next batch take its place
                 bar.update(n)
+        out.append_pieces(sc.drain(), sc.table)
         if out.rows == 0 and not out._pending and not out._later:
             out.append(sc.empty_table())
         if events is not None:
@@ -285,6 +292,8 @@ def score_files(
         for w in writers:
             w.discard()
         raise
+    finally:
+        sc.close()
     summary = run_summary(sc, t0)
     summary.run_id = run_id
     summary.outputs["scores"] = str(output)

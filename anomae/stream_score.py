@@ -23,6 +23,12 @@ With a seasonal likelihood (``season_s``) the seconds between windows are the mo
 card's sampling interval times the stride, as ``anomae monitor`` takes them, not each
 series' own median interval (which needs the whole series).
 
+``overlap``: each onnxruntime call runs in a worker thread while the main thread finishes
+the call before it (NaN check, ratios, likelihood, post-rules: the host work that left
+onnxruntime's pool idle); the calls, their rows and the order of every output stay as
+they were, so the numbers are the same. ``push`` then returns the pieces of calls made
+earlier (of any series), ``finish`` and :meth:`drain` those of every call made.
+
 Memory: per series the rows of up to ``chunk_windows`` windows (``chunk_windows * stride +
 length`` rows, 2048 windows on CPU: ~70 KB at 8 features) and the likelihood's ``long``
 averages (69 KB by default).
@@ -30,7 +36,9 @@ averages (69 KB by default).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,9 +155,14 @@ class StreamScorer:
         opts: Any,  # anomae.score.ScoreOptions
         labels: bool = False,
         later: bool = False,
+        overlap: bool = False,
     ) -> None:
         card = det.card
         self.det, self.opts, self.labels, self.later = det, opts, labels, later
+        # calls made and not yet finished, oldest first: (series, the call, its rows' end
+        # timestamps and labels); at most one runs at a time, in the worker thread
+        self._calls: deque[tuple[_Series, Future[Any], np.ndarray, np.ndarray | None]] = deque()
+        self._worker = ThreadPoolExecutor(1, "anomae-score") if overlap else None
         self.ths = resolve_thresholds(card.threshold, det.path, opts.threshold,
                                       opts.likelihood is not None)  # fmt: skip
         self.scale = self.ths.feature_scale(card.features)
@@ -209,7 +222,7 @@ class StreamScorer:
                 lab = None if labels is None else labels[lo:hi]
                 lo += st.rows.add(ts[lo:hi], values[lo:hi], lab)
                 out += self._full(st)
-        return self._settle(st, out)
+        return self._settle(st, out) if self._worker is None else self._finished(keep=1)
 
     def finish(self, name: str) -> list[Any]:
         """End of series ``name``: score the rest, settle every window and event."""
@@ -217,6 +230,8 @@ class StreamScorer:
         if st is None:
             return []
         tables = self._settle(st, self._close(st))
+        if self._worker is not None:
+            tables = self._finished(keep=0)
         w, mask, events = st.events.finish()
         self.events += events
         if w is not None:
@@ -226,6 +241,24 @@ class StreamScorer:
     def finish_all(self) -> list[Any]:
         return [t for name in list(self._series) for t in self.finish(name)]
 
+    def drain(self) -> list[Any]:
+        """With ``overlap``: wait for every call made and return its pieces."""
+        return self._finished(keep=0)
+
+    def close(self) -> None:
+        """Stop the worker thread (``overlap``); calls not finished are dropped."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._calls.clear()
+
+    def _finished(self, keep: int) -> list[Any]:
+        """Finish the oldest calls until at most ``keep`` remain: their pieces."""
+        tables = []
+        while len(self._calls) > keep:
+            st, call, ts, lab = self._calls.popleft()
+            tables += self._settle(st, [self._windows(st, call.result(), ts, lab)])
+        return tables
+
     def _full(self, st: _Series) -> list[Windows]:
         """Score every full chunk of windows the segment's rows hold."""
         sp, rows = self.spec, st.rows
@@ -233,7 +266,7 @@ class StreamScorer:
         drop = self.chunk * sp.stride  # the next chunk's first row
         out = []
         while rows is not None and rows.n >= max(need, drop):
-            out.append(self._score(st, *rows.view(need)))
+            out += self._score(st, *rows.view(need))
             rows.drop(drop)
         return out
 
@@ -241,16 +274,29 @@ class StreamScorer:
         """The segment ended: score the windows its remaining rows hold."""
         out = []
         if st.rows is not None and st.rows.n >= self.spec.length:
-            out.append(self._score(st, *st.rows.view(st.rows.n)))
+            out += self._score(st, *st.rows.view(st.rows.n))
         if st.rows is not None:
             st.rows.n = 0
         return out
 
     def _score(
         self, st: _Series, ts: np.ndarray, vals: np.ndarray, lab: np.ndarray | None
+    ) -> list[Windows]:
+        """Score a chunk's rows: its windows, or none yet with ``overlap`` (the call is
+        queued; the rows are views of the series' buffer, so they are copied)."""
+        ends = ts[window_ends(vals.shape[0], self.spec)]
+        if self._worker is None:
+            return [self._windows(st, self.det.score_series(vals, self.chunk), ends, lab)]
+        call = self._worker.submit(self.det.score_series, vals.copy(), self.chunk)
+        self._calls.append((st, call, ends, None if lab is None else lab.copy()))
+        return []
+
+    def _windows(
+        self, st: _Series, sc: Any, ends_ts: np.ndarray, lab: np.ndarray | None
     ) -> Windows:
+        """The windows of one call's scores ``sc`` (:class:`~anomae.detector.Scores`)
+        whose rows end at ``ends_ts``."""
         sp = self.spec
-        sc = self.det.score_series(vals, self.chunk)
         nan = np.isnan(sc.score)  # NaN is fine where nothing was observed
         if nan.any() and (bad := nan & (sc.coverage > 0)).any():
             raise DetectorError(
@@ -259,10 +305,10 @@ class StreamScorer:
                 f"{st.n_windows + int(np.argmax(bad))}); the model is damaged: re-export it "
                 f"(`anomae train` or `anomae run`)"
             )
-        ends = window_ends(vals.shape[0], sp)
-        st.n_windows += ends.size
+        st.n_windows += ends_ts.size
         label = None
         if lab is not None:
+            ends = window_ends(lab.shape[0], sp)
             csum = np.concatenate([[0], np.cumsum(lab > 0, dtype=np.int64)])
             label = (csum[ends + 1] - csum[ends + 1 - sp.length] > 0).astype(np.int8)
         if st.lik is not None:
@@ -270,7 +316,7 @@ class StreamScorer:
         else:
             assert st.threshold is not None
             norm = sc.normalised(st.threshold)
-        return Windows(ts[ends], sc.score, norm, sc.coverage,
+        return Windows(ends_ts, sc.score, norm, sc.coverage,
                        feature_ratios(sc.feature_error, self.scale), label)  # fmt: skip
 
     def _settle(self, st: _Series, scored: Sequence[Windows]) -> list[Any]:

@@ -7,6 +7,7 @@ in pieces: anomae.stream_events)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anomae.detector import Detector
+from anomae.detector import Detector, DetectorError
 from anomae.events import PostRule
 from anomae.graph import Layer, build_graph
 from anomae.io import SeriesData
@@ -81,10 +82,10 @@ def assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
 
 def stream(
     det: Detector, series: list[SeriesData], opts: ScoreOptions, rng: np.random.Generator,
-    max_piece: int,
+    max_piece: int, overlap: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     labels = all(s.labels is not None for s in series)
-    sc = StreamScorer(det, opts, labels)
+    sc = StreamScorer(det, opts, labels, overlap=overlap)
     pos = {s.name: 0 for s in series}
     tables: list[pl.DataFrame] = []
     live = [s for s in series]
@@ -98,6 +99,8 @@ def stream(
         if pos[s.name] >= s.values.shape[0]:
             tables += sc.finish(s.name)
             live.remove(s)
+    tables += sc.drain()
+    sc.close()
     from anomae.score import events_frame
 
     windows = pl.concat(tables) if tables else pl.DataFrame()
@@ -118,10 +121,11 @@ _SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
     labels=st.booleans(),
     chunk=st.sampled_from([1, 4, 7, 2048]),
     max_piece=st.sampled_from([1, 3, 50, 500]),
+    overlap=st.booleans(),
 )
 def test_stream_equals_whole_series(
     tmp_path: Path, seed: int, length: int, stride: int, rule: PostRule, lik: bool,
-    labels: bool, chunk: int, max_piece: int,
+    labels: bool, chunk: int, max_piece: int, overlap: bool,
 ) -> None:  # fmt: skip
     rng = np.random.default_rng(seed)
     det = detector(tmp_path, length, stride)
@@ -130,7 +134,7 @@ def test_stream_equals_whole_series(
     opts = ScoreOptions(rule=rule, top_k=2, likelihood=likelihood, chunk_windows=chunk,
                         progress=False)  # fmt: skip
     want_w, want_e, _ = reference_score_all(det, series, opts)
-    got_w, got_e = stream(det, series, opts, rng, max_piece)
+    got_w, got_e = stream(det, series, opts, rng, max_piece, overlap)
     if want_w.height == 0:
         assert got_w.height == 0
     else:
@@ -196,3 +200,39 @@ def test_pushed_rows_are_copied_so_a_batch_can_be_freed(tmp_path: Path) -> None:
         assert all(r() is None for r in refs)
         assert sc._series["s1"].rows.ts.shape[0] <= 23  # type: ignore[union-attr]
         t += k
+
+
+@pytest.mark.parametrize("max_piece", [1, 37, 400])
+def test_overlap_keeps_every_output_in_order(tmp_path: Path, max_piece: int) -> None:
+    """With ``overlap`` the calls run in a worker thread, and their pieces come out of
+    later pushes: the tables and events are the same, row for row, in the same order."""
+    det = detector(tmp_path, 5, 1)
+    opts = ScoreOptions(rule=PostRule(min_windows=2, max_gap=1), top_k=2, chunk_windows=16,
+                        progress=False)  # fmt: skip
+    series = [make_series(np.random.default_rng(i), f"s{i}", 300 + 50 * i, True)
+              for i in range(4)]  # fmt: skip
+    runs = [stream(det, series, opts, np.random.default_rng(7), max_piece, overlap)
+            for overlap in (False, True)]  # fmt: skip
+    (want_w, want_e), (got_w, got_e) = runs
+    assert want_w.height > 0 and want_e.height > 0
+    assert_same(got_w, want_w)
+    assert_same(got_e, want_e)
+
+
+def test_overlap_raises_a_damaged_models_nan_when_its_call_is_finished(tmp_path: Path) -> None:
+    det = Detector.load(detector(tmp_path, 5, 1).path, threads=1)  # its own: patched below
+    sc = StreamScorer(det, ScoreOptions(threshold=1.0, chunk_windows=16), overlap=True)
+    real = det.score_series
+
+    def nan_scores(values: np.ndarray, chunk: int | None = None) -> Any:
+        out = real(values, chunk)
+        out.score[:] = np.nan
+        return out
+
+    det.score_series = nan_scores  # type: ignore[method-assign]
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    ts = np.arange(100, dtype=np.int64) * 60_000_000_000
+    assert sc.push("a", ts[:20], x[:20]) == []  # one call of 16 windows, running
+    with pytest.raises(DetectorError, match="series 'a' with observed values scored NaN"):
+        sc.push("b", ts, x)  # a's call is finished here
+    sc.close()
