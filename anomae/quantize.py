@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from anomae.detector import CHUNK_WINDOWS_CPU
 from anomae.int8_graph import QUANTIZED_OPS, QuantizeError, layer_weights, quantize_graph
 from anomae.quantize_gate import (
     GateRefused,
@@ -77,7 +78,7 @@ __all__ = [
     "quantize_model",
 ]
 
-SPEED_WINDOWS = 2048  # windows per timed call: Detector.score_series's calls
+SPEED_WINDOWS = CHUNK_WINDOWS_CPU  # windows per timed call: Detector.score_series's
 # int8 that is not this much faster is not worth its (small) change of the scores
 MIN_SPEEDUP = 1.05
 

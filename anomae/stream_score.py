@@ -159,8 +159,8 @@ class StreamScorer:
     ) -> None:
         card = det.card
         self.det, self.opts, self.labels, self.later = det, opts, labels, later
-        # calls made and not yet finished, oldest first: (series, the call, its rows' end
-        # timestamps and labels); at most one runs at a time, in the worker thread
+        # calls made and not yet finished (``overlap``), oldest first: (series, the call, its
+        # windows' end timestamps and labels); at most one runs at a time, in the worker thread
         self._calls: deque[tuple[_Series, Future[Any], np.ndarray, np.ndarray | None]] = deque()
         self._worker = ThreadPoolExecutor(1, "anomae-score") if overlap else None
         self.ths = resolve_thresholds(card.threshold, det.path, opts.threshold,
@@ -168,7 +168,7 @@ class StreamScorer:
         self.scale = self.ths.feature_scale(card.features)
         self.spec = card.window
         self.max_gap_s = card.max_gap_s if opts.max_gap_s is None else opts.max_gap_s
-        self.chunk = opts.chunk_windows or (262_144 if det.on_gpu else 2048)
+        self.chunk = opts.chunk_windows or det.chunk_windows
         sp = self.spec
         self.cap = max((self.chunk - 1) * sp.stride + sp.length, self.chunk * sp.stride)
         self.interval_s = card.interval_s * card.window.stride or None
@@ -222,16 +222,15 @@ class StreamScorer:
                 lab = None if labels is None else labels[lo:hi]
                 lo += st.rows.add(ts[lo:hi], values[lo:hi], lab)
                 out += self._full(st)
-        return self._settle(st, out) if self._worker is None else self._finished(keep=1)
+        # with ``overlap`` the last call made may run on while the caller goes on
+        return self._settle(st, out) + self._finished(keep=1)
 
     def finish(self, name: str) -> list[Any]:
         """End of series ``name``: score the rest, settle every window and event."""
         st = self._series.pop(name, None)
         if st is None:
             return []
-        tables = self._settle(st, self._close(st))
-        if self._worker is not None:
-            tables = self._finished(keep=0)
+        tables = self._settle(st, self._close(st)) + self._finished(keep=0)
         w, mask, events = st.events.finish()
         self.events += events
         if w is not None:
@@ -255,8 +254,8 @@ class StreamScorer:
         """Finish the oldest calls until at most ``keep`` remain: their pieces."""
         tables = []
         while len(self._calls) > keep:
-            st, call, ts, lab = self._calls.popleft()
-            tables += self._settle(st, [self._windows(st, call.result(), ts, lab)])
+            st, call, ends_ts, label = self._calls.popleft()
+            tables += self._settle(st, [self._windows(st, call.result(), ends_ts, label)])
         return tables
 
     def _full(self, st: _Series) -> list[Windows]:
@@ -284,19 +283,23 @@ class StreamScorer:
     ) -> list[Windows]:
         """Score a chunk's rows: its windows, or none yet with ``overlap`` (the call is
         queued; the rows are views of the series' buffer, so they are copied)."""
-        ends = ts[window_ends(vals.shape[0], self.spec)]
+        sp = self.spec
+        ends = window_ends(vals.shape[0], sp)
+        label = None
+        if lab is not None:  # a window is labelled when any of its rows is
+            csum = np.concatenate([[0], np.cumsum(lab > 0, dtype=np.int64)])
+            label = (csum[ends + 1] - csum[ends + 1 - sp.length] > 0).astype(np.int8)
         if self._worker is None:
-            return [self._windows(st, self.det.score_series(vals, self.chunk), ends, lab)]
+            return [self._windows(st, self.det.score_series(vals, self.chunk), ts[ends], label)]
         call = self._worker.submit(self.det.score_series, vals.copy(), self.chunk)
-        self._calls.append((st, call, ends, None if lab is None else lab.copy()))
+        self._calls.append((st, call, ts[ends], label))
         return []
 
     def _windows(
-        self, st: _Series, sc: Any, ends_ts: np.ndarray, lab: np.ndarray | None
+        self, st: _Series, sc: Any, ends_ts: np.ndarray, label: np.ndarray | None
     ) -> Windows:
         """The windows of one call's scores ``sc`` (:class:`~anomae.detector.Scores`)
-        whose rows end at ``ends_ts``."""
-        sp = self.spec
+        that end at ``ends_ts``, labelled ``label``."""
         nan = np.isnan(sc.score)  # NaN is fine where nothing was observed
         if nan.any() and (bad := nan & (sc.coverage > 0)).any():
             raise DetectorError(
@@ -306,11 +309,6 @@ class StreamScorer:
                 f"(`anomae train` or `anomae run`)"
             )
         st.n_windows += ends_ts.size
-        label = None
-        if lab is not None:
-            ends = window_ends(lab.shape[0], sp)
-            csum = np.concatenate([[0], np.cumsum(lab > 0, dtype=np.int64)])
-            label = (csum[ends + 1] - csum[ends + 1 - sp.length] > 0).astype(np.int8)
         if st.lik is not None:
             norm = st.lik.push(sc.score).astype(np.float32)
         else:
