@@ -6,9 +6,12 @@ folders, hive partitions; a series may span files) in bounded batches, scores it
 table as it goes (:mod:`anomae.parts`): memory stays flat however large the input. The next
 batch is read in a thread (:mod:`anomae.readahead`) and Parquet scores are made into tables
 and written in another (:mod:`anomae.parquet_stream`) while onnxruntime scores the current
-rows; each onnxruntime call runs in a worker thread while the main thread finishes the call
-before it (``StreamScorer(overlap=True)``), and onnxruntime's threads sleep between calls
-(``Detector.load(spin=False)``), so that these threads find the cores free.
+rows. On CPU, onnxruntime's calls run side by side in ``threads`` worker threads, one
+onnxruntime thread each, queued ahead while the main thread reads on and finishes the
+calls that are done (``StreamScorer(overlap=threads)``): a call slowed by the reader's or
+the writer's thread then holds up no other, where one call on a pool of ``threads`` waits
+for its slowest (docs/benchmarks.md, "Calls side by side"). The session's threads sleep
+between calls (``Detector.load(spin=False)``).
 :func:`score_all` scores series already in memory through the same scorer. The result is
 the same as scoring each whole series at once: windows of a series (its gap segments
 windowed on their own), their table (series, timestamp of the window end, score,
@@ -33,6 +36,7 @@ so give a series its recent history in front when it should be judged from its f
 from __future__ import annotations
 
 import io as _io
+import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -196,14 +200,22 @@ def open_run(
 ) -> tuple[Detector, Any, StreamScorer]:
     """The start of a scoring run: the inputs expanded, the outputs checked (never over an
     input or the model; an existing one only with ``force``), the model loaded, the dataset
-    planned, and the scorer (``later``, ``overlap``: :class:`StreamScorer`'s)."""
+    planned, and the scorer (``later``: :class:`StreamScorer`'s; ``overlap``: calls run in
+    worker threads, on CPU ``threads`` of them (0: a core each) with one onnxruntime thread
+    each, on a GPU one)."""
     outs = [output] if events is None else [output, events]
     files = expand_inputs(inputs)
     check_outputs(outs, [model, *files], force)
     # the reader's and the writer's threads need the cores between calls
+    workers = 0
+    if overlap:
+        if device == "cpu":
+            workers, threads = threads if threads > 0 else len(os.sched_getaffinity(0)), 1
+        else:
+            workers = 1
     det = Detector.load(model, device=device, threads=threads, spin=False)
     data = plan_dataset(files, table, det.card.features)
-    return det, data, StreamScorer(det, opts, data.labels, later, overlap)
+    return det, data, StreamScorer(det, opts, data.labels, later, workers)
 
 
 def run_writers(

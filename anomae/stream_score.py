@@ -23,11 +23,15 @@ With a seasonal likelihood (``season_s``) the seconds between windows are the mo
 card's sampling interval times the stride, as ``anomae monitor`` takes them, not each
 series' own median interval (which needs the whole series).
 
-``overlap``: each onnxruntime call runs in a worker thread while the main thread finishes
-the call before it (NaN check, ratios, likelihood, post-rules: the host work that left
-onnxruntime's pool idle); the calls, their rows and the order of every output stay as
-they were, so the numbers are the same. ``push`` then returns the pieces of calls made
-earlier (of any series), ``finish`` and :meth:`drain` those of every call made.
+``overlap`` (a number of worker threads): onnxruntime's calls run in the workers, queued
+up to :data:`IN_FLIGHT_WINDOWS` windows ahead, while the main thread goes on with the next
+rows and finishes the calls that are done, oldest first (NaN check, ratios, likelihood,
+post-rules: the host work that left onnxruntime idle). Several workers run calls side by
+side: with a one-thread session each, a call slowed by the host's threads holds up no
+other (onnxruntime's own pool waits for its slowest thread). A series' end (``finish``)
+is queued after its last call too. The calls, their rows and the order of every output
+stay as they were, so the numbers are the same. ``push`` and ``finish`` then return the
+pieces of calls made earlier (of any series), :meth:`drain` those of every call made.
 
 Memory: per series the rows of up to ``chunk_windows`` windows (``chunk_windows * stride +
 length`` rows, 2048 windows on CPU: ~70 KB at 8 features) and the likelihood's ``long``
@@ -50,6 +54,13 @@ from anomae.likelihood import LikelihoodChunks
 from anomae.stream_events import EventStream, Windows
 from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top_features
 from anomae.windows import is_gap, window_ends
+
+# windows of queued onnxruntime calls (``overlap``) before the main thread waits for the
+# oldest: ~20 MB of rows and outputs at 8 features, about 0.4 s of work on 2 cores, enough
+# to keep the workers busy while the main thread reads on between the bursts of calls
+# (every series fills its 2,048-window chunk in the same batch); 4x as many measured no
+# faster (docs/benchmarks.md)
+IN_FLIGHT_WINDOWS = 1 << 18
 
 
 class _Rows:
@@ -155,14 +166,16 @@ class StreamScorer:
         opts: Any,  # anomae.score.ScoreOptions
         labels: bool = False,
         later: bool = False,
-        overlap: bool = False,
+        overlap: int = 0,
     ) -> None:
         card = det.card
         self.det, self.opts, self.labels, self.later = det, opts, labels, later
         # calls made and not yet finished (``overlap``), oldest first: (series, the call, its
-        # windows' end timestamps and labels); at most one runs at a time, in the worker thread
-        self._calls: deque[tuple[_Series, Future[Any], np.ndarray, np.ndarray | None]] = deque()
-        self._worker = ThreadPoolExecutor(1, "anomae-score") if overlap else None
+        # windows' end timestamps and labels), or (series, None, ...): the series' end
+        self._calls: deque[tuple[_Series, Future[Any] | None, np.ndarray, np.ndarray | None]]
+        self._calls = deque()
+        self._in_flight = 0  # windows of the calls in ``_calls``
+        self._worker = ThreadPoolExecutor(overlap, "anomae-score") if overlap else None
         self.ths = resolve_thresholds(card.threshold, det.path, opts.threshold,
                                       opts.likelihood is not None)  # fmt: skip
         self.scale = self.ths.feature_scale(card.features)
@@ -222,15 +235,23 @@ class StreamScorer:
                 lab = None if labels is None else labels[lo:hi]
                 lo += st.rows.add(ts[lo:hi], values[lo:hi], lab)
                 out += self._full(st)
-        # with ``overlap`` the last call made may run on while the caller goes on
-        return self._settle(st, out) + self._finished(keep=1)
+        # with ``overlap`` the calls made run on while the caller goes on
+        return self._settle(st, out) + self._finished()
 
     def finish(self, name: str) -> list[Any]:
         """End of series ``name``: score the rest, settle every window and event."""
         st = self._series.pop(name, None)
         if st is None:
             return []
-        tables = self._settle(st, self._close(st)) + self._finished(keep=0)
+        tables = self._settle(st, self._close(st))
+        if self._worker is None:
+            return tables + self._end(st)
+        self._calls.append((st, None, np.empty(0, np.int64), None))
+        return tables + self._finished()
+
+    def _end(self, st: _Series) -> list[Any]:
+        """Settle series ``st``'s last windows and events (every call of it finished)."""
+        tables = []
         w, mask, events = st.events.finish()
         self.events += events
         if w is not None:
@@ -242,19 +263,29 @@ class StreamScorer:
 
     def drain(self) -> list[Any]:
         """With ``overlap``: wait for every call made and return its pieces."""
-        return self._finished(keep=0)
+        return self._finished(wait=True)
 
     def close(self) -> None:
         """Stop the worker thread (``overlap``); calls not finished are dropped."""
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._calls.clear()
+            self._in_flight = 0
 
-    def _finished(self, keep: int) -> list[Any]:
-        """Finish the oldest calls until at most ``keep`` remain: their pieces."""
+    def _finished(self, wait: bool = False) -> list[Any]:
+        """Finish the oldest calls (and series' ends) that are done, waiting for them while
+        more than :data:`IN_FLIGHT_WINDOWS` windows are queued, or for all with ``wait``:
+        their pieces."""
         tables = []
-        while len(self._calls) > keep:
-            st, call, ends_ts, label = self._calls.popleft()
+        while self._calls:
+            st, call, ends_ts, label = self._calls[0]
+            if not (wait or call is None or call.done() or self._in_flight > IN_FLIGHT_WINDOWS):
+                break
+            self._calls.popleft()
+            if call is None:
+                tables += self._end(st)
+                continue
+            self._in_flight -= ends_ts.size
             tables += self._settle(st, [self._windows(st, call.result(), ends_ts, label)])
         return tables
 
@@ -293,6 +324,7 @@ class StreamScorer:
             return [self._windows(st, self.det.score_series(vals, self.chunk), ts[ends], label)]
         call = self._worker.submit(self.det.score_series, vals.copy(), self.chunk)
         self._calls.append((st, call, ts[ends], label))
+        self._in_flight += ends.size
         return []
 
     def _windows(

@@ -6,7 +6,9 @@ series in every file, rows interleaved in time order, 8 float64 features) under
 64x8 windows) through :func:`anomae.score.score_files` in a child process, and reports its
 peak RSS (``VmHWM``) and rows/s; the bare kernel (``Detector.score_series`` on rows already
 in memory, the same threads, the faster of onnxruntime's spinning and sleeping thread pool)
-runs in another child in the same session, before and after. ``--dask 1 2``
+runs in another child in the same session, before and after: the fastest of one session
+of ``--threads`` onnxruntime threads (spinning or sleeping between calls) and of
+``--threads`` one-thread calls side by side. ``--dask 1 2``
 adds the first size scored on LocalClusters of 1 and 2 one-thread worker processes
 (:mod:`anomae.score_cluster`) and their speed-up. Ratios are what to read: the machines are
 shared.
@@ -61,15 +63,24 @@ print(json.dumps({"rows": s.n_rows, "windows": s.n_windows, "seconds": sec}))
 
 CHILD_KERNEL = """
 import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from anomae.detector import Detector
-det = Detector.load(sys.argv[1], threads=int(sys.argv[2]), spin=sys.argv[4] == "1")
+threads, mode = int(sys.argv[2]), sys.argv[4]
+side = mode == "side"  # ``threads`` calls side by side, one onnxruntime thread each
+det = Detector.load(sys.argv[1], threads=1 if side else threads, spin=mode == "spin")
 x = np.random.default_rng(0).normal(size=(int(sys.argv[3]), 8)).astype(np.float32)
 det.score_series(x[:5000])
 t0 = time.perf_counter()
-n = det.score_series(x).score.shape[0]
+if side:
+    with ThreadPoolExecutor(threads) as pool:
+        n = sum(s.score.shape[0] for s in pool.map(det.score_series,
+                                                   np.array_split(x, threads)))
+else:
+    n = det.score_series(x).score.shape[0]
 print(json.dumps({"windows_per_s": n / (time.perf_counter() - t0)}))
 """
+KERNEL_MODES = ("spin", "sleep", "side")
 
 
 def generate(folder: Path, rows: int, series: int, days: int) -> Path:
@@ -123,14 +134,15 @@ def main() -> None:
     model = reference_model_in(folder)
 
     def kernel_rate() -> float:
-        """The bare kernel's windows/s, the faster of onnxruntime's threads spinning
-        between calls (its default) and not (what ``score_files`` uses)."""
-        return max(
-            child(CHILD_KERNEL, str(model), str(a.threads), str(a.kernel_rows), spin)[
-                "windows_per_s"
-            ]
-            for spin in ("1", "0")
-        )
+        """The bare kernel's windows/s, the fastest of one session of ``threads``
+        onnxruntime threads that spin between calls (its default) or sleep, and of
+        ``threads`` calls side by side on one-thread sessions (what ``score_files`` does
+        on CPU)."""
+        rates = {m: child(CHILD_KERNEL, str(model), str(a.threads), str(a.kernel_rows), m)[
+            "windows_per_s"] for m in KERNEL_MODES}  # fmt: skip
+        print("bare kernel, windows/s: " + ", ".join(f"{m} {r:,.0f}" for m, r in rates.items()),
+              flush=True)  # fmt: skip
+        return max(rates.values())
 
     kernel = kernel_rate()
     rows_out = []

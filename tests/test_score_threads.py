@@ -80,3 +80,36 @@ def test_ctrl_c_in_the_middle_leaves_the_old_outputs_and_no_temporaries(tmp_path
     assert "interrupted" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in tmp_path.glob("[se].parquet")} == old
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_cpu_threads_are_calls_side_by_side_on_one_thread_sessions(
+    tmp_path: Path, threads: int
+) -> None:
+    """On CPU ``threads`` onnxruntime calls run side by side, one onnxruntime thread each
+    (0: one per core), and the outputs are the same bytes as one call at a time."""
+    from anomae.io import TableSpec
+    from anomae.score import open_run
+
+    det = detector(tmp_path, 5, 1)
+    data = _data(tmp_path / "d.parquet", 3000, series=5)
+    det2, _, sc = open_run(det.path, [data], tmp_path / "x.parquet", None, TableSpec(),
+                           ScoreOptions(progress=False), False, "cpu", threads,
+                           overlap=True)  # fmt: skip
+    options = det2.session.get_session_options()  # type: ignore[attr-defined]
+    assert options.intra_op_num_threads == 1
+    assert sc._worker is not None
+    want = threads or len(os.sched_getaffinity(0))
+    assert sc._worker._max_workers == want
+    sc.close()
+    opts = ScoreOptions(chunk_windows=64, progress=False)
+    outs = {}
+    for t in sorted({1, threads}):
+        d = tmp_path / f"t{t}"
+        score_files(det.path, [data], d / "s.parquet", d / "e.parquet", opts=opts, threads=t)
+        outs[t] = [(d / n).read_bytes() for n in ("s.parquet", "e.parquet")]
+        assert pl.read_parquet(d / "s.parquet").height == 3000 - 5 * 4
+    # the same bytes but the run id in the metadata
+    assert [len(b) for b in outs[1]] == [len(b) for b in outs[threads]]
+    a, b = (pl.read_parquet(tmp_path / f"t{t}" / "s.parquet") for t in (1, threads))
+    assert a.equals(b)

@@ -82,7 +82,7 @@ def assert_same(got: pl.DataFrame, want: pl.DataFrame) -> None:
 
 def stream(
     det: Detector, series: list[SeriesData], opts: ScoreOptions, rng: np.random.Generator,
-    max_piece: int, overlap: bool = False,
+    max_piece: int, overlap: int = 0,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     labels = all(s.labels is not None for s in series)
     sc = StreamScorer(det, opts, labels, overlap=overlap)
@@ -121,11 +121,11 @@ _SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
     labels=st.booleans(),
     chunk=st.sampled_from([1, 4, 7, 2048]),
     max_piece=st.sampled_from([1, 3, 50, 500]),
-    overlap=st.booleans(),
+    overlap=st.sampled_from([0, 1, 3]),
 )
 def test_stream_equals_whole_series(
     tmp_path: Path, seed: int, length: int, stride: int, rule: PostRule, lik: bool,
-    labels: bool, chunk: int, max_piece: int, overlap: bool,
+    labels: bool, chunk: int, max_piece: int, overlap: int,
 ) -> None:  # fmt: skip
     rng = np.random.default_rng(seed)
     det = detector(tmp_path, length, stride)
@@ -202,17 +202,24 @@ def test_pushed_rows_are_copied_so_a_batch_can_be_freed(tmp_path: Path) -> None:
         t += k
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("max_piece", [1, 37, 400])
-def test_overlap_keeps_every_output_in_order(tmp_path: Path, max_piece: int) -> None:
-    """With ``overlap`` the calls run in a worker thread, and their pieces come out of
-    later pushes: the tables and events are the same, row for row, in the same order."""
+def test_overlap_keeps_every_output_in_order(
+    tmp_path: Path, max_piece: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``overlap`` the calls run in worker threads, queued ahead, and their pieces
+    (and a series' end) come out of later pushes: the tables and events are the same, row
+    for row, in the same order; also when every call waits for the one before
+    (``IN_FLIGHT_WINDOWS`` 0)."""
+    if max_piece == 37:
+        monkeypatch.setattr("anomae.stream_score.IN_FLIGHT_WINDOWS", 0)
     det = detector(tmp_path, 5, 1)
     opts = ScoreOptions(rule=PostRule(min_windows=2, max_gap=1), top_k=2, chunk_windows=16,
                         progress=False)  # fmt: skip
     series = [make_series(np.random.default_rng(i), f"s{i}", 300 + 50 * i, True)
               for i in range(4)]  # fmt: skip
     runs = [stream(det, series, opts, np.random.default_rng(7), max_piece, overlap)
-            for overlap in (False, True)]  # fmt: skip
+            for overlap in (0, workers)]  # fmt: skip
     (want_w, want_e), (got_w, got_e) = runs
     assert want_w.height > 0 and want_e.height > 0
     assert_same(got_w, want_w)
@@ -234,5 +241,6 @@ def test_overlap_raises_a_damaged_models_nan_when_its_call_is_finished(tmp_path:
     ts = np.arange(100, dtype=np.int64) * 60_000_000_000
     assert sc.push("a", ts[:20], x[:20]) == []  # one call of 16 windows, running
     with pytest.raises(DetectorError, match="series 'a' with observed values scored NaN"):
-        sc.push("b", ts, x)  # a's call is finished here
+        sc.push("b", ts, x)  # a's call is finished here, if it is done
+        sc.drain()  # or here
     sc.close()

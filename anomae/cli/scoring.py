@@ -51,7 +51,8 @@ from anomae.cli.tables import _table, table_options
     "--threads",
     default=0,
     show_default=True,
-    help="onnxruntime threads (0 = all; with --dask: per task, 0 = one).",
+    help="onnxruntime threads (0 = one per core): on CPU that many calls run side by side, "
+    "one thread each; with --dask: per task, 0 = one.",
 )
 @click.option(
     "--max-gap-seconds",
