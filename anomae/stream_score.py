@@ -55,11 +55,9 @@ from anomae.stream_events import EventStream, Windows
 from anomae.verdict import feature_ratios, is_anomalous, resolve_thresholds, top_features
 from anomae.windows import is_gap, window_ends
 
-# windows of queued onnxruntime calls (``overlap``) before the main thread waits for the
-# oldest: ~20 MB of rows and outputs at 8 features, about 0.4 s of work on 2 cores, enough
-# to keep the workers busy while the main thread reads on between the bursts of calls
-# (every series fills its 2,048-window chunk in the same batch); 4x as many measured no
-# faster (docs/benchmarks.md)
+# windows of queued calls (``overlap``) before the main thread waits for the oldest: ~20 MB
+# at 8 features, ~0.4 s of work on 2 cores, enough to span the bursts of calls (every
+# series fills its chunk in the same batch); 4x as many measured no faster
 IN_FLIGHT_WINDOWS = 1 << 18
 
 
