@@ -210,12 +210,20 @@ def open_run(
     workers = 0
     if overlap:
         if device == "cpu":
-            workers, threads = threads if threads > 0 else len(os.sched_getaffinity(0)), 1
+            workers, threads = threads if threads > 0 else usable_cores(), 1
         else:
             workers = 1
     det = Detector.load(model, device=device, threads=threads, spin=False)
     data = plan_dataset(files, table, det.card.features)
     return det, data, StreamScorer(det, opts, data.labels, later, workers)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def run_writers(

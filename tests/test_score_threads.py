@@ -89,7 +89,7 @@ def test_cpu_threads_are_calls_side_by_side_on_one_thread_sessions(
     """On CPU ``threads`` onnxruntime calls run side by side, one onnxruntime thread each
     (0: one per core), and the outputs are the same bytes as one call at a time."""
     from anomae.io import TableSpec
-    from anomae.score import open_run
+    from anomae.score import open_run, usable_cores
 
     det = detector(tmp_path, 5, 1)
     data = _data(tmp_path / "d.parquet", 3000, series=5)
@@ -99,7 +99,7 @@ def test_cpu_threads_are_calls_side_by_side_on_one_thread_sessions(
     options = det2.session.get_session_options()  # type: ignore[attr-defined]
     assert options.intra_op_num_threads == 1
     assert sc._worker is not None
-    want = threads or len(os.sched_getaffinity(0))
+    want = threads or usable_cores()
     assert sc._worker._max_workers == want
     sc.close()
     opts = ScoreOptions(chunk_windows=64, progress=False)
