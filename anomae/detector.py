@@ -14,6 +14,7 @@ raw rows; windowing, scaling and scoring happen in the graph.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,26 @@ class DetectorError(AnomaeError, ValueError):
 # CPU's cache; a GPU call amortises its launch and copies over many more
 CHUNK_WINDOWS_CPU = 2048
 CHUNK_WINDOWS_GPU = 262_144
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def call_workers(device: str, threads: int) -> tuple[int, int]:
+    """How batch scoring spends ``threads`` onnxruntime threads (0: a core each):
+    ``(worker threads making calls side by side, threads of the session)``. On CPU,
+    ``threads`` one-thread calls side by side (a call slowed by the host's threads then
+    holds up no other, where one pool waits for its slowest thread); on a GPU one call at
+    a time of a session with ``threads``."""
+    if device != "cpu":
+        return 1, threads
+    return (threads if threads > 0 else usable_cores()), 1
+
 
 CUDA_HELP = (
     "onnxruntime here has no CUDA execution provider. Install the GPU build in place of the "

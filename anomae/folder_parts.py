@@ -34,6 +34,7 @@ import polars as pl
 
 from anomae.atomic import remove_stale_temps
 from anomae.dataset import FilePlan
+from anomae.detector import call_workers
 from anomae.errors import InputError
 from anomae.parts import TableWriter, commit
 from anomae.score import events_frame
@@ -165,7 +166,8 @@ def write_group(ft: FolderTask) -> dict[str, Any]:
 
 
 def _empty(task: GroupTask) -> pl.DataFrame:
-    det = worker_detector(task.model, task.sha256, task.device, task.threads)
+    threads = call_workers(task.device, task.threads)[1]  # score_group's session
+    det = worker_detector(task.model, task.sha256, task.device, threads)
     return StreamScorer(det, task.opts, task.labels).empty_table()
 
 

@@ -36,7 +36,6 @@ so give a series its recent history in front when it should be judged from its f
 from __future__ import annotations
 
 import io as _io
-import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -51,7 +50,7 @@ import polars as pl
 from anomae.atomic import check_outputs, write_atomically
 from anomae.batches import read_batches
 from anomae.dataset import Dataset, FilePlan, expand_inputs, plan_dataset
-from anomae.detector import Detector
+from anomae.detector import Detector, call_workers
 from anomae.events import PostRule
 from anomae.io import SeriesData, TableSpec
 from anomae.likelihood import Likelihood
@@ -209,21 +208,10 @@ def open_run(
     # the reader's and the writer's threads need the cores between calls
     workers = 0
     if overlap:
-        if device == "cpu":
-            workers, threads = threads if threads > 0 else usable_cores(), 1
-        else:
-            workers = 1
+        workers, threads = call_workers(device, threads)
     det = Detector.load(model, device=device, threads=threads, spin=False)
     data = plan_dataset(files, table, det.card.features)
     return det, data, StreamScorer(det, opts, data.labels, later, workers)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def run_writers(

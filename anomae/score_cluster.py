@@ -39,7 +39,7 @@ from typing import Any
 
 from anomae.batches import read_batches
 from anomae.dataset import FilePlan
-from anomae.detector import Detector, DetectorError
+from anomae.detector import Detector, DetectorError, call_workers
 from anomae.errors import AnomaeError, InputError, install_hint
 from anomae.io import TableSpec
 from anomae.parts import PART_ROWS, TableWriter, commit
@@ -110,14 +110,12 @@ def worker_detector(model: str, sha256: str, device: str = "cpu", threads: int =
     return det
 
 
-def _detector(task: GroupTask) -> Detector:
-    return worker_detector(task.model, task.sha256, task.device, task.threads)
-
-
 def score_group(task: GroupTask) -> GroupResult:
-    """Score one group's series (module docstring); runs on a worker."""
-    det = _detector(task)
-    sc = StreamScorer(det, replace(task.opts, progress=False), task.labels)
+    """Score one group's series (module docstring); runs on a worker, its onnxruntime calls
+    side by side in ``task.threads`` worker threads as ``score_files``' (a Dask task: one)."""
+    workers, threads = call_workers(task.device, task.threads)
+    det = worker_detector(task.model, task.sha256, task.device, threads)
+    sc = StreamScorer(det, replace(task.opts, progress=False), task.labels, overlap=workers)
     out = TableWriter(task.output, None, task.part_rows, parts_only=True)
     feats = det.card.features
     try:
@@ -130,10 +128,14 @@ def score_group(task: GroupTask) -> GroupResult:
             for name in sorted(fp.ends & task.names):
                 for t in sc.finish(name):
                     out.append(t)
+        for t in sc.drain():
+            out.append(t)
         parts = out.hand_over()
     except BaseException:
         out.discard()
         raise
+    finally:
+        sc.close()
     return GroupResult(parts, out.rows, sc.events, sc.totals)
 
 

@@ -173,3 +173,13 @@ def test_spin_sets_the_session_and_keeps_scores(models: dict[int, Path], spin: b
     x = np.random.default_rng(2).normal(size=(400, F)).astype(np.float32)
     ref = Detector.load(models[16], threads=2).score_series(x)
     np.testing.assert_array_equal(det.score_series(x).score, ref.score)
+
+
+def test_call_workers_spend_threads_as_calls_side_by_side_on_cpu() -> None:
+    from anomae.detector import call_workers, usable_cores
+
+    assert call_workers("cpu", 3) == (3, 1)
+    assert call_workers("cpu", 0) == (usable_cores(), 1)
+    assert usable_cores() >= 1
+    assert call_workers("cuda", 4) == (1, 4)
+    assert call_workers("cuda:1", 0) == (1, 0)

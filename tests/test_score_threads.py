@@ -88,8 +88,9 @@ def test_cpu_threads_are_calls_side_by_side_on_one_thread_sessions(
 ) -> None:
     """On CPU ``threads`` onnxruntime calls run side by side, one onnxruntime thread each
     (0: one per core), and the outputs are the same bytes as one call at a time."""
+    from anomae.detector import usable_cores
     from anomae.io import TableSpec
-    from anomae.score import open_run, usable_cores
+    from anomae.score import open_run
 
     det = detector(tmp_path, 5, 1)
     data = _data(tmp_path / "d.parquet", 3000, series=5)
