@@ -34,7 +34,6 @@ import polars as pl
 
 from anomae.atomic import remove_stale_temps
 from anomae.dataset import FilePlan
-from anomae.detector import call_workers
 from anomae.errors import InputError
 from anomae.parts import TableWriter, commit
 from anomae.score import events_frame
@@ -166,8 +165,7 @@ def write_group(ft: FolderTask) -> dict[str, Any]:
 
 
 def _empty(task: GroupTask) -> pl.DataFrame:
-    threads = call_workers(task.device, task.threads)[1]  # score_group's session
-    det = worker_detector(task.model, task.sha256, task.device, threads)
+    det = worker_detector(task.model, task.sha256, task.device, task.session()[1])
     return StreamScorer(det, task.opts, task.labels).empty_table()
 
 

@@ -177,7 +177,7 @@ def score_to_folder(
                          [fp for fp in data.files if not group.isdisjoint(fp.spans)], group,
                          table, opts, data.labels, "", device,
                          (threads or 1) if client is not None else threads, batch_rows,
-                         part_rows)  # fmt: skip
+                         part_rows, side_by_side=client is None)  # fmt: skip
         tasks.append(FolderTask(task, str(folder.resolve()), k, width, partition_by, run_id))
 
     def finished(ft: FolderTask, got: dict[str, Any]) -> None:

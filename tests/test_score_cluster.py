@@ -220,3 +220,16 @@ def test_worker_detector_refuses_another_model_and_caches(tmp_path: Path) -> Non
     assert worker_detector(str(path), sha) is first  # loaded once per worker process
     with pytest.raises(DetectorError, match="not the caller's"):
         worker_detector(str(path), "0" * 64)
+
+
+def test_a_dask_task_makes_its_own_calls_and_a_single_process_group_side_by_side() -> None:
+    from anomae.detector import usable_cores
+    from anomae.score_cluster import GroupTask
+
+    task = GroupTask("m.onnx", "0" * 64, [], frozenset(), TableSpec(), ScoreOptions(), False,
+                     "out", threads=1)  # fmt: skip
+    assert task.session() == (0, 1)  # Dask's one thread: no worker threads of its own
+    side = GroupTask(**{**task.__dict__, "threads": 0, "side_by_side": True})
+    assert side.session() == (usable_cores(), 1)
+    gpu = GroupTask(**{**task.__dict__, "device": "cuda", "threads": 4, "side_by_side": True})
+    assert gpu.session() == (1, 4)
