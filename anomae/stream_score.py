@@ -233,11 +233,11 @@ class StreamScorer:
                 lab = None if labels is None else labels[lo:hi]
                 lo += st.rows.add(ts[lo:hi], values[lo:hi], lab)
                 out += self._full(st)
-        # with ``overlap`` the calls made run on while the caller goes on
-        return self._settle(st, out) + self._finished()
+        return self._settle(st, out) + self._finished()  # with overlap: calls run on
 
     def finish(self, name: str) -> list[Any]:
-        """End of series ``name``: score the rest, settle every window and event."""
+        """End of series ``name``: score the rest, settle every window and event (with
+        ``overlap``: once its last call is finished, here or in a later call)."""
         st = self._series.pop(name, None)
         if st is None:
             return []
