@@ -205,10 +205,10 @@ def open_run(
     outs = [output] if events is None else [output, events]
     files = expand_inputs(inputs)
     check_outputs(outs, [model, *files], force)
-    # the reader's and the writer's threads need the cores between calls
     workers = 0
     if overlap:
         workers, threads = call_workers(device, threads)
+    # the reader's and the writer's threads need the cores between calls
     det = Detector.load(model, device=device, threads=threads, spin=False)
     data = plan_dataset(files, table, det.card.features)
     return det, data, StreamScorer(det, opts, data.labels, later, workers)

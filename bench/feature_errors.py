@@ -136,7 +136,6 @@ def demo(data: Path, seed: int) -> None:
     import polars as pl
 
     from anomae.api import _pipeline, _table, fit_series
-    from anomae.eval import metrics
     from anomae.holdout import holdout_blocks
     from anomae.io import read_series
     from anomae.pipeline import load_pipeline
@@ -164,7 +163,7 @@ def demo(data: Path, seed: int) -> None:
             scores.append(out.score.astype(np.float64))
             fes.append(out.feature_error.astype(np.float64))
         cuts = np.cumsum([lab.size for lab in labels])[:-1]
-        fe, label = np.concatenate(fes), np.concatenate(labels)
+        fe = np.concatenate(fes)
         variants = [("mean (shipped)", np.concatenate(scores))]
         variants += [
             (f"{st} {how}", combine(standardise(fe, cal, st), how))
@@ -172,15 +171,20 @@ def demo(data: Path, seed: int) -> None:
             for how in COMBINE
         ]
         for name, sc in variants:
-            vus = [
-                metrics.vus_pr(part, lab.astype(np.int8), 100)
-                for part, lab in zip(np.split(sc, cuts), labels, strict=True)
-            ]
-            print(
-                f"| {which} | {name} | {metrics.auc_roc(sc, label):.3f} | "
-                f"{metrics.auc_pr(sc, label):.3f} | {np.mean(vus):.3f} |",
-                flush=True,
-            )
+            roc, pr, vus = demo_measures(np.split(sc, cuts), labels)
+            print(f"| {which} | {name} | {roc:.3f} | {pr:.3f} | {vus:.3f} |", flush=True)
+
+
+def demo_measures(parts: list[np.ndarray], labels: list[np.ndarray]) -> tuple[float, float, float]:
+    """The demo's measure of per-machine window scores ``parts`` against their ``labels``
+    (bool): AUC-ROC and AUC-PR pooled over the machines, VUS-PR averaged over them."""
+    from anomae.eval import metrics
+
+    sc, label = np.concatenate(parts), np.concatenate(labels)
+    vus = [
+        metrics.vus_pr(p, lab.astype(np.int8), 100) for p, lab in zip(parts, labels, strict=True)
+    ]
+    return metrics.auc_roc(sc, label), metrics.auc_pr(sc, label), float(np.mean(vus))
 
 
 def main() -> None:

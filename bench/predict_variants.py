@@ -285,9 +285,9 @@ def bench_row(name: str, seed: int) -> None:
 def demo(data: Path, seed: int) -> None:
     """AUC-ROC, AUC-PR (pooled test windows) and VUS-PR (mean over machines) on the demo."""
     import polars as pl
+    from feature_errors import demo_measures
 
     from anomae.api import _pipeline, _table
-    from anomae.eval import metrics
     from anomae.io import read_series
 
     if not (data / "test.parquet").exists():
@@ -308,19 +308,9 @@ def demo(data: Path, seed: int) -> None:
     scored = variants(models, rows)
     print(f"\n## demo ({len(tests)} machines, seed {seed}, {time.process_time() - t0:.0f} s CPU)\n")
     print("| variant | AUC-ROC | AUC-PR | VUS-PR |\n|---|---:|---:|---:|")
-    label = np.concatenate(labels)
     for name, per in scored.items():
-        parts = [s.rows[15:] for s in per]
-        sc = np.concatenate(parts)
-        vus = [
-            metrics.vus_pr(p, lab.astype(np.int8), 100)
-            for p, lab in zip(parts, labels, strict=True)
-        ]
-        print(
-            f"| {name} | {metrics.auc_roc(sc, label):.3f} | {metrics.auc_pr(sc, label):.3f} | "
-            f"{np.mean(vus):.3f} |",
-            flush=True,
-        )
+        roc, pr, vus = demo_measures([s.rows[15:] for s in per], labels)
+        print(f"| {name} | {roc:.3f} | {pr:.3f} | {vus:.3f} |", flush=True)
 
 
 def main() -> None:

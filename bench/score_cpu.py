@@ -84,7 +84,8 @@ def timed_table(self, pieces):
     try:
         return _table(self, pieces)
     finally:
-        parts["scores tables"] += time.thread_time() - t
+        with lock:
+            parts["scores tables"] += time.thread_time() - t
 anomae.stream_score.StreamScorer.table = timed_table
 _batches = anomae.batches._batches
 def timed_batches(*a, **k):
@@ -96,7 +97,8 @@ def timed_batches(*a, **k):
         except StopIteration:
             return
         finally:
-            parts["batches read"] += time.thread_time() - t
+            with lock:
+                parts["batches read"] += time.thread_time() - t
         yield x
 anomae.batches._batches = timed_batches
 start = []  # CPU up to the first batch (model load, planning) and the kernel's then
@@ -185,7 +187,7 @@ def main() -> None:
     data = generate(folder / f"days-{a.days}-series-{a.series}", a.rows, a.series, a.days)
     k = child(CHILD_KERNEL, str(model), str(a.threads), str(a.kernel_rows))
     k_us = k["cpu"] / k["windows"] * 1e6
-    print(f"kernel: {k_us:.2f} CPU-us per window ({a.threads} threads, "
+    print(f"kernel: {k_us:.2f} CPU-us per window (one thread, as each worker's, "
           f"{k['windows']:,} windows in memory)")  # fmt: skip
     for _ in range(a.repeat):
         with tempfile.TemporaryDirectory(dir=folder) as out:

@@ -5,10 +5,9 @@ series in every file, rows interleaved in time order, 8 float64 features) under
 ``--folder``, scores each with the reference model (``bench/score_bench.py``: dense AE on
 64x8 windows) through :func:`anomae.score.score_files` in a child process, and reports its
 peak RSS (``VmHWM``) and rows/s; the bare kernel (``Detector.score_series`` on rows already
-in memory, the same threads, the faster of onnxruntime's spinning and sleeping thread pool)
-runs in another child in the same session, before and after: the fastest of one session
-of ``--threads`` onnxruntime threads (spinning or sleeping between calls) and of
-``--threads`` one-thread calls side by side. ``--dask 1 2``
+in memory) runs in other children in the same session, before and after, and is the
+fastest of one session of ``--threads`` onnxruntime threads (spinning or sleeping between
+calls) and of ``--threads`` one-thread calls side by side. ``--dask 1 2``
 adds the first size scored on LocalClusters of 1 and 2 one-thread worker processes
 (:mod:`anomae.score_cluster`) and their speed-up. Ratios are what to read: the machines are
 shared.
