@@ -9,7 +9,9 @@ in memory) runs in other children in the same session, before and after, and is 
 fastest of one session of ``--threads`` onnxruntime threads (spinning or sleeping between
 calls) and of ``--threads`` one-thread calls side by side. ``--dask 1 2``
 adds the first size scored on LocalClusters of 1 and 2 one-thread worker processes
-(:mod:`anomae.score_cluster`) and their speed-up. Ratios are what to read: the machines are
+(:mod:`anomae.score_cluster`) and their speed-up, beside the bare kernel's own speed-up
+from 1 to 2 one-thread calls side by side (the cores' own scaling: no cluster can beat it).
+Ratios are what to read: the machines are
 shared.
 
     python bench/score_size.py [--rows 1000000 4000000] [--series 1000] [--days 30]
@@ -171,14 +173,25 @@ def main() -> None:
         runs = []
         for w in a.dask:  # a count named twice runs twice: alternate them on a busy machine
             with tempfile.TemporaryDirectory(dir=folder) as out:
-                runs.append((w, child(CHILD_DASK, str(model), str(data), out, str(w))))
+                r = child(CHILD_DASK, str(model), str(data), out, str(w))
+            # the bare kernel as w one-thread workers run it (w calls side by side), right
+            # after: how far the cores themselves scale bounds the cluster's speed-up
+            r["kernel"] = child(CHILD_KERNEL, str(model), str(w), str(a.kernel_rows * w),
+                                "side")["windows_per_s"]  # fmt: skip
+            runs.append((w, r))
         print(f"--dask LocalCluster, one-thread worker processes, {n:,} rows "
-              "(driver's planning and merge included; a cluster's start-up not):")
-        print(f"{'workers':>8} {'seconds':>8} {'rows/s':>10} {'vs first':>9}")
+              "(driver's planning and merge included; a cluster's start-up not); 'kernel': "
+              "the bare kernel as that many one-thread calls side by side, measured after "
+              "each run, and its own speed-up, which bounds the cluster's:")
+        print(f"{'workers':>8} {'seconds':>8} {'rows/s':>10} {'vs first':>9} "
+              f"{'kernel':>10} {'kernel vs first':>15} {'share':>6}")
         first = np.mean([r["seconds"] for w, r in runs if w == a.dask[0]])
+        k_first = np.mean([r["kernel"] for w, r in runs if w == a.dask[0]])
         for w, r in runs:
+            speed, k_speed = first / r["seconds"], r["kernel"] / k_first
             print(f"{w:>8} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>10,.0f} "
-                  f"{first / r['seconds']:>9.2f}")
+                  f"{speed:>9.2f} {r['kernel']:>10,.0f} {k_speed:>15.2f} "
+                  f"{speed / k_speed:>6.2f}")
 
 
 if __name__ == "__main__":
