@@ -140,7 +140,5 @@ def candidate_pipeline(pipe: Any, cand: Candidate, tuning: TuneSection | None = 
     if tuning is not None:
         window = replace(window, stride=1, train_stride=tuning.train_stride)
         train.update(epochs=tuning.epochs, progress=False)
-    return replace(
-        pipe, window=window, model={**pipe.model, "hidden": list(cand.hidden)}, noise=noise,
-        train=train,
-    )  # fmt: skip
+    model = {**pipe.model, "hidden": list(cand.hidden), "code": "fixed"}  # the grid's code
+    return replace(pipe, window=window, model=model, noise=noise, train=train)

@@ -15,7 +15,8 @@ alarm policy). Sections and keys (all optional but ``data.train``)::
                 generate ("demo": write the demo data if the files are missing), seed
     [window]    length, stride (scoring), train_stride (training windows), center,
                 center_features (centre only these, by name)
-    [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel
+    [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel,
+                code ("fixed"|"features": hidden's last width = the features varying in training)
     [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
     [sparsity]  kind ("none"|"kl"|"l1"), rho, beta
     [train]     epochs, batch_size, lr, weight_decay, val_fraction, patience, seed, device,

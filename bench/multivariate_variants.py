@@ -198,6 +198,27 @@ def drift_centred(pipe: Any, case: Any, cut: float) -> Any:
     return dataclasses.replace(pipe, window=window)
 
 
+def code_sized(pipe: Any, case: Any, rule: str) -> Any:
+    """``[model] hidden`` one linear code sized on the case's training rows, label free:
+    ``features``: one unit per feature not constant in them; ``half8``: half as many, at
+    least 8; ``fixedK``: K whatever the data (``fixed8``: the recipe before 2026-12-01);
+    ``rowsQ``: the principal
+    components of the standardised rows that explain ``Q`` % of their variance."""
+    x = case.train.astype(np.float64)
+    x = x[:, np.nanstd(x, axis=0) > 0]
+    if rule == "features":
+        k = x.shape[1]
+    elif rule.startswith("fixed"):  # e.g. fixed8: the recipe before 2026-12-01
+        k = int(rule.removeprefix("fixed"))
+    elif rule == "half8":  # half of them, never under the recipe's 8
+        k = max(8, -(-x.shape[1] // 2))
+    else:
+        x = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0)
+        s = np.linalg.svd(np.nan_to_num(x), compute_uv=False) ** 2
+        k = int(np.searchsorted(np.cumsum(s) / s.sum(), float(rule.removeprefix("rows")) / 100)) + 1
+    return dataclasses.replace(pipe, model={**pipe.model, "hidden": [max(k, 2)], "code": "fixed"})
+
+
 def refit_row(label: str, pipe: Any, cases: list[Any], kept: list[Kept], make: Any) -> str:
     """A row whose anomae is refitted per case with ``make(pipe, case)`` (None: skipped)."""
     new: list[Kept] = []
@@ -254,11 +275,16 @@ def run(
     agg: bool = False,
     seed: int = 0,
     only_agg: bool = False,
+    code: tuple[str, ...] = (),
+    matrix: str | None = None,
 ) -> None:
     from anomae.io import InputError
     from anomae.pipeline import load_pipeline
 
     pipe = load_pipeline(ROOT / "pipelines" / f"{name}.toml")
+    if matrix:  # smap.toml's settings on another matrix folder
+        bench = dataclasses.replace(pipe.benchmark, data=str(Path(matrix).resolve()))
+        pipe, name = dataclasses.replace(pipe, benchmark=bench), f"{name} settings on {matrix}"
     pipe = dataclasses.replace(pipe, train={**pipe.train, "progress": False, "seed": seed})
     try:
         cases = B.load_cases(pipe.benchmark, None, pipe.data.table())
@@ -302,6 +328,9 @@ def run(
         label = f"drifting features centred (cut {cut:g})"
         make = lambda p, c, cut=cut: drift_centred(p, c, cut)  # noqa: E731
         print(refit_row(label, pipe, cases, kept, make), flush=True)
+    for rule in code:
+        make = lambda p, c, rule=rule: code_sized(p, c, rule)  # noqa: E731
+        print(refit_row(f"code sized by {rule}", pipe, cases, kept, make), flush=True)
     if with_tune:
         print(refit_row("[tune] per case", pipe, cases, kept, tuned), flush=True)
 
@@ -322,12 +351,19 @@ def main() -> None:
         help="with --aggregate: skip the score-side variants",
     )
     ap.add_argument("--seed", type=int, default=0, help="anomae's training seed")
+    ap.add_argument("--code", action="append", default=[], metavar="RULE",
+                    help="also refit with the code sized per case: 'features', 'fixedK', "
+                    "'half8' or 'rowsQ' (e.g. fixed8, rows95)")  # fmt: skip
+    ap.add_argument("--matrix", metavar="FOLDER",
+                    help="with --only smap: run its settings on another train/test/test_label "
+                    "folder instead")  # fmt: skip
     args = ap.parse_args()
     for name in PIPELINES:
         if args.only in (None, name):
             run(
-                name, args.drift_centring, args.tune, args.aggregate, args.seed, args.only_aggregate
-            )
+                name, args.drift_centring, args.tune, args.aggregate, args.seed,
+                args.only_aggregate, tuple(args.code), args.matrix,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

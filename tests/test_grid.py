@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from anomae.errors import PipelineError
-from anomae.grid import TuneSection, candidates, parse_grid
+from anomae.grid import TuneSection, candidate_pipeline, candidates, parse_grid
 from anomae.pipeline import parse_pipeline
 
 
@@ -43,6 +43,14 @@ def test_default_grid_and_candidates() -> None:
     }
     cands = candidates(section, 8)
     assert len(cands) == 16 and len(set(cands)) == 16
+
+
+def test_a_candidate_keeps_its_own_code_size() -> None:
+    # the grid's hidden is the candidate's, even under a recipe that sizes the code itself
+    model = {"hidden": [8], "code": "features"}
+    pipe = parse_pipeline({"data": {"train": "x.csv"}, "model": model})
+    cand = candidates(TuneSection(), 8)[0]
+    assert candidate_pipeline(pipe, cand).model == {"hidden": list(cand.hidden), "code": "fixed"}
 
 
 def test_tune_section_in_a_pipeline() -> None:

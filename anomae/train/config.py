@@ -14,7 +14,7 @@ carry the settings out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from anomae.errors import PipelineError
@@ -29,11 +29,19 @@ NoiseKind = Literal["none", "gaussian", "salt_pepper", "masking"]
 _KINDS = ("none", "gaussian", "salt_pepper", "masking")
 
 
+# the widest code ``code = "features"`` gives: training cost grows with the code times the
+# window's cells, and past a few hundred varying sensors a wider code is not the bottleneck
+CODE_MAX = 256
+
+
 @dataclass(frozen=True)
 class ArchConfig:
     """Network shape. ``hidden`` are the encoder widths, the last one is the code size;
     the decoder mirrors them. For ``conv``, ``channels`` are the stride-2 convolution
-    widths before the dense bottleneck ``hidden``."""
+    widths before the dense bottleneck ``hidden``. ``code = "features"`` sizes the code to
+    the data when training starts (:meth:`sized`): one unit per feature not constant in
+    the rows fitted on, between 2 and :data:`CODE_MAX`, so a plant of 48 sensors does not
+    get the code that 8 sensors need; the card records the width used."""
 
     kind: Literal["dense", "conv"] = "dense"
     hidden: tuple[int, ...] = (256, 64)
@@ -41,6 +49,7 @@ class ArchConfig:
     code_activation: CodeActivation = "linear"
     channels: tuple[int, ...] = (32, 64)
     kernel: int = 5
+    code: Literal["fixed", "features"] = "fixed"
 
     def __post_init__(self) -> None:
         if self.kind not in ("dense", "conv"):
@@ -49,6 +58,24 @@ class ArchConfig:
             raise ValueError(f"hidden widths must be positive integers, got {self.hidden}")
         if self.kind == "conv" and (not self.channels or self.kernel < 1):
             raise ValueError("a conv AE needs at least one channel width and kernel >= 1")
+        if self.code not in ("fixed", "features"):
+            raise ValueError(
+                f"code must be 'fixed' (hidden as given) or 'features' (one code unit per "
+                f"feature that varies in training), got {self.code!r}"
+            )
+
+    def sized(self, varying: int) -> ArchConfig:
+        """The shape to train for data with ``varying`` features not constant in the fit
+        rows: ``hidden`` as given, or with ``code = "features"`` its last width replaced.
+
+            >>> auto, fixed = ArchConfig(hidden=(8,), code="features"), ArchConfig(hidden=(8,))
+            >>> auto.sized(48).hidden, auto.sized(1).hidden, fixed.sized(48).hidden
+            ((48,), (2,), (8,))
+        """
+        if self.code != "features":
+            return self
+        width = min(max(int(varying), 2), CODE_MAX)
+        return replace(self, hidden=(*self.hidden[:-1], width))
 
 
 @dataclass(frozen=True)

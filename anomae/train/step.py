@@ -159,6 +159,7 @@ def train_on(
     from anomae.windows import GAP_FACTOR
 
     cfg = train_config(pipe)
+    cfg = dataclasses.replace(cfg, arch=cfg.arch.sized(int((~data.constant).sum())))
     length = pipe.window.length
     scaler = data.scaler
     windows_arr = data.windows

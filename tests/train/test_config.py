@@ -114,6 +114,7 @@ def test_sections_build_the_typed_settings() -> None:
         (ArchConfig, {"kind": "lstm"}, "arch kind must be 'dense' or 'conv'"),
         (ArchConfig, {"hidden": ()}, "hidden widths must be positive"),
         (ArchConfig, {"kind": "conv", "channels": ()}, "at least one channel width"),
+        (ArchConfig, {"code": "auto"}, "code must be 'fixed' (hidden as given) or 'features'"),
         (NoiseConfig, {"p": 1.0}, "noise p must be in [0, 1)"),
         (NoiseConfig, {"sigma": float("nan")}, "noise sigma must be >= 0"),
         (SparsityConfig, {"beta": -1.0}, "sparsity beta must be >= 0"),

@@ -32,6 +32,24 @@ def test_center_features_reach_the_model_card(tmp_path: Path) -> None:
     assert read_card(tmp_path / "m.onnx").architecture["center"] == ["temp"]
 
 
+def test_code_sized_by_the_features_that_vary(tmp_path: Path) -> None:
+    # [model] code = "features": one code unit per feature not constant in the rows fitted
+    # on (2 of 3 here), recorded in the card; "fixed" keeps hidden as written
+    s = _series()
+    s.values[:, 2] = 5.0  # constant in training
+    feats = ("flow", "temp", "p")
+    for code, width in (("features", 2), ("fixed", 8)):
+        pipe = parse_pipeline({**_doc(), "model": {"hidden": [16, 8], "code": code}})
+        card, _, _ = train_step(pipe, [s], feats, tmp_path / f"{code}.onnx")
+        assert list(card.architecture["hidden"]) == [16, width]
+        assert card.architecture["code"] == code
+        assert read_card(tmp_path / f"{code}.onnx").architecture["hidden"] == [16, width]
+    s.values[:, 2] = np.arange(200, dtype=np.float32)  # now all three vary
+    pipe = parse_pipeline({**_doc(), "model": {"hidden": [8], "code": "features"}})
+    card, _, _ = train_step(pipe, [s], feats, tmp_path / "all.onnx")
+    assert list(card.architecture["hidden"]) == [3]
+
+
 def test_unknown_center_feature_is_named(tmp_path: Path) -> None:
     pipe = parse_pipeline(_doc(center_features=["tmp"]))
     match = r"center_features.*\['tmp'\].*\['flow', 'temp', 'p'\]"
