@@ -55,7 +55,7 @@ _NAMED = {
 }
 _SECTION_OF = {
     **dict.fromkeys(("stride", "train_stride", "center", "center_features"), "window"),
-    **dict.fromkeys(("activation", "code_activation", "channels", "kernel"), "model"),
+    **dict.fromkeys(("activation", "code_activation", "channels", "kernel", "code"), "model"),
     **dict.fromkeys(("sigma", "p"), "noise"),
     **dict.fromkeys(("rho", "beta"), "sparsity"),
     **dict.fromkeys(
@@ -120,6 +120,8 @@ def _sections(named: dict[str, Any], settings: dict[str, Any]) -> dict[str, dict
             known = sorted([*_NAMED, *_SECTION_OF, "calibration"])
             raise TypeError(f"fit() got an unknown setting {key!r}; known: {known}")
         out.setdefault(_SECTION_OF[key], {})[key] = value
+    if named.get("hidden") is not None:  # widths asked for are the widths trained
+        out["model"].setdefault("code", "fixed")
     return out
 
 
@@ -150,7 +152,8 @@ def fit(
     :class:`~anomae.pipeline.Pipeline`); ``window`` (rows), ``noise`` (kind), ``hidden``,
     ``epochs``, ``seed``, ``holdout`` (fraction held out for calibration) and the other
     keys of [window], [model], [noise], [sparsity] and [train] given as keywords (``sigma``,
-    ``lr``, ``arch`` for the model kind, ...) replace the recipe's; ``calibration`` replaces
+    ``lr``, ``arch`` for the model kind, ...) replace the recipe's (``hidden`` given: those
+    widths, ``code="fixed"``, unless ``code`` is given too); ``calibration`` replaces
     [calibrate] keys (``{"method": "quantile", "q": 0.99}``). Training progress is quiet
     unless ``progress=True``. Needs torch (``pip install 'anomae[train]'``)."""
     try:

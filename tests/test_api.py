@@ -54,6 +54,11 @@ def test_keywords_replace_the_recipes_keys_and_the_rest_is_the_recipe() -> None:
     tuned = _pipeline(skab, _sections({"epochs": 2}, {}), "test")
     assert tuned.train["epochs"] == 2 and tuned.calibrate == skab.calibrate
     assert tuned.benchmark == skab.benchmark and tuned.window == skab.window
+    # the recipe sizes its code to the data; widths asked for are trained as given
+    assert recipe["model"]["code"] == "features"
+    assert _sections({"hidden": [16, 4]}, {})["model"] == {"hidden": [16, 4], "code": "fixed"}
+    both = _sections({"hidden": [16, 4]}, {"code": "features"})["model"]
+    assert both == {"hidden": [16, 4], "code": "features"}
     with pytest.raises(TypeError, match="unknown setting 'sigmaa'"):
         _sections({}, {"sigmaa": 1})
     with pytest.raises(ValueError, match="recipe 'nope' is neither"):

@@ -47,9 +47,17 @@ from anomae.cli.tables import _data_columns, table_options
 )
 @click.option(
     "--hidden",
-    default="8",
-    show_default=True,
-    help="Encoder widths, last is the code; wider than the input = over-complete.",
+    default=None,
+    help="Encoder widths, last is the code; wider than the input = over-complete. "
+    "[default: a linear code of one unit per feature that varies in training]",
+)
+@click.option(
+    "--code",
+    type=click.Choice(["fixed", "features"]),
+    default=None,
+    help="features: the code (--hidden's last width) becomes the number of features that "
+    "vary in training; fixed: --hidden as given. [default: features without --hidden, "
+    "fixed with it]",
 )
 @click.option(
     "--channels",
@@ -172,7 +180,8 @@ def train(
     train_stride: int,
     center: bool,
     arch: str,
-    hidden: str,
+    hidden: str | None,
+    code: str | None,
     channels: str,
     kernel: int,
     activation: str,
@@ -263,7 +272,8 @@ def train(
         },
         "model": {
             "kind": arch,
-            "hidden": _ints(hidden),
+            "hidden": _ints(hidden or "8"),
+            "code": code or ("fixed" if hidden else "features"),
             "channels": _ints(channels),
             "kernel": kernel,
             "activation": activation,

@@ -36,3 +36,24 @@ def test_train_refuses_identifier_columns(small_demo: dict[str, Path], tmp_path:
     assert "'machine_id' (integer and constant within every series)" in r.stderr
     assert "--features " in r.stderr and "machine_id" not in r.stderr.split("--features ")[1]
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_code_is_sized_to_the_data_unless_widths_are_given(
+    small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    from anomae.modelfile import read_card
+
+    flags = list(TRAIN_FLAGS)
+    i = flags.index("--hidden")
+    del flags[i : i + 2]  # the recipe's default code
+    base = ["train", str(small_demo["train"]), *flags, "--epochs", "1", "--method", "quantile"]
+    for extra, hidden, code in (
+        ([], [6], "features"),  # one unit per feature that varies (6)
+        (["--hidden", "32,4"], [32, 4], "fixed"),
+        (["--hidden", "32,4", "--code", "features"], [32, 6], "features"),
+    ):
+        out = tmp_path / f"m{len(extra)}.onnx"
+        r = run_cli([*base, "-o", str(out), *extra])
+        assert r.returncode == 0, r.stderr
+        arch = read_card(out).architecture
+        assert (list(arch["hidden"]), arch["code"]) == (hidden, code)
