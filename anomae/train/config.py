@@ -40,8 +40,8 @@ class ArchConfig:
     the decoder mirrors them. For ``conv``, ``channels`` are the stride-2 convolution
     widths before the dense bottleneck ``hidden``. ``code = "features"`` sizes the code to
     the data when training starts (:meth:`sized`): one unit per feature not constant in
-    the rows fitted on, between 2 and :data:`CODE_MAX`, so a plant of 48 sensors does not
-    get the code that 8 sensors need; the card records the width used."""
+    the rows fitted on, so a plant of 48 sensors does not get the code that 8 sensors need;
+    the card records the width used."""
 
     kind: Literal["dense", "conv"] = "dense"
     hidden: tuple[int, ...] = (256, 64)
@@ -64,17 +64,21 @@ class ArchConfig:
                 f"feature that varies in training), got {self.code!r}"
             )
 
-    def sized(self, varying: int) -> ArchConfig:
-        """The shape to train for data with ``varying`` features not constant in the fit
-        rows: ``hidden`` as given, or with ``code = "features"`` its last width replaced.
+    def sized(self, varying: int, length: int) -> ArchConfig:
+        """The shape to train for ``length``-row windows of data with ``varying`` features
+        not constant in the fit rows: ``hidden`` as given, or with ``code = "features"`` its
+        last width replaced by ``varying`` (at least 2, at most :data:`CODE_MAX`, and never
+        more than half a window's cells: a code as wide as its input copies it).
 
             >>> auto, fixed = ArchConfig(hidden=(8,), code="features"), ArchConfig(hidden=(8,))
-            >>> auto.sized(48).hidden, auto.sized(1).hidden, fixed.sized(48).hidden
+            >>> auto.sized(48, 8).hidden, auto.sized(1, 8).hidden, fixed.sized(48, 8).hidden
             ((48,), (2,), (8,))
+            >>> auto.sized(10, 1).hidden, auto.sized(1, 1).hidden
+            ((5,), (1,))
         """
         if self.code != "features":
             return self
-        width = min(max(int(varying), 2), CODE_MAX)
+        width = min(max(int(varying), 2), CODE_MAX, max(1, length * int(varying) // 2))
         return replace(self, hidden=(*self.hidden[:-1], width))
 
 

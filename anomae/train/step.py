@@ -159,8 +159,8 @@ def train_on(
     from anomae.windows import GAP_FACTOR
 
     cfg = train_config(pipe)
-    cfg = dataclasses.replace(cfg, arch=cfg.arch.sized(int((~data.constant).sum())))
     length = pipe.window.length
+    cfg = dataclasses.replace(cfg, arch=cfg.arch.sized(int((~data.constant).sum()), length))
     scaler = data.scaler
     windows_arr = data.windows
     try:
