@@ -187,7 +187,7 @@ def fit_series(pipe: Any, series: list[SeriesData], features: tuple[str, ...]) -
 
     with TemporaryDirectory(prefix="anomae-fit-") as tmp:
         path = Path(tmp) / "model.onnx"
-        card, summary, cal_rows = train_step(pipe, series, features, path)
+        card, summary, cal_rows = train_step(pipe, series, features, path, calibrated=True)
         names = None
         if not cal_rows:
             cal_rows, names = [s.values for s in series], [s.name for s in series]

@@ -224,6 +224,27 @@ def _choose(
     return t, params, peaks.size / days, lambda idx: idx.size / days, best
 
 
+def resolvable(n: int, n_blocks: int, window_s: float, false_events_per_day: float) -> float:
+    """The series-days that ``n`` windows of ``window_s`` seconds (in ``n_blocks`` held-out
+    blocks) hold; a :class:`CalibrationError` that says how much more data (or which
+    budget, or which other method) would do, when they cannot resolve the budget.
+    :func:`anomae.train.step.train_step` asks before training, :func:`calibrate_events`
+    again on the scores."""
+    days = n * window_s / 86400.0
+    need = 1.0 / (EXTRAPOLATION * false_events_per_day)
+    if days < need:
+        raise CalibrationError(
+            f"a budget of {false_events_per_day:.3g} false events per series per day needs at "
+            f"least {need:.2f} series-days of held-out normal data (1 / (10 x budget): the "
+            f"rate is extrapolated at most 10 times beyond what the data resolves); got "
+            f"{days:.2f} ({n_blocks} series or blocks, {n:,} windows of {window_s:g} s): give "
+            f"{need - days:.2f} more series-days, raise false_events_per_day to at least "
+            f"{1.0 / (EXTRAPOLATION * max(days, 1e-300)):.3g}, or calibrate per window "
+            f'instead (--method quantile --q 0.99; pipelines: [calibrate] method = "quantile")'
+        )
+    return days
+
+
 def calibrate_events(
     series_scores: Sequence[np.ndarray] | np.ndarray,
     false_events_per_day: float = DEFAULT_FALSE_EVENTS_PER_DAY,
@@ -264,17 +285,7 @@ def calibrate_events(
     if n == 0:
         raise CalibrationError("no calibration windows (is the calibration data empty?)")
     window_s = float(interval_s) * int(stride)
-    days = n * window_s / 86400.0
-    need = 1.0 / (EXTRAPOLATION * false_events_per_day)
-    if days < need:
-        raise CalibrationError(
-            f"a budget of {false_events_per_day:.3g} false events per series per day needs at "
-            f"least {need:.2f} series-days of held-out normal data (1 / (10 x budget): the "
-            f"rate is extrapolated at most 10 times beyond what the data resolves); got "
-            f"{days:.2f} ({len(series)} series, {n:,} windows of {window_s:g} s): give "
-            f"{need - days:.2f} more series-days, or raise false_events_per_day to at least "
-            f"{1.0 / (EXTRAPOLATION * days):.3g}"
-        )
+    days = resolvable(n, len(series), window_s, false_events_per_day)
     block_w = max(1, int(round(block_s / window_s)))
     per_series = np.array([-(-s.size // block_w) for s in series])
     offsets = np.concatenate([[0], np.cumsum(per_series)[:-1]])

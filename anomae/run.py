@@ -132,7 +132,9 @@ def _train_and_calibrate(
     d = pipe.data
     table = d.table()
     if pipe.tune is None:
-        card, train_summary, cal_rows = train_step(pipe, series, features, model_path)
+        card, train_summary, cal_rows = train_step(
+            pipe, series, features, model_path, calibrated=True
+        )
     else:
         from anomae.tune import tuned_train_step
 

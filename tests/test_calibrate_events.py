@@ -111,7 +111,8 @@ def test_too_little_data_is_refused_with_the_days_needed() -> None:
     with pytest.raises(CalibrationError) as err:
         calibrate_events(short, 1 / 7, interval_s=60)
     msg = str(err.value)
-    assert "needs at least 0.70 series-days" in msg and "got 0.50 (2 series" in msg
+    assert "needs at least 0.70 series-days" in msg and "got 0.50 (2 series or blocks" in msg
+    assert "or calibrate per window instead (--method quantile" in msg
     assert "give 0.20 more series-days" in msg and "at least 0.2" in msg
     # a budget the data can resolve is accepted
     assert calibrate_events(short, 1.0, interval_s=60).value > 0

@@ -327,7 +327,7 @@ def train(
     tmp = temp_name(target_of(out))
     try:
         if max_windows is None:
-            card, summary, cal_rows = train_step(pipe, series, feats_t, tmp)
+            card, summary, cal_rows = train_step(pipe, series, feats_t, tmp, calibrated=True)
         else:
             card, summary, cal_rows, got = train_dataset(pipe, files, feats_t, tmp,
                                                          max_windows, read)  # fmt: skip

@@ -83,7 +83,7 @@ def train_dataset(
                                     c.holdout, c.holdout_spread)  # fmt: skip
     if total <= max_windows and not spanning:
         series = read()
-        card, summary, cal_rows = train_step(pipe, series, features, out)
+        card, summary, cal_rows = train_step(pipe, series, features, out, calibrated=True)
         return card, summary, cal_rows, series
     seed = int(pipe.train.get("seed", 0))
     sample = sample_dataset(inputs, table, features, w.length, w.train_stride, max_windows,

@@ -116,17 +116,22 @@ def train_step(
     features: tuple[str, ...],
     out: Path,
     min_rows: int | None = None,
+    calibrated: bool = False,
 ) -> tuple[ModelCard, dict[str, Any], list[np.ndarray]]:
     """Fit on the non-held-out rows, export to ``out`` with parity check.
 
     ``min_rows`` (default: the window length) is :func:`split_holdout`'s: tuning passes its
-    largest window so every candidate holds out the same rows.
+    largest window so every candidate holds out the same rows. ``calibrated``: the caller
+    calibrates by ``pipe.calibrate`` next, so an ``events`` budget that the held-out blocks
+    cannot resolve is refused now, before training (:func:`events_resolvable`).
     Returns (card as written, training summary, calibration row blocks)."""
     from anomae.train.weights import constant_features
     from anomae.windows import sliding_windows
 
     length = pipe.window.length
     fit_rows, cal_rows, _ = holdout_blocks(pipe, series, min_rows)
+    if calibrated:
+        events_resolvable(pipe, cal_rows, series)  # before minutes of training, not after
     scaler = fit_scaler(fit_rows, features)
     center = np.asarray(scaler.center, np.float32)
     scale = np.asarray(scaler.scale, np.float32)
@@ -145,6 +150,24 @@ def train_step(
     )
     card, summary = train_on(pipe, data, features, out)
     return card, summary, cal_rows
+
+
+def events_resolvable(pipe: Pipeline, cal_rows: list[np.ndarray], series: list[SeriesData]) -> None:
+    """Refuse (:class:`~anomae.calibrate.CalibrationError`) before training when the
+    held-out blocks cannot resolve ``[calibrate] method = "events"``'s budget
+    (:func:`anomae.calibrate_events.resolvable`), as calibration would after it."""
+    section = pipe.calibrate
+    if section.method != "events":
+        return
+    interval = section.interval_s or sampling_interval(series)
+    if not interval:
+        return  # calibration says what it misses
+    from anomae.calibrate_events import DEFAULT_FALSE_EVENTS_PER_DAY, resolvable
+
+    spec = WindowSpec(pipe.window.length, pipe.window.stride)
+    counts = [spec.count(b.shape[0]) for b in cal_rows]
+    budget = section.false_events_per_day or DEFAULT_FALSE_EVENTS_PER_DAY
+    resolvable(sum(counts), sum(c > 0 for c in counts), interval * spec.stride, budget)
 
 
 def train_on(

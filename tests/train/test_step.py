@@ -50,6 +50,24 @@ def test_code_sized_by_the_features_that_vary(tmp_path: Path) -> None:
     assert list(card.architecture["hidden"]) == [3]
 
 
+def test_an_events_budget_the_data_cannot_resolve_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anomae.train.fit as fit_module
+    from anomae.calibrate import CalibrationError
+
+    def no_fit(*_: object, **__: object) -> None:  # reaching the fit would be too late
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(fit_module, "fit", no_fit)
+    # 200 rows a second apart: 40 held-out windows are minutes, a budget of one a week
+    # needs 0.7 series-days
+    pipe = parse_pipeline({**_doc(), "calibrate": {"method": "events", "holdout": 0.2}})
+    with pytest.raises(CalibrationError, match=r"needs at least 0\.70 series-days.*quantile"):
+        train_step(pipe, [_series()], ("flow", "temp", "p"), tmp_path / "m.onnx", calibrated=True)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_unknown_center_feature_is_named(tmp_path: Path) -> None:
     pipe = parse_pipeline(_doc(center_features=["tmp"]))
     match = r"center_features.*\['tmp'\].*\['flow', 'temp', 'p'\]"
