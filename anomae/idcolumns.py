@@ -54,6 +54,11 @@ def identifier_columns(
     return found
 
 
+# names of a column that holds anomaly labels in public data (TSB-AD's "Label", SKAB's
+# "anomaly", NAB-style "is_anomaly"), said in the refusal when one is taken for a feature
+LABEL_NAMES = ("label", "labels", "anomaly", "is_anomaly", "attack")
+
+
 def refuse_identifier_columns(
     series: Sequence[SeriesData], features: Sequence[str], where: str
 ) -> None:
@@ -63,9 +68,15 @@ def refuse_identifier_columns(
         return
     keep = [f for f in features if f not in {n for n, _ in found}]
     listed = "; ".join(f"'{n}' ({why})" for n, why in found)
+    labels = [n for n, _ in found if n.lower() in LABEL_NAMES]
+    hint = (
+        f"; if '{labels[0]}' holds the anomaly labels, name it: --label-column {labels[0]}"
+        if labels
+        else ""
+    )
     raise InputError(
         f"{where}: column(s) {listed} look like identifiers, not measurements; as features "
         f"they make every other series (or id) look anomalous. Exclude them by naming the "
         f"features: --features {','.join(keep) or '...'} (or list them there too to use "
-        f"them anyway)"
+        f"them anyway){hint}"
     )

@@ -218,7 +218,11 @@ def _check_header(
     if spec.timestamp not in columns:
         raise InputError(
             f"{source}: no timestamp column '{spec.timestamp}'; columns are: {_names(columns)} "
-            "(name the right one with --timestamp-column; pipelines: [data] timestamp)"
+            "(name the right one with --timestamp-column; pipelines: [data] timestamp). Rows "
+            "in time order without a time column: add their number as one (polars "
+            "df.with_row_index('timestamp'), pandas df['timestamp'] = range(len(df)): read "
+            "as seconds) and calibrate per window (--method quantile): a budget of false "
+            "events per day would count those seconds"
         )
     if spec.needs_series and spec.series not in columns:
         raise InputError(

@@ -47,3 +47,13 @@ def test_refusal_names_columns_and_the_fix() -> None:
     assert msg.startswith("train.csv: column(s) 'machine'")
     assert "--features temp" in msg
     refuse_identifier_columns([_series("m1", [[1.5], [2.5]])], ["temp"], "train.csv")  # no id
+
+
+def test_a_label_column_taken_for_a_feature_is_named_as_one() -> None:
+    # TSB-AD's files call their labels "Label": all 0 in training, so a constant integer
+    s = _series("m1", [[0, 1.5], [0, 2.5]])
+    with pytest.raises(InputError, match=r"--features temp.*name it: --label-column Label$"):
+        refuse_identifier_columns([s], ["Label", "temp"], "train.csv")
+    with pytest.raises(InputError) as err:
+        refuse_identifier_columns([s], ["machine", "temp"], "train.csv")
+    assert "--label-column" not in str(err.value)
