@@ -17,6 +17,16 @@ from anomae.cli.options import (
 from anomae.cli.tables import _data_columns, table_options
 
 
+def _recipe_score() -> dict[str, object]:
+    """The multivariate recipe's [score] section: ``anomae train``'s post-rule."""
+    import tomllib
+
+    from anomae.pipeline import recipe_file
+
+    section: dict[str, object] = tomllib.loads(recipe_file("multivariate").read_text())["score"]
+    return section
+
+
 @click.command()
 @click.argument("data", nargs=-1, required=True)
 @click.option(
@@ -294,7 +304,8 @@ def train(
             "progress": progress,
         },
         "weights": {"errors": error_weights, "constant": constant},
-        "score": {"aggregate": aggregate},
+        # the post-rule the multivariate recipe alarms with (no options of its own here)
+        "score": {**_recipe_score(), "aggregate": aggregate},
         "calibrate": {
             "method": method,
             "holdout": holdout,

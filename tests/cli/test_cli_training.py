@@ -55,5 +55,8 @@ def test_the_code_is_sized_to_the_data_unless_widths_are_given(
         out = tmp_path / f"m{len(extra)}.onnx"
         r = run_cli([*base, "-o", str(out), *extra])
         assert r.returncode == 0, r.stderr
-        arch = read_card(out).architecture
+        card = read_card(out)
+        arch = card.architecture
         assert (list(arch["hidden"]), arch["code"]) == (hidden, code)
+        # anomae train alarms with the multivariate recipe's post-rule
+        assert card.alarm["post_rule"]["max_gap"] == 16, card.alarm
