@@ -7,6 +7,8 @@ import time
 from types import TracebackType
 from typing import TextIO
 
+from anomae.interrupts import check
+
 
 class Progress:
     """``with Progress(total, "scoring", "windows") as p: p.update(n)``."""
@@ -30,6 +32,7 @@ class Progress:
         return self
 
     def update(self, n: int) -> None:
+        check()  # a Ctrl-C noted by anomae.interrupts.deferred is raised here, between pieces
         self.done += n
         now = time.perf_counter()
         if self.enabled and (now - self._last > 0.2 or self.done >= self.total):

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from anomae import interrupts
 from anomae.atomic import check_outputs, write_atomically
 from anomae.batches import read_batches
 from anomae.dataset import Dataset, FilePlan, expand_inputs, plan_dataset
@@ -295,6 +296,7 @@ def score_files(
         if events is not None:
             writers[0].append(events_frame(sc.events))
         temps = [w.finish() for w in writers]
+        interrupts.check()  # a Ctrl-C during the last series' ends: nothing committed
         commit(writers, temps)  # events first, scores last: marks a complete run
     except BaseException:
         for w in writers:

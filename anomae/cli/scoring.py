@@ -191,10 +191,13 @@ def score(
             s = score_files_dask(model, inputs, output, events, table, opts, client,
                                  dask_groups, device, threads, force)  # fmt: skip
     else:
-        s = score_files(
-            model, inputs, output, events, table, opts, device=device, threads=threads,
-            force=force,
-        )
+        from anomae.interrupts import deferred
+
+        with deferred():  # Ctrl-C lands between batches, never inside polars' callbacks
+            s = score_files(
+                model, inputs, output, events, table, opts, device=device, threads=threads,
+                force=force,
+            )
     click.echo(
         f"scored {s.n_series} series, {s.n_rows:,} rows, {s.n_windows:,} windows in "
         f"{s.seconds:.2f}s ({s.n_windows / max(s.seconds, 1e-9):,.0f} windows/s): "
