@@ -184,11 +184,22 @@ def tuned_train_step(
     to ``out``. Returns (winning pipeline, card with ``training["tune"]`` (not yet written
     to ``out``: the caller rewrites the card with its threshold), summary, calibration
     blocks)."""
-    from anomae.train.step import train_step
+    from dataclasses import replace
 
+    from anomae.holdout import split_holdout
+    from anomae.train.step import events_resolvable, train_step
+
+    # the caller calibrates the winner next: refuse a budget no candidate's held-out windows
+    # can resolve (the shortest window gives the most) before the grid, not after it
+    windows = pipe.tune.grid(len(features))["window"]
+    cal = pipe.calibrate
+    if cal.holdout > 0:  # (without held-out rows tune says so itself)
+        _, held = split_holdout(series, cal.holdout, cal.holdout_spread, min_rows=max(windows))
+        shortest = replace(pipe, window=replace(pipe.window, length=min(windows)))
+        events_resolvable(shortest, held, series)
     result = tune(pipe, series, features, echo)
     echo(table(result.candidates))
-    card, summary, cal_rows = train_step(result.pipe, series, features, out)
+    card, summary, cal_rows = train_step(result.pipe, series, features, out, calibrated=True)
     return result.pipe, with_record(card, result.record), summary, cal_rows
 
 

@@ -60,6 +60,18 @@ def test_too_short_data_says_how_many_rows(train_csv: Path, tmp_path: Path) -> N
     assert model.read_bytes() == b"keep me"
 
 
+def test_a_budget_the_held_out_data_cannot_resolve_is_refused_before_the_grid(
+    train_csv: Path, tmp_path: Path
+) -> None:
+    # the recipe's events calibration (one false event a week) on 0.6 held-out days
+    args = QUICK[: QUICK.index("--method")] + ["--no-progress"]
+    model = tmp_path / "model.onnx"
+    r = run_cli(["tune", str(train_csv), "-o", str(model), *args])
+    assert r.returncode == 1
+    assert "needs at least 0.70 series-days" in r.stderr and "--method quantile" in r.stderr
+    assert "[ 1/2]" not in r.stdout and not model.exists()  # no candidate was trained
+
+
 def test_run_with_a_tune_section(train_csv: Path, tmp_path: Path) -> None:
     toml = tmp_path / "p.toml"
     toml.write_text(
