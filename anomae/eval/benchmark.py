@@ -72,6 +72,10 @@ def load_cases(
         cases = datasets.load_skab(root, bench.protocol)  # type: ignore[arg-type]
     elif bench.dataset == "nab":
         cases = datasets.load_nab(root, bench.categories)
+    elif bench.dataset == "tsb":
+        from anomae.eval.tsb import load_tsb
+
+        cases = load_tsb(root)
     else:
         cases = datasets.load_matrix(root)
     return cases[: bench.limit] if bench.limit else cases

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 class BenchmarkSection:
     """The ``[benchmark]`` section of an evaluation pipeline."""
 
-    dataset: str = "skab"  # skab | nab | matrix | labelled
+    dataset: str = "skab"  # skab | nab | matrix | tsb | labelled
     protocol: str = "per_file"  # skab: per_file | anomaly_free
     data: str = ""  # default: ../shared/datasets/<dataset>
     categories: tuple[str, ...] = ("realKnownCause", "realAWSCloudwatch")
@@ -27,8 +27,10 @@ class BenchmarkSection:
     limit: int = 0  # only the first N cases (quick runs)
 
     def __post_init__(self) -> None:
-        if self.dataset not in ("skab", "nab", "matrix", "labelled"):
-            raise ValueError(f"dataset must be skab, nab, matrix or labelled, got {self.dataset!r}")
+        if self.dataset not in ("skab", "nab", "matrix", "tsb", "labelled"):
+            raise ValueError(
+                f"dataset must be skab, nab, matrix, tsb or labelled, got {self.dataset!r}"
+            )
         from anomae.eval.baselines import BASELINES
 
         unknown = sorted(set(self.baselines) - set(BASELINES))

@@ -15,7 +15,7 @@ def test_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("kw", "match"),
-    [({"dataset": "kdd"}, "dataset must be skab, nab, matrix or labelled, got 'kdd'"),
+    [({"dataset": "kdd"}, "dataset must be skab, nab, matrix, tsb or labelled, got 'kdd'"),
      ({"baselines": ("pca", "lstm")}, r"unknown baselines \['lstm'\]")],
 )  # fmt: skip
 def test_refuses_unknown_values(kw: dict[str, object], match: str) -> None:
