@@ -133,14 +133,14 @@ def _train_and_calibrate(
     table = d.table()
     if pipe.tune is None:
         card, train_summary, cal_rows = train_step(
-            pipe, series, features, model_path, calibrated=True
+            pipe, series, features, model_path, calibrated=not d.calibration
         )
     else:
         from anomae.tune import tuned_train_step
 
         echo = print if pipe.train.get("progress", True) else (lambda _: None)
         pipe, card, train_summary, cal_rows = tuned_train_step(
-            pipe, series, features, model_path, echo
+            pipe, series, features, model_path, echo, calibrated=not d.calibration
         )
     cal_names = cal_labels = None
     if d.calibration:

@@ -179,11 +179,13 @@ def tuned_train_step(
     features: tuple[str, ...],
     out: Path,
     echo: Callable[[str], None] = print,
+    calibrated: bool = True,
 ) -> tuple[Any, ModelCard, dict[str, Any], list[np.ndarray]]:
     """:func:`tune`, then :func:`anomae.train.step.train_step` of the winner (full settings)
     to ``out``. Returns (winning pipeline, card with ``training["tune"]`` (not yet written
     to ``out``: the caller rewrites the card with its threshold), summary, calibration
-    blocks)."""
+    blocks). ``calibrated``: the caller calibrates on the held-out blocks next (not on data
+    of its own), so a budget they cannot resolve is refused before the grid."""
     from dataclasses import replace
 
     from anomae.holdout import split_holdout
@@ -193,13 +195,13 @@ def tuned_train_step(
     # can resolve (the shortest window gives the most) before the grid, not after it
     windows = pipe.tune.grid(len(features))["window"]
     cal = pipe.calibrate
-    if cal.holdout > 0:  # (without held-out rows tune says so itself)
+    if calibrated and cal.holdout > 0:  # (without held-out rows tune says so itself)
         _, held = split_holdout(series, cal.holdout, cal.holdout_spread, min_rows=max(windows))
         shortest = replace(pipe, window=replace(pipe.window, length=min(windows)))
         events_resolvable(shortest, held, series)
     result = tune(pipe, series, features, echo)
     echo(table(result.candidates))
-    card, summary, cal_rows = train_step(result.pipe, series, features, out, calibrated=True)
+    card, summary, cal_rows = train_step(result.pipe, series, features, out, calibrated=calibrated)
     return result.pipe, with_record(card, result.record), summary, cal_rows
 
 

@@ -117,3 +117,28 @@ def test_export_int8_scores_with_the_int8_model(
     text = summary_text(report)
     assert f"  int8       {int8} written: dynamic, " in text
     assert "windows by the int8 model in" in text
+
+
+@pytest.mark.slow
+def test_a_calibration_file_of_its_own_is_what_the_budget_is_checked_on(
+    small_demo: dict[str, Path], tmp_path: Path
+) -> None:
+    # 10 hours a series: its held-out blocks cannot resolve one false event a week, but the
+    # [data] calibration file can, and that is what the threshold is calibrated on
+    import polars as pl
+
+    from anomae.calibrate import CalibrationError
+    from anomae.run import run_pipeline
+
+    short = tmp_path / "short.parquet"
+    df = pl.read_parquet(small_demo["train"])
+    df.filter(pl.int_range(pl.len()).over("series") < 600).write_parquet(short)
+    pipe = _pipeline(tmp_path, small_demo, "")
+    text = pipe.read_text().replace(str(small_demo["train"]), str(short))
+    pipe.write_text(text)
+    with pytest.raises(CalibrationError, match="needs at least 0.70 series-days"):
+        run_pipeline(pipe, tmp_path / "refused")
+    assert not (tmp_path / "refused" / "model.onnx").exists()
+    pipe.write_text(text.replace("[data]\n", f'[data]\ncalibration = "{small_demo["train"]}"\n'))
+    report = run_pipeline(pipe, tmp_path / "run")
+    assert report["threshold"]["method"] == "events"

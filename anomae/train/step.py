@@ -157,7 +157,7 @@ def events_resolvable(pipe: Pipeline, cal_rows: list[np.ndarray], series: list[S
     held-out blocks cannot resolve ``[calibrate] method = "events"``'s budget
     (:func:`anomae.calibrate_events.resolvable`), as calibration would after it."""
     section = pipe.calibrate
-    if section.method != "events":
+    if section.method != "events" or not cal_rows:  # (no holdout: calibrated in-sample)
         return
     interval = section.interval_s or sampling_interval(series)
     if not interval:
