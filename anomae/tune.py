@@ -73,16 +73,22 @@ def tune(
     features: tuple[str, ...],
     echo: Callable[[str], None] = print,
     keep: Path | None = None,
+    calibrated: bool = False,
 ) -> TuneResult:
     """Train and rank every candidate of ``pipe.tune``; return the winner's pipeline.
 
     Candidate ``i``'s model is written to ``keep / f"c{i}.onnx"`` when ``keep`` is given
-    (``bench/tune_hindsight.py`` scores them on labelled data), else to a temporary folder."""
+    (``bench/tune_hindsight.py`` scores them on labelled data), else to a temporary folder.
+    ``calibrated``: the winner is calibrated on the held-out blocks next, so a budget that
+    no candidate's held-out windows can resolve (the shortest window gives the most) is
+    refused before the grid."""
+    from dataclasses import replace
+
     from anomae.detector import Detector
     from anomae.errors import PipelineError
     from anomae.holdout import HOLDOUT_BLOCKS, split_holdout
     from anomae.inject import injected_copies, rows_needed
-    from anomae.train.step import train_step
+    from anomae.train.step import events_resolvable, train_step
     from anomae.train.weights import constant_features
 
     section: TuneSection = pipe.tune
@@ -94,6 +100,9 @@ def tune(
     need = rows_needed(longest)
     if cal.holdout <= 0:
         raise PipelineError(f"{pipe.source} [calibrate]: tuning needs held-out rows: holdout > 0")
+    if calibrated:
+        shortest = replace(pipe, window=replace(pipe.window, length=min(grid["window"])))
+        events_resolvable(shortest, held, series)
     scored = ~constant_features(fit_rows)
     train_rows = np.concatenate(fit_rows)
     copies = injected_copies(
@@ -186,20 +195,9 @@ def tuned_train_step(
     to ``out``: the caller rewrites the card with its threshold), summary, calibration
     blocks). ``calibrated``: the caller calibrates on the held-out blocks next (not on data
     of its own), so a budget they cannot resolve is refused before the grid."""
-    from dataclasses import replace
+    from anomae.train.step import train_step
 
-    from anomae.holdout import split_holdout
-    from anomae.train.step import events_resolvable, train_step
-
-    # the caller calibrates the winner next: refuse a budget no candidate's held-out windows
-    # can resolve (the shortest window gives the most) before the grid, not after it
-    windows = pipe.tune.grid(len(features))["window"]
-    cal = pipe.calibrate
-    if calibrated and cal.holdout > 0:  # (without held-out rows tune says so itself)
-        _, held = split_holdout(series, cal.holdout, cal.holdout_spread, min_rows=max(windows))
-        shortest = replace(pipe, window=replace(pipe.window, length=min(windows)))
-        events_resolvable(shortest, held, series)
-    result = tune(pipe, series, features, echo)
+    result = tune(pipe, series, features, echo, calibrated=calibrated)
     echo(table(result.candidates))
     card, summary, cal_rows = train_step(result.pipe, series, features, out, calibrated=calibrated)
     return result.pipe, with_record(card, result.record), summary, cal_rows
