@@ -17,16 +17,6 @@ from anomae.cli.options import (
 from anomae.cli.tables import _data_columns, table_options
 
 
-def _recipe_score() -> dict[str, object]:
-    """The multivariate recipe's [score] section: ``anomae train``'s post-rule."""
-    import tomllib
-
-    from anomae.pipeline import recipe_file
-
-    section: dict[str, object] = tomllib.loads(recipe_file("multivariate").read_text())["score"]
-    return section
-
-
 @click.command()
 @click.argument("data", nargs=-1, required=True)
 @click.option(
@@ -240,13 +230,15 @@ def train(
     numeric column is a feature, except integer columns that look like identifiers
     (constant within every series, or named *id*): those are refused. The model is exported
     and calibrated in a temporary file and replaces --out only when complete."""
+    from pathlib import Path
+
     from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.calibrate_model import calibrate_trained
     from anomae.dataset import expand_inputs
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import SeriesData, read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import parse_pipeline
+    from anomae.pipeline import parse_pipeline, with_recipe
     from anomae.sample import head_features
     from anomae.train.sampled import train_dataset
     from anomae.train.step import require_torch, train_step
@@ -304,8 +296,7 @@ def train(
             "progress": progress,
         },
         "weights": {"errors": error_weights, "constant": constant},
-        # the post-rule the multivariate recipe alarms with (no options of its own here)
-        "score": {**_recipe_score(), "aggregate": aggregate},
+        "score": {"aggregate": aggregate},
         "calibrate": {
             "method": method,
             "holdout": holdout,
@@ -315,6 +306,9 @@ def train(
             **section.params(),
         },
     }
+    # the options laid over the multivariate recipe: what has no option here (the post-rule)
+    # is the recipe's
+    doc = with_recipe({"recipe": "multivariate", **doc}, Path("anomae train"))
     pipe = parse_pipeline(doc, "anomae train")
     files = expand_inputs(data)
     check_outputs([out], files, force)
