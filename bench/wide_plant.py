@@ -24,16 +24,6 @@ import polars as pl
 from anomae.synth import SynthConfig, generate
 
 
-def carried(x: np.ndarray) -> np.ndarray:
-    """Each column's NaN replaced by its last value before (a leading NaN stays)."""
-    for j in range(x.shape[1]):
-        c = x[:, j]
-        idx = np.where(np.isnan(c), 0, np.arange(c.size))
-        np.maximum.accumulate(idx, out=idx)
-        x[:, j] = c[idx]
-    return x
-
-
 def plant(seed: int, machines: int, bad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(train [n, 12 M], test [m, 12 M], test labels [m])`` of one plant."""
     cfg = SynthConfig(seed=seed, n_series=machines, n_features=12, train_days=5, test_days=2)
@@ -42,9 +32,9 @@ def plant(seed: int, machines: int, bad: int) -> tuple[np.ndarray, np.ndarray, n
     feats = list(cfg.features)
 
     def wide(frames: list[pl.DataFrame]) -> np.ndarray:
-        cols = [f.filter(pl.col("series") == f"m{i + 1}").select(feats).to_numpy()
-                for i, f in enumerate(frames)]  # fmt: skip
-        return carried(np.concatenate(cols, axis=1).astype(np.float64))
+        cols = [f.filter(pl.col("series") == f"m{i + 1}").select(pl.col(feats).forward_fill())
+                .to_numpy() for i, f in enumerate(frames)]  # fmt: skip
+        return np.concatenate(cols, axis=1).astype(np.float64)
 
     test_frames = [test if i == bad else normal for i in range(machines)]
     label = test.filter(pl.col("series") == f"m{bad + 1}")["label"].to_numpy()
