@@ -202,10 +202,13 @@ def code_sized(pipe: Any, case: Any, rule: str) -> Any:
     """``[model] hidden`` one linear code sized on the case's training rows, label free:
     ``features``: one unit per feature not constant in them; ``half8``: half as many, at
     least 8; ``fixedK``: K whatever the data (``fixed8``: the recipe before 2026-12-01);
-    ``rowsQ``: the principal
-    components of the standardised rows that explain ``Q`` % of their variance."""
+    ``rowsQ``: the principal components of the standardised rows that explain ``Q`` % of
+    their variance. (The recipe's own ``code = "features"`` counts on the rows it fits,
+    after the holdout; this counts on all training rows.)"""
+    from anomae.train.weights import constant_features
+
     x = case.train.astype(np.float64)
-    x = x[:, np.nanstd(x, axis=0) > 0]
+    x = x[:, ~constant_features([x])]
     if rule == "features":
         k = x.shape[1]
     elif rule.startswith("fixed"):  # e.g. fixed8: the recipe before 2026-12-01
