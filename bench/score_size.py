@@ -7,10 +7,12 @@ series in every file, rows interleaved in time order, 8 float64 features) under
 peak RSS (``VmHWM``) and rows/s; the bare kernel (``Detector.score_series`` on rows already
 in memory) runs in other children in the same session, before and after, and is the
 fastest of one session of ``--threads`` onnxruntime threads (spinning or sleeping between
-calls) and of ``--threads`` one-thread calls side by side. ``--dask 1 2``
-adds the first size scored on LocalClusters of 1 and 2 one-thread worker processes
-(:mod:`anomae.score_cluster`) and their speed-up, beside the bare kernel's own speed-up
-from 1 to 2 one-thread calls side by side (the cores' own scaling: no cluster can beat it).
+calls) and of ``--threads`` one-thread calls side by side. ``--dask 1c 1 2``
+adds the first size scored on ``--dask local:N`` (:mod:`anomae.score_cluster`: N one-thread
+worker processes, each bound to its share of the cores) for 1 worker confined to one core
+(the scaling baseline), 1 worker free to use every core, and 2 workers, and their
+speed-up, beside the bare kernel's own speed-up from 1 to 2 one-thread calls side by side
+(the cores' own scaling: no cluster can beat it).
 Ratios are what to read: the machines are
 shared.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,12 +51,10 @@ print(json.dumps({"rows": s.n_rows, "windows": s.n_windows, "seconds": sec,
 
 CHILD_DASK = """
 import json, sys, time
-from distributed import Client, LocalCluster
 from anomae.score import ScoreOptions
-from anomae.score_cluster import score_files_dask
+from anomae.score_cluster import dask_client, score_files_dask
 model, data, out, workers = sys.argv[1:5]
-with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                  host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as c:
+with dask_client("local:" + workers) as c:
     t0 = time.perf_counter()
     s = score_files_dask(model, [data], out + "/scores.parquet", out + "/events.parquet",
                          opts=ScoreOptions(threshold=1e9, progress=False), client=c,
@@ -109,8 +110,14 @@ def generate(folder: Path, rows: int, series: int, days: int) -> Path:
     return out
 
 
-def child(code: str, *args: str) -> dict:
-    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+def child(code: str, *args: str, cores: int = 0) -> dict:
+    """Run ``code`` in a child process (confined to its first ``cores`` cores, Linux)."""
+    confine = None
+    if cores:
+        mask = sorted(os.sched_getaffinity(0))[:cores]
+        confine = lambda: os.sched_setaffinity(0, mask)  # noqa: E731
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       preexec_fn=confine)  # fmt: skip
     if r.returncode:
         raise SystemExit(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -124,10 +131,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kernel-rows", type=int, default=400_000)
     ap.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "anomae-size"))
-    ap.add_argument("--dask", type=int, nargs="*", default=None, metavar="WORKERS",
-                    help="also score the first size on a LocalCluster of each number of "
-                    "one-thread worker processes (e.g. --dask 1 2 1 2), with the speed-up "
-                    "over the first count's mean")
+    ap.add_argument("--dask", nargs="*", default=None, metavar="WORKERS",
+                    help="also score the first size on `--dask local:N` for each N given "
+                    "(e.g. --dask 1c 1 2 1c 1 2), with the speed-up over the first entry's "
+                    "mean; 'Nc' runs local:N confined to N cores ('1c': one worker on one "
+                    "core, the scaling baseline), 'N' on all of this process's cores")
     a = ap.parse_args()
     from score_bench import reference_model_in
 
@@ -171,18 +179,21 @@ def main() -> None:
         n = a.rows[0]
         data = generate(folder, n, a.series, a.days)
         runs = []
-        for w in a.dask:  # a count named twice runs twice: alternate them on a busy machine
+        for token in a.dask:  # an entry named twice runs twice: alternate on a busy machine
+            w, confined = int(token.rstrip("c")), token.endswith("c")
             with tempfile.TemporaryDirectory(dir=folder) as out:
-                r = child(CHILD_DASK, str(model), str(data), out, str(w))
+                r = child(CHILD_DASK, str(model), str(data), out, str(w),
+                          cores=w if confined else 0)  # fmt: skip
             # the bare kernel as w one-thread workers run it (w calls side by side), right
             # after: how far the cores themselves scale bounds the cluster's speed-up
             r["kernel"] = child(CHILD_KERNEL, str(model), str(w), str(a.kernel_rows * w),
-                                "side")["windows_per_s"]  # fmt: skip
-            runs.append((w, r))
-        print(f"--dask LocalCluster, one-thread worker processes, {n:,} rows "
-              "(driver's planning and merge included; a cluster's start-up not); 'kernel': "
-              "the bare kernel as that many one-thread calls side by side, measured after "
-              "each run, and its own speed-up, which bounds the cluster's:")
+                                "side", cores=w if confined else 0)["windows_per_s"]
+            runs.append((token, r))
+        print(f"--dask local:N, one-thread worker processes each bound to its share of the "
+              f"cores, {n:,} rows (driver's planning and merge included; a cluster's "
+              "start-up not); 'Nc': confined to N cores; 'kernel': the bare kernel as N "
+              "one-thread calls side by side, measured after each run, and its own "
+              "speed-up, which bounds the cluster's:")  # fmt: skip
         print(f"{'workers':>8} {'seconds':>8} {'rows/s':>10} {'vs first':>9} "
               f"{'kernel':>10} {'kernel vs first':>15} {'share':>6}")
         first = np.mean([r["seconds"] for w, r in runs if w == a.dask[0]])
@@ -192,7 +203,6 @@ def main() -> None:
             print(f"{w:>8} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>10,.0f} "
                   f"{speed:>9.2f} {r['kernel']:>10,.0f} {k_speed:>15.2f} "
                   f"{speed / k_speed:>6.2f}")
-
 
 if __name__ == "__main__":
     main()

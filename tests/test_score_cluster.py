@@ -233,3 +233,38 @@ def test_a_dask_task_makes_its_own_calls_and_a_single_process_group_side_by_side
     assert side.session() == (usable_cores(), 1)
     gpu = GroupTask(**{**task.__dict__, "device": "cuda", "threads": 4, "side_by_side": True})
     assert gpu.session() == (1, 4)
+
+
+def test_core_shares_split_the_cores_evenly_and_disjointly() -> None:
+    from anomae.score_cluster import core_shares
+
+    assert core_shares([0, 1], 2) == [[0], [1]]
+    assert core_shares([2, 3, 5, 7, 8, 9, 11], 3) == [[2, 3, 5], [7, 8], [9, 11]]
+    assert core_shares([0, 1, 2, 3], 1) == [[0, 1, 2, 3]]
+    assert core_shares([0, 1], 3) is None  # workers would share a core: none bound
+
+
+def test_local_workers_are_bound_to_their_own_cores() -> None:
+    _need_dask()
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and at least 2 cores")
+    from anomae.score_cluster import dask_client
+
+    cores = sorted(os.sched_getaffinity(0))
+    with dask_client("local:2") as c:
+        # every thread of each worker process, the ones started later too
+        def threads_affinity() -> list[list[int]]:
+            import threading
+
+            seen: list[list[int]] = []
+            t = threading.Thread(target=lambda: seen.append(sorted(os.sched_getaffinity(0))))
+            t.start()
+            t.join()
+            return [sorted(os.sched_getaffinity(int(tid))) for tid in os.listdir(
+                "/proc/self/task")] + seen  # fmt: skip
+
+        got = sorted(c.run(threads_affinity).values())
+    shares = [sorted({core for a in per for core in a}) for per in got]
+    assert all(len({tuple(a) for a in per}) == 1 for per in got)  # one mask per process
+    assert not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == cores

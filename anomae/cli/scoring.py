@@ -69,9 +69,9 @@ from anomae.cli.tables import _table, table_options
     metavar="ADDRESS",
     default=None,
     help="Score on Dask workers: a scheduler address (tcp://host:8786) or local:N (N worker "
-    "processes here, one thread each). Series are split into groups by a hash; workers "
-    "need anomae installed and the model, inputs and output folder at the same paths. "
-    "Needs the dask extra.",
+    "processes here, one thread each, each bound to its share of the cores). Series are "
+    "split into groups by a hash; workers need anomae installed and the model, inputs and "
+    "output folder at the same paths. Needs the dask extra.",
 )
 @click.option(
     "--dask-groups",
