@@ -54,7 +54,7 @@ _NAMED = {
     "sparsity": ("sparsity", "kind"),
 }
 _SECTION_OF = {
-    **dict.fromkeys(("stride", "train_stride", "center", "center_features"), "window"),
+    **dict.fromkeys(("stride", "train_stride", "center", "center_features", "period"), "window"),
     **dict.fromkeys(("activation", "code_activation", "channels", "kernel", "code"), "model"),
     **dict.fromkeys(("sigma", "p"), "noise"),
     **dict.fromkeys(("rho", "beta"), "sparsity"),
@@ -180,11 +180,14 @@ def fit_series(pipe: Any, series: list[SeriesData], features: tuple[str, ...]) -
     """:func:`fit` on series already read, with the settings of ``pipe``: trained by
     :func:`anomae.train.step.train_step`, calibrated by
     :func:`anomae.calibrate_model.calibrate_trained` on the held-out blocks (on all rows,
-    in-sample, when ``[calibrate] holdout = 0``)."""
+    in-sample, when ``[calibrate] holdout = 0``); with ``[window] period``, its window is
+    first lengthened to the series' period (:mod:`anomae.period`)."""
     from anomae.calibrate_model import calibrate_trained
     from anomae.modelfile import rewrite_card
+    from anomae.period import period_window
     from anomae.train.step import train_step
 
+    pipe, _ = period_window(pipe, [s.values for s in series])
     with TemporaryDirectory(prefix="anomae-fit-") as tmp:
         path = Path(tmp) / "model.onnx"
         card, summary, cal_rows = train_step(pipe, series, features, path, calibrated=True)

@@ -31,7 +31,9 @@ class TuneSection:
     ``train_stride`` rows (the winner: ``[window] train_stride``). ``copies`` injected
     copies per held-out block and anomaly kind, magnitudes in ``unit``s of each feature's
     spread ("global": over the training rows; "local": around the anomaly, see
-    :mod:`anomae.inject`); ``vus_window`` the VUS buffer (0: the largest window)."""
+    :mod:`anomae.inject`); ``vus_window`` the VUS buffer (0: the largest window).
+    ``period``: when the training rows have a clear period (:mod:`anomae.period`) not in
+    ``window``, it is one more window length (if the held-out blocks can hold it)."""
 
     window: tuple[int, ...] = (8, 32)
     hidden: tuple[tuple[int, ...], ...] = ()
@@ -43,6 +45,7 @@ class TuneSection:
     unit: str = "global"
     seed: int = 0
     vus_window: int = 0
+    period: bool = True  # also try the training rows' clear period as a window
 
     def __post_init__(self) -> None:
         hidden = tuple(
@@ -134,7 +137,8 @@ def candidates(section: TuneSection, n_features: int) -> list[Candidate]:
 def candidate_pipeline(pipe: Any, cand: Candidate, tuning: TuneSection | None = None) -> Any:
     """``pipe`` with ``cand``'s window, code, noise and centring; with ``tuning``, also its
     epochs and train_stride, quiet, scoring every row (window ends align with rows)."""
-    window = replace(pipe.window, length=cand.window, center=cand.center, center_features=())
+    window = replace(pipe.window, length=cand.window, center=cand.center, center_features=(),
+                     period=False)  # fmt: skip
     noise = {"kind": "gaussian", "sigma": cand.noise} if cand.noise > 0 else {"kind": "none"}
     train = dict(pipe.train)
     if tuning is not None:

@@ -101,6 +101,7 @@ class WindowSection:
     train_stride: int = 1
     center: bool = False  # subtract each window's per-feature mean (ignore slow level drift)
     center_features: tuple[str, ...] = ()  # centre only these features (names)
+    period: bool = False  # lengthen to the training rows' clear period (anomae.period)
 
     def __post_init__(self) -> None:
         WindowSpec(self.length, self.stride)

@@ -15,6 +15,7 @@ from typing import Any
 from anomae.calibrate_model import calibrate_trained
 from anomae.errors import PipelineError
 from anomae.io import SeriesData, TableSpec, read_series, read_table
+from anomae.period import period_window
 from anomae.pipeline import Pipeline, load_pipeline
 from anomae.spec import ModelCard
 from anomae.train.step import require_torch, train_step
@@ -132,9 +133,12 @@ def _train_and_calibrate(
     d = pipe.data
     table = d.table()
     if pipe.tune is None:
+        pipe, period = period_window(pipe, [s.values for s in series])
         card, train_summary, cal_rows = train_step(
             pipe, series, features, model_path, calibrated=not d.calibration
         )
+        if period is not None:
+            train_summary["period"] = period
     else:
         from anomae.tune import tuned_train_step
 

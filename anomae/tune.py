@@ -91,7 +91,7 @@ def tune(
     from anomae.train.step import events_resolvable, train_step
     from anomae.train.weights import constant_features
 
-    section: TuneSection = pipe.tune
+    section = _with_period(pipe, series, echo)
     grid = section.grid(len(features))
     cands = candidates(section, len(features))
     longest = max(grid["window"])
@@ -180,6 +180,29 @@ def tune(
     winner = cands[best]
     echo(f"chose [{best + 1}] {winner.label}")
     return TuneResult(candidate_pipeline(pipe, winner), record, rows)
+
+
+def _with_period(pipe: Any, series: list[SeriesData], echo: Callable[[str], None]) -> TuneSection:
+    """``pipe.tune`` with the training rows' clear period as one more window length
+    (``[tune] period``, :mod:`anomae.period`) when it is not in the grid and the held-out
+    blocks are long enough to inject anomalies after a window that long."""
+    from anomae.holdout import split_holdout
+    from anomae.inject import rows_needed
+    from anomae.period import data_period
+
+    section: TuneSection = pipe.tune
+    found = data_period([s.values for s in series]) if section.period else None
+    if found is None or found in section.window:
+        return section
+    longest = max(*section.window, found)
+    cal = pipe.calibrate
+    held = split_holdout(series, cal.holdout, cal.holdout_spread, min_rows=longest)[1]
+    if max((b.shape[0] for b in held), default=0) < rows_needed(longest):
+        echo(f"the training rows' period, {found} rows, is not tried as a window: held-out "
+             f"blocks of {rows_needed(longest)} rows are needed to tune it")  # fmt: skip
+        return section
+    echo(f"the training rows' period, {found} rows, is tried as a window too")
+    return replace(section, window=(*section.window, found))
 
 
 def tuned_train_step(

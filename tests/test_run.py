@@ -142,3 +142,32 @@ def test_a_calibration_file_of_its_own_is_what_the_budget_is_checked_on(
     pipe.write_text(text.replace("[data]\n", f'[data]\ncalibration = "{small_demo["train"]}"\n'))
     report = run_pipeline(pipe, tmp_path / "run")
     assert report["threshold"]["method"] == "events"
+
+
+@pytest.mark.slow
+def test_a_run_trains_and_reports_the_period_window(tmp_path: Path) -> None:
+    import textwrap
+
+    import numpy as np
+    import polars as pl
+
+    from anomae.run import run_pipeline
+
+    t = np.arange(4000)
+    wave = np.sin(2 * np.pi * t / 30) + np.random.default_rng(0).normal(0, 0.05, 4000)
+    data = tmp_path / "wave.csv"
+    pl.DataFrame({"timestamp": t * 60, "x": wave}).write_csv(data)
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(textwrap.dedent(f"""
+        recipe = "univariate"
+        [data]
+        train = "{data}"
+        [window]
+        period = true
+        [train]
+        epochs = 1
+    """))
+    report = run_pipeline(pipe, tmp_path / "run")
+    assert report["training"]["period"] == 30
+    assert report["model"]["window"]["length"] == 30
+    assert read_card(tmp_path / "run" / "model.onnx").window.length == 30

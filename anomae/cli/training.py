@@ -39,6 +39,14 @@ from anomae.cli.tables import _data_columns, table_options
     "stop reading as anomalies (level shifts then show only at their edges).",
 )
 @click.option(
+    "--period/--no-period",
+    default=False,
+    show_default=True,
+    help="Lengthen --window to the training rows' period when they have a clear one "
+    "(autocorrelation, 3-300 rows): a window that sees whole cycles, for periodic signals "
+    "such as heartbeats or machine strokes.",
+)
+@click.option(
     "--arch",
     type=click.Choice(["dense", "conv"]),
     default="dense",
@@ -179,6 +187,7 @@ def train(
     stride: int,
     train_stride: int,
     center: bool,
+    period: bool,
     arch: str,
     hidden: str | None,
     code: str | None,
@@ -238,6 +247,7 @@ def train(
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import SeriesData, read_series
     from anomae.modelfile import rewrite_card
+    from anomae.period import period_window
     from anomae.pipeline import parse_pipeline, with_recipe
     from anomae.sample import head_features
     from anomae.train.sampled import train_dataset
@@ -271,6 +281,7 @@ def train(
             "stride": stride,
             "train_stride": train_stride,
             "center": center,
+            "period": period,
         },
         "model": {
             "kind": arch,
@@ -332,8 +343,15 @@ def train(
     tmp = temp_name(target_of(out))
     try:
         if max_windows is None:
+            pipe, found = period_window(pipe, [s.values for s in series])
+            if period:
+                click.echo(f"period of the training rows: {found or 'none clear'}; window "
+                           f"{pipe.window.length} rows")  # fmt: skip
             card, summary, cal_rows = train_step(pipe, series, feats_t, tmp, calibrated=True)
         else:
+            if period:
+                click.echo("--period is not applied with --max-windows (it needs the rows "
+                           "in memory): the window stays --window rows")  # fmt: skip
             card, summary, cal_rows, got = train_dataset(pipe, files, feats_t, tmp,
                                                          max_windows, read)  # fmt: skip
             series = got or []

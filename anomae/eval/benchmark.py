@@ -119,7 +119,7 @@ class AnomaeModels:
                     f'"tail"'
                 )
             model = fit(_frame(case), recipe=self.pipe, features=case.features)
-            c, length = self.pipe.calibrate, self.pipe.window.length
+            c, length = self.pipe.calibrate, model.window  # (the period's, [window] period)
             held = split_holdout([_rows(case)], c.holdout, c.holdout_spread, length)[1]
             self._cache[key] = (model, case.train.shape[0] - sum(b.shape[0] for b in held))
         model, fitted = self._cache[key]

@@ -60,3 +60,22 @@ def test_the_code_is_sized_to_the_data_unless_widths_are_given(
         assert (list(arch["hidden"]), arch["code"]) == (hidden, code)
         # anomae train alarms with the multivariate recipe's post-rule
         assert card.alarm["post_rule"]["max_gap"] == 16, card.alarm
+
+
+def test_period_lengthens_the_window_to_the_training_rows_period(tmp_path: Path) -> None:
+    import numpy as np
+
+    from anomae.modelfile import read_card
+
+    t = np.arange(3000)
+    noise = np.random.default_rng(0).normal(0, 0.05, 3000)
+    data = tmp_path / "wave.csv"
+    pl.DataFrame({"timestamp": t * 60, "x": np.sin(2 * np.pi * t / 40) + noise}).write_csv(data)
+    base = ["train", str(data), "--epochs", "1", "--method", "quantile", "--window", "8"]
+    r = run_cli([*base, "-o", str(tmp_path / "p.onnx"), "--period"])
+    assert r.returncode == 0, r.stderr
+    assert "period of the training rows: 40; window 40 rows" in r.stdout
+    assert read_card(tmp_path / "p.onnx").window.length == 40
+    r = run_cli([*base, "-o", str(tmp_path / "n.onnx")])  # without --period: --window
+    assert r.returncode == 0 and "period of" not in r.stdout, r.stderr
+    assert read_card(tmp_path / "n.onnx").window.length == 8
