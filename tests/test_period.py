@@ -61,7 +61,8 @@ def test_the_window_is_lengthened_to_the_period_never_shortened() -> None:
     assert found == 60 and longer.window.length == 60 and longer.window.period
     same, found = period_window(_pipe(period=True, length=80), rows)
     assert found == 60 and same.window.length == 80
-    flat, found = period_window(_pipe(period=True), [np.random.default_rng(0).normal(size=(4000, 1))])
+    noise = [np.random.default_rng(0).normal(size=(4000, 1))]
+    flat, found = period_window(_pipe(period=True), noise)
     assert found is None and flat.window.length == 16
 
 

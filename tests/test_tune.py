@@ -102,3 +102,20 @@ def test_run_with_a_tune_section(train_csv: Path, tmp_path: Path) -> None:
     best = report["tune"]["candidates"][report["tune"]["choice"]]
     assert report["config"]["window"]["length"] == best["window"]
     assert report["config"]["window"]["center"] == best["center"]
+
+
+def test_tune_tries_the_period_unless_told_not_to(tmp_path: Path) -> None:
+    import numpy as np
+
+    t = np.arange(6000)
+    noise = np.random.default_rng(0).normal(0, 0.05, 6000)
+    data = tmp_path / "wave.csv"
+    pl.DataFrame({"timestamp": t * 60, "x": np.sin(2 * np.pi * t / 40) + noise}).write_csv(data)
+    r = run_cli(["tune", str(data), "-o", str(tmp_path / "p.onnx"), *QUICK])
+    assert r.returncode == 0, r.stderr
+    assert "period, 40 rows, is tried as a window too" in r.stdout
+    assert "[ 3/3] window 40" in r.stdout
+    card = json.loads(run_cli(["inspect", str(tmp_path / "p.onnx"), "--json"]).stdout)
+    assert card["training"]["tune"]["grid"]["window"] == [8, 16, 40]
+    r = run_cli(["tune", str(data), "-o", str(tmp_path / "n.onnx"), *QUICK, "--no-period"])
+    assert r.returncode == 0 and "period, " not in r.stdout and "[ 2/2]" in r.stdout, r.stderr

@@ -31,6 +31,13 @@ from anomae.cli.tables import _data_columns, table_options
     "candidates)  noise=0,0.2 (Gaussian sigma, 0 = none)  center=off,on. Unset axes keep "
     "the default grid (hidden: a code of half the features, and 64,16).",
 )
+@click.option(
+    "--period/--no-period",
+    default=True,
+    show_default=True,
+    help="Also try the training rows' period as a window length when they have a clear one "
+    "(autocorrelation, 3-300 rows) that the grid lacks.",
+)
 @click.option("--tune-epochs", default=8, show_default=True, help="Epochs per candidate.")
 @click.option(
     "--tune-stride",
@@ -71,6 +78,7 @@ def tune_command(
     label_column: str | None,
     features: str,
     grid: tuple[str, ...],
+    period: bool,
     tune_epochs: int,
     tune_stride: int,
     stride: int,
@@ -138,7 +146,8 @@ def tune_command(
             "per_series": section.per_series,
             **section.params(),
         },
-        "tune": {**axes, "epochs": tune_epochs, "train_stride": tune_stride, "seed": seed},
+        "tune": {**axes, "epochs": tune_epochs, "train_stride": tune_stride, "seed": seed,
+                 "period": period},  # fmt: skip
     }
     pipe = parse_pipeline(doc, "anomae tune")
     check_outputs([out], data, force)
