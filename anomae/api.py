@@ -73,8 +73,8 @@ def recipe_path(name: str) -> Path:
     return recipe_file(name)
 
 
-def _table(timestamp: str, series: str, label: str | None) -> TableSpec:
-    return TableSpec(timestamp=timestamp, series=series, label=label)
+def _table(timestamp: str | None, series: str, label: str | None) -> TableSpec:
+    return TableSpec(timestamp=timestamp or "", series=series, label=label)
 
 
 def _pipeline(recipe: Any, sections: dict[str, dict[str, Any]], source: str) -> Any:
@@ -129,7 +129,7 @@ def fit(
     data: Data,
     *,
     features: Sequence[str] | None = None,
-    timestamp: str = "timestamp",
+    timestamp: str | None = "timestamp",
     series: str = "series",
     label: str | None = "label",
     recipe: str | Path | Any = "multivariate",
@@ -147,8 +147,9 @@ def fit(
 
     ``data``: a pandas or polars DataFrame, a CSV/Parquet path, or a list of them, read by
     :func:`anomae.io.read_series` (``features``: which columns; default every numeric one
-    but ``timestamp``, ``series`` and ``label``). Settings come from ``recipe`` (the shipped
-    ``"multivariate"`` or ``"univariate"`` recipe, a recipe TOML path, or a
+    but ``timestamp``, ``series`` and ``label``; ``timestamp=None``: the rows are in time
+    order with no time column, one a second, as the card then records). Settings come from
+    ``recipe`` (the shipped ``"multivariate"`` or ``"univariate"`` recipe, a recipe TOML path, or a
     :class:`~anomae.pipeline.Pipeline`); ``window`` (rows), ``noise`` (kind), ``hidden``,
     ``epochs``, ``seed``, ``holdout`` (fraction held out for calibration) and the other
     keys of [window], [model], [noise], [sparsity] and [train] given as keywords (``sigma``,
@@ -171,6 +172,8 @@ def fit(
     sections = _sections(named, settings)
     if calibration:
         sections.setdefault("calibrate", {}).update(calibration)
+    # the card records the columns read (anomae score and AnomalyModel.score read them)
+    sections.setdefault("data", {}).update(timestamp=timestamp or "", series=series)
     pipe = _pipeline(recipe, sections, "anomae.fit")
     rows, names = read_series(data, _table(timestamp, series, label), features)
     return fit_series(pipe, rows, names)
@@ -252,6 +255,13 @@ class AnomalyModel:
         """The model file's bytes."""
         return self._bytes
 
+    def _table(self, timestamp: str | None, series: str | None, label: str | None) -> TableSpec:
+        """The table to read: the time and series columns given, else the card's (data
+        without time if it was trained so), and ``label``."""
+        cols = self.card.columns
+        time = cols.get("timestamp") if timestamp is None else timestamp
+        return _table(time or "timestamp", series or cols.get("series") or "series", label)
+
     def save(self, path: str | Path) -> Path:
         """Write the model to ``path`` atomically (a complete file or none); returns it."""
         from anomae.modelfile import atomic_write_bytes
@@ -264,8 +274,8 @@ class AnomalyModel:
         data: Data,
         method: str = "events",
         *,
-        timestamp: str = "timestamp",
-        series: str = "series",
+        timestamp: str | None = None,
+        series: str | None = None,
         label: str | None = "label",
         **params: Any,
     ) -> AnomalyModel:
@@ -279,7 +289,7 @@ class AnomalyModel:
         from anomae.settings import from_table
 
         section = from_table(CalibrateSection, {"method": method, **params}, "calibrate()")
-        rows, _ = read_series(data, _table(timestamp, series, label), self.features)
+        rows, _ = read_series(data, self._table(timestamp, series, label), self.features)
         card = recalibrate_card(self.detector, rows, section)
         with TemporaryDirectory(prefix="anomae-calibrate-") as tmp:
             path = Path(tmp) / "model.onnx"
@@ -296,8 +306,8 @@ class AnomalyModel:
         self,
         data: Data,
         *,
-        timestamp: str = "timestamp",
-        series: str = "series",
+        timestamp: str | None = None,
+        series: str | None = None,
         label: str | None = "label",
         top_k: int = 3,
         threshold: float | None = None,
@@ -322,7 +332,7 @@ class AnomalyModel:
         det = self.detector
         if device != self._device:
             det = Detector.from_bytes(self._bytes, self.name, device=device)
-        rows, _ = read_series(data, _table(timestamp, series, label), self.features)
+        rows, _ = read_series(data, self._table(timestamp, series, label), self.features)
         windows, events, _ = score_all(det, rows, opts)
         if as_pandas:
             return _to_pandas(windows), _to_pandas(events)

@@ -18,7 +18,9 @@ series that overlap in time across two files are refused, naming the series and 
 (they are not sorted: that would need the rows of both in memory). Files are then read in
 an order that keeps every series in time order across its files (first timestamp, then
 path, among those free to go), so a window crosses file boundaries exactly as if the
-files were one; files that hold two series in opposite orders are refused.
+files were one; files that hold two series in opposite orders are refused. Data without a
+time column (``TableSpec(timestamp="")``) is numbered: each row's time is its number, the
+files' rows counted on in the order given, so a series spanning files continues in it.
 
 The pass reads the timestamp and series columns ``PLAN_ROWS`` rows at a time (an error is
 reported after re-reading the file's two columns whole, to name its row in the file);
@@ -32,14 +34,22 @@ from __future__ import annotations
 import glob
 import heapq
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from anomae.errors import InputError, _cell
-from anomae.io import CSV_SUFFIXES, PARQUET_SUFFIXES, TableSpec, _check_header, _names
+from anomae.io import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    ROWS,
+    TableSpec,
+    _check_header,
+    _names,
+    numbered,
+)
 from anomae.timestamps import _check_order, _iso, _timestamps
 
 SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
@@ -58,6 +68,7 @@ class FilePlan:
     constants: dict[str, str]
     spans: dict[str, tuple[int, int, int]]
     ends: frozenset[str] = frozenset()  # series whose last file this is
+    row0: int = 0  # data without time (TableSpec.rows): the number of the file's first row
 
 
 @dataclass
@@ -138,20 +149,28 @@ def _columns(path: Path) -> tuple[list[str], bool]:
 
 
 def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
-    """The file's ``columns`` (those in it; hive constants for the rest) as strings for CSV."""
+    """The file's ``columns`` (those in it; hive constants for the rest; :data:`ROWS`: each
+    row's number, from ``fp.row0``) as strings for CSV."""
     inside = [c for c in columns if c in fp.columns]
+    rows = ROWS in columns  # numbered before any select, slice or filter: a row keeps it
     if fp.is_csv:
         if fp.path.name.lower().endswith(".gz"):
-            lf = pl.read_csv(fp.path, columns=inside, infer_schema=False).lazy()
+            lf = pl.read_csv(fp.path, columns=inside or None, infer_schema=False).lazy()
         else:
-            lf = pl.scan_csv(fp.path, infer_schema=False).select(inside)
+            lf = pl.scan_csv(fp.path, infer_schema=False)
     else:
-        lf = pl.scan_parquet(fp.path).select(inside)
-    extra = [pl.lit(fp.constants[c]).alias(c) for c in columns if c not in fp.columns]
+        lf = pl.scan_parquet(fp.path)
+    if rows:
+        lf = numbered(lf, TableSpec(timestamp=ROWS), fp.row0)
+        inside.append(ROWS)
+    lf = lf.select(inside)
+    extra = [pl.lit(fp.constants[c]).alias(c) for c in columns if c not in inside]
     return lf.with_columns(extra).select(list(columns)) if extra else lf
 
 
-def _scan(path: Path, spec: TableSpec, features: Sequence[str], first: dict[str, str]) -> FilePlan:
+def _scan(
+    path: Path, spec: TableSpec, features: Sequence[str], first: dict[str, str], row0: int = 0
+) -> FilePlan:
     columns, is_csv = _columns(path)
     constants = {k: v for k, v in hive_values(path).items() if k not in columns}
     source = str(path)
@@ -169,14 +188,14 @@ def _scan(path: Path, spec: TableSpec, features: Sequence[str], first: dict[str,
     if not first:
         first[source] = "\0".join(columns)
     keys = [spec.timestamp] + ([spec.series] if spec.series in (*columns, *constants) else [])
-    fp = FilePlan(path, is_csv, 0, tuple(columns), constants, {})
+    fp = FilePlan(path, is_csv, 0, tuple(columns), constants, {}, row0=row0)
     cols = [k for k in keys if k is not None]
     try:
         spans, rows = _spans_in_batches(fp, cols, spec, source, is_csv)
     except InputError:
         _spans(_lazy(fp, cols).collect(), cols, spec, source, is_csv)  # the row in the file
         raise
-    return FilePlan(path, is_csv, rows, tuple(columns), constants, spans)
+    return FilePlan(path, is_csv, rows, tuple(columns), constants, spans, row0=row0)
 
 
 def _spans_in_batches(
@@ -247,7 +266,10 @@ def plan_dataset(
 ) -> Dataset:
     """Check every file of ``inputs`` and order them (module docstring)."""
     first: dict[str, str] = {}
-    files = [_scan(p, spec, features, first) for p in expand_inputs(inputs)]
+    files: list[FilePlan] = []
+    for p in expand_inputs(inputs):  # without time, rows count on from the file before
+        row0 = files[-1].row0 + files[-1].rows if files and spec.rows else 0
+        files.append(_scan(p, spec, features, first, row0))
     by_series: dict[str, list[tuple[int, int, int]]] = {}
     for i, fp in enumerate(files):
         for name, (lo, hi, _) in fp.spans.items():
@@ -271,8 +293,7 @@ def plan_dataset(
     for name, i in last.items():
         ends.setdefault(i, set()).add(name)
     planned = [
-        FilePlan(f.path, f.is_csv, f.rows, f.columns, f.constants, f.spans,
-                 frozenset(ends.get(i, ())))  # fmt: skip
+        replace(f, ends=frozenset(ends.get(i, ())))
         for i, f in ((i, files[i]) for i in order)
     ]
     labels = spec.label is not None and all(

@@ -83,6 +83,11 @@ def score_dask(
         import dask.dataframe  # noqa: F401
     except ImportError as exc:
         raise AnomaeError(f"score_dask needs Dask: {install_hint('dask')}") from exc
+    if table.rows:
+        raise InputError(
+            f"{SOURCE}: a Dask DataFrame has no row order across its partitions: scoring it "
+            "needs a time column (TableSpec.timestamp), not numbered rows"
+        )
     path = str(Path(model).resolve())
     det = Detector.load(path, threads=1)
     columns = list(ddf.columns)

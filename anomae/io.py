@@ -38,6 +38,9 @@ __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series"
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# The time of data without a time column (``TableSpec(timestamp="")``): each row's number in
+# its file (in a dataset: counted on from the files before it), read as seconds.
+ROWS = "#row"
 # Cells that mean "no reading" in numeric and label columns (compared lower-cased, stripped).
 
 
@@ -51,10 +54,12 @@ class TableSpec:
     ``features=None`` takes every numeric (or boolean) column except the timestamp, series,
     label and ``exclude`` columns. ``timestamp_unit`` (``s``, ``ms``, ``us``, ``ns``) is
     the unit of epoch-number timestamps; None: seconds, with numbers beyond years 1677-2262
-    refused (see :mod:`anomae.timestamps`).
+    refused (see :mod:`anomae.timestamps`). ``timestamp=""`` (or None): the data has no time
+    column and its rows are in time order, one a second: each row's time is its number in
+    the file (:data:`ROWS`, what the model card records).
     """
 
-    timestamp: str = "timestamp"
+    timestamp: str = "timestamp"  # "" or None: rows in order, no time column (ROWS)
     series: str | None = "series"
     features: tuple[str, ...] | None = None
     label: str | None = "label"
@@ -63,11 +68,17 @@ class TableSpec:
     timestamp_unit: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timestamp", self.timestamp or ROWS)
         object.__setattr__(self, "timestamp_unit", check_unit(self.timestamp_unit))
         # Accept lists from callers while keeping the spec hashable.
         if self.features is not None:
             object.__setattr__(self, "features", tuple(self.features))
         object.__setattr__(self, "exclude", tuple(self.exclude))
+
+    @property
+    def rows(self) -> bool:
+        """The data has no time column: rows are numbered (:data:`ROWS`)."""
+        return self.timestamp == ROWS
 
     @property
     def needs_series(self) -> bool:
@@ -184,7 +195,8 @@ def _read(
     if is_frame(path):
         table = as_polars(path, spec.timestamp, source)
         wanted = _check_header(source, table.columns, spec, features, need)
-        return _non_empty(table if wanted is None else table.select(wanted), source), False
+        table = _non_empty(table if wanted is None else table.select(wanted), source)
+        return numbered(table, spec), False
     p, source = Path(path), str(path)
     if p.is_dir():
         raise InputError(f"{source}: is a directory, not a file")
@@ -208,21 +220,36 @@ def _read(
         raise InputError(f"{source}: cannot read as {kind.upper()}: {_first_line(err)}") from err
     # Structural checks use the header alone, so a 10M-row file fails fast.
     wanted = _check_header(source, columns, spec, features, need)
-    return _non_empty(_read_frame(p, kind, columns, spec, wanted), source), kind == "csv"
+    return numbered(_non_empty(_read_frame(p, kind, columns, spec, wanted), source), spec), (
+        kind == "csv"
+    )
+
+
+def numbered(frame: Any, spec: TableSpec, first: int = 0) -> Any:
+    """``frame`` (a polars DataFrame or LazyFrame) with its rows numbered from ``first`` in
+    the :data:`ROWS` column, when ``spec`` says the data has no time column."""
+    if not spec.rows:
+        return frame
+    return frame.with_row_index(ROWS, offset=first).with_columns(pl.col(ROWS).cast(pl.Int64))
 
 
 def _check_header(
     source: str, columns: list[str], spec: TableSpec, features: Sequence[str] | None, need: str
 ) -> list[str] | None:
     """The columns to read (None: all), after checking the header names them."""
-    if spec.timestamp not in columns:
+    if ROWS in columns:
+        raise InputError(
+            f"{source}: has a column named '{ROWS}', the name anomae gives row numbers; "
+            "rename it"
+        )
+    if spec.timestamp not in columns and not spec.rows:
         raise InputError(
             f"{source}: no timestamp column '{spec.timestamp}'; columns are: {_names(columns)} "
-            "(name the right one with --timestamp-column; pipelines: [data] timestamp). Rows "
-            "in time order without a time column: add their number as one (polars "
-            "df.with_row_index('timestamp'), pandas df['timestamp'] = range(len(df)): read "
-            "as seconds) and calibrate per window (--method quantile): a budget of false "
-            "events per day would count those seconds"
+            "(name the right one with --timestamp-column; pipelines: [data] timestamp; "
+            "anomae.fit: timestamp=). Rows in time order without a time column: say so with "
+            "--timestamp-column '' ([data] timestamp = \"\", timestamp=None): each row is "
+            "then one second, numbered in the file; calibrate per window (--method "
+            "quantile), as a budget of false events per day would count those seconds"
         )
     if spec.needs_series and spec.series not in columns:
         raise InputError(

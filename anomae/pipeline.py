@@ -10,11 +10,13 @@ becomes its owner's settings: ``[model]``, ``[noise]``, ``[sparsity]`` and ``[tr
 alarm policy). Sections and keys (all optional but ``data.train``)::
 
     [data]      train, test, calibration (paths relative to the pipeline file's folder),
-                timestamp, series, label, features, exclude, timestamp_unit (s, ms, us,
-                ns: the unit of epoch-number timestamps; unset: seconds),
+                timestamp ("": no time column, rows in order one a second; an events
+                budget then becomes the 0.99 quantile), series, label, features, exclude,
+                timestamp_unit (s, ms, us, ns: epoch numbers' unit; unset: seconds),
                 generate ("demo": write the demo data if the files are missing), seed
     [window]    length, stride (scoring), train_stride (training windows), center,
-                center_features (centre only these, by name)
+                center_features (centre only these, by name), period (lengthen to the
+                training rows' clear period)
     [model]     kind ("dense"|"conv"), hidden, activation, code_activation, channels, kernel,
                 code ("fixed"|"features": hidden's last width = the features varying in training)
     [noise]     kind ("none"|"gaussian"|"salt_pepper"|"masking"), sigma, p
@@ -56,6 +58,10 @@ from anomae.spec import WindowSpec
 from anomae.timestamps import check_unit
 from anomae.train.config import train_config
 
+# Data without time ([data] timestamp = ""): the threshold a recipe's events budget becomes,
+# the 0.99 quantile of the held-out windows (as the SMAP and TSB-AD pipelines set)
+ROWS_Q = 0.99
+
 
 @dataclass(frozen=True)
 class DataSection:
@@ -87,7 +93,7 @@ class DataSection:
     def columns(self) -> dict[str, str | None]:
         """What the model card records (:attr:`anomae.spec.ModelCard.columns`)."""
         return {
-            "timestamp": self.timestamp,
+            "timestamp": self.table().timestamp,  # data without time: anomae.io.ROWS
             "series": self.series,
             "label": self.label or None,
             "timestamp_unit": self.timestamp_unit or None,
@@ -229,6 +235,12 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
     for name, cls in optional:
         kw[name] = from_table(cls, doc[name], f"{source} [{name}]") if name in doc else None
     pipe = Pipeline(**kw)
+    if pipe.data.table().rows and pipe.calibrate.method == "events":
+        # rows without time: a budget of false events per day has no day to count in
+        c = pipe.calibrate
+        quantile = CalibrateSection("quantile", c.holdout, c.holdout_from, c.per_feature,
+                                    c.per_series, q=ROWS_Q)  # fmt: skip
+        pipe = dataclasses.replace(pipe, calibrate=quantile)
     train_config(pipe)  # validates [model], [noise], [sparsity], [train] now, torch-free
     if not pipe.data.train and pipe.benchmark is None:
         raise PipelineError(f"{source} [data]: 'train' (file or list of files) is required")

@@ -185,9 +185,12 @@ def _int8_run_text(q: dict[str, Any]) -> str:
 
 def columns_text(columns: dict[str, str | None]) -> str:
     """The card's table columns, as `anomae inspect` shows them."""
+    from anomae.io import ROWS
+
     unit = columns.get("timestamp_unit")
+    time = columns.get("timestamp")
     return (
-        f"timestamp '{columns.get('timestamp')}'"
+        ("no time column (rows in order, one a second)" if time == ROWS else f"timestamp '{time}'")
         + (f" (epoch {unit})" if unit else "")
         + f", series '{columns.get('series')}'"
         + (f", label '{columns['label']}'" if columns.get("label") else ", no label")

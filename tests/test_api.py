@@ -211,3 +211,39 @@ def test_fit_reports_bad_frames() -> None:
     )
     with pytest.raises(InputError, match="DataFrame: column 'temp', row 3"):
         anomae.fit(frame, epochs=1)
+
+
+def test_rows_without_time_fit_score_and_the_cli(tmp_path: Path) -> None:
+    """``timestamp=None``: rows in order, one a second; the card records it, so scoring
+    (here and ``anomae score``) needs no option; the recipe's events budget, which has no
+    day to count in, becomes the 0.99 quantile."""
+    import numpy as np
+
+    t = np.arange(3000)
+    x = np.column_stack([np.sin(t / 9), np.cos(t / 5)]) + np.random.default_rng(0).normal(
+        0, 0.05, (3000, 2))  # fmt: skip
+    train = pd.DataFrame(x[:2000], columns=["a", "b"])
+    test = pd.DataFrame(x[2000:], columns=["a", "b"])
+    with pytest.raises(InputError, match="timestamp=None"):
+        anomae.fit(train, epochs=1)
+    model = anomae.fit(train, timestamp=None, epochs=1)
+    assert model.card.columns["timestamp"] == "#row"
+    assert model.card.threshold is not None
+    assert (model.card.threshold.method, model.card.threshold.params["q"]) == ("quantile", 0.99)
+    windows, _ = model.score(test)
+    assert windows.height == 1000 - model.window + 1
+    assert windows["timestamp"].dt.epoch("s").to_list() == list(range(model.window - 1, 1000))
+    path, csv = model.save(tmp_path / "m.onnx"), tmp_path / "test.csv"
+    test.to_csv(csv, index=False)
+    out = tmp_path / "s.parquet"
+    r = run_cli(["score", str(path), str(csv), "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert_frame_equal(windows.drop("series"), pl.read_parquet(out).drop("series"))
+
+
+def test_the_card_records_the_columns_fit_read(frames: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    train, test = (f.rename({"timestamp": "time", "series": "machine"}) for f in frames)
+    model = anomae.fit(train, timestamp="time", series="machine", epochs=1, calibration=QUANTILE)
+    assert (model.card.columns["timestamp"], model.card.columns["series"]) == ("time", "machine")
+    windows, _ = model.score(test)  # no column names: the card's
+    assert windows["series"].n_unique() == test["machine"].n_unique()

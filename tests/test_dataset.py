@@ -152,3 +152,50 @@ def test_plan_in_batches_equals_the_whole_file(
     bad.write_csv(tmp_path / "d.csv")
     with pytest.raises(InputError, match=r"row 41 \(line 42\)"):
         plan_dataset([tmp_path / "d.csv"], TableSpec(), ("a",))
+
+
+def _no_time(folder: Path, day: int, series: list[str], n: int, seed: int) -> Path:
+    """:func:`_day`'s file without its time column (rows interleaved in time order)."""
+    src = _day(folder / "src", day, series, n, seed)
+    p = folder / "lake" / src.parent.name / "part-0.csv"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    pl.read_parquet(src).drop("timestamp").write_csv(p)
+    return p
+
+
+def test_rows_without_time_are_numbered_and_counted_on_across_files(tmp_path: Path) -> None:
+    """``TableSpec(timestamp="")``: each row's time is its number (seconds), the second
+    file's counted on from the first's; batch scoring, read in pieces of 7 rows, equals
+    scoring the rows whole in memory."""
+    rows = TableSpec(timestamp="")
+    assert rows.rows and rows.timestamp == "#row" and not TableSpec().rows
+    files = [_no_time(tmp_path, d, ["m1", "m2"], 40, d) for d in range(2)]
+    one, _ = read_series([files[0]], rows, FEATURES)
+    # rows interleave m1, m2: each series' times are its rows' numbers in the file
+    assert [s.name for s in one] == ["m1", "m2"]
+    assert (one[0].timestamps == np.arange(0, 80, 2) * 10**9).all()
+    assert (one[1].timestamps == np.arange(1, 80, 2) * 10**9).all()
+    ds = plan_dataset([tmp_path / "lake"], rows, FEATURES)
+    assert [f.row0 for f in ds.files] == [0, 80]
+    assert ds.files[1].spans["m2"] == (81 * 10**9, 159 * 10**9, 40)
+    det = detector(tmp_path, 5, 2)
+    whole = pl.concat([pl.read_csv(f) for f in files])
+    series, _ = read_series([whole], rows, FEATURES)
+    opts = ScoreOptions(progress=False, chunk_windows=16)
+    want, want_e, _ = reference_score_all(det, series, opts)
+    s = score_files(det.path, [tmp_path / "lake"], tmp_path / "s.parquet",
+                    tmp_path / "e.parquet", rows, opts=opts, batch_rows=7)  # fmt: skip
+    assert s.n_rows == 160
+    got = pl.read_parquet(tmp_path / "s.parquet")
+    assert_same(sort_windows(got), sort_windows(want))
+    assert 150 < got["timestamp"].dt.epoch("s").max() <= 159  # the second file's numbers
+
+
+def test_rows_without_time_refuse_a_column_of_that_name(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    pl.DataFrame({"#row": [1, 2], "a": [1.0, 2.0], "b": [1.0, 2.0], "c": [1.0, 2.0]}).write_csv(p)
+    with pytest.raises(InputError, match="a column named '#row'"):
+        read_series([p], TableSpec(timestamp=""))
+    pl.read_csv(p).drop("#row").write_csv(p)
+    with pytest.raises(InputError, match="--timestamp-column ''"):
+        read_series([p], TableSpec())  # no time column: the message says how to go without

@@ -48,3 +48,7 @@ def test_score_dask_names_missing_columns(tmp_path: Path, client: Any) -> None:
                         .to_pandas(), npartitions=1)  # fmt: skip
     with pytest.raises(InputError, match="lacks column\\(s\\) 'b', 'c'"):
         anomae.score_dask(mdl, ddf)
+    from anomae.io import TableSpec
+
+    with pytest.raises(InputError, match="needs a time column"):  # rows have no order here
+        anomae.score_dask(mdl, ddf, TableSpec(timestamp=""))

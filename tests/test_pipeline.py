@@ -206,3 +206,16 @@ def test_timestamp_unit_is_checked() -> None:
     assert parse_pipeline(doc).data.table().timestamp_unit == "ms"
     with pytest.raises(PipelineError, match=r"\[data\]: timestamp unit 'min' is not one of"):
         parse_pipeline({"data": {"train": "t.csv", "timestamp_unit": "min"}})
+
+
+def test_rows_without_time_turn_an_events_budget_into_the_quantile() -> None:
+    rows = parse_pipeline({"data": {"train": "t.csv", "timestamp": ""},
+                           "calibrate": {"holdout": 0.3, "false_events_per_day": 1.0}})  # fmt: skip
+    c = rows.calibrate
+    assert (c.method, c.q, c.holdout, c.false_events_per_day) == ("quantile", 0.99, 0.3, None)
+    assert rows.data.columns()["timestamp"] == "#row"  # what the card records
+    kept = parse_pipeline({"data": {"train": "t.csv", "timestamp": ""},
+                           "calibrate": {"method": "ksigma", "k": 4.0}})  # fmt: skip
+    assert (kept.calibrate.method, kept.calibrate.k) == ("ksigma", 4.0)
+    timed = parse_pipeline({"data": {"train": "t.csv"}})
+    assert timed.calibrate.method == "events" and timed.data.columns()["timestamp"] == "timestamp"

@@ -19,7 +19,8 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--timestamp-column",
             default=None,
-            help="Column with the time of each row (datetime, RFC 3339 or epoch number) "
+            help="Column with the time of each row (datetime, RFC 3339 or epoch number); '' "
+            "for none: rows in time order, one a second, numbered in each file "
             "[default: the model card's, else timestamp].",
         ),
         click.option(
@@ -126,7 +127,7 @@ def _table(
     cols = _columns(model, timestamp_column, series_column, label_column, timestamp_unit)
     feats = tuple(x.strip() for x in features.split(",") if x.strip())
     return TableSpec(
-        timestamp=cols["timestamp"] or "timestamp",
+        timestamp="timestamp" if cols["timestamp"] is None else cols["timestamp"],  # "": rows
         series=cols["series"],
         features=feats or None,
         label=cols["label"],

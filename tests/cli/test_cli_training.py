@@ -79,3 +79,19 @@ def test_period_lengthens_the_window_to_the_training_rows_period(tmp_path: Path)
     r = run_cli([*base, "-o", str(tmp_path / "n.onnx")])  # without --period: --window
     assert r.returncode == 0 and "period of" not in r.stdout, r.stderr
     assert read_card(tmp_path / "n.onnx").window.length == 8
+
+
+def test_train_and_inspect_rows_without_time(tmp_path: Path) -> None:
+    import numpy as np
+
+    t = np.arange(3000)
+    data = tmp_path / "rows.csv"
+    pl.DataFrame({"a": np.sin(t / 9), "b": np.cos(t / 5)}).write_csv(data)
+    out = tmp_path / "m.onnx"
+    r = run_cli(["train", str(data), "-o", str(out), "--epochs", "1"])
+    assert r.returncode == 1 and "--timestamp-column ''" in r.stderr and not out.exists()
+    r = run_cli(["train", str(data), "-o", str(out), "--epochs", "1", "--timestamp-column", ""])
+    assert r.returncode == 0, r.stderr
+    assert "by quantile {'q': 0.99}" in r.stdout  # a budget per day has no day to count in
+    shown = run_cli(["inspect", str(out)]).stdout
+    assert "no time column (rows in order, one a second)" in shown
