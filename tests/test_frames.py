@@ -76,9 +76,9 @@ def test_each_frame_of_a_list_is_named_and_a_series() -> None:
         (
             pd.DataFrame({"temp": [1.0, 2, 3, 4, 5]}),
             "DataFrame: no timestamp column 'timestamp'; columns are: 'temp' (name the right "
-            "one with --timestamp-column; pipelines: [data] timestamp). Rows in time order "
-            "without a time column: add their number as one (polars "
-            "df.with_row_index('timestamp')",
+            "one with --timestamp-column; pipelines: [data] timestamp; anomae.fit: "
+            "timestamp=). Rows in time order without a time column: say so with "
+            "--timestamp-column '' ([data] timestamp = \"\", timestamp=None)",
         ),
         (
             pd.DataFrame({"temp": [1.0, 2, 3, 4, 5]}, index=IDX[[0, 1, 3, 2, 4]]),
