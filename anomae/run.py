@@ -106,7 +106,8 @@ def run_pipeline(
         report["scoring"] = {**dataclasses.asdict(summary), "model": str(scoring_model)}
         if "label" in windows.columns:
             kinds = _anomaly_kinds(list(d.test), table, windows)
-            days = sum(span_days(s.timestamps) for s in test_series)
+            # numbered rows (no time column) have no days: false events are counted, not rated
+            days = None if table.rows else sum(span_days(s.timestamps) for s in test_series)
             labelled, kind = (windows, None) if kinds is None else (kinds, "anomaly")
             report["metrics"] = evaluate_windows(labelled, kind, days)
             # what the model adds: the baselines through the same calibration and post-rules

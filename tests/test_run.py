@@ -171,3 +171,36 @@ def test_a_run_trains_and_reports_the_period_window(tmp_path: Path) -> None:
     assert report["training"]["period"] == 30
     assert report["model"]["window"]["length"] == 30
     assert read_card(tmp_path / "run" / "model.onnx").window.length == 30
+
+
+@pytest.mark.slow
+def test_a_run_on_rows_without_time_rates_no_false_events_per_day(tmp_path: Path) -> None:
+    import textwrap
+
+    import numpy as np
+    import polars as pl
+
+    from anomae.run import run_pipeline
+
+    t = np.arange(5000)
+    x = np.column_stack([np.sin(t / 9), np.cos(t / 5)])
+    x += np.random.default_rng(0).normal(0, 0.05, x.shape)
+    label = np.zeros(5000, np.int8)
+    label[4500:4520] = 1
+    x[4500:4520] += 3.0
+    frame = pl.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": label})
+    frame[:4000].drop("label").write_csv(tmp_path / "train.csv")
+    frame[4000:].write_csv(tmp_path / "test.csv")
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(textwrap.dedent(f"""
+        recipe = "multivariate"
+        [data]
+        train = "{tmp_path / "train.csv"}"
+        test = "{tmp_path / "test.csv"}"
+        timestamp = ""
+        [train]
+        epochs = 1
+    """))
+    report = run_pipeline(pipe, tmp_path / "run")
+    assert report["threshold"]["method"] == "quantile"
+    assert "false_events" in report["metrics"] and "false_events_per_day" not in report["metrics"]
