@@ -248,8 +248,8 @@ def _check_header(
             "(name the right one with --timestamp-column; pipelines: [data] timestamp; "
             "anomae.fit: timestamp=). Rows in time order without a time column: say so with "
             "--timestamp-column '' ([data] timestamp = \"\", timestamp=None): each row is "
-            "then one second, numbered in the file; calibrate per window (--method "
-            "quantile), as a budget of false events per day would count those seconds"
+            "then one second, numbered in the file, and a budget of false events per day "
+            "becomes the per-window 0.99 quantile (no day to count in)"
         )
     if spec.needs_series and spec.series not in columns:
         raise InputError(
