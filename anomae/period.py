@@ -10,7 +10,9 @@ Paparrizos, NeurIPS 2024), the autocorrelation's highest local maximum at lags
 return; a slowly decaying series has tall but flat wiggles, noise none). Over many
 series and features the period is the median of those found, and is used only when at
 least half of the (series, feature) pairs that vary have one. The model card records the
-window it trained (``anomae inspect``), as any other.
+window it trained (``anomae inspect``), as any other. ``[tune] period`` adds the period to
+the tuning grid's windows instead (:mod:`anomae.tune`). Measured in docs/benchmarks.md ("A
+window as long as the period"): off in both recipes.
 
     >>> import numpy as np
     >>> t = np.arange(3000)
