@@ -259,8 +259,9 @@ class AnomalyModel:
         """The table to read: the time and series columns given, else the card's (data
         without time if it was trained so), and ``label``."""
         cols = self.card.columns
-        time = cols.get("timestamp") if timestamp is None else timestamp
-        return _table(time or "timestamp", series or cols.get("series") or "series", label)
+        time = cols.get("timestamp") if timestamp is None else timestamp  # "": rows
+        return _table("timestamp" if time is None else time,
+                      series or cols.get("series") or "series", label)  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
         """Write the model to ``path`` atomically (a complete file or none); returns it."""

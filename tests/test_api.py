@@ -233,6 +233,7 @@ def test_rows_without_time_fit_score_and_the_cli(tmp_path: Path) -> None:
     windows, _ = model.score(test)
     assert windows.height == 1000 - model.window + 1
     assert windows["timestamp"].dt.epoch("s").to_list() == list(range(model.window - 1, 1000))
+    assert_frame_equal(model.score(test, timestamp="")[0], windows)  # "" says rows, as in fit
     path, csv = model.save(tmp_path / "m.onnx"), tmp_path / "test.csv"
     test.to_csv(csv, index=False)
     out = tmp_path / "s.parquet"
