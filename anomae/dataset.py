@@ -152,7 +152,6 @@ def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
     """The file's ``columns`` (those in it; hive constants for the rest; :data:`ROWS`: each
     row's number, from ``fp.row0``) as strings for CSV."""
     inside = [c for c in columns if c in fp.columns]
-    rows = ROWS in columns  # numbered before any select, slice or filter: a row keeps it
     if fp.is_csv:
         if fp.path.name.lower().endswith(".gz"):
             lf = pl.read_csv(fp.path, columns=inside or None, infer_schema=False).lazy()
@@ -160,8 +159,8 @@ def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
             lf = pl.scan_csv(fp.path, infer_schema=False)
     else:
         lf = pl.scan_parquet(fp.path)
-    if rows:
-        lf = numbered(lf, TableSpec(timestamp=ROWS), fp.row0)
+    if ROWS in columns:  # numbered before any select, slice or filter: a row keeps it
+        lf = numbered(lf, True, fp.row0)
         inside.append(ROWS)
     lf = lf.select(inside)
     extra = [pl.lit(fp.constants[c]).alias(c) for c in columns if c not in inside]

@@ -196,7 +196,7 @@ def _read(
         table = as_polars(path, spec.timestamp, source)
         wanted = _check_header(source, table.columns, spec, features, need)
         table = _non_empty(table if wanted is None else table.select(wanted), source)
-        return numbered(table, spec), False
+        return numbered(table, spec.rows), False
     p, source = Path(path), str(path)
     if p.is_dir():
         raise InputError(f"{source}: is a directory, not a file")
@@ -220,15 +220,14 @@ def _read(
         raise InputError(f"{source}: cannot read as {kind.upper()}: {_first_line(err)}") from err
     # Structural checks use the header alone, so a 10M-row file fails fast.
     wanted = _check_header(source, columns, spec, features, need)
-    return numbered(_non_empty(_read_frame(p, kind, columns, spec, wanted), source), spec), (
-        kind == "csv"
-    )
+    frame = _non_empty(_read_frame(p, kind, columns, spec, wanted), source)
+    return numbered(frame, spec.rows), kind == "csv"
 
 
-def numbered(frame: Any, spec: TableSpec, first: int = 0) -> Any:
+def numbered(frame: Any, rows: bool, first: int = 0) -> Any:
     """``frame`` (a polars DataFrame or LazyFrame) with its rows numbered from ``first`` in
-    the :data:`ROWS` column, when ``spec`` says the data has no time column."""
-    if not spec.rows:
+    the :data:`ROWS` column when ``rows`` (the data has no time column: ``TableSpec.rows``)."""
+    if not rows:
         return frame
     return frame.with_row_index(ROWS, offset=first).with_columns(pl.col(ROWS).cast(pl.Int64))
 

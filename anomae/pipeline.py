@@ -237,9 +237,10 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
     pipe = Pipeline(**kw)
     if pipe.data.table().rows and pipe.calibrate.method == "events":
         # rows without time: a budget of false events per day has no day to count in
-        c = pipe.calibrate
-        quantile = CalibrateSection("quantile", c.holdout, c.holdout_from, c.per_feature,
-                                    c.per_series, q=ROWS_Q)  # fmt: skip
+        c = pipe.calibrate  # the budget's own settings go with it; the held-out rows stay
+        quantile = CalibrateSection(method="quantile", q=ROWS_Q, holdout=c.holdout,
+                                    holdout_from=c.holdout_from, per_feature=c.per_feature,
+                                    per_series=c.per_series)  # fmt: skip
         pipe = dataclasses.replace(pipe, calibrate=quantile)
     train_config(pipe)  # validates [model], [noise], [sparsity], [train] now, torch-free
     if not pipe.data.train and pipe.benchmark is None:

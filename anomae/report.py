@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from anomae.io import ROWS
 from anomae.spec import ModelCard
 
 
@@ -185,8 +186,6 @@ def _int8_run_text(q: dict[str, Any]) -> str:
 
 def columns_text(columns: dict[str, str | None]) -> str:
     """The card's table columns, as `anomae inspect` shows them."""
-    from anomae.io import ROWS
-
     unit = columns.get("timestamp_unit")
     time = columns.get("timestamp")
     return (

@@ -82,8 +82,6 @@ def tune(
     ``calibrated``: the winner is calibrated on the held-out blocks next, so a budget that
     no candidate's held-out windows can resolve (the shortest window gives the most) is
     refused before the grid."""
-    from dataclasses import replace
-
     from anomae.detector import Detector
     from anomae.errors import PipelineError
     from anomae.holdout import HOLDOUT_BLOCKS, split_holdout
