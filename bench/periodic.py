@@ -31,6 +31,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,18 +94,26 @@ def make(
     return x, np.concatenate(labels).astype(np.int8)
 
 
+def training(kind: str, period: int, seed: int) -> tuple[np.ndarray, Any, str, int]:
+    """The training rows of ``kind``, as a table, its recipe and its seconds per row."""
+    import pandas as pd
+
+    train, _ = make(kind, period, 80 if kind == "ecg" else 240, seed, 0)
+    cols = [f"s{j}" for j in range(train.shape[1])]
+    step = 60 if kind == "ecg" else 600  # cycle: enough days to resolve the events budget
+    frame = pd.DataFrame(train, columns=cols).assign(timestamp=np.arange(len(train)) * step)
+    return train, frame, "univariate" if kind == "ecg" else "multivariate", step
+
+
 def run(kind: str, period: int, seed: int, use_period: bool) -> dict[str, float]:
     import pandas as pd
 
     import anomae
     from anomae.eval.metrics import event_f1, vus_pr
 
-    train, _ = make(kind, period, 80 if kind == "ecg" else 240, seed, 0)
+    train, frame, recipe, step = training(kind, period, seed)
     test, label = make(kind, period, 80, seed + 100, 6)
-    cols = [f"s{j}" for j in range(train.shape[1])]
-    recipe = "univariate" if kind == "ecg" else "multivariate"
-    step = 60 if kind == "ecg" else 600  # cycle: enough days to resolve the events budget
-    frame = pd.DataFrame(train, columns=cols).assign(timestamp=np.arange(len(train)) * step)
+    cols = list(frame.columns[:-1])
     model = anomae.fit(frame, recipe=recipe, seed=seed, period=use_period)
     ctx = model.window - 1
     rows = np.concatenate([train[len(train) - ctx :], test])
@@ -124,17 +133,11 @@ def tune_pick(kind: str, period: int, seed: int) -> tuple[int, dict[int, float]]
     """``anomae tune``'s label-free pick between the recipe's window and the period (which
     ``[tune] period`` adds), with the recipe's own model: the window picked, and the
     injected-anomaly VUS-PR of each window."""
-    import pandas as pd
-
     from anomae.api import _pipeline
     from anomae.io import read_series
     from anomae.tune import tune
 
-    train, _ = make(kind, period, 80 if kind == "ecg" else 240, seed, 0)
-    cols = [f"s{j}" for j in range(train.shape[1])]
-    step = 60 if kind == "ecg" else 600
-    frame = pd.DataFrame(train, columns=cols).assign(timestamp=np.arange(len(train)) * step)
-    recipe = "univariate" if kind == "ecg" else "multivariate"
+    _, frame, recipe, _ = training(kind, period, seed)
     pipe = _pipeline(recipe, {}, "bench")
     grid = {"window": [pipe.window.length], "hidden": [pipe.model["hidden"]],
             "noise": [pipe.noise.get("sigma", 0.0)], "center": [False]}  # fmt: skip
