@@ -32,6 +32,7 @@ import polars as pl
 
 from anomae.detector import Detector
 from anomae.io import SeriesData, TableSpec, read_series
+from anomae.pipeline import AUTO, shape_recipe
 from anomae.spec import ModelCard
 
 __all__ = ["RECIPES", "AnomalyModel", "fit", "fit_series", "load", "recipe_path"]
@@ -80,7 +81,7 @@ def _table(timestamp: str | None, series: str, label: str | None) -> TableSpec:
 def _pipeline(recipe: Any, sections: dict[str, dict[str, Any]], source: str) -> Any:
     """The :class:`~anomae.pipeline.Pipeline` of ``recipe`` with ``sections``' keys replaced."""
     from anomae.errors import PipelineError
-    from anomae.pipeline import Pipeline, parse_pipeline, with_recipe
+    from anomae.pipeline import Pipeline, laid_over, parse_pipeline, with_recipe
 
     if isinstance(recipe, Pipeline):
         if not sections:
@@ -97,9 +98,7 @@ def _pipeline(recipe: Any, sections: dict[str, dict[str, Any]], source: str) -> 
         source = f"{source} (recipe {path})"
         sections.setdefault("train", {}).setdefault("progress", False)
         doc.setdefault("data", {})["train"] = ["<fit data>"]
-    for name, keys in sections.items():
-        doc[name] = {**doc.get(name, {}), **keys}
-    return parse_pipeline(doc, source)
+    return parse_pipeline(laid_over(doc, sections), source)
 
 
 def _as_toml(value: Any) -> Any:
@@ -132,7 +131,7 @@ def fit(
     timestamp: str | None = "timestamp",
     series: str = "series",
     label: str | None = "label",
-    recipe: str | Path | Any = "multivariate",
+    recipe: str | Path | Any = "auto",
     window: int | None = None,
     noise: str | None = None,
     hidden: Sequence[int] | None = None,
@@ -149,8 +148,10 @@ def fit(
     :func:`anomae.io.read_series` (``features``: which columns; default every numeric one
     but ``timestamp``, ``series`` and ``label``; ``timestamp=None``: the rows are in time
     order with no time column, one a second, as the card then records). Settings come from
-    ``recipe`` (the shipped ``"multivariate"`` or ``"univariate"`` recipe, a recipe TOML path, or a
-    :class:`~anomae.pipeline.Pipeline`); ``window`` (rows), ``noise`` (kind), ``hidden``,
+    ``recipe``: ``"auto"`` (the default) takes the shipped ``"univariate"`` recipe for data
+    of one feature and ``"multivariate"`` for more (:func:`anomae.pipeline.shape_recipe`);
+    or name one of them, a recipe TOML path, or a :class:`~anomae.pipeline.Pipeline`.
+    ``window`` (rows), ``noise`` (kind), ``hidden``,
     ``epochs``, ``seed``, ``holdout`` (fraction held out for calibration) and the other
     keys of [window], [model], [noise], [sparsity] and [train] given as keywords (``sigma``,
     ``lr``, ``arch`` for the model kind, ...) replace the recipe's (``hidden`` given: those
@@ -174,8 +175,10 @@ def fit(
         sections.setdefault("calibrate", {}).update(calibration)
     # the card records the columns read (anomae score and AnomalyModel.score read them)
     sections.setdefault("data", {}).update(timestamp=timestamp or "", series=series)
-    pipe = _pipeline(recipe, sections, "anomae.fit")
     rows, names = read_series(data, _table(timestamp, series, label), features)
+    if isinstance(recipe, str) and recipe == AUTO:
+        recipe = shape_recipe(len(names))
+    pipe = _pipeline(recipe, sections, "anomae.fit")
     return fit_series(pipe, rows, names)
 
 

@@ -85,6 +85,11 @@ class CalibrateSection:
         return _params_of(self)
 
 
+def method_params(method: str) -> tuple[str, ...]:
+    """The keys of ``[calibrate]`` that only ``method`` takes (its parameters)."""
+    return _METHOD_PARAMS.get(method, ())
+
+
 def _params_of(section: CalibrateSection) -> dict[str, Any]:
     """The method parameters ``section`` sets (unset: None, or no min_windows candidates)."""
     names = (

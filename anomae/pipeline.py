@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anomae.calibrate_settings import CalibrateSection
+from anomae.calibrate_settings import CalibrateSection, method_params
 from anomae.errors import PipelineError
 from anomae.events import PostRule
 from anomae.io import TableSpec
@@ -285,6 +285,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped in the package
+AUTO = "auto"  # anomae.fit / anomae train: the shipped recipe for the data's shape (shape_recipe)
 
 
 def recipe_file(name: str, folder: Path = Path(".")) -> Path:
@@ -313,6 +314,11 @@ def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
     name = doc.pop("recipe")
     if not isinstance(name, str):
         raise PipelineError(f"{path}: recipe must be a name or a file name, got {name!r}")
+    if name == AUTO:
+        raise PipelineError(
+            f"{path}: a pipeline names its recipe (multivariate or univariate): "
+            f"'{AUTO}' chooses by the data's features only in anomae.fit and anomae train"
+        )
     try:
         base_path = recipe_file(name, path.parent)
     except PipelineError as exc:
@@ -320,10 +326,30 @@ def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
     base = _read_toml(base_path)
     if "recipe" in base:
         raise PipelineError(f"{base_path}: a recipe cannot name another recipe")
+    return laid_over(base, doc)
+
+
+def laid_over(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The document ``doc`` laid over ``base`` (a recipe's): each section of ``base`` kept,
+    each key ``doc`` sets replacing its. A ``[calibrate] method`` other than the recipe's
+    drops the recipe's parameters of its own method (a recipe's ``k`` for ksigma does not
+    follow ``method = "quantile"``)."""
     merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
     for section, table in doc.items():
         if isinstance(table, dict) and isinstance(merged.get(section), dict):
-            merged[section].update(table)
+            old = merged[section]
+            was = old.get("method", "events")
+            if section == "calibrate" and table.get("method", was) != was:
+                for key in method_params(str(was)):
+                    old.pop(key, None)
+            old.update(table)
         else:
             merged[section] = table
     return merged
+
+
+def shape_recipe(n_features: int) -> str:
+    """The shipped recipe for data of ``n_features`` features (``recipe = "auto"``):
+    ``univariate`` for one, ``multivariate`` for more (docs/benchmarks.md, "One recipe per
+    data shape, chosen by the data")."""
+    return "univariate" if n_features == 1 else "multivariate"

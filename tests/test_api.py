@@ -66,6 +66,21 @@ def test_keywords_replace_the_recipes_keys_and_the_rest_is_the_recipe() -> None:
 
 
 @pytest.mark.slow
+def test_fit_takes_the_recipe_for_the_datas_shape(
+    frames: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    one = frames[0].select("series", "timestamp", "temp_in")
+    model = anomae.fit(one, epochs=1)  # recipe "auto": one feature, the univariate recipe
+    assert model.window == 16 and model.card.alarm.get("likelihood"), model.card.alarm
+    assert model.threshold is not None and model.card.threshold.method == "ksigma"
+    # its own method: the univariate recipe's k does not follow
+    model = anomae.fit(one, epochs=1, calibration=QUANTILE)
+    assert model.card.threshold.params == {"q": 0.99}
+    model = anomae.fit(one, epochs=1, recipe="multivariate", calibration=QUANTILE)
+    assert model.window == 8 and not model.card.alarm.get("likelihood")
+
+
+@pytest.mark.slow
 def test_fit_on_pandas_equals_fit_on_polars(
     frames: tuple[pl.DataFrame, pl.DataFrame], model: AnomalyModel
 ) -> None:

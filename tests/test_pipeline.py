@@ -133,6 +133,32 @@ def test_recipe_is_laid_under_the_pipeline(tmp_path: Path) -> None:
     assert pipe.model == {"hidden": [4]} and pipe.score.min_windows == 5
 
 
+def test_a_method_of_its_own_drops_the_recipes_method_parameters() -> None:
+    from anomae.pipeline import laid_over
+
+    base = {"calibrate": {"method": "ksigma", "k": 5.0, "holdout": 0.4}, "window": {"length": 16}}
+    own = laid_over(base, {"calibrate": {"method": "quantile", "q": 0.99}})
+    assert own["calibrate"] == {"method": "quantile", "q": 0.99, "holdout": 0.4}
+    same = laid_over(base, {"calibrate": {"method": "ksigma", "holdout": 0.2}})
+    assert same["calibrate"] == {"method": "ksigma", "k": 5.0, "holdout": 0.2}
+    assert laid_over(base, {"window": {"stride": 2}})["calibrate"] == base["calibrate"]
+    assert base["calibrate"]["k"] == 5.0  # the recipe's own document is left as it was
+    # a recipe without a method has the default's (events) parameters dropped the same way
+    budget = {"calibrate": {"false_events_per_day": 1.0}}
+    assert laid_over(budget, {"calibrate": {"method": "quantile"}})["calibrate"] == {
+        "method": "quantile"
+    }
+
+
+def test_shape_recipe_and_auto_only_outside_pipeline_files(tmp_path: Path) -> None:
+    from anomae.pipeline import shape_recipe
+
+    assert [shape_recipe(n) for n in (1, 2, 25)] == ["univariate", "multivariate", "multivariate"]
+    (tmp_path / "p.toml").write_text('recipe = "auto"\n[data]\ntrain = "t.parquet"\n')
+    with pytest.raises(PipelineError, match="names its recipe .* only in anomae.fit and anomae"):
+        load_pipeline(tmp_path / "p.toml")
+
+
 @pytest.mark.parametrize(
     ("recipe", "message"),
     [

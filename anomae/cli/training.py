@@ -8,12 +8,11 @@ from anomae.cli.options import (
     _HOLDOUT_FROM,
     TRAIN_DEVICE,
     TRAIN_THREADS,
-    _calibration,
     _force_option,
-    _ints,
     _threshold_text,
     calibration_options,
 )
+from anomae.cli.recipe import RECIPE_OPTION, given_options, recipe_pipeline, settings_doc
 from anomae.cli.tables import _data_columns, table_options
 
 
@@ -23,6 +22,7 @@ from anomae.cli.tables import _data_columns, table_options
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
 )
 @table_options
+@RECIPE_OPTION
 @click.option("--window", default=8, show_default=True, help="Window length in rows.")
 @click.option("--stride", default=1, show_default=True, help="Scoring stride in rows.")
 @click.option(
@@ -183,6 +183,7 @@ def train(
     series_column: str | None,
     label_column: str | None,
     features: str,
+    recipe: str,
     window: int,
     stride: int,
     train_stride: int,
@@ -238,9 +239,11 @@ def train(
     (f1 needs labels: calibrate later with `anomae calibrate`). Without --features every
     numeric column is a feature, except integer columns that look like identifiers
     (constant within every series, or named *id*): those are refused. The model is exported
-    and calibrated in a temporary file and replaces --out only when complete."""
-    from pathlib import Path
+    and calibrated in a temporary file and replaces --out only when complete.
 
+    Settings start from --recipe: by default the univariate recipe for data of one feature
+    (dense 16-4 on 16-row windows, alarms on the anomaly likelihood) and the multivariate
+    one for more; each option given replaces the recipe's value."""
     from anomae.atomic import check_outputs, target_of, temp_name
     from anomae.calibrate_model import calibrate_trained
     from anomae.dataset import expand_inputs
@@ -248,82 +251,24 @@ def train(
     from anomae.io import SeriesData, read_series
     from anomae.modelfile import rewrite_card
     from anomae.period import period_window
-    from anomae.pipeline import parse_pipeline, with_recipe
+    from anomae.pipeline import AUTO, DataSection
     from anomae.sample import head_features
+    from anomae.settings import from_table
     from anomae.train.sampled import train_dataset
     from anomae.train.step import require_torch, train_step
 
     require_torch()
-    section = _calibration(
-        method,
-        holdout,
-        q=q,
-        k=k,
-        rate=rate,
-        alarms_per_day=alarms_per_day,
-        interval_s=interval_s,
-        init_quantile=init_quantile,
-        false_events_per_day=false_events_per_day,
-        min_windows=tuple(_ints(search_min_windows)),
-        per_feature=per_feature,
-        per_series=per_series,
-    )
-
+    ctx = click.get_current_context()
+    doc = settings_doc(ctx.params, given_options(ctx))
     feats = [x.strip() for x in features.split(",") if x.strip()]
-    doc = {
-        "data": {
-            "train": list(data),
-            **_data_columns(timestamp_column, series_column, label_column, timestamp_unit),
-            "features": feats,
-        },
-        "window": {
-            "length": window,
-            "stride": stride,
-            "train_stride": train_stride,
-            "center": center,
-            "period": period,
-        },
-        "model": {
-            "kind": arch,
-            "hidden": _ints(hidden or "8"),
-            "code": code or ("fixed" if hidden else "features"),
-            "channels": _ints(channels),
-            "kernel": kernel,
-            "activation": activation,
-            "code_activation": code_activation or ("sigmoid" if sparsity == "kl" else "linear"),
-        },
-        "noise": {"kind": noise, "sigma": sigma, "p": noise_p},
-        "sparsity": {"kind": sparsity, "rho": rho, "beta": beta},
-        "train": {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "val_fraction": val_fraction,
-            "patience": patience,
-            "seed": seed,
-            "device": device,
-            "threads": threads,
-            "progress": progress,
-        },
-        "weights": {"errors": error_weights, "constant": constant},
-        "score": {"aggregate": aggregate},
-        "calibrate": {
-            "method": method,
-            "holdout": holdout,
-            "holdout_from": holdout_from,
-            "per_feature": per_feature,
-            "per_series": per_series,
-            **section.params(),
-        },
-    }
-    # the options laid over the multivariate recipe: what has no option here (the post-rule)
-    # is the recipe's
-    doc = with_recipe({"recipe": "multivariate", **doc}, Path("anomae train"))
-    pipe = parse_pipeline(doc, "anomae train")
+    columns = _data_columns(timestamp_column, series_column, label_column, timestamp_unit)
+    doc["data"] = {"train": list(data), **columns, "features": feats}
+    # the columns to read come from [data] alone; the recipe waits for the data's features
+    table = from_table(DataSection, doc["data"], "anomae train [data]").table()
+    if recipe != AUTO or feats:  # the options checked before the data is read
+        recipe_pipeline(recipe, doc, len(feats))
     files = expand_inputs(data)
     check_outputs([out], files, force)
-    table = pipe.data.table()
 
     def read() -> list[SeriesData]:
         series, found = read_series(files, table, feats_t if max_windows else None)
@@ -338,6 +283,9 @@ def train(
     else:
         feats_t = tuple(feats) or head_features(files[0], table)
     click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
+    pipe, name = recipe_pipeline(recipe, doc, len(feats_t))
+    click.echo(f"recipe: {name}" + (f" (auto: {len(feats_t)} feature(s))" if recipe == AUTO
+                                    else ""))  # fmt: skip
     # Export and calibrate beside --out, then replace it once: a kill or a calibration error
     # leaves the old model as it was (the temporary is removed, or cleaned up on next write).
     tmp = temp_name(target_of(out))
@@ -360,7 +308,8 @@ def train(
                 click.echo(f"sampled {min(max_windows, n):,} of {n:,} training windows "
                            "(uniformly, reading in batches)")  # fmt: skip
         click.echo(
-            f"trained {arch} AE on {summary['n_train_windows']:,} windows in "
+            f"trained {pipe.model.get('kind', 'dense')} AE on "
+            f"{summary['n_train_windows']:,} windows in "
             f"{summary['seconds']:.1f}s (best epoch {summary['best_epoch']}, "
             f"val loss {summary['best_val_loss']:.4g}); parity max rel diff "
             f"{card.parity['max_rel_diff']:.2g}"
