@@ -2,11 +2,12 @@
 bounded batches, with a series free to span files.
 
 :func:`expand_inputs` turns each input into files: a file as given, a glob pattern
-(``lake/*/*.parquet``), or a folder (every ``.csv``, ``.csv.gz``, ``.parquet`` and ``.pq``
-below it, in path order; names starting with ``.`` or ``_`` are skipped, like
-``_SUCCESS`` and anomae's own temporaries). A folder named ``key=value`` on the way to a
-file (hive partitioning: ``series=pump-1/date=2026-11-01/part-0.parquet``) gives the file a
-constant string column ``key`` when the file lacks one.
+(``lake/*/*.parquet``), or a folder (every ``.csv``, ``.tsv``, ``.parquet`` and ``.pq``
+below it, the text ones also gzipped, in path order: :mod:`anomae.textfile`; names
+starting with ``.`` or ``_`` are skipped, like ``_SUCCESS`` and anomae's own temporaries).
+A folder named ``key=value`` on the way to a file (hive partitioning:
+``series=pump-1/date=2026-11-01/part-0.parquet``) gives the file a constant string column
+``key`` when the file lacks one.
 
 :func:`plan_dataset` makes one cheap pass over the timestamp and series columns of every
 file (never the feature values): it checks the headers (the model's features are in every
@@ -25,7 +26,7 @@ files' rows counted on in the order given, so a series spanning files continues 
 The pass reads the timestamp and series columns ``PLAN_ROWS`` rows at a time (an error is
 reported after re-reading the file's two columns whole, to name its row in the file);
 :func:`anomae.batches.read_batches` then reads a file ``batch_rows`` rows at a time (a
-``.csv.gz`` file, which polars cannot scan, is read whole): memory does not grow with the
+gzipped text file, which polars cannot scan, is read whole): memory does not grow with the
 files.
 """
 
@@ -41,18 +42,10 @@ import numpy as np
 import polars as pl
 
 from anomae.errors import InputError, _cell
-from anomae.io import (
-    CSV_SUFFIXES,
-    PARQUET_SUFFIXES,
-    ROWS,
-    TableSpec,
-    _check_header,
-    _names,
-    numbered,
-)
+from anomae.io import ROWS, TableSpec, _check_header, _names, numbered
+from anomae.textfile import FOLDER_SUFFIXES, Dialect, kind, sniff, text_columns
 from anomae.timestamps import _check_order, _iso, _timestamps
 
-SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
 PLAN_ROWS = 524_288  # rows of timestamps and series ids checked at a time: ~20 MB
 
 
@@ -62,13 +55,18 @@ class FilePlan:
     and last timestamp (int64 ns) and row count."""
 
     path: Path
-    is_csv: bool
+    text: Dialect | None  # how a text file is read; None: Parquet
     rows: int
     columns: tuple[str, ...]
     constants: dict[str, str]
     spans: dict[str, tuple[int, int, int]]
     ends: frozenset[str] = frozenset()  # series whose last file this is
     row0: int = 0  # data without time (TableSpec.rows): the number of the file's first row
+
+    @property
+    def is_csv(self) -> bool:
+        """Whether errors name a line beside the row (text with a header line)."""
+        return self.text is not None and self.text.header
 
 
 @dataclass
@@ -99,13 +97,13 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
                 f
                 for f in p.rglob("*")
                 if f.is_file()
-                and f.name.lower().endswith(SUFFIXES)
+                and f.name.lower().endswith(FOLDER_SUFFIXES)
                 and not any(_hidden(x) for x in f.relative_to(p).parts)
             )
             if not found:
                 raise InputError(
-                    f"{p}: folder holds no {', '.join(SUFFIXES)} files (hidden and _ names "
-                    "are skipped)"
+                    f"{p}: folder holds no {', '.join(FOLDER_SUFFIXES)} files (hidden and _ "
+                    "names are skipped; .txt and .dat files are read when named)"
                 )
         elif not p.exists() and glob.has_magic(str(item)):
             found = sorted(Path(f) for f in glob.glob(str(item), recursive=True)
@@ -128,35 +126,37 @@ def hive_values(path: Path) -> dict[str, str]:
     return out
 
 
-def _columns(path: Path) -> tuple[list[str], bool]:
-    """The header of ``path`` and whether it is CSV, with :mod:`anomae.io`'s checks."""
-    from anomae.io import _kind
-
+def _columns(path: Path) -> tuple[list[str], Dialect | None]:
+    """The header of ``path`` and how it is read (None: Parquet), with :mod:`anomae.io`'s
+    checks."""
     if not path.is_file():
         raise InputError(f"{path}: file does not exist (check the path)")
-    is_csv = _kind(path) == "csv"
+    is_text = kind(path) == "csv"
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); it needs a header and rows")
     try:
-        if is_csv:
-            return pl.read_csv(path, n_rows=0, infer_schema=False).columns, True
-        return list(pl.read_parquet_schema(path)), False
+        if is_text:
+            dialect = sniff(path)
+            return text_columns(path, dialect), dialect
+        return list(pl.read_parquet_schema(path)), None
     except pl.exceptions.NoDataError as err:
         raise InputError(f"{path}: the file is empty; it needs a header and rows") from err
     except (pl.exceptions.PolarsError, OSError) as err:
-        kind = "CSV" if is_csv else "PARQUET"
-        raise InputError(f"{path}: cannot read as {kind}: {str(err).splitlines()[0]}") from err
+        what = "CSV" if is_text else "PARQUET"
+        raise InputError(f"{path}: cannot read as {what}: {str(err).splitlines()[0]}") from err
 
 
 def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
     """The file's ``columns`` (those in it; hive constants for the rest; :data:`ROWS`: each
-    row's number, from ``fp.row0``) as strings for CSV."""
+    row's number, from ``fp.row0``) as strings for text."""
     inside = [c for c in columns if c in fp.columns]
-    if fp.is_csv:
+    if fp.text is not None:
+        opts = fp.text.options()
         if fp.path.name.lower().endswith(".gz"):
-            lf = pl.read_csv(fp.path, columns=inside or None, infer_schema=False).lazy()
+            picked = (inside or None) if fp.text.header else None
+            lf = pl.read_csv(fp.path, columns=picked, infer_schema=False, **opts).lazy()
         else:
-            lf = pl.scan_csv(fp.path, infer_schema=False)
+            lf = pl.scan_csv(fp.path, infer_schema=False, **opts)
     else:
         lf = pl.scan_parquet(fp.path)
     if ROWS in columns:  # numbered before any select, slice or filter: a row keeps it
@@ -170,7 +170,7 @@ def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
 def _scan(
     path: Path, spec: TableSpec, features: Sequence[str], first: dict[str, str], row0: int = 0
 ) -> FilePlan:
-    columns, is_csv = _columns(path)
+    columns, text = _columns(path)
     constants = {k: v for k, v in hive_values(path).items() if k not in columns}
     source = str(path)
     missing = [f for f in features if f not in columns]
@@ -187,14 +187,14 @@ def _scan(
     if not first:
         first[source] = "\0".join(columns)
     keys = [spec.timestamp] + ([spec.series] if spec.series in (*columns, *constants) else [])
-    fp = FilePlan(path, is_csv, 0, tuple(columns), constants, {}, row0=row0)
+    fp = FilePlan(path, text, 0, tuple(columns), constants, {}, row0=row0)
     cols = [k for k in keys if k is not None]
     try:
-        spans, rows = _spans_in_batches(fp, cols, spec, source, is_csv)
+        spans, rows = _spans_in_batches(fp, cols, spec, source, fp.is_csv)
     except InputError:
-        _spans(_lazy(fp, cols).collect(), cols, spec, source, is_csv)  # the row in the file
+        _spans(_lazy(fp, cols).collect(), cols, spec, source, fp.is_csv)  # the row in the file
         raise
-    return FilePlan(path, is_csv, rows, tuple(columns), constants, spans, row0=row0)
+    return FilePlan(path, text, rows, tuple(columns), constants, spans, row0=row0)
 
 
 def _spans_in_batches(
@@ -339,7 +339,7 @@ def _frames(
     """``lf`` ``batch_rows`` file rows at a time, filtered. Parquet by slices: collect_batches
     reads ahead of a slow consumer, up to a whole file (372 vs 130 MB for 3.3M rows)."""
     keep = (lambda f: f) if where is None else (lambda f: f.filter(where))  # noqa: E731
-    if fp.is_csv:
+    if fp.text is not None:
         return keep(lf).collect_batches(chunk_size=batch_rows)
     n = fp.rows or pl.scan_parquet(fp.path).select(pl.len()).collect().item()
     return (keep(lf.slice(i, batch_rows)).collect() for i in range(0, n, batch_rows))

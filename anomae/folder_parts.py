@@ -82,8 +82,8 @@ def check_dates(files: Sequence[FilePlan], timestamp: str, unit: str | None) -> 
     for fp in files:
         if timestamp not in fp.columns:
             continue
-        if fp.is_csv:
-            head = pl.read_csv(fp.path, n_rows=1, columns=[timestamp], infer_schema=False)
+        if fp.text is not None:
+            head = pl.read_csv(fp.path, n_rows=1, infer_schema=False, **fp.text.options())
             numeric = head.height > 0 and _number(str(head[timestamp][0]).strip())
         else:
             numeric = pl.read_parquet_schema(fp.path)[timestamp].is_numeric()

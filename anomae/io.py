@@ -32,12 +32,12 @@ import polars as pl
 from anomae.cells import _labels, _not_a_number, _numeric, _values
 from anomae.errors import InputError, _cell
 from anomae.frames import as_polars, frame_source, is_frame
+from anomae.textfile import Dialect, sniff, text_columns
+from anomae.textfile import kind as file_kind
 from anomae.timestamps import _check_order, _timestamps, check_unit, series_hint
 
 __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series", "read_table"]
 
-CSV_SUFFIXES = (".csv", ".csv.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 # The time of data without a time column (``TableSpec(timestamp="")``): each row's number in
 # its file (in a dataset: counted on from the files before it), read as seconds.
 ROWS = "#row"
@@ -175,18 +175,6 @@ def _names(columns: Sequence[str]) -> str:
     return shown + (f" and {len(columns) - 30} more" if len(columns) > 30 else "")
 
 
-def _kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    raise InputError(
-        f"{path}: unsupported file type '{path.suffix or path.name}'; supported: "
-        + ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
-    )
-
-
 def _read(
     path: Any, spec: TableSpec, features: Sequence[str] | None, need: str, source: str = ""
 ) -> tuple[pl.DataFrame, bool]:
@@ -202,16 +190,18 @@ def _read(
         raise InputError(f"{source}: is a directory, not a file")
     if not p.is_file():
         raise InputError(f"{source}: file does not exist (check the path)")
-    kind = _kind(p)
+    kind = file_kind(p)
     if p.stat().st_size == 0:
         raise InputError(f"{source}: the file is empty (0 bytes); it needs a header and rows")
+    dialect = None
     try:
         if kind == "csv":
             with p.open("rb") as fh:
                 head = fh.read(4096)
             if b"\0" in head and not head.startswith(b"\x1f\x8b"):  # gzip is fine
                 raise InputError(f"{source}: not a text CSV file (NUL bytes); save it as UTF-8 CSV")
-            columns = pl.read_csv(p, n_rows=0, infer_schema=False).columns
+            dialect = sniff(p)
+            columns = text_columns(p, dialect)
         else:
             columns = list(pl.read_parquet_schema(p))
     except pl.exceptions.NoDataError as err:
@@ -220,8 +210,9 @@ def _read(
         raise InputError(f"{source}: cannot read as {kind.upper()}: {_first_line(err)}") from err
     # Structural checks use the header alone, so a 10M-row file fails fast.
     wanted = _check_header(source, columns, spec, features, need)
-    frame = _non_empty(_read_frame(p, kind, columns, spec, wanted), source)
-    return numbered(frame, spec.rows), kind == "csv"
+    frame = _non_empty(_read_frame(p, dialect, columns, spec, wanted), source)
+    # errors name a text file's line beside the row where a header line comes first
+    return numbered(frame, spec.rows), dialect is not None and dialect.header
 
 
 def numbered(frame: Any, rows: bool, first: int = 0) -> Any:
@@ -277,24 +268,26 @@ def _non_empty(frame: pl.DataFrame, source: str) -> pl.DataFrame:
 
 
 def _read_frame(
-    p: Path, kind: str, columns: list[str], spec: TableSpec, wanted: list[str] | None
+    p: Path, dialect: Dialect | None, columns: list[str], spec: TableSpec, wanted: list[str] | None
 ) -> pl.DataFrame:
     try:
-        if kind == "parquet":
+        if dialect is None:
             return pl.read_parquet(p, columns=wanted)
         # Ids like "007" must stay strings, and we parse timestamps ourselves.
         keys = (spec.timestamp, spec.series)
         strings = {c: pl.String for c in keys if c in columns and (wanted is None or c in wanted)}
+        # by name in a header; a file without one is read whole, then selected
+        kw = {**dialect.options(), "columns": wanted if dialect.header else None}
         try:
-            return pl.read_csv(
-                p, columns=wanted, schema_overrides=strings, infer_schema_length=10_000
-            )
+            frame = pl.read_csv(p, schema_overrides=strings, infer_schema_length=10_000, **kw)
         except pl.exceptions.ComputeError:
             # A bad value after the rows used for type inference stops the typed parse; read
             # strings so that _numeric can name the row and value.
-            return pl.read_csv(p, columns=wanted, infer_schema=False)
+            frame = pl.read_csv(p, infer_schema=False, **kw)
+        return frame if wanted is None or dialect.header else frame.select(wanted)
     except pl.exceptions.PolarsError as err:
-        raise InputError(f"{p}: cannot read as {kind.upper()}: {_first_line(err)}") from err
+        kind = "PARQUET" if dialect is None else "CSV"
+        raise InputError(f"{p}: cannot read as {kind}: {_first_line(err)}") from err
 
 
 def _first_line(err: Exception) -> str:

@@ -301,12 +301,12 @@ def head_features(path: Path, table: TableSpec, rows: int = 10_000) -> tuple[str
 
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
+    from anomae.textfile import kind, sniff
 
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
+    if kind(path) == "parquet":
         head = pl.scan_parquet(path).head(rows).collect()
     else:
-        head = pl.read_csv(path, n_rows=rows)
+        head = pl.read_csv(path, n_rows=rows, **sniff(path).options())
     series, feats = read_series(head, table)
     refuse_identifier_columns(series, feats, str(path))
     return feats

@@ -50,17 +50,13 @@ def label_free(table: TableSpec) -> TableSpec:
 
 def label_note(paths: list[str], label: str | None) -> str | None:
     """A line saying the files' label column is ignored, or None when they have none."""
-    import polars as pl
+    from anomae.textfile import columns_of
 
     if not label:
         return None
     found = []
     for p in paths:
-        if str(p).endswith((".parquet", ".pq")):
-            cols = list(pl.read_parquet_schema(p))
-        else:
-            cols = pl.scan_csv(p).collect_schema().names()
-        if label in cols:
+        if label in columns_of(Path(p)):
             found.append(str(p))
     if not found:
         return None

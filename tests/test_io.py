@@ -54,7 +54,7 @@ def parquet_text_feature(path: Path) -> None:
 # (id, file name, content or writer or None for no file, spec, features, expected fragments)
 BAD: list[tuple[str, str, object, TableSpec, list[str] | None, list[str]]] = [
     ("missing-file", "nope.csv", None, TableSpec(), None, ["does not exist"]),
-    ("extension", "data.txt", "a,b\n", TableSpec(), None, ["'.txt'", ".csv", ".parquet", ".pq"]),
+    ("extension", "data.xlsx", "a,b\n", TableSpec(), None, ["'.xlsx'", ".csv", ".txt", ".pq"]),
     ("corrupt-parquet", "bad.parquet", b"\x00garbage" * 40, TableSpec(), None, ["PARQUET"]),
     ("nul-bytes-csv", "bin.csv", b"timestamp,x\n\x00\x01\x02", TableSpec(), None, ["UTF-8"]),
     ("ragged-csv", "rag.csv", f"timestamp,x\n{T0},1,2,3\n", TableSpec(), None, ["CSV"]),
