@@ -235,16 +235,28 @@ def parse_pipeline(doc: dict[str, Any], source: str = "<options>") -> Pipeline:
     for name, cls in optional:
         kw[name] = from_table(cls, doc[name], f"{source} [{name}]") if name in doc else None
     pipe = Pipeline(**kw)
-    if pipe.data.table().rows and pipe.calibrate.method == "events":
-        # rows without time: a budget of false events per day has no day to count in
+    if pipe.data.table().rows:
+        pipe = _without_time(pipe)
+    train_config(pipe)  # validates [model], [noise], [sparsity], [train] now, torch-free
+    if not pipe.data.train and pipe.benchmark is None:
+        raise PipelineError(f"{source} [data]: 'train' (file or list of files) is required")
+    return pipe
+
+
+def _without_time(pipe: Pipeline) -> Pipeline:
+    """``pipe`` for rows without time (``[data] timestamp = ""``): a budget of false events
+    per day has no day to count in (an ``events`` calibration becomes the :data:`ROWS_Q`
+    quantile of the held-out windows), and the likelihood's daily season no time of day
+    to compare (``season_s = 0``)."""
+    if pipe.calibrate.method == "events":
         c = pipe.calibrate  # the budget's own settings go with it; the held-out rows stay
         quantile = CalibrateSection(method="quantile", q=ROWS_Q, holdout=c.holdout,
                                     holdout_from=c.holdout_from, per_feature=c.per_feature,
                                     per_series=c.per_series)  # fmt: skip
         pipe = dataclasses.replace(pipe, calibrate=quantile)
-    train_config(pipe)  # validates [model], [noise], [sparsity], [train] now, torch-free
-    if not pipe.data.train and pipe.benchmark is None:
-        raise PipelineError(f"{source} [data]: 'train' (file or list of files) is required")
+    if pipe.likelihood is not None and pipe.likelihood.season_s:
+        pipe = dataclasses.replace(pipe, likelihood=dataclasses.replace(pipe.likelihood,
+                                                                        season_s=0.0))  # fmt: skip
     return pipe
 
 

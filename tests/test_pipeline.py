@@ -245,3 +245,18 @@ def test_rows_without_time_turn_an_events_budget_into_the_quantile() -> None:
     assert (kept.calibrate.method, kept.calibrate.k) == ("ksigma", 4.0)
     timed = parse_pipeline({"data": {"train": "t.csv"}})
     assert timed.calibrate.method == "events" and timed.data.columns()["timestamp"] == "timestamp"
+
+
+def test_rows_without_time_have_no_daily_season() -> None:
+    """The univariate recipe's likelihood compares the same time of day; rows without time
+    have none (a 'day' of 86,400 rows would cap alarms at random)."""
+    from anomae.pipeline import Pipeline, with_recipe
+
+    def pipe(timestamp: str) -> Pipeline:
+        doc = {"recipe": "univariate", "data": {"train": "t.csv", "timestamp": timestamp}}
+        return parse_pipeline(with_recipe(doc, Path("p.toml")))
+
+    rows, timed = pipe(""), pipe("timestamp")
+    assert rows.likelihood is not None and timed.likelihood is not None
+    assert (rows.likelihood.season_s, timed.likelihood.season_s) == (0.0, 86400.0)
+    assert rows.likelihood.short == timed.likelihood.short  # the rest of the policy stays
