@@ -78,6 +78,14 @@ def test_fit_takes_the_recipe_for_the_datas_shape(
     assert model.card.threshold.params == {"q": 0.99}
     model = anomae.fit(one, epochs=1, recipe="multivariate", calibration=QUANTILE)
     assert model.window == 8 and not model.card.alarm.get("likelihood")
+    # settings are checked before the data is read where the recipe is known without it
+    from anomae.errors import PipelineError
+
+    for kw in ({"recipe": "multivariate"}, {"features": ["a"]}):
+        with pytest.raises(PipelineError, match="window length must be >= 1"):
+            anomae.fit("missing.csv", window=0, **kw)
+    with pytest.raises(InputError, match="missing.csv: file does not exist"):
+        anomae.fit("missing.csv", window=0)  # auto, no features: the data says which recipe
 
 
 @pytest.mark.slow
