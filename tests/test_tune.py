@@ -45,6 +45,25 @@ def test_tune_cli_chooses_records_and_ignores_labels(train_csv: Path, tmp_path: 
     assert best["vus_pr"] == max(c["vus_pr"] for c in tune["candidates"])
     assert card["window"]["length"] == best["window"]  # the model written is the choice
     assert card["threshold"] is not None
+    # the rest is the recipe for the data's shape (6 features: multivariate)
+    assert "recipe: multivariate (auto: 6 feature(s))" in r.stdout
+    assert card["architecture"]["aggregate"] == "max"
+    assert card["alarm"]["post_rule"]["max_gap"] == 16 and not card["alarm"].get("likelihood")
+
+
+def test_tune_on_one_feature_starts_from_the_univariate_recipe(
+    train_csv: Path, tmp_path: Path
+) -> None:
+    one = tmp_path / "one.csv"
+    pl.read_csv(train_csv).select("timestamp", "series", "temp_in").write_csv(one)
+    model = tmp_path / "model.onnx"
+    args = [a for a in QUICK if a not in ("--method", "quantile")]  # the recipe's method
+    r = run_cli(["tune", str(one), "-o", str(model), *args])
+    assert r.returncode == 0, r.stderr
+    assert "recipe: univariate (auto: 1 feature(s))" in r.stdout
+    card = json.loads(run_cli(["inspect", str(model), "--json"]).stdout)
+    assert card["threshold"]["method"] == "ksigma" and card["alarm"].get("likelihood")
+    assert card["window"]["length"] in (8, 16)  # the grid's choice, over the recipe's
 
 
 def test_too_short_data_says_how_many_rows(train_csv: Path, tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
-"""``anomae train``'s settings: a recipe (``--recipe``), with the options given laid over it.
+"""``anomae train``'s and ``anomae tune``'s settings: a recipe (``--recipe``), with the
+options given laid over it.
 
 An option not given takes the recipe's value, so ``anomae train DATA`` trains what
 ``anomae.fit(DATA)`` trains: with ``--recipe auto`` (the default) the univariate recipe for
 data of one feature, the multivariate one for more (:func:`anomae.pipeline.shape_recipe`).
-The defaults ``--help`` shows are the multivariate recipe's.
+The defaults ``anomae train --help`` shows are the multivariate recipe's; ``anomae tune``
+lays its own training options (epochs, batch size, ...) over the recipe always, and the
+grid's choice over both.
 """
 
 from __future__ import annotations
@@ -44,14 +47,21 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
 RUN_OPTIONS = ("device", "threads", "progress")
 _LISTS = ("hidden", "channels", "search_min_windows")
 
-RECIPE_OPTION = click.option(
-    "--recipe",
-    default="auto",
-    show_default=True,
-    help="Settings to start from: auto (the univariate recipe for data of one feature, "
-    "the multivariate one for more), multivariate, univariate, or a recipe TOML file. "
-    "Every option given replaces the recipe's value; the defaults shown below are the "
-    "multivariate recipe's (the univariate recipe's: anomae/recipes/univariate.toml).",
+def recipe_option(shown: str) -> Any:
+    """The ``--recipe`` option; ``shown`` says what the defaults ``--help`` shows are."""
+    return click.option(
+        "--recipe",
+        default="auto",
+        show_default=True,
+        help="Settings to start from: auto (the univariate recipe for data of one feature, "
+        "the multivariate one for more), multivariate, univariate, or a recipe TOML file. "
+        f"Every option given replaces the recipe's value; {shown}",
+    )
+
+
+RECIPE_OPTION = recipe_option(
+    "the defaults shown below are the multivariate recipe's (the univariate recipe's: "
+    "anomae/recipes/univariate.toml)."
 )
 
 
@@ -83,11 +93,13 @@ def settings_doc(values: dict[str, Any], given: set[str]) -> dict[str, dict[str,
     return doc
 
 
-def recipe_pipeline(recipe: str, doc: dict[str, Any], n_features: int) -> tuple[Any, str]:
+def recipe_pipeline(
+    recipe: str, doc: dict[str, Any], n_features: int, source: str = "anomae train"
+) -> tuple[Any, str]:
     """The pipeline of ``doc`` laid over ``recipe`` (``auto``: the shipped recipe for
     ``n_features`` features), and the recipe's name."""
     from anomae.pipeline import AUTO, parse_pipeline, shape_recipe, with_recipe
 
     name = shape_recipe(n_features) if recipe == AUTO else recipe
-    merged = with_recipe({"recipe": name, **doc}, Path("anomae train"))
-    return parse_pipeline(merged, "anomae train"), name
+    merged = with_recipe({"recipe": name, **doc}, Path(source))
+    return parse_pipeline(merged, source), name

@@ -10,12 +10,15 @@ from anomae.cli.options import (
     _HOLDOUT_FROM,
     TRAIN_DEVICE,
     TRAIN_THREADS,
-    _calibration,
     _force_option,
     _threshold_text,
     calibration_options,
 )
+from anomae.cli.recipe import given_options, recipe_option, recipe_pipeline, settings_doc
 from anomae.cli.tables import _data_columns, table_options
+
+# how the grid's candidates and the chosen model train: tune's own, over any recipe
+_TUNE_TRAINING = ("stride", "epochs", "batch_size", "lr", "patience", "seed")
 
 
 @click.command("tune")
@@ -24,6 +27,10 @@ from anomae.cli.tables import _data_columns, table_options
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .onnx model."
 )
 @table_options
+@recipe_option(
+    "the grid chooses window, code, noise and centring, and the training options below are "
+    "tune's own; calibration and alarms are the recipe's unless given."
+)
 @click.option(
     "--grid",
     multiple=True,
@@ -77,6 +84,7 @@ def tune_command(
     series_column: str | None,
     label_column: str | None,
     features: str,
+    recipe: str,
     grid: tuple[str, ...],
     period: bool,
     tune_epochs: int,
@@ -108,7 +116,8 @@ def tune_command(
     from anomae.idcolumns import refuse_identifier_columns
     from anomae.io import read_series
     from anomae.modelfile import rewrite_card
-    from anomae.pipeline import parse_pipeline
+    from anomae.pipeline import AUTO, DataSection
+    from anomae.settings import from_table
     from anomae.train.step import require_torch
     from anomae.tune import label_free, label_note, tuned_train_step
 
@@ -117,47 +126,27 @@ def tune_command(
         axes = parse_grid(grid)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--grid") from exc
-    section = _calibration(calibration["method"], holdout, **{
-        k: v for k, v in calibration.items() if k != "method"
-    })  # fmt: skip
+    ctx = click.get_current_context()
+    doc = settings_doc(ctx.params, given_options(ctx) | set(_TUNE_TRAINING))
     feats = [x.strip() for x in features.split(",") if x.strip()]
-    doc = {
-        "data": {
-            "train": list(data),
-            **_data_columns(timestamp_column, series_column, label_column, timestamp_unit),
-            "features": feats,
-        },
-        "window": {"stride": stride},
-        "train": {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "patience": patience,
-            "seed": seed,
-            "device": device,
-            "threads": threads,
-            "progress": progress,
-        },
-        "calibrate": {
-            "method": section.method,
-            "holdout": holdout,
-            "holdout_from": holdout_from,
-            "per_feature": section.per_feature,
-            "per_series": section.per_series,
-            **section.params(),
-        },
-        "tune": {**axes, "epochs": tune_epochs, "train_stride": tune_stride, "seed": seed,
-                 "period": period},  # fmt: skip
-    }
-    pipe = parse_pipeline(doc, "anomae tune")
+    columns = _data_columns(timestamp_column, series_column, label_column, timestamp_unit)
+    doc["data"] = {"train": list(data), **columns, "features": feats}
+    doc["tune"] = {**axes, "epochs": tune_epochs, "train_stride": tune_stride, "seed": seed,
+                   "period": period}  # fmt: skip
+    if recipe != AUTO or feats:  # the options checked before the data is read
+        recipe_pipeline(recipe, doc, len(feats), "anomae tune")
+    table = from_table(DataSection, doc["data"], "anomae tune [data]").table()
     check_outputs([out], data, force)
-    series, feats_t = read_series(list(data), label_free(pipe.data.table()))
+    series, feats_t = read_series(list(data), label_free(table))
     if not feats:
         refuse_identifier_columns(series, feats_t, data[0] if len(data) == 1 else "DATA")
-    note = label_note(list(data), pipe.data.label)
+    note = label_note(list(data), table.label)
     if note:
         click.echo(note)
     click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
+    pipe, name = recipe_pipeline(recipe, doc, len(feats_t), "anomae tune")
+    click.echo(f"recipe: {name}" + (f" (auto: {len(feats_t)} feature(s))" if recipe == AUTO
+                                    else ""))  # fmt: skip
     tmp = temp_name(target_of(out))
     try:
         pipe, card, summary, cal_rows = tuned_train_step(pipe, series, feats_t, tmp, click.echo)
