@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from anomae.detector import Detector
+from anomae.frames import untimed
 from anomae.io import SeriesData, TableSpec, read_series
 from anomae.pipeline import AUTO, shape_recipe
 from anomae.spec import ModelCard
@@ -173,6 +174,8 @@ def fit(
     sections = _sections(named, settings)
     if calibration:
         sections.setdefault("calibrate", {}).update(calibration)
+    if untimed(data) and timestamp == "timestamp":
+        timestamp = None  # an array's rows are in time order, with no time column
     # the card records the columns read (anomae score and AnomalyModel.score read them)
     sections.setdefault("data", {}).update(timestamp=timestamp or "", series=series)
     auto = isinstance(recipe, str) and recipe == AUTO

@@ -89,6 +89,22 @@ def test_fit_takes_the_recipe_for_the_datas_shape(
 
 
 @pytest.mark.slow
+def test_fit_on_an_array_reads_rows_in_order_without_time() -> None:
+    import numpy as np
+
+    x = np.sin(np.arange(2000) / 7.0)
+    x[1500:1504] += 4.0
+    model = anomae.fit(x, epochs=1, calibration=QUANTILE)
+    assert model.features == ("column_1",) and model.card.columns["timestamp"] == "#row"
+    windows, events = model.score(x)
+    assert windows.height == 2000 - model.window + 1
+    hit = events.filter(pl.col("start").dt.epoch("s") <= 1503, pl.col("end").dt.epoch("s") >= 1500)
+    assert hit.height == 1, events  # row n is second n
+    named = anomae.fit(pd.Series(x, name="flow"), epochs=1, calibration=QUANTILE)
+    assert named.features == ("flow",)
+
+
+@pytest.mark.slow
 def test_fit_on_pandas_equals_fit_on_polars(
     frames: tuple[pl.DataFrame, pl.DataFrame], model: AnomalyModel
 ) -> None:

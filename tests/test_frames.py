@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from anomae.errors import InputError
-from anomae.frames import as_polars, is_frame
+from anomae.frames import as_polars, is_frame, untimed
 from anomae.io import read_series
 
 IDX = pd.date_range("2026-01-01", periods=5, freq="min")
@@ -118,3 +118,26 @@ def test_is_frame_tells_frames_from_paths_and_lists() -> None:
     assert is_frame(pd.DataFrame()) and is_frame(pl.DataFrame())
     assert not is_frame("x.csv") and not is_frame([pd.DataFrame()])
     assert as_polars(pl.DataFrame({"a": [1]}), "timestamp").columns == ["a"]
+
+
+def test_arrays_are_tables_with_numbered_columns_and_no_time() -> None:
+    x = np.arange(12.0).reshape(6, 2)
+    assert as_polars(x, "timestamp").to_dict(as_series=False) == {
+        "column_1": [0.0, 2.0, 4.0, 6.0, 8.0, 10.0], "column_2": [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]
+    }  # fmt: skip
+    assert as_polars(x[:, 0], "timestamp").columns == ["column_1"]
+    assert as_polars(pd.Series([1.0, 2.0], name="flow"), "timestamp").columns == ["flow"]
+    assert as_polars(pl.Series([1.0, 2.0]), "timestamp").columns == ["value"]
+    timed = pd.Series([1.0] * 5, index=IDX, name="flow")
+    assert as_polars(timed, "timestamp").columns == ["timestamp", "flow"]
+    assert [untimed(a) for a in (x, pl.Series([1.0]), pd.Series([1.0]), timed, pd.DataFrame())] \
+        == [True, True, True, False, False]  # fmt: skip
+    with pytest.raises(InputError, match="an array of 3 dimensions; give one value per row"):
+        as_polars(np.zeros((2, 2, 2)), "timestamp")
+    # read as a file without a header and without time
+    from anomae.io import TableSpec
+
+    (s,), feats = read_series(x, TableSpec(timestamp=""))
+    assert feats == ("column_1", "column_2") and np.array_equal(s.values, x.astype(np.float32))
+    series, _ = read_series([x, x[:3]], TableSpec(timestamp=""))  # one series each
+    assert [s.name for s in series] == ["DataFrame 1", "DataFrame 2"]
