@@ -190,10 +190,14 @@ class Pipeline:
     benchmark: Any = None  # anomae.eval.section.BenchmarkSection in evaluation pipelines
     tune: Any = None  # anomae.tune.TuneSection: choose the model label-free first
     source: str = "<options>"
+    # recipe = "auto" not yet resolved (the data's features unknown when the file was read):
+    # laid over the multivariate recipe for now; anomae run loads it again with the count
+    auto: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source")
+        d.pop("auto")
         return d
 
 
@@ -260,14 +264,26 @@ def _without_time(pipe: Pipeline) -> Pipeline:
     return pipe
 
 
-def load_pipeline(path: str | Path) -> Pipeline:
+def load_pipeline(path: str | Path, n_features: int | None = None) -> Pipeline:
+    """The pipeline file ``path``. ``recipe = "auto"`` takes the recipe for the data's
+    shape (:func:`shape_recipe`) by ``n_features``, else by ``[data] features``; with
+    neither, the multivariate recipe for now, the pipeline marked ``auto`` (``anomae run``
+    loads it again once the data is read)."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: pipeline file does not exist")
     doc = _read_toml(path)
+    auto = doc.get("recipe") == AUTO
+    if auto:
+        data = doc.get("data")
+        listed = data.get("features") if isinstance(data, dict) else None
+        n = n_features or (len(listed) if isinstance(listed, list) else 0)
+        doc = {**doc, "recipe": shape_recipe(n) if n else "multivariate"}
+        auto = not n
     if "recipe" in doc:
         doc = with_recipe(doc, path)
-    return with_paths_from(parse_pipeline(doc, str(path)), path.parent)
+    pipe = with_paths_from(parse_pipeline(doc, str(path)), path.parent)
+    return dataclasses.replace(pipe, auto=True) if auto else pipe
 
 
 def with_paths_from(pipe: Pipeline, folder: Path) -> Pipeline:
@@ -328,8 +344,8 @@ def with_recipe(doc: dict[str, Any], path: Path) -> dict[str, Any]:
         raise PipelineError(f"{path}: recipe must be a name or a file name, got {name!r}")
     if name == AUTO:
         raise PipelineError(
-            f"{path}: a pipeline names its recipe (multivariate or univariate): "
-            f"'{AUTO}' chooses by the data's features only in anomae.fit and anomae train"
+            f"{path}: recipe '{AUTO}' is chosen by the data's features, where they are read: "
+            "anomae run, anomae train and tune, anomae.fit; name multivariate or univariate"
         )
     try:
         base_path = recipe_file(name, path.parent)

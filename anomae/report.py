@@ -86,7 +86,8 @@ def summary_text(r: dict[str, Any]) -> str:
         f"anomae run {r['pipeline']}",
         f"  model      {m.get('kind', 'dense')} AE hidden={m.get('hidden')} on "
         f"{len(r['model']['features'])} features, window {r['model']['window']['length']} rows; "
-        f"noise={cfg['noise'].get('kind', 'none')} sparsity={cfg['sparsity'].get('kind', 'none')}",
+        f"noise={cfg['noise'].get('kind', 'none')} sparsity={cfg['sparsity'].get('kind', 'none')}"
+        + (f"; recipe {r['model']['recipe']} (auto)" if r["model"].get("recipe") else ""),
         f"  training   {tr['n_train_windows']:,} windows, {tr['epochs_run']} epochs (best "
         f"{tr['best_epoch']}), val loss {tr['best_val_loss']:.4g}, {tr['seconds']:.1f}s on "
         f"{tr['device']}"

@@ -16,7 +16,7 @@ from anomae.calibrate_model import calibrate_trained
 from anomae.errors import PipelineError
 from anomae.io import SeriesData, TableSpec, read_series, read_table
 from anomae.period import period_window
-from anomae.pipeline import Pipeline, load_pipeline
+from anomae.pipeline import Pipeline, load_pipeline, shape_recipe
 from anomae.spec import ModelCard
 from anomae.train.step import require_torch, train_step
 
@@ -38,10 +38,15 @@ def run_pipeline(
     from anomae.score import ScoreOptions, encode_table, score_all
 
     t_start = time.perf_counter()
-    pipe = load_pipeline(path)
+
+    def load(n_features: int | None = None) -> Any:
+        pipe = load_pipeline(path, n_features)
+        if threads is None:
+            return pipe
+        return dataclasses.replace(pipe, train={**pipe.train, "threads": threads})
+
+    pipe = load()
     require_torch()  # before any data is read or output folder made
-    if threads is not None:
-        pipe = dataclasses.replace(pipe, train={**pipe.train, "threads": threads})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     d = pipe.data
@@ -59,6 +64,9 @@ def run_pipeline(
         note = label_note(list(d.train), d.label) or ""
         if note and pipe.train.get("progress", True):
             print(note)
+    chosen = shape_recipe(len(features)) if pipe.auto else None  # recipe = "auto"
+    if pipe.auto:
+        pipe = load(len(features))
     # trained and calibrated beside the old model, which is replaced once, when complete
     tmp_model = temp_name(target_of(model_path))
     try:
@@ -78,6 +86,7 @@ def run_pipeline(
             "features": list(features),
             "window": dataclasses.asdict(card.window),
             "parity": card.parity,
+            **({"recipe": chosen} if chosen else {}),
         },
         "training": train_summary,
         "threshold": dataclasses.asdict(card.threshold),

@@ -150,13 +150,27 @@ def test_a_method_of_its_own_drops_the_recipes_method_parameters() -> None:
     }
 
 
-def test_shape_recipe_and_auto_only_outside_pipeline_files(tmp_path: Path) -> None:
-    from anomae.pipeline import shape_recipe
+def test_recipe_auto_in_a_pipeline_file(tmp_path: Path) -> None:
+    """``recipe = "auto"``: the recipe for the data's shape, by the count given or
+    ``[data] features``; without either, multivariate for now and marked ``auto``."""
+    from anomae.pipeline import shape_recipe, with_recipe
 
     assert [shape_recipe(n) for n in (1, 2, 25)] == ["univariate", "multivariate", "multivariate"]
-    (tmp_path / "p.toml").write_text('recipe = "auto"\n[data]\ntrain = "t.parquet"\n')
-    with pytest.raises(PipelineError, match="names its recipe .* only in anomae.fit and anomae"):
-        load_pipeline(tmp_path / "p.toml")
+    p = tmp_path / "p.toml"
+    p.write_text('recipe = "auto"\n[data]\ntrain = "t.parquet"\n')
+    later = load_pipeline(p)
+    assert later.auto and later.window.length == 8 and "auto" not in later.to_dict()
+    one = load_pipeline(p, n_features=1)
+    assert not one.auto and one.window.length == 16 and one.likelihood is not None
+    p.write_text('recipe = "auto"\n[data]\ntrain = "t.parquet"\nfeatures = ["x"]\n')
+    listed = load_pipeline(p)
+    assert not listed.auto and listed.window.length == 16
+    named = tmp_path / "named.toml"
+    named.write_text('recipe = "multivariate"\n[data]\ntrain = "t.parquet"\n')
+    assert not load_pipeline(named, n_features=1).auto  # a named recipe stays
+    assert load_pipeline(named, n_features=1).window.length == 8
+    with pytest.raises(PipelineError, match="recipe 'auto' is chosen by the data's features"):
+        with_recipe({"recipe": "auto"}, p)  # where no data is read
 
 
 @pytest.mark.parametrize(

@@ -204,3 +204,35 @@ def test_a_run_on_rows_without_time_rates_no_false_events_per_day(tmp_path: Path
     report = run_pipeline(pipe, tmp_path / "run")
     assert report["threshold"]["method"] == "quantile"
     assert "false_events" in report["metrics"] and "false_events_per_day" not in report["metrics"]
+
+
+@pytest.mark.slow
+def test_a_run_with_recipe_auto_takes_the_recipe_for_the_features_read(tmp_path: Path) -> None:
+    import textwrap
+
+    import numpy as np
+    import polars as pl
+
+    from anomae.report import summary_text
+    from anomae.run import run_pipeline
+
+    t = np.arange(3000)
+    x = np.sin(t / 11) + np.random.default_rng(0).normal(0, 0.05, t.size)
+    pl.DataFrame({"timestamp": t * 60, "x": x}).write_csv(tmp_path / "one.csv")
+    pl.DataFrame({"timestamp": t * 60, "x": x, "y": np.cos(t / 7)}).write_csv(tmp_path / "two.csv")
+    for name, recipe, window in (("one", "univariate", 16), ("two", "multivariate", 8)):
+        pipe = tmp_path / f"{name}.toml"
+        pipe.write_text(textwrap.dedent(f"""
+            recipe = "auto"
+            [data]
+            train = "{tmp_path / f"{name}.csv"}"
+            [train]
+            epochs = 1
+            [calibrate]
+            method = "quantile"
+        """))
+        report = run_pipeline(pipe, tmp_path / f"run-{name}")
+        assert report["model"]["recipe"] == recipe
+        assert report["model"]["window"]["length"] == window
+        assert (report["config"]["likelihood"] is not None) == (recipe == "univariate")
+        assert f"recipe {recipe} (auto)" in summary_text(report)

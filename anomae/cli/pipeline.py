@@ -131,6 +131,11 @@ def evaluate(pipeline: str, out_dir: str, data: str | None, limit: int, plot: bo
     require_torch()  # anomae's detector is trained in every benchmark
     if pipe.benchmark is None:
         raise PipelineError(f"{pipeline}: no [benchmark] section; use `anomae run` for it")
+    if pipe.auto:
+        raise PipelineError(
+            f'{pipeline}: recipe = "auto" would choose per case; a benchmark pipeline names '
+            'its recipe ("multivariate" or "univariate"), as the shipped ones do'
+        )
     if limit:
         pipe = dataclasses.replace(pipe, benchmark=dataclasses.replace(pipe.benchmark, limit=limit))
     out = Path(out_dir)

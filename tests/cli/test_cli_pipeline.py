@@ -54,3 +54,11 @@ def test_run_pipeline_end_to_end(small_demo: dict[str, Path], tmp_path: Path) ->
     assert set(report["baselines"]) == {"ksigma", "pca", "windowed_gaussian"}
     assert report["baselines"]["pca"]["windows"] == report["metrics"]["windows"]
     assert "windowed_gaussian" in r.stdout and "false/day" in r.stdout
+
+
+def test_evaluate_refuses_recipe_auto(tmp_path: Path) -> None:
+    pipe = tmp_path / "b.toml"
+    pipe.write_text('recipe = "auto"\n[benchmark]\ndataset = "skab"\n')
+    r = run_cli(["evaluate", str(pipe), "--out", str(tmp_path / "out")])
+    assert r.returncode == 1 and 'a benchmark pipeline names its recipe' in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
