@@ -10,7 +10,8 @@ How a text file is read (:func:`sniff`, from its first lines): the separator is 
 for a ``.csv`` whose first line holds one and the tab for a ``.tsv``; otherwise the first of
 comma, tab, semicolon, pipe and space that splits every one of the first lines into the same
 number (two or more) of fields, else none (one column). A file whose first line is all
-numbers has no header: its columns are named ``column_1``, ``column_2``, ... (so
+numbers has no header (unless they number the columns, 0, 1, 2, ... as pandas writes
+unnamed ones): its columns are named ``column_1``, ``column_2``, ... (so
 ``--features column_2``, and ``--timestamp-column ''`` for rows without time). Values
 separated by runs of spaces are refused, with how to rewrite them.
 
@@ -102,6 +103,16 @@ def _number(field: str) -> bool:
     return True
 
 
+def _numbered(fields: list[str]) -> bool:
+    """Whether ``fields`` read 0, 1, 2, ... or 1, 2, 3, ...: column numbers (a header such
+    as pandas writes for unnamed columns), not a row of data."""
+    try:
+        got = [int(f.strip().strip("\"'")) for f in fields]
+    except ValueError:
+        return False
+    return len(got) > 1 and got in (list(range(len(got))), list(range(1, len(got) + 1)))
+
+
 def _separator(lines: list[str]) -> str:
     stripped = [ln.strip() for ln in lines]
     for sep in _SEPARATORS:
@@ -131,7 +142,7 @@ def sniff(path: Path) -> Dialect:
             f"s/ +/,/g' {path.name} > {Path(name).stem}.csv"
         )
     fields = first.split(sep)
-    header = not all(_number(f) for f in fields)
+    header = not all(_number(f) for f in fields) or _numbered(fields)
     if not header and len(lines) == 1 and len(fields) > 100:
         raise InputError(
             f"{path}: one line of {len(fields)}+ values; anomae reads one row per time step "

@@ -27,10 +27,13 @@ ROWS = TableSpec(timestamp="")
         ("a.tsv", "t\tx\n1\t2\n", Dialect("\t", True)),
         ("ucr.txt", "0.5\n-1e-3\n 7\n", Dialect(",", False, 1)),
         ("smd.txt", "0.1,0.2,5\n0.3,0.4,5\n", Dialect(",", False, 3)),
-        ("a.dat", "1 2 3\n4 5 6\n", Dialect(" ", False, 3)),
+        ("a.dat", "1.5 2 3\n4 5 6\n", Dialect(" ", False, 3)),
         ("a.txt", "x|y\n1|2\n3|4\n", Dialect("|", True)),
-        ("tabs.txt", "1\t2\n3\t4\n", Dialect("\t", False, 2)),
+        ("tabs.txt", "1.5\t2\n3\t4\n", Dialect("\t", False, 2)),
         ("empty.txt", "", Dialect()),
+        ("pandas.csv", "0,1,2\n5.5,6,7\n", Dialect(",", True)),  # unnamed columns, numbered
+        ("ones.txt", "1 2 3\n5.5 6 7\n", Dialect(" ", True)),
+        ("one.txt", "1\n2\n", Dialect(",", False, 1)),  # one number: a value
     ],
 )
 def test_sniff(tmp_path: Path, name: str, text: str, want: Dialect) -> None:
