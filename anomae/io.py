@@ -41,6 +41,12 @@ __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series"
 # The time of data without a time column (``TableSpec(timestamp="")``): each row's number in
 # its file (in a dataset: counted on from the files before it), read as seconds.
 ROWS = "#row"
+# Columns never taken as features unless named (compared lower-cased): the names public
+# anomaly data gives its labels (Yahoo's is_anomaly, TSB-AD's Label, SKAB's anomaly and
+# changepoint, attack flags), which a model must not learn from.
+LABEL_LIKE = ("label", "labels", "anomaly", "anomalies", "anomalous", "is_anomaly",
+              "is_anomalous", "attack", "is_attack", "outlier", "is_outlier", "changepoint",
+              "change_point", "ground_truth")  # fmt: skip
 # Cells that mean "no reading" in numeric and label columns (compared lower-cased, stripped).
 
 
@@ -52,9 +58,10 @@ class TableSpec:
     file is one series named after the file stem, unless ``series_required`` is true; by
     default a series column is required exactly when its name differs from ``"series"``.
     ``features=None`` takes every numeric (or boolean) column except the timestamp, series,
-    label and ``exclude`` columns. ``timestamp_unit`` (``s``, ``ms``, ``us``, ``ns``) is
-    the unit of epoch-number timestamps; None: seconds, with numbers beyond years 1677-2262
-    refused (see :mod:`anomae.timestamps`). ``timestamp=""`` (or None): the data has no time
+    label and ``exclude`` columns (compared lower-cased; by default :data:`LABEL_LIKE`).
+    ``timestamp_unit`` (``s``, ``ms``, ``us``, ``ns``) is the unit of epoch-number
+    timestamps; None: seconds, with numbers beyond years 1677-2262 refused (see
+    :mod:`anomae.timestamps`). ``timestamp=""`` (or None): the data has no time
     column and its rows are in time order, one a second: each row's time is its number in
     the file (:data:`ROWS`, what the model card records).
     """
@@ -63,7 +70,7 @@ class TableSpec:
     series: str | None = "series"
     features: tuple[str, ...] | None = None
     label: str | None = "label"
-    exclude: tuple[str, ...] = ("anomaly",)
+    exclude: tuple[str, ...] = LABEL_LIKE
     series_required: bool | None = None
     timestamp_unit: str | None = None
 
@@ -309,10 +316,12 @@ def _mismatch(source: str, first: str, names: tuple[str, ...], chosen: tuple[str
 def _default_features(
     frame: pl.DataFrame, spec: TableSpec, source: str, is_csv: bool
 ) -> tuple[str, ...]:
-    skip = {spec.timestamp, spec.series, spec.label, *spec.exclude}
+    skip = {spec.timestamp, spec.series, spec.label}
+    excluded = {e.lower() for e in spec.exclude}
     names = []
     for name in frame.columns:
-        parsed = _numeric(frame[name]) if name not in skip else None
+        taken = name not in skip and name.lower() not in excluded
+        parsed = _numeric(frame[name]) if taken else None
         if parsed is None:
             continue
         values, bad = parsed

@@ -52,7 +52,7 @@ from typing import Any
 from anomae.calibrate_settings import CalibrateSection, method_params
 from anomae.errors import PipelineError
 from anomae.events import PostRule
-from anomae.io import TableSpec
+from anomae.io import LABEL_LIKE, TableSpec
 from anomae.settings import from_table
 from anomae.spec import WindowSpec
 from anomae.timestamps import check_unit
@@ -72,7 +72,7 @@ class DataSection:
     series: str = "series"
     label: str = "label"
     features: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ("anomaly",)
+    exclude: tuple[str, ...] = LABEL_LIKE
     generate: str = ""
     seed: int = 7
     timestamp_unit: str = ""  # epoch numbers' unit: s, ms, us, ns ("": seconds)

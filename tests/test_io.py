@@ -409,6 +409,19 @@ def test_default_features_skip_reserved_and_text_columns(both: tuple[Path, Path]
     assert features == ("temp", "flow", "label", "anomaly")
 
 
+def test_label_like_columns_are_never_default_features(tmp_path: Path) -> None:
+    """Public data's label columns (Yahoo's is_anomaly, TSB-AD's Label, SKAB's changepoint,
+    attack flags) are left out unless named; ``exclude=()`` takes them."""
+    p = write(tmp_path / "pub.csv", "timestamp,value,is_anomaly,Label,changepoint,Attack\n"
+              + "".join(f"{minutes(i)},{i}.5,0,0,0,{i % 2}\n" for i in range(3)))  # fmt: skip
+    _, features = read_series(p)
+    assert features == ("value",)
+    _, features = read_series(p, TableSpec(exclude=()))
+    assert features == ("value", "is_anomaly", "Label", "changepoint", "Attack")
+    _, features = read_series(p, features=["value", "Attack"])  # named: taken
+    assert features == ("value", "Attack")
+
+
 def test_features_argument_orders_and_ignores_extras(both: tuple[Path, Path]) -> None:
     series, features = read_series(both[1], features=["flow", "temp"])
     assert features == ("flow", "temp")
