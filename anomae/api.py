@@ -174,7 +174,8 @@ def fit(
     sections = _sections(named, settings)
     if calibration:
         sections.setdefault("calibrate", {}).update(calibration)
-    if untimed(data) and timestamp == "timestamp":
+    arrays = data if isinstance(data, list | tuple) and data else [data]
+    if timestamp == "timestamp" and all(untimed(a) for a in arrays):
         timestamp = None  # an array's rows are in time order, with no time column
     # the card records the columns read (anomae score and AnomalyModel.score read them)
     sections.setdefault("data", {}).update(timestamp=timestamp or "", series=series)

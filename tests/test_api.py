@@ -102,6 +102,8 @@ def test_fit_on_an_array_reads_rows_in_order_without_time() -> None:
     assert hit.height == 1, events  # row n is second n
     named = anomae.fit(pd.Series(x, name="flow"), epochs=1, calibration=QUANTILE)
     assert named.features == ("flow",)
+    fleet = anomae.fit([x, x[::-1].copy()], epochs=1, calibration=QUANTILE)  # one series each
+    assert fleet.card.columns["timestamp"] == "#row"
 
 
 @pytest.mark.slow

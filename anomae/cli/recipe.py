@@ -47,6 +47,7 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
 RUN_OPTIONS = ("device", "threads", "progress")
 _LISTS = ("hidden", "channels", "search_min_windows")
 
+
 def recipe_option(shown: str) -> Any:
     """The ``--recipe`` option; ``shown`` says what the defaults ``--help`` shows are."""
     return click.option(
