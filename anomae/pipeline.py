@@ -7,7 +7,9 @@ becomes its owner's settings: ``[model]``, ``[noise]``, ``[sparsity]`` and ``[tr
 :class:`anomae.events.PostRule`. Carrying a pipeline out lives with its concepts:
 :func:`anomae.run.run_pipeline` (``anomae run``), :mod:`anomae.holdout` (the held-out rows),
 :mod:`anomae.train.step` (fit and export), :mod:`anomae.calibrate_model` (threshold and
-alarm policy). Sections and keys (all optional but ``data.train``)::
+alarm policy). A top-level ``recipe`` lays the file over a shipped recipe or a recipe file
+(:func:`with_recipe`; ``"auto"``: the one for the data's shape, :func:`load_pipeline`).
+Sections and keys (all optional but ``data.train``)::
 
     [data]      train, test, calibration (paths relative to the pipeline file's folder),
                 timestamp ("": no time column, rows in order one a second; an events
@@ -313,7 +315,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped in the package
-AUTO = "auto"  # anomae.fit / anomae train: the shipped recipe for the data's shape (shape_recipe)
+AUTO = "auto"  # recipe: the shipped one for the data's shape (shape_recipe), once it is read
 
 
 def recipe_file(name: str, folder: Path = Path(".")) -> Path:
@@ -366,7 +368,7 @@ def laid_over(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     for section, table in doc.items():
         if isinstance(table, dict) and isinstance(merged.get(section), dict):
             old = merged[section]
-            was = old.get("method", "events")
+            was = old.get("method", "events")  # the default method's, when the recipe has none
             if section == "calibrate" and table.get("method", was) != was:
                 for key in method_params(str(was)):
                     old.pop(key, None)
