@@ -180,11 +180,12 @@ def fit(
     # the card records the columns read (anomae score and AnomalyModel.score read them)
     sections.setdefault("data", {}).update(timestamp=timestamp or "", series=series)
     auto = isinstance(recipe, str) and recipe == AUTO
-    if features or not auto:  # the settings checked before the data is read
-        known = shape_recipe(len(features or ())) if auto else recipe
-        pipe = _pipeline(known, sections, "anomae.fit")
+    pipe = None
+    if features or not auto:  # the recipe known: the settings checked before the data is read
+        pipe = _pipeline(shape_recipe(len(features or ())) if auto else recipe, sections,
+                         "anomae.fit")  # fmt: skip
     rows, names = read_series(data, _table(timestamp, series, label), features)
-    if auto:  # the recipe for the features read
+    if pipe is None:  # auto: the recipe for the features read
         pipe = _pipeline(shape_recipe(len(names)), sections, "anomae.fit")
     return fit_series(pipe, rows, names)
 

@@ -43,7 +43,7 @@ import polars as pl
 
 from anomae.errors import InputError, _cell
 from anomae.io import ROWS, TableSpec, _check_header, _names, numbered
-from anomae.textfile import FOLDER_SUFFIXES, Dialect, kind, sniff, text_columns
+from anomae.textfile import FOLDER_SUFFIXES, Dialect, header
 from anomae.timestamps import _check_order, _iso, _timestamps
 
 PLAN_ROWS = 524_288  # rows of timestamps and series ids checked at a time: ~20 MB
@@ -126,26 +126,6 @@ def hive_values(path: Path) -> dict[str, str]:
     return out
 
 
-def _columns(path: Path) -> tuple[list[str], Dialect | None]:
-    """The header of ``path`` and how it is read (None: Parquet), with :mod:`anomae.io`'s
-    checks."""
-    if not path.is_file():
-        raise InputError(f"{path}: file does not exist (check the path)")
-    is_text = kind(path) == "csv"
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); it needs a header and rows")
-    try:
-        if is_text:
-            dialect = sniff(path)
-            return text_columns(path, dialect), dialect
-        return list(pl.read_parquet_schema(path)), None
-    except pl.exceptions.NoDataError as err:
-        raise InputError(f"{path}: the file is empty; it needs a header and rows") from err
-    except (pl.exceptions.PolarsError, OSError) as err:
-        what = "CSV" if is_text else "PARQUET"
-        raise InputError(f"{path}: cannot read as {what}: {str(err).splitlines()[0]}") from err
-
-
 def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
     """The file's ``columns`` (those in it; hive constants for the rest; :data:`ROWS`: each
     row's number, from ``fp.row0``) as strings for text."""
@@ -170,7 +150,9 @@ def _lazy(fp: FilePlan, columns: Sequence[str]) -> pl.LazyFrame:
 def _scan(
     path: Path, spec: TableSpec, features: Sequence[str], first: dict[str, str], row0: int = 0
 ) -> FilePlan:
-    columns, text = _columns(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file does not exist (check the path)")
+    columns, text = header(path)
     constants = {k: v for k, v in hive_values(path).items() if k not in columns}
     source = str(path)
     missing = [f for f in features if f not in columns]

@@ -32,8 +32,7 @@ import polars as pl
 from anomae.cells import _labels, _not_a_number, _numeric, _values
 from anomae.errors import InputError, _cell
 from anomae.frames import as_polars, frame_source, is_frame
-from anomae.textfile import Dialect, sniff, text_columns
-from anomae.textfile import kind as file_kind
+from anomae.textfile import Dialect, header
 from anomae.timestamps import _check_order, _timestamps, check_unit, series_hint
 
 __all__ = ["InputError", "SeriesData", "TableSpec", "fingerprint", "read_series", "read_table"]
@@ -197,24 +196,7 @@ def _read(
         raise InputError(f"{source}: is a directory, not a file")
     if not p.is_file():
         raise InputError(f"{source}: file does not exist (check the path)")
-    kind = file_kind(p)
-    if p.stat().st_size == 0:
-        raise InputError(f"{source}: the file is empty (0 bytes); it needs a header and rows")
-    dialect = None
-    try:
-        if kind == "csv":
-            with p.open("rb") as fh:
-                head = fh.read(4096)
-            if b"\0" in head and not head.startswith(b"\x1f\x8b"):  # gzip is fine
-                raise InputError(f"{source}: not a text CSV file (NUL bytes); save it as UTF-8 CSV")
-            dialect = sniff(p)
-            columns = text_columns(p, dialect)
-        else:
-            columns = list(pl.read_parquet_schema(p))
-    except pl.exceptions.NoDataError as err:
-        raise InputError(f"{source}: the file is empty; it needs a header and rows") from err
-    except (pl.exceptions.PolarsError, OSError) as err:
-        raise InputError(f"{source}: cannot read as {kind.upper()}: {_first_line(err)}") from err
+    columns, dialect = header(p)
     # Structural checks use the header alone, so a 10M-row file fails fast.
     wanted = _check_header(source, columns, spec, features, need)
     frame = _non_empty(_read_frame(p, dialect, columns, spec, wanted), source)

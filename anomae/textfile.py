@@ -159,8 +159,31 @@ def text_columns(path: Path, dialect: Dialect) -> list[str]:
     return pl.read_csv(path, n_rows=0, infer_schema=False, separator=dialect.separator).columns
 
 
+def header(path: Path) -> tuple[list[str], Dialect | None]:
+    """The column names of the existing file ``path`` and how it is read (None: Parquet),
+    without reading its rows; an :class:`~anomae.errors.InputError` naming the file when it
+    is empty, a text file with NUL bytes, or unreadable. What every reader checks first
+    (:func:`anomae.io.read_series`, :func:`anomae.dataset.plan_dataset`)."""
+    is_text = kind(path) == "csv"
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); it needs a header and rows")
+    try:
+        if not is_text:
+            return list(pl.read_parquet_schema(path)), None
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+        if b"\0" in head and not head.startswith(b"\x1f\x8b"):  # gzip is fine
+            raise InputError(f"{path}: not a text CSV file (NUL bytes); save it as UTF-8 CSV")
+        dialect = sniff(path)
+        return text_columns(path, dialect), dialect
+    except pl.exceptions.NoDataError as err:
+        raise InputError(f"{path}: the file is empty; it needs a header and rows") from err
+    except (pl.exceptions.PolarsError, OSError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        what = "CSV" if is_text else "PARQUET"
+        raise InputError(f"{path}: cannot read as {what}: {first}") from err
+
+
 def columns_of(path: Path) -> list[str]:
     """The column names of ``path``, Parquet or text."""
-    if kind(path) == "parquet":
-        return list(pl.read_parquet_schema(path))
-    return text_columns(path, sniff(path))
+    return header(path)[0]

@@ -84,13 +84,10 @@ def settings_doc(values: dict[str, Any], given: set[str]) -> dict[str, dict[str,
             if name in _LISTS:
                 value = _ints(value or "")
             doc.setdefault(section, {})[key] = value
-    model = doc.get("model", {})
     if "hidden" in given:
-        model.setdefault("code", "fixed")
+        doc["model"].setdefault("code", "fixed")
     if values.get("sparsity") == "kl" and "sparsity" in given:
-        model.setdefault("code_activation", "sigmoid")
-    if model:
-        doc["model"] = model
+        doc.setdefault("model", {}).setdefault("code_activation", "sigmoid")
     return doc
 
 

@@ -265,8 +265,9 @@ def train(
     doc["data"] = {"train": list(data), **columns, "features": feats}
     # the columns to read come from [data] alone; the recipe waits for the data's features
     table = from_table(DataSection, doc["data"], "anomae train [data]").table()
+    chosen = None  # (pipeline, recipe name), once the recipe is known
     if recipe != AUTO or feats:  # the options checked before the data is read
-        recipe_pipeline(recipe, doc, len(feats))
+        chosen = recipe_pipeline(recipe, doc, len(feats))
     files = expand_inputs(data)
     check_outputs([out], files, force)
 
@@ -283,7 +284,7 @@ def train(
     else:
         feats_t = tuple(feats) or head_features(files[0], table)
     click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
-    pipe, name = recipe_pipeline(recipe, doc, len(feats_t))
+    pipe, name = chosen or recipe_pipeline(recipe, doc, len(feats_t))
     click.echo(f"recipe: {name}" + (f" (auto: {len(feats_t)} feature(s))" if recipe == AUTO
                                     else ""))  # fmt: skip
     # Export and calibrate beside --out, then replace it once: a kill or a calibration error

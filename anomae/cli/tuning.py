@@ -133,8 +133,9 @@ def tune_command(
     doc["data"] = {"train": list(data), **columns, "features": feats}
     doc["tune"] = {**axes, "epochs": tune_epochs, "train_stride": tune_stride, "seed": seed,
                    "period": period}  # fmt: skip
+    chosen = None  # (pipeline, recipe name), once the recipe is known
     if recipe != AUTO or feats:  # the options checked before the data is read
-        recipe_pipeline(recipe, doc, len(feats), "anomae tune")
+        chosen = recipe_pipeline(recipe, doc, len(feats), "anomae tune")
     table = from_table(DataSection, doc["data"], "anomae tune [data]").table()
     check_outputs([out], data, force)
     series, feats_t = read_series(list(data), label_free(table))
@@ -144,7 +145,7 @@ def tune_command(
     if note:
         click.echo(note)
     click.echo(f"features ({len(feats_t)}): {', '.join(feats_t)}")
-    pipe, name = recipe_pipeline(recipe, doc, len(feats_t), "anomae tune")
+    pipe, name = chosen or recipe_pipeline(recipe, doc, len(feats_t), "anomae tune")
     click.echo(f"recipe: {name}" + (f" (auto: {len(feats_t)} feature(s))" if recipe == AUTO
                                     else ""))  # fmt: skip
     tmp = temp_name(target_of(out))
