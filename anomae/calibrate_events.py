@@ -240,7 +240,8 @@ def resolvable(n: int, n_blocks: int, window_s: float, false_events_per_day: flo
             f"{days:.2f} ({n_blocks} series or blocks, {n:,} windows of {window_s:g} s): give "
             f"{need - days:.2f} more series-days, raise false_events_per_day to at least "
             f"{1.0 / (EXTRAPOLATION * max(days, 1e-300)):.3g}, or calibrate per window "
-            f'instead (--method quantile --q 0.99; pipelines: [calibrate] method = "quantile")'
+            f'instead (--method quantile --q 0.99; pipelines: [calibrate] method = "quantile"; '
+            f'anomae.fit: calibration={{"method": "quantile", "q": 0.99}})'
         )
     return days
 

@@ -254,6 +254,19 @@ def test_fit_reports_bad_frames() -> None:
         anomae.fit(frame, epochs=1)
 
 
+def test_too_little_data_for_the_budget_says_how_to_calibrate_in_python() -> None:
+    """Three days of minutes cannot resolve the recipe's one false event a week: refused
+    before training, and the message gives the fix in the caller's own terms too."""
+    from anomae.errors import CalibrationError
+
+    n = 3 * 1440
+    values = {"a": [float(i % 7) for i in range(n)], "b": [0.5 * (i % 5) for i in range(n)]}
+    frame = pd.DataFrame(values, index=pd.date_range("2026-01-01", periods=n, freq="min"))
+    with pytest.raises(CalibrationError, match="series-days") as err:
+        anomae.fit(frame, epochs=1)
+    assert 'anomae.fit: calibration={"method": "quantile", "q": 0.99}' in str(err.value)
+
+
 def test_rows_without_time_fit_score_and_the_cli(tmp_path: Path) -> None:
     """``timestamp=None``: rows in order, one a second; the card records it, so scoring
     (here and ``anomae score``) needs no option; the recipe's events budget, which has no
