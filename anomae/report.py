@@ -194,8 +194,32 @@ def columns_text(columns: dict[str, str | None]) -> str:
         + (f" (epoch {unit})" if unit else "")
         + f", series '{columns.get('series')}'"
         + (f", label '{columns['label']}'" if columns.get("label") else ", no label")
-        + " (the defaults of --timestamp-column, --series-column, --label-column)"
+        + " (what scoring reads unless --timestamp-column, --series-column or --label-column"
+        " says otherwise)"
     )
+
+
+def parity_text(parity: dict[str, Any]) -> str:
+    """The export's ONNX-against-torch check (:func:`anomae.train.export.check_parity`) and
+    the reference windows kept for the load check (:mod:`anomae.reference`), in one line;
+    keys it does not know (older cards) are shown as they are."""
+    if not parity:
+        return "not recorded"
+    p = dict(parity)
+    parts = []
+    if "rtol" in p and "atol" in p:
+        parts.append(f"ONNX and torch agree within {p.pop('atol'):g} + {p.pop('rtol'):g} x |torch|")
+    if "max_rel_diff" in p:
+        parts.append(f"worst relative difference {float(p.pop('max_rel_diff')):.2g}")
+    if "n_windows" in p:
+        cases = p.pop("cases", None)
+        how = f" in {len(cases)} cases ({'; '.join(map(str, cases))})" if cases else ""
+        parts.append(f"over {int(p.pop('n_windows')):,} windows{how}")
+    ref = p.pop("reference", None)
+    if isinstance(ref, dict):
+        parts.append(f"{len(ref.get('score') or [])} reference windows re-scored on every load")
+    parts += [f"{k} {v}" for k, v in p.items()]
+    return ", ".join(parts)
 
 
 def lineage_text(lineage: dict[str, Any]) -> str:
@@ -242,7 +266,7 @@ def card_text(card: ModelCard, path: str) -> str:
         f"  training     {card.training.get('n_train_windows', '?')} windows, "
         f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
         f"sparsity {card.training.get('sparsity')}",
-        f"  parity       {card.parity}",
+        f"  parity       {parity_text(card.parity)}",
         *([f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []),
         f"  data         {card.data_fingerprint}",
         *([f"  lineage      {lineage_text(card.lineage)}"] if card.lineage else []),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from anomae.report import alarm_text, false_events_text, per_series_text
+from anomae.report import alarm_text, false_events_text, parity_text, per_series_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,30 @@ def test_per_series_text_names_fallbacks() -> None:
     assert text.startswith("per series: 3 thresholds, min 1 / median 2 / max 3; 7 series fell")
     assert "threshold 2: s0, s1 and 5 more; why, for s0: 0.2 series-days" in text
     assert per_series_text({"value": 1.0}) == ""
+
+
+def test_parity_text_summarises_the_check_and_the_reference() -> None:
+    reference = {"card_sha256": "ab", "rows": [[0.1]] * 19, "score": [0.1] * 4}
+    parity = {"rtol": 1e-4, "atol": 1e-6, "max_rel_diff": 1.945e-06, "n_windows": 7317,
+              "cases": ["given", "many windows, no NaN"], "reference": reference}  # fmt: skip
+    assert parity_text(parity) == (
+        "ONNX and torch agree within 1e-06 + 0.0001 x |torch|, worst relative difference "
+        "1.9e-06, over 7,317 windows in 2 cases (given; many windows, no NaN), 4 reference "
+        "windows re-scored on every load"
+    )
+    assert parity_text({}) == "not recorded"
+    assert parity_text({"max_rel_diff": 0.0, "note": "old"}) == (
+        "worst relative difference 0, note old"  # keys it does not know, as they are
+    )
+
+
+def test_card_text_shows_parity_without_the_reference_rows(trained: Path) -> None:
+    from anomae.modelfile import read_card
+    from anomae.report import card_text
+
+    text = card_text(read_card(trained), str(trained))
+    line = next(x for x in text.splitlines() if x.lstrip().startswith("parity"))
+    assert "reference windows re-scored on every load" in line and "rows" not in line
 
 
 def test_alarm_text() -> None:
