@@ -222,6 +222,49 @@ def parity_text(parity: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def architecture_text(arch: dict[str, Any]) -> str:
+    """The card's network and score (:func:`anomae.train.step.train_step`) in words; keys it
+    does not know are shown as they are."""
+    a = dict(arch)
+    kind, hidden = a.pop("kind", "?"), list(a.pop("hidden", None) or [])
+    act, code_act = a.pop("activation", None), a.pop("code_activation", None)
+    channels, kernel = a.pop("channels", None), a.pop("kernel", None)
+    widths = "-".join(str(h) for h in hidden)
+    parts = [f"conv AE, channels {'-'.join(map(str, channels or []))}, kernel {kernel}, "
+             f"dense {widths}" if kind == "conv" else f"{kind} AE {widths}"]  # fmt: skip
+    if len(hidden) > 1 or kind == "conv":
+        parts.append(f"{act} layers")
+    if hidden:
+        sized = " (one unit per feature varying in training)" if a.get("code") == "features" else ""
+        parts.append(f"{code_act} code of {hidden[-1]}{sized}")
+    a.pop("code", None)
+    a.pop("layout", None)  # follows from kind
+    center = a.pop("center", False)
+    if center is True:
+        parts.append("every feature centred per window")
+    elif center:
+        parts.append(f"centred per window: {', '.join(map(str, center))}")
+    if "aggregate" in a:
+        parts.append(f"window score = {a.pop('aggregate')} of the feature errors")
+    parts += [f"{k} {v}" for k, v in a.items()]
+    return ", ".join(parts)
+
+
+def training_text(training: dict[str, Any]) -> str:
+    """How the card's model was trained: windows, epochs, corruption and sparsity."""
+    noise, sparse = training.get("noise") or {}, training.get("sparsity") or {}
+    kind = noise.get("kind", "none")
+    how = {"none": "no noise", "gaussian": f"gaussian noise sigma {noise.get('sigma')}"}.get(
+        kind, f"{kind} noise p {noise.get('p')}"
+    )
+    n = training.get("n_train_windows", "?")
+    text = f"{n:,}" if isinstance(n, int) else str(n)
+    text += f" windows, {training.get('epochs_run', '?')} epochs, {how}"
+    if sparse.get("kind", "none") != "none":
+        text += f", {sparse['kind']} sparsity rho {sparse.get('rho')} beta {sparse.get('beta')}"
+    return text
+
+
 def lineage_text(lineage: dict[str, Any]) -> str:
     """A retrained model's origin (:mod:`anomae.retrain`), as `anomae inspect` shows it."""
     import datetime as dt
@@ -250,7 +293,7 @@ def card_text(card: ModelCard, path: str) -> str:
             if card.max_gap_s > 0
             else "no gap rule (score windows across gaps; the monitor: auto)"
         ),
-        f"  architecture {card.architecture}",
+        f"  architecture {architecture_text(card.architecture)}",
         "  threshold    "
         + (
             "none (run `anomae calibrate`)"
@@ -263,9 +306,7 @@ def card_text(card: ModelCard, path: str) -> str:
             + (f"\n               {per_series_text(th)}" if per_series_text(th) else "")
         ),
         f"  alarm        {alarm_text(card.alarm)}",
-        f"  training     {card.training.get('n_train_windows', '?')} windows, "
-        f"{card.training.get('epochs_run', '?')} epochs, noise {card.training.get('noise')}, "
-        f"sparsity {card.training.get('sparsity')}",
+        f"  training     {training_text(card.training)}",
         f"  parity       {parity_text(card.parity)}",
         *([f"  int8         {_int8_text(card.quantization)}"] if card.quantization else []),
         f"  data         {card.data_fingerprint}",

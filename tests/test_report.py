@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from anomae.report import alarm_text, false_events_text, parity_text, per_series_text
+from anomae.report import (
+    alarm_text,
+    architecture_text,
+    false_events_text,
+    parity_text,
+    per_series_text,
+    training_text,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,6 +54,32 @@ def test_parity_text_summarises_the_check_and_the_reference() -> None:
     assert parity_text({"max_rel_diff": 0.0, "note": "old"}) == (
         "worst relative difference 0, note old"  # keys it does not know, as they are
     )
+
+
+def test_architecture_text() -> None:
+    dense = {"layout": "flat", "center": False, "aggregate": "max", "kind": "dense",
+             "hidden": [8], "activation": "relu", "code_activation": "linear",
+             "channels": [32, 64], "kernel": 5, "code": "features"}  # fmt: skip
+    assert architecture_text(dense) == (
+        "dense AE 8, linear code of 8 (one unit per feature varying in training), "
+        "window score = max of the feature errors"
+    )
+    conv = {**dense, "kind": "conv", "hidden": [64, 16], "code": "fixed", "layout": "channels",
+            "center": ["temp"], "aggregate": "mean", "extra": 1}  # fmt: skip
+    assert architecture_text(conv) == (
+        "conv AE, channels 32-64, kernel 5, dense 64-16, relu layers, linear code of 16, "
+        "centred per window: temp, window score = mean of the feature errors, extra 1"
+    )
+
+
+def test_training_text() -> None:
+    t = {"n_train_windows": 15498, "epochs_run": 12,
+         "noise": {"kind": "salt_pepper", "sigma": 0.1, "p": 0.05},
+         "sparsity": {"kind": "kl", "rho": 0.05, "beta": 0.001}}  # fmt: skip
+    assert training_text(t) == (
+        "15,498 windows, 12 epochs, salt_pepper noise p 0.05, kl sparsity rho 0.05 beta 0.001"
+    )
+    assert training_text({}) == "? windows, ? epochs, no noise"
 
 
 def test_card_text_shows_parity_without_the_reference_rows(trained: Path) -> None:
