@@ -13,7 +13,8 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def _params(p: dict[str, Any]) -> str:
+def params_text(p: dict[str, Any]) -> str:
+    """A settings dict as ``{k=v, ...}`` (floats to 4 significant digits)."""
     return (
         "{"
         + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
@@ -21,7 +22,8 @@ def _params(p: dict[str, Any]) -> str:
     )
 
 
-def _far(far: float | None, ci: Any) -> str:
+def far_text(far: float | None, ci: Any) -> str:
+    """An expected false-alarm rate per window with its 95 % CI."""
     if far is None:
         return "unknown"
     text = f"{far:.3g} per window"
@@ -40,7 +42,7 @@ def false_events_text(th: Any) -> str:
         f"expected false events {rate:.3g} per series per day"
         + (f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else "")
         + f" for a budget of {get('false_events_per_day'):.3g}, with post-rule "
-        + _params(rule)
+        + params_text(rule)
     )
 
 
@@ -74,9 +76,9 @@ def per_series_text(th: Any, names: int = 5) -> str:
 def alarm_text(alarm: dict[str, Any]) -> str:
     if not alarm:
         return "not recorded (scoring uses its options' defaults)"
-    text = "post-rule " + _params(alarm.get("post_rule") or {})
+    text = "post-rule " + params_text(alarm.get("post_rule") or {})
     lk = alarm.get("likelihood")
-    return text + (f"; likelihood {_params(lk)}" if lk else "; fixed threshold")
+    return text + (f"; likelihood {params_text(lk)}" if lk else "; fixed threshold")
 
 
 def summary_text(r: dict[str, Any]) -> str:
@@ -98,9 +100,9 @@ def summary_text(r: dict[str, Any]) -> str:
         ),
         f"  export     {r['model']['path']} (onnx vs torch max rel diff "
         f"{r['model']['parity']['max_rel_diff']:.1e})",
-        f"  threshold  {th['value']:.5g} by {th['method']} {_params(th['params'])} on "
+        f"  threshold  {th['value']:.5g} by {th['method']} {params_text(th['params'])} on "
         f"{th['n_calibration']:,} held-out normal windows; expected false-alarm rate "
-        f"{_far(th['expected_far'], th.get('expected_far_ci'))}",
+        f"{far_text(th['expected_far'], th.get('expected_far_ci'))}",
     ]
     if th.get("expected_false_events_per_day") is not None:
         lines.append(f"  events cal {false_events_text(th)}")
@@ -298,10 +300,10 @@ def card_text(card: ModelCard, path: str) -> str:
         + (
             "none (run `anomae calibrate`)"
             if th is None
-            else f"{th.value:.6g} by {th.method} {_params(th.params)}, {th.n_calibration:,} "
+            else f"{th.value:.6g} by {th.method} {params_text(th.params)}, {th.n_calibration:,} "
             f"calibration windows, expected false-alarm rate "
-            f"{_far(th.expected_far, th.expected_far_ci)}"
-            + (f"; per feature {_params(th.per_feature)}" if th.per_feature else "")
+            f"{far_text(th.expected_far, th.expected_far_ci)}"
+            + (f"; per feature {params_text(th.per_feature)}" if th.per_feature else "")
             + (f"; {false_events_text(th)}" if th.expected_false_events_per_day is not None else "")
             + (f"\n               {per_series_text(th)}" if per_series_text(th) else "")
         ),

@@ -332,14 +332,12 @@ def _calibration(method: str, holdout: float = 0.2, **kw: Any) -> Any:
 
 
 def _threshold_text(th: Any) -> str:
-    from anomae.report import false_events_text, per_series_text
+    from anomae.report import false_events_text, far_text, params_text, per_series_text
 
-    ci = th.expected_far_ci
-    far = f"{th.expected_far:.3g}" if th.expected_far is not None else "?"
-    ci_text = f" (95% CI {ci[0]:.3g}-{ci[1]:.3g})" if ci else ""
     return (
-        f"threshold {th.value:.6g} by {th.method} {th.params} on {th.n_calibration:,} "
-        f"windows; expected false-alarm rate {far}{ci_text} per window"
+        f"threshold {th.value:.6g} by {th.method} {params_text(th.params)} on "
+        f"{th.n_calibration:,} windows; expected false-alarm rate "
+        f"{far_text(th.expected_far, th.expected_far_ci)}"
         + (f"; {false_events_text(th)}" if th.expected_false_events_per_day is not None else "")
         + (f"\n{per_series_text(th)}" if th.per_series or th.per_series_fallback else "")
     )

@@ -102,6 +102,6 @@ def test_the_threshold_line() -> None:
     th = Threshold(2.5, "quantile", {"q": 0.99}, 12_000, expected_far=0.01,
                    expected_far_ci=(0.008, 0.012))  # fmt: skip
     assert _threshold_text(th) == (
-        "threshold 2.5 by quantile {'q': 0.99} on 12,000 windows; expected false-alarm rate "
-        "0.01 (95% CI 0.008-0.012) per window"
+        "threshold 2.5 by quantile {q=0.99} on 12,000 windows; expected false-alarm rate "
+        "0.01 per window (95% CI 0.008-0.012)"
     )

@@ -92,6 +92,6 @@ def test_train_and_inspect_rows_without_time(tmp_path: Path) -> None:
     assert r.returncode == 1 and "--timestamp-column ''" in r.stderr and not out.exists()
     r = run_cli(["train", str(data), "-o", str(out), "--epochs", "1", "--timestamp-column", ""])
     assert r.returncode == 0, r.stderr
-    assert "by quantile {'q': 0.99}" in r.stdout  # a budget per day has no day to count in
+    assert "by quantile {q=0.99}" in r.stdout  # a budget per day has no day to count in
     shown = run_cli(["inspect", str(out)]).stdout
     assert "no time column (rows in order, one a second)" in shown
