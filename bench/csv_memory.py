@@ -1,4 +1,4 @@
-"""Peak memory of reading a CSV dataset in batches (:func:`anomae.dataset.read_batches`, as
+"""Peak memory of reading a CSV dataset in batches (:func:`anomae.batches.read_batches`, as
 ``anomae score`` reads it) with a slow consumer, for CSV files of growing size: the peak
 should not grow with the file. Each size runs in a child process (``VmHWM``); the file is
 made from ``bench/score_size.py``'s generated Parquet day files under ``--folder``.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 CHILD = """
 import json, sys, time
-from anomae.dataset import plan_dataset, read_batches
+from anomae.batches import read_batches
+from anomae.dataset import plan_dataset
 from anomae.io import TableSpec
 path, pause = sys.argv[1], float(sys.argv[2])
 feats = [f"s{i}" for i in range(8)]

@@ -77,8 +77,8 @@ def compare(model: Path, data: Path, lines: Path, out: Path) -> dict[str, int]:
     batch, ev = pl.read_parquet(scores), pl.read_csv(events)
     recs = [json.loads(x) for x in sink.read_text().splitlines()]
     win = pl.DataFrame([x for x in recs if x["type"] == "window"]).with_columns(
-        pl.col("ts").str.to_datetime(time_zone="UTC").dt.replace_time_zone(None)
-        .cast(pl.Datetime("ns")).alias("timestamp")
+        pl.col("ts").str.to_datetime(time_zone="UTC")  # the scores file's times are UTC
+        .cast(pl.Datetime("ns", "UTC")).alias("timestamp")
     )  # fmt: skip
     both = batch.join(win, on=["series", "timestamp"], how="inner", suffix="_s")
     same = both.filter((pl.col("score") - pl.col("score_s")).abs() <= 1e-5 * pl.col("score").abs())

@@ -52,6 +52,10 @@ def main() -> None:
 
     report: dict = {"onnxruntime": ort.__version__, "providers": ort.get_available_providers()}
     print(json.dumps(report))
+    if "CUDAExecutionProvider" not in report["providers"]:
+        from anomae.detector import CUDA_HELP
+
+        raise SystemExit(f"no GPU check here: {CUDA_HELP}")
     model = args.out / "ref.onnx"
     reference_model(model)
     cpu = Detector.load(model, device="cpu")

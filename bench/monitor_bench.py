@@ -43,6 +43,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from anomae.monitor.sources.base import RawBatch, Source  # noqa: E402
+
 
 def build_model(
     path: Path, window: int, hidden: tuple[int, ...], n_f: int, seed: int = 0
@@ -107,18 +109,18 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-class PacedSource:
-    """Offers the file's lines at ``rate`` per second, in 5 ms chunks, never blocking."""
+class PacedSource(Source):
+    """Offers the file's lines at ``rate`` per second, in 5 ms chunks, never blocking (a
+    :class:`Source`, so it has every hook the daemon asks of a source)."""
 
     kind = "paced"
 
     def __init__(self, lines: list[bytes], rate: float) -> None:
-        self.lines, self.rate, self.up = lines, rate, False
+        super().__init__()
+        self.lines, self.rate = lines, rate
         self.offered = 0
 
     def run(self, emit, stop) -> None:  # type: ignore[no-untyped-def]
-        from anomae.monitor.sources.base import RawBatch
-
         self.up = True
         t0 = time.monotonic()
         i = 0
@@ -130,9 +132,6 @@ class PacedSource:
                 i = due
             time.sleep(0.005)
         self.up = False
-
-    def close(self) -> None:
-        pass
 
 
 def run_monitor(model: Path, source, args, n_events: int, sink=None, likelihood=None, health=True) -> dict:  # type: ignore[no-untyped-def]  # noqa: E501
