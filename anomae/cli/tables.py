@@ -45,7 +45,8 @@ def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--features",
             default="",
-            help="Comma-separated feature columns (default: all numeric columns).",
+            help="Comma-separated feature columns (default: all numeric columns). Commands "
+            "given a model read the model's features: a different list is refused.",
         ),
     ]
     for opt in reversed(opts):
@@ -126,6 +127,8 @@ def _table(
 
     cols = _columns(model, timestamp_column, series_column, label_column, timestamp_unit)
     feats = tuple(x.strip() for x in features.split(",") if x.strip())
+    if feats and model is not None:
+        _same_features(feats, model)
     return TableSpec(
         timestamp="timestamp" if cols["timestamp"] is None else cols["timestamp"],  # "": rows
         series=cols["series"],
@@ -133,3 +136,21 @@ def _table(
         label=cols["label"],
         timestamp_unit=cols["timestamp_unit"],
     )
+
+
+def _same_features(given: tuple[str, ...], model: str | Path | Any) -> None:
+    """A command given a model scores the model's features, by name: ``--features`` may
+    only repeat them (in any order). An unreadable card is left to the model's loading."""
+    from anomae.modelfile import read_card
+    from anomae.spec import ModelCardError
+
+    try:
+        card = read_card(model) if isinstance(model, (str, Path)) else model
+    except ModelCardError:
+        return
+    if set(given) != set(card.features):
+        raise click.BadParameter(
+            f"{', '.join(given)}: the model was trained on {', '.join(card.features)} and "
+            "reads those columns by name; leave --features out (or list those)",
+            param_hint="--features",
+        )

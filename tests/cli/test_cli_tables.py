@@ -1,7 +1,8 @@
 """The table columns the data-reading commands resolve (anomae.cli.tables): each option
 given wins, else the model card's columns (said on stderr when they differ from the
 defaults), else timestamp / series / label; an unreadable card falls back to the defaults;
-'' turns the label off; --features splits into a TableSpec."""
+'' turns the label off; --features splits into a TableSpec, and with a model may only
+repeat the model's features."""
 
 from __future__ import annotations
 
@@ -56,7 +57,21 @@ def test_without_a_model_or_with_an_unreadable_one_the_defaults(
 
 
 def test_the_table_spec_of_the_options(model: Path) -> None:
-    spec = _table(None, None, "y", " temp, ,rpm ", model=model)
+    spec = _table(None, None, "y", "", model=model)
     assert (spec.timestamp, spec.series, spec.label) == ("time", "machine", "y")
-    assert spec.features == ("temp", "rpm") and spec.timestamp_unit == "ms"
+    assert spec.timestamp_unit == "ms"
+    assert _table(None, None, None, " temp, ,rpm ").features == ("temp", "rpm")
     assert _table(None, None, None, "").features is None  # every numeric column
+
+
+def test_features_given_with_a_model_must_be_the_models(model: Path, tmp_path: Path) -> None:
+    """Scoring reads the model's features by name: repeating them is allowed, another list
+    is refused instead of being silently ignored."""
+    import click
+
+    assert _table(None, None, None, " a ", model=model).features == ("a",)
+    with pytest.raises(click.BadParameter, match="temp, rpm: the model was trained on a "):
+        _table(None, None, None, "temp,rpm", model=model)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")  # left to the model's loading, which names the problem
+    assert _table(None, None, None, "temp", model=junk).features == ("temp",)
