@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from anomae.cli.tables import _table, table_options
+from anomae.cli.tables import _table, data_table_options
 
 
 @click.command()
@@ -20,7 +20,7 @@ from anomae.cli.tables import _table, table_options
     type=click.Path(dir_okay=False, allow_dash=True),
     help="JSON-lines file to write (written atomically), or - for stdout.",
 )
-@table_options
+@data_table_options
 def replay(
     inputs: tuple[str, ...],
     output: str,

@@ -12,41 +12,56 @@ import click
 
 
 def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The table options every command reading CSV/Parquet shares. Left unset, the column
-    options take the model card's columns (commands given a model), else the defaults:
+    """The table options of a command given a model (score, calibrate, quantize). Left
+    unset, the column options take the model card's columns, else the defaults:
     :func:`_columns` resolves them, once for every command."""
+    return _table_options(f, card=True)
+
+
+def data_table_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The same options for a command that reads data without a model (train, tune,
+    replay): left unset, the defaults."""
+    return _table_options(f, card=False)
+
+
+def _table_options(f: Callable[..., Any], card: bool) -> Callable[..., Any]:
+    first = "the model card's, else " if card else ""
+    features = (
+        " The model's features are read: a list other than the model's is refused."
+        if card
+        else ""
+    )
     opts = [
         click.option(
             "--timestamp-column",
             default=None,
             help="Column with the time of each row (datetime, RFC 3339 or epoch number); '' "
             "for none: rows in time order, one a second, numbered in each file "
-            "[default: the model card's, else timestamp].",
+            f"[default: {first}timestamp].",
         ),
         click.option(
             "--timestamp-unit",
             type=click.Choice(["s", "ms", "us", "ns"]),
             default=None,
-            help="Unit of epoch-number timestamps [default: the model card's, else seconds, "
+            help=f"Unit of epoch-number timestamps [default: {first}seconds, "
             "refusing numbers beyond years 1677-2262].",
         ),
         click.option(
             "--series-column",
             default=None,
             help="Column naming the series (machine); absent: one series per file "
-            "[default: the model card's, else series].",
+            f"[default: {first}series].",
         ),
         click.option(
             "--label-column",
             default=None,
             help="Optional 0/1 label column, never used as a feature; '' for none "
-            "[default: the model card's, else label].",
+            f"[default: {first}label].",
         ),
         click.option(
             "--features",
             default="",
-            help="Comma-separated feature columns (default: all numeric columns). Commands "
-            "given a model read the model's features: a different list is refused.",
+            help=f"Comma-separated feature columns (default: all numeric columns).{features}",
         ),
     ]
     for opt in reversed(opts):

@@ -13,7 +13,7 @@ from anomae.cli.options import (
     calibration_options,
 )
 from anomae.cli.recipe import RECIPE_OPTION, given_options, recipe_pipeline, settings_doc
-from anomae.cli.tables import _data_columns, table_options
+from anomae.cli.tables import _data_columns, data_table_options
 
 
 @click.command()
@@ -21,7 +21,7 @@ from anomae.cli.tables import _data_columns, table_options
 @click.option(
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write model.onnx."
 )
-@table_options
+@data_table_options
 @RECIPE_OPTION
 @click.option("--window", default=8, show_default=True, help="Window length in rows.")
 @click.option("--stride", default=1, show_default=True, help="Scoring stride in rows.")

@@ -15,7 +15,7 @@ from anomae.cli.options import (
     calibration_options,
 )
 from anomae.cli.recipe import given_options, recipe_option, recipe_pipeline, settings_doc
-from anomae.cli.tables import _data_columns, table_options
+from anomae.cli.tables import _data_columns, data_table_options
 
 # how the grid's candidates and the chosen model train: tune's own, over any recipe
 _TUNE_TRAINING = ("stride", "epochs", "batch_size", "lr", "patience", "seed")
@@ -26,7 +26,7 @@ _TUNE_TRAINING = ("stride", "epochs", "batch_size", "lr", "patience", "seed")
 @click.option(
     "-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .onnx model."
 )
-@table_options
+@data_table_options
 @recipe_option(
     "the grid chooses window, code, noise and centring, and the training options below are "
     "tune's own; calibration and alarms are the recipe's unless given."

@@ -75,3 +75,23 @@ def test_features_given_with_a_model_must_be_the_models(model: Path, tmp_path: P
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not onnx")  # left to the model's loading, which names the problem
     assert _table(None, None, None, "temp", model=junk).features == ("temp",)
+
+
+def test_defaults_name_the_model_card_only_where_there_is_one() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from anomae.cli.tables import data_table_options, table_options
+
+    @click.command()
+    @table_options
+    def with_model(**_: object) -> None: ...
+
+    @click.command()
+    @data_table_options
+    def without(**_: object) -> None: ...
+
+    scored = " ".join(CliRunner().invoke(with_model, ["--help"]).output.split())
+    trained = " ".join(CliRunner().invoke(without, ["--help"]).output.split())
+    assert scored.count("the model card's, else") == 4 and "a list other than" in scored
+    assert "model card" not in trained and "[default: timestamp]" in trained
