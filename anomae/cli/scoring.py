@@ -135,8 +135,9 @@ def score(
 ) -> None:
     """Score CSV/Parquet INPUTS with MODEL: one row per window, plus events.
 
-    INPUTS are files, glob patterns ('lake/*/*.parquet') or folders (every CSV/Parquet
-    file below; key=value folders, hive partitions, add a column such as series=pump-1).
+    INPUTS are files (Parquet, or CSV, TSV, .txt and .dat text, each also gzipped), glob
+    patterns ('lake/*/*.parquet') or folders (every Parquet, CSV or TSV file below;
+    key=value folders, hive partitions, add a column such as series=pump-1).
     A series may span files, each holding a later stretch of it (overlaps are refused);
     its windows cross file boundaries. Input is read in batches and output written in
     parts, so memory stays flat however large the data. Output rows come in the order
