@@ -30,10 +30,21 @@ class DetectorError(AnomaeError, ValueError):
     """The model file cannot be used for scoring; the message says why and what to do."""
 
 
-# windows per graph call (Detector.score_series): ~2k keeps a call's intermediates in a
-# CPU's cache; a GPU call amortises its launch and copies over many more
-CHUNK_WINDOWS_CPU = 2048
+# windows per graph call (Detector.score_series). On CPU, calls run one per core side by
+# side (call_workers), so the call's windows tensor is sized to share the cache: at most
+# CHUNK_BYTES_CPU of float32 windows, 256-4,096 windows (bench/chunk_size.py). A GPU call
+# amortises its launch and copies over many more.
+CHUNK_BYTES_CPU = 2 << 20
 CHUNK_WINDOWS_GPU = 262_144
+
+
+def cpu_chunk_windows(length: int, n_features: int) -> int:
+    """Windows per CPU call for ``length``-row windows of ``n_features``: the largest power
+    of two whose windows fit :data:`CHUNK_BYTES_CPU`, within 256-4,096 (a smaller call
+    spends more on its overhead than it saves in cache; a larger one holds a series' rows
+    longer in bounded-memory scoring)."""
+    fit = CHUNK_BYTES_CPU // (4 * max(length * n_features, 1))
+    return int(min(4096, max(256, 1 << max(fit.bit_length() - 1, 0))))
 
 
 def usable_cores() -> int:
@@ -200,16 +211,20 @@ class Detector:
     @property
     def chunk_windows(self) -> int:
         """Windows per graph call of :meth:`score_series` by default (see there)."""
-        return CHUNK_WINDOWS_GPU if self.on_gpu else CHUNK_WINDOWS_CPU
+        if self.on_gpu:
+            return CHUNK_WINDOWS_GPU
+        return cpu_chunk_windows(self.card.window.length, len(self.card.features))
 
     def score_series(self, values: np.ndarray, chunk_windows: int | None = None) -> Scores:
         """Score every window of one series ``values`` ``[rows, F]``.
 
         Long series go through in chunks of ``chunk_windows`` windows, each a zero-copy view
         of the rows that overlaps the next by ``length - stride`` rows so no window is lost.
-        About 2k windows per call keeps the graph's intermediates in cache: measured on the
-        reference model, 16k windows per call ran ~15 % slower than 1-4k. On a GPU the
-        default is 256k windows per call, to amortise the launch and copy overheads."""
+        On CPU the default (:func:`cpu_chunk_windows`) keeps a call's windows within 2 MiB,
+        so the calls that run side by side, one per core, share the cache: on the
+        reference model (64x8 windows) 1,024 windows per call scored 1.14x the 2,048 before
+        it with two calls at once (bench/chunk_size.py). On a GPU the default is 256k
+        windows per call, to amortise the launch and copy overheads."""
         if chunk_windows is None:
             chunk_windows = self.chunk_windows
         spec = self.card.window

@@ -47,21 +47,21 @@ def score_partition(
 ) -> Any:
     """Score the whole series of one pandas partition (module docstring)."""
     det = worker_detector(model, sha256, threads=threads)
-    sc = StreamScorer(det, opts, labels)
+    sc = StreamScorer(det, opts, labels, later=True)  # one table of every call's pieces
     assert table.series is not None
     frame = pl.from_pandas(pdf).sort([table.series, table.timestamp], maintain_order=True)
-    tables: list[pl.DataFrame] = []
+    pieces: list[Any] = []
     for (name,), rows in frame.group_by(table.series, maintain_order=True):
         name = str(name)
         ts = _timestamps(rows[table.timestamp], SOURCE, False, table.timestamp_unit)
         _check_order(name, ts, np.arange(ts.size), SOURCE, False)
         values = _values(rows, det.card.features, SOURCE, False)
         lab = _labels(rows[table.label], SOURCE, False) if labels and table.label else None
-        tables += sc.push(name, ts, values, lab)
-        tables += sc.finish(name)
+        pieces += sc.push(name, ts, values, lab)
+        pieces += sc.finish(name)
     if events:
         return events_frame(sc.events).to_pandas()
-    return (pl.concat(tables) if tables else sc.empty_table()).to_pandas()
+    return (sc.table(pieces) if pieces else sc.empty_table()).to_pandas()
 
 
 def score_dask(

@@ -113,19 +113,17 @@ class TableWriter:
     def append_pieces(
         self, pieces: Sequence[Sized], table: Callable[[Sequence[Any]], pl.DataFrame]
     ) -> None:
-        """Add the rows of ``pieces`` (``len`` rows each), made a table by ``table``: in the
-        writer's threads when streaming (``part_rows`` rows at a time), else now."""
-        if not self.stream:
-            for p in pieces:
-                self.append(table([p]))
-            return
-        if self._pending:
+        """Add the rows of ``pieces`` (``len`` rows each), made one table by ``table`` per
+        ``part_rows`` rows, at most :data:`STREAM_ROWS`: in the writer's threads when
+        streaming, else in the caller's (a table per onnxruntime call cost a Dask task
+        0.5 us a row in polars' constructors: docs/benchmarks.md)."""
+        if self.stream and self._pending:
             self._flush()
         self._later_table = table
         for p in pieces:
             self._later.append(p)
             self._later_rows += len(p)
-        if self._later_rows >= self.part_rows:
+        if self._later_rows >= min(self.part_rows, STREAM_ROWS):
             self._flush_later()
 
     def _flush_later(self) -> None:
@@ -134,6 +132,13 @@ class TableWriter:
         if not self._later or table is None:
             return
         pieces, self._later, self._later_rows = self._later, [], 0
+        if not self.stream:  # one table, written with what is pending
+            df = table(pieces)
+            self._pending.append(df)
+            self._pending_rows += df.height
+            if self._pending_rows >= self.part_rows:
+                self._flush()
+            return
         self.rows += sum(len(p) for p in pieces)
         with _io(self.shown):
             if self._sink is None:  # the first table made here, for the file's schema
@@ -242,7 +247,7 @@ class TableWriter:
             self._sink = None
         for p in [*self._parts, *([self._tmp] if self._tmp else [])]:
             p.unlink(missing_ok=True)
-        self._parts, self._tmp = [], None
+        self._parts, self._tmp, self._later, self._later_rows = [], None, [], 0
 
 
 def commit(writers: list[TableWriter], temps: list[Path]) -> None:

@@ -28,11 +28,12 @@ one window cannot win back (0.97x float32's speed on the reference model; 1.4x f
 two windows, 2x at 64), so the graph's branch for calls of a single window (batch-1 calls,
 a monitor micro-batch of one series) keeps its float32 products and gives exactly the
 float32 model's score (``"small_calls": "fp32"`` in the card). The gate scores the
-held-out series in calls of up to 2,048 windows, as ``anomae score`` does, so what it
+held-out series in calls as large as ``anomae score`` makes on CPU, so what it
 measures is the int8 path; the single-window path is the float32 model's by construction.
 
 **Speed is measured, not assumed.** After the gate, both models are timed on calls of up
-to 2,048 of the calibration windows (:func:`measure_speed`) and the card records it
+to a CPU call's worth of the calibration windows (:func:`measure_speed`: 1,024 for the
+reference 64x8 model, :func:`~anomae.detector.cpu_chunk_windows`) and the card records it
 (``quantization["speed"]``). On small models int8 is slower: the SKAB and NAB models'
 products (8-64 columns) are ~15 % of a call and took longer in int8 (quantising each
 input costs more than their int8 arithmetic saves), so int8 ran 0.84-0.98x float32's
@@ -60,7 +61,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from anomae.detector import CHUNK_WINDOWS_CPU
+from anomae.detector import cpu_chunk_windows
 from anomae.int8_graph import QUANTIZED_OPS, QuantizeError, layer_weights, quantize_graph
 from anomae.quantize_gate import (
     GateRefused,
@@ -75,10 +76,10 @@ __all__ = [
     "QuantizeSettings",
     "measure_speed",
     "quantize_beside",
+    "speed_windows",
     "quantize_model",
 ]
 
-SPEED_WINDOWS = CHUNK_WINDOWS_CPU  # windows per timed call: Detector.score_series's
 # int8 that is not this much faster is not worth its (small) change of the scores
 MIN_SPEEDUP = 1.05
 
@@ -247,18 +248,24 @@ def quantize_beside(
     return {"path": str(out), "written": True, **q}
 
 
+def speed_windows(card: Any) -> int:
+    """Windows per timed call: what :meth:`~anomae.detector.Detector.score_series` puts in
+    a CPU call of this model."""
+    return cpu_chunk_windows(card.window.length, len(card.features))
+
+
 def measure_speed(
     fp32: Any, int8: Any, blocks: Sequence[np.ndarray], seconds: float
 ) -> dict[str, Any]:
     """Both models' speed on the calibration rows: the longest block's first
-    :data:`SPEED_WINDOWS` windows (as ``anomae score`` calls the graph), each model called
+    :func:`speed_windows` windows (as ``anomae score`` calls the graph), each model called
     back to back in short turns for about ``seconds`` in all; medians per call. ``speedup``
     is float32's time over int8's: below :data:`MIN_SPEEDUP` the int8 model gives this
     model no speed (``worth`` false): its products are too small a part of the call (on
     the SKAB and NAB models ~15 %, and int8 products of 8-64 columns are no faster)."""
     window = fp32.card.window
     rows = max(blocks, key=len)
-    n = min(SPEED_WINDOWS, window.count(rows.shape[0]))
+    n = min(speed_windows(fp32.card), window.count(rows.shape[0]))
     call = np.ascontiguousarray(rows[: (n - 1) * window.stride + window.length], np.float32)[None]
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for det in (fp32, int8):

@@ -156,16 +156,16 @@ def score_all(
     series, each in time order (a series named twice continues where it stopped)."""
     t0 = time.perf_counter()
     labels = bool(series) and all(s.labels is not None for s in series)
-    sc = StreamScorer(det, opts, labels)
-    tables: list[pl.DataFrame] = []
+    sc = StreamScorer(det, opts, labels, later=True)  # one table of every call's pieces
+    pieces: list[Any] = []
     with Progress(sum(s.values.shape[0] for s in series), "scoring", "rows",
                   enabled=opts.progress) as bar:  # fmt: skip
         for i, s in enumerate(series):
-            tables += sc.push(s.name, s.timestamps, s.values, s.labels if labels else None)
+            pieces += sc.push(s.name, s.timestamps, s.values, s.labels if labels else None)
             if all(o.name != s.name for o in series[i + 1 :]):
-                tables += sc.finish(s.name)
+                pieces += sc.finish(s.name)
             bar.update(s.values.shape[0])
-    windows = pl.concat(tables) if tables else pl.DataFrame()
+    windows = sc.table(pieces) if pieces else pl.DataFrame()
     return windows, events_frame(sc.events), run_summary(sc, t0)
 
 

@@ -126,7 +126,8 @@ def score_group(task: GroupTask) -> GroupResult:
     onnxruntime calls in worker threads, as ``score_files``')."""
     workers, threads = task.session()
     det = worker_detector(task.model, task.sha256, task.device, threads)
-    sc = StreamScorer(det, replace(task.opts, progress=False), task.labels, overlap=workers)
+    sc = StreamScorer(det, replace(task.opts, progress=False), task.labels, later=True,
+                      overlap=workers)  # fmt: skip
     out = TableWriter(task.output, None, task.part_rows, parts_only=True)
     feats = det.card.features
     try:
@@ -134,13 +135,11 @@ def score_group(task: GroupTask) -> GroupResult:
             for chunks, _ in read_batches(fp, task.table, feats, task.labels, task.batch_rows,
                                           task.names):  # fmt: skip
                 for s in chunks:
-                    for t in sc.push(s.name, s.timestamps, s.values, s.labels):
-                        out.append(t)
+                    out.append_pieces(sc.push(s.name, s.timestamps, s.values, s.labels),
+                                      sc.table)  # fmt: skip
             for name in sorted(fp.ends & task.names):
-                for t in sc.finish(name):
-                    out.append(t)
-        for t in sc.drain():
-            out.append(t)
+                out.append_pieces(sc.finish(name), sc.table)
+        out.append_pieces(sc.drain(), sc.table)
         parts = out.hand_over()
     except BaseException:
         out.discard()

@@ -183,3 +183,21 @@ def test_call_workers_spend_threads_as_calls_side_by_side_on_cpu() -> None:
     assert usable_cores() >= 1
     assert call_workers("cuda", 4) == (1, 4)
     assert call_workers("cuda:1", 0) == (1, 0)
+
+
+def test_a_cpu_call_holds_at_most_2_mib_of_windows(models: dict[int, Path]) -> None:
+    # calls run one per core side by side: a call's windows sized to share the cache
+    # (bench/chunk_size.py), within 256-4,096 windows
+    from anomae.detector import cpu_chunk_windows
+
+    assert cpu_chunk_windows(64, 8) == 1024  # the reference model: 2 MiB exactly
+    assert cpu_chunk_windows(8, 48) == 1024 and cpu_chunk_windows(8, 25) == 2048
+    assert cpu_chunk_windows(32, 8) == 2048
+    assert cpu_chunk_windows(8, 8) == 4096 and cpu_chunk_windows(16, 1) == 4096  # the most
+    assert cpu_chunk_windows(512, 64) == 256  # the fewest
+    det = Detector.load(models[32])
+    assert det.chunk_windows == cpu_chunk_windows(32, F) == 4096
+    # the chunks' scores are the whole call's
+    x = np.random.default_rng(2).normal(size=(5000, F)).astype(np.float32)
+    whole, chunked = det.score_series(x, 10_000), det.score_series(x)
+    np.testing.assert_allclose(chunked.score, whole.score, rtol=1e-6)

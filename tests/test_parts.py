@@ -126,7 +126,8 @@ class _Rows:
 def test_pieces_are_made_tables_in_the_writer_thread_in_order(tmp_path: Path, stream: bool) -> None:
     # anomae score: the scorer's main thread hands over pieces; the writer's threads make
     # the tables, part_rows rows of pieces at a time (the first table made by the caller, for
-    # the file's schema); without a stream every piece is made at once
+    # the file's schema); without a stream (a Dask task's parts) the caller makes them, as
+    # many rows at a time, not a table per piece
     out = tmp_path / "scores.parquet"
     made: list[tuple[str, int]] = []
 
@@ -144,10 +145,27 @@ def test_pieces_are_made_tables_in_the_writer_thread_in_order(tmp_path: Path, st
         assert made[0][0] == threading.current_thread().name and made[0][1] >= 7
         # polars' own threads run the stream's source, never the caller's
         assert threading.current_thread().name not in {name for name, _ in made[1:]}
-        assert all(n >= 7 for _, n in made[:-1])  # part_rows rows a table, the last the rest
     else:
         assert {name for name, _ in made} == {threading.current_thread().name}
-    assert sum(n for _, n in made) == 60
+    assert all(n >= 7 for _, n in made[:-1])  # part_rows rows a table, the last the rest
+    assert sum(n for _, n in made) == 60 and len(made) <= 60 // 7 + 1
+
+
+def test_pieces_and_tables_keep_their_order_in_parts(tmp_path: Path) -> None:
+    # a Dask task's writer: pieces waiting for their table are written before a table
+    # appended after them, and handed-over parts hold every row in order
+    out = tmp_path / "scores.parquet"
+    w = TableWriter(out, part_rows=4, parts_only=True)
+
+    def table(rows: list[_Rows]) -> pl.DataFrame:
+        return pl.concat([piece(r.lo, r.hi) for r in rows])
+
+    w.append_pieces([_Rows(0, 2)], table)
+    w.append(piece(2, 5))
+    w.append_pieces([_Rows(5, 6), _Rows(6, 9)], table)
+    parts = w.hand_over()
+    assert w.rows == 9
+    assert pl.concat([pl.read_parquet(p) for p in parts]).equals(piece(0, 9))
 
 
 def test_discarding_a_stream_stops_its_thread_and_keeps_the_old_file(tmp_path: Path) -> None:
