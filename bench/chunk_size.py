@@ -52,27 +52,12 @@ print(json.dumps(n / (time.perf_counter() - t0)))
 
 def export(folder: Path, name: str) -> Path:
     """A model of shape ``name`` (random weights: speed does not depend on them)."""
+    from score_bench import random_model
+
     path = folder / f"{name}.onnx"
-    if path.exists():
-        return path
-    import torch
-
-    from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
-    from anomae.train.config import ArchConfig
-    from anomae.train.export import export_model
-    from anomae.train.model import build_model
-
-    length, n_f, hidden, kind = SHAPES[name]
-    torch.manual_seed(0)
-    model = build_model(ArchConfig(kind=kind, hidden=hidden), length, n_f).eval()  # type: ignore[arg-type]
-    card = ModelCard(
-        features=tuple(f"s{i}" for i in range(n_f)),
-        window=WindowSpec(length, 1),
-        scaler=Scaler((0.0,) * n_f, (1.0,) * n_f),
-        threshold=Threshold(1.0, "quantile", {"q": 0.99}, 1000, 0.01),
-    )
-    rows = np.random.default_rng(0).normal(size=(1, 500, n_f)).astype(np.float32)
-    export_model(model, card, path, rows)
+    if not path.exists():
+        length, n_f, hidden, kind = SHAPES[name]
+        random_model(path, length, hidden, n_f, kind=kind)
     return path
 
 

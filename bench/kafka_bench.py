@@ -30,7 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from monitor_bench import build_model, calibrate, write_events  # noqa: E402
+from monitor_bench import calibrate, write_events  # noqa: E402
+from score_bench import random_model  # noqa: E402
 
 
 def produce(brokers: str, topic: str, lines: list[bytes]) -> float:
@@ -100,7 +101,7 @@ def main() -> None:
         fast = {"kafka.group.protocol": "consumer"}  # the mock's classic join waits 3 s
     with tempfile.TemporaryDirectory() as tmp:
         model, feed = Path(tmp) / "model.onnx", Path(tmp) / "feed.jsonl"
-        build_model(model, 32, (256, 64), args.features)
+        random_model(model, 32, (256, 64), args.features)
         calibrate(model, write_events(feed, args.events, args.series, args.features))
         lines = feed.read_bytes().splitlines()
         topic = f"bench-{uuid.uuid4().hex[:8]}"

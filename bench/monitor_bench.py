@@ -46,28 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anomae.monitor.sources.base import RawBatch, Source  # noqa: E402
 
 
-def build_model(
-    path: Path, window: int, hidden: tuple[int, ...], n_f: int, seed: int = 0
-) -> None:
-    import torch
-
-    from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
-    from anomae.train.config import ArchConfig
-    from anomae.train.export import export_model
-    from anomae.train.model import build_model
-
-    torch.manual_seed(seed)
-    model = build_model(ArchConfig(hidden=hidden), window, n_f).eval()
-    card = ModelCard(
-        features=tuple(f"s{i}" for i in range(n_f)),
-        window=WindowSpec(window, 1),
-        scaler=Scaler((0.0,) * n_f, (1.0,) * n_f),
-        threshold=Threshold(1.0, "quantile", {"q": 0.99}, 1000, 0.01),
-    )
-    rows = np.random.default_rng(0).normal(size=(1, 500, n_f)).astype(np.float32)
-    export_model(model, card, path, rows)
-
-
 def calibrate(path: Path, values: np.ndarray) -> None:
     """Threshold at the 99th percentile of the model's scores on ``values`` [rows, F]."""
     from anomae.detector import Detector
@@ -240,8 +218,8 @@ def main() -> None:
         model, data = Path(tmp) / "model.onnx", Path(tmp) / "events.jsonl"
         hidden = tuple(int(h) for h in args.hidden.split(","))
         # torch in a child process: it would add ~300 MiB to this process's RSS
-        code = "import sys; sys.argv = sys.argv[1:]; import monitor_bench as b; " + (
-            f"b.build_model(__import__('pathlib').Path({str(model)!r}), {args.window}, "
+        code = "import sys; sys.argv = sys.argv[1:]; import score_bench as b; " + (
+            f"b.random_model(__import__('pathlib').Path({str(model)!r}), {args.window}, "
             f"{hidden!r}, {args.features})"
         )
         subprocess.run(

@@ -53,6 +53,14 @@ def reference_model_in(folder: Path) -> Path:
 
 def reference_model(path: Path) -> None:
     """Export the reference AE (random weights: speed does not depend on them)."""
+    random_model(path, LENGTH, (256, 64), N_F)
+
+
+def random_model(
+    path: Path, window: int, hidden: tuple[int, ...], n_f: int, seed: int = 0, kind: str = "dense"
+) -> None:
+    """Export an AE of this shape with random weights (the benchmarks' models), features
+    ``s0..``, threshold 1."""
     import torch
 
     from anomae.spec import ModelCard, Scaler, Threshold, WindowSpec
@@ -60,15 +68,15 @@ def reference_model(path: Path) -> None:
     from anomae.train.export import export_model
     from anomae.train.model import build_model
 
-    torch.manual_seed(0)
-    model = build_model(ArchConfig(hidden=(256, 64)), LENGTH, N_F).eval()
+    torch.manual_seed(seed)
+    model = build_model(ArchConfig(kind=kind, hidden=hidden), window, n_f).eval()  # type: ignore[arg-type]
     card = ModelCard(
-        features=tuple(f"s{i}" for i in range(N_F)),
-        window=WindowSpec(LENGTH, 1),
-        scaler=Scaler((0.0,) * N_F, (1.0,) * N_F),
+        features=tuple(f"s{i}" for i in range(n_f)),
+        window=WindowSpec(window, 1),
+        scaler=Scaler((0.0,) * n_f, (1.0,) * n_f),
         threshold=Threshold(1.0, "quantile", {"q": 0.99}, 1000, 0.01),
     )
-    rows = np.random.default_rng(0).normal(size=(1, 500, N_F)).astype(np.float32)
+    rows = np.random.default_rng(0).normal(size=(1, 500, n_f)).astype(np.float32)
     export_model(model, card, path, rows)
 
 

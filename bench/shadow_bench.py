@@ -1,7 +1,7 @@
 """CPU per reading of the monitor with and without a ``--shadow`` model, in one run.
 
 Builds two dense AEs of the same shape with different random weights (the current model
-and the candidate; :mod:`monitor_bench`'s ``build_model``, default ``anomae train``'s
+and the candidate; :mod:`score_bench`'s ``random_model``, default ``anomae train``'s
 32-row window and 256-64 encoder), thresholds at their 99th percentile, and a JSON-lines
 file of S series x F features. Then replays the file through ``Monitor`` (file source,
 blocking, nothing dropped, one onnxruntime thread) ``--rounds`` times each without and
@@ -55,7 +55,8 @@ def replay(model: Path, events: Path, shadow: Path | None, batch_size: int) -> d
 
 
 def main() -> None:
-    from monitor_bench import build_model, calibrate, write_events
+    from monitor_bench import calibrate, write_events
+    from score_bench import random_model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--events", type=int, default=300_000)
@@ -74,7 +75,7 @@ def main() -> None:
         models = []
         for name, seed in (("current", 0), ("candidate", 1)):
             path = folder / f"{name}.onnx"
-            build_model(path, args.window, hidden, args.features, seed)
+            random_model(path, args.window, hidden, args.features, seed)
             calibrate(path, values)
             models.append(path)
         current, candidate = models

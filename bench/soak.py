@@ -219,13 +219,13 @@ def main() -> None:
     args = ap.parse_args()
     if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
         raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
-    from monitor_bench import build_model
+    from score_bench import random_model
 
     sig = signal.SIGKILL if args.restart_signal == "kill" else signal.SIGTERM
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = folder / "model.onnx"
-        build_model(model, 16, (32, 8), FEATURES)
+        random_model(model, 16, (32, 8), FEATURES)
         broker = Broker(folder, free_port(), args.autosave_interval)
         broker.start()
         listen = free_port()
