@@ -33,7 +33,7 @@ measures is the int8 path; the single-window path is the float32 model's by cons
 
 **Speed is measured, not assumed.** After the gate, both models are timed on calls of up
 to a CPU call's worth of the calibration windows (:func:`measure_speed`: 1,024 for the
-reference 64x8 model, :func:`~anomae.detector.cpu_chunk_windows`) and the card records it
+reference 64x8 model, :attr:`~anomae.detector.Detector.chunk_windows`) and the card records it
 (``quantization["speed"]``). On small models int8 is slower: the SKAB and NAB models'
 products (8-64 columns) are ~15 % of a call and took longer in int8 (quantising each
 input costs more than their int8 arithmetic saves), so int8 ran 0.84-0.98x float32's
@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 import onnx
 
-from anomae.detector import cpu_chunk_windows
 from anomae.int8_graph import QUANTIZED_OPS, QuantizeError, layer_weights, quantize_graph
 from anomae.quantize_gate import (
     GateRefused,
@@ -76,7 +75,6 @@ __all__ = [
     "QuantizeSettings",
     "measure_speed",
     "quantize_beside",
-    "speed_windows",
     "quantize_model",
 ]
 
@@ -248,24 +246,18 @@ def quantize_beside(
     return {"path": str(out), "written": True, **q}
 
 
-def speed_windows(card: Any) -> int:
-    """Windows per timed call: what :meth:`~anomae.detector.Detector.score_series` puts in
-    a CPU call of this model."""
-    return cpu_chunk_windows(card.window.length, len(card.features))
-
-
 def measure_speed(
     fp32: Any, int8: Any, blocks: Sequence[np.ndarray], seconds: float
 ) -> dict[str, Any]:
     """Both models' speed on the calibration rows: the longest block's first
-    :func:`speed_windows` windows (as ``anomae score`` calls the graph), each model called
+    ``fp32.chunk_windows`` windows (as ``anomae score`` calls the graph), each model called
     back to back in short turns for about ``seconds`` in all; medians per call. ``speedup``
     is float32's time over int8's: below :data:`MIN_SPEEDUP` the int8 model gives this
     model no speed (``worth`` false): its products are too small a part of the call (on
     the SKAB and NAB models ~15 %, and int8 products of 8-64 columns are no faster)."""
     window = fp32.card.window
     rows = max(blocks, key=len)
-    n = min(speed_windows(fp32.card), window.count(rows.shape[0]))
+    n = min(fp32.chunk_windows, window.count(rows.shape[0]))
     call = np.ascontiguousarray(rows[: (n - 1) * window.stride + window.length], np.float32)[None]
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for det in (fp32, int8):

@@ -79,9 +79,9 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096, 8192])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--procs", type=int, default=min(usable_cores(), 2))
-    ap.add_argument("--windows", type=float, default=2e6,
-                    help="windows per process per call of score_series, over the reference "
-                    "model's cost (smaller models get proportionally more)")  # fmt: skip
+    ap.add_argument("--windows", type=int, default=250_000,
+                    help="windows each process scores of the reference model; a smaller "
+                    "window gets more, as many as cost the same (at most 16x)")  # fmt: skip
     ap.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "anomae-chunk"))
     a = ap.parse_args()
     folder = Path(a.folder)
@@ -91,7 +91,7 @@ def main() -> None:
     for name in a.shapes:
         length, n_f, *_ = SHAPES[name]
         model = export(folder, name)
-        rows = int(a.windows * min(64 * 8 / (length * n_f), 16) / 8)
+        rows = int(a.windows * min(64 * 8 / (length * n_f), 16))
         default = cpu_chunk_windows(length, n_f)
         chunks = sorted({*a.chunks, default})
         one: dict[int, list[float]] = {c: [] for c in chunks}

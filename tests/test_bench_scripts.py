@@ -27,7 +27,7 @@ SCRIPTS = [
     ("score_size.py", ["--rows", "20000", "--series", "10", "--days", "2", "--kernel-rows",
                        "5000", "--folder", "{tmp}"], "rows/s vs kernel"),
     ("chunk_size.py", ["--shapes", "mv8", "--chunks", "256", "--rounds", "1", "--windows",
-                       "20000", "--procs", "2", "--folder", "{tmp}"], "vs default"),
+                       "2500", "--procs", "2", "--folder", "{tmp}"], "vs default"),
     ("score_cpu.py", ["--rows", "20000", "--series", "10", "--kernel-rows", "5000",
                       "--folder", "{tmp}"], "host (end - kernel)"),
     ("score_folder.py", ["--rows", "20000", "--series", "10", "--days", "2", "--partitions",

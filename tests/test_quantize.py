@@ -20,7 +20,6 @@ from anomae.quantize import (
     QuantizeSettings,
     quantize_beside,
     quantize_model,
-    speed_windows,
 )
 from anomae.quantize_gate import GateRefused, GateSettings
 from anomae.reference import reference_record
@@ -101,7 +100,7 @@ def test_quantised_model_passes_loads_and_scores_close(good: Path, tmp_path: Pat
     speed = card8.quantization["speed"]
     longest = max(card32.window.count(len(s)) for s in held_out)
     assert speed == figures["speed"]
-    assert speed["windows_per_call"] == min(speed_windows(card32), longest)
+    assert speed["windows_per_call"] == min(det32.chunk_windows, longest)
     assert speed["int8_us"] > 0 and speed["fp32_us"] > 0
     assert speed["worth"] == (speed["speedup"] >= MIN_SPEEDUP)
     assert card8.parity["reference"]["rows"] == card32.parity["reference"]["rows"]

@@ -116,16 +116,24 @@ def _data_columns(
     return {k: v or "" for k, v in cols.items()}
 
 
-def _card_columns(model: str | Path) -> dict[str, str | None]:
-    """The model card's columns; the defaults when the file cannot be read (loading the
-    model then reports what is wrong with it)."""
+def _card_or_none(model: str | Path) -> Any:
+    """The model file's card, or None when it cannot be read (loading the model then
+    reports what is wrong with it)."""
     from anomae.modelfile import read_card
-    from anomae.spec import DEFAULT_COLUMNS, ModelCardError
+    from anomae.spec import ModelCardError
 
     try:
-        return read_card(model).columns
+        return read_card(model)
     except ModelCardError:
-        return dict(DEFAULT_COLUMNS)
+        return None
+
+
+def _card_columns(model: str | Path) -> dict[str, str | None]:
+    """The model card's columns; the defaults when the file cannot be read."""
+    from anomae.spec import DEFAULT_COLUMNS
+
+    card = _card_or_none(model)
+    return dict(DEFAULT_COLUMNS) if card is None else card.columns
 
 
 def _table(
@@ -140,6 +148,8 @@ def _table(
     :func:`_columns`)."""
     from anomae.io import TableSpec
 
+    if isinstance(model, (str, Path)):  # read once, for the columns and the features
+        model = _card_or_none(model)
     cols = _columns(model, timestamp_column, series_column, label_column, timestamp_unit)
     feats = tuple(x.strip() for x in features.split(",") if x.strip())
     if feats and model is not None:
@@ -153,16 +163,9 @@ def _table(
     )
 
 
-def _same_features(given: tuple[str, ...], model: str | Path | Any) -> None:
+def _same_features(given: tuple[str, ...], card: Any) -> None:
     """A command given a model scores the model's features, by name: ``--features`` may
-    only repeat them (in any order). An unreadable card is left to the model's loading."""
-    from anomae.modelfile import read_card
-    from anomae.spec import ModelCardError
-
-    try:
-        card = read_card(model) if isinstance(model, (str, Path)) else model
-    except ModelCardError:
-        return
+    only repeat them (in any order)."""
     if set(given) != set(card.features):
         raise click.BadParameter(
             f"{', '.join(given)}: the model was trained on {', '.join(card.features)} and "
